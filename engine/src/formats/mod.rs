@@ -1,0 +1,152 @@
+//! Serialization formats: a source's key or value bytes to and from column values.
+
+mod delimited;
+mod json;
+mod kafka;
+
+use brook_planner::catalog::{ColumnRole, SourceDef};
+use brook_planner::formats::{Format, FormatKind};
+use brook_planner::value::Value;
+use brook_sql::ast::DataType;
+
+/// Reads and writes the columns one side (key or value) of a record holds.
+#[derive(Debug, Clone)]
+pub struct ColumnsCodec {
+    format: Format,
+    columns: Vec<(String, DataType)>,
+    /// A single column written on its own rather than inside a record/object.
+    unwrapped: bool,
+}
+
+impl ColumnsCodec {
+    pub fn new(format: Format, columns: Vec<(String, DataType)>, is_key: bool) -> Self {
+        let unwrapped = columns.len() == 1 && (is_key || !format.wrap_single_value);
+        Self {
+            format,
+            columns,
+            unwrapped,
+        }
+    }
+
+    pub fn columns(&self) -> &[(String, DataType)] {
+        &self.columns
+    }
+
+    /// Decodes bytes into one value per column. Absent bytes are all NULLs.
+    pub fn decode(&self, bytes: Option<&[u8]>) -> Result<Vec<Value>, String> {
+        if self.columns.is_empty() {
+            return Ok(vec![]);
+        }
+        let Some(bytes) = bytes else {
+            return Ok(vec![Value::Null; self.columns.len()]);
+        };
+        match self.format.kind {
+            FormatKind::Json => json::decode(bytes, &self.columns, self.unwrapped),
+            FormatKind::Delimited => delimited::decode(bytes, &self.columns, self.format.delimiter),
+            FormatKind::Kafka => Ok(vec![kafka::decode(bytes, &self.columns[0].1)?]),
+            FormatKind::None => Ok(vec![]),
+            other => Err(format!("the {other} format is not supported yet")),
+        }
+    }
+
+    /// Encodes one value per column; no columns (or all-NULL single columns) give no bytes.
+    pub fn encode(&self, values: &[Value]) -> Result<Option<Vec<u8>>, String> {
+        if self.columns.is_empty() {
+            return Ok(None);
+        }
+        if self.unwrapped && values[0].is_null() && self.format.kind != FormatKind::Delimited {
+            return Ok(None);
+        }
+        match self.format.kind {
+            FormatKind::Json => json::encode(values, &self.columns, self.unwrapped).map(Some),
+            FormatKind::Delimited => delimited::encode(values, self.format.delimiter).map(Some),
+            FormatKind::Kafka => kafka::encode(&values[0]),
+            FormatKind::None => Ok(None),
+            other => Err(format!("the {other} format is not supported yet")),
+        }
+    }
+}
+
+/// The key and value codecs of a source.
+#[derive(Debug, Clone)]
+pub struct RecordCodec {
+    pub key: ColumnsCodec,
+    pub value: ColumnsCodec,
+}
+
+impl RecordCodec {
+    pub fn for_source(source: &SourceDef) -> Self {
+        let cols = |role: ColumnRole| {
+            source
+                .columns
+                .iter()
+                .filter(|c| c.role == role)
+                .map(|c| (c.name.clone(), c.data_type.clone()))
+                .collect::<Vec<_>>()
+        };
+        Self {
+            key: ColumnsCodec::new(source.key_format.clone(), cols(ColumnRole::Key), true),
+            value: ColumnsCodec::new(source.value_format.clone(), cols(ColumnRole::Value), false),
+        }
+    }
+}
+
+/// Reads text as a value of a scalar type, as the text formats do.
+pub(crate) fn parse_text(text: &str, t: &DataType) -> Result<Value, String> {
+    let bad = || format!("cannot read '{text}' as {t}");
+    let trimmed = text.trim();
+    Ok(match t {
+        DataType::String => Value::String(text.to_string()),
+        DataType::Boolean => match trimmed.to_ascii_lowercase().as_str() {
+            "true" => Value::Boolean(true),
+            "false" => Value::Boolean(false),
+            _ => return Err(bad()),
+        },
+        DataType::Int => Value::Int(trimmed.parse().map_err(|_| bad())?),
+        DataType::BigInt => Value::BigInt(trimmed.parse().map_err(|_| bad())?),
+        DataType::Double => Value::Double(trimmed.parse().map_err(|_| bad())?),
+        DataType::Decimal { precision, scale } => {
+            let unscaled = brook_planner::value::parse_decimal(trimmed, *scale).ok_or_else(bad)?;
+            check_precision(unscaled, *precision)?;
+            Value::Decimal(unscaled, *scale)
+        }
+        DataType::Bytes => {
+            use base64::Engine;
+            Value::Bytes(
+                base64::engine::general_purpose::STANDARD
+                    .decode(trimmed)
+                    .map_err(|_| bad())?,
+            )
+        }
+        DataType::Date => Value::Date(trimmed.parse().map_err(|_| bad())?),
+        DataType::Time => Value::Time(trimmed.parse().map_err(|_| bad())?),
+        DataType::Timestamp => Value::Timestamp(trimmed.parse().map_err(|_| bad())?),
+        _ => return Err(format!("type {t} cannot be read from text")),
+    })
+}
+
+pub(crate) fn check_precision(unscaled: i128, precision: u8) -> Result<(), String> {
+    if unscaled.unsigned_abs() >= 10u128.pow(precision as u32) {
+        return Err(format!("decimal value does not fit precision {precision}"));
+    }
+    Ok(())
+}
+
+/// Writes a scalar value as the text formats do.
+pub(crate) fn scalar_text(v: &Value) -> Option<String> {
+    use base64::Engine;
+    Some(match v {
+        Value::Null => return None,
+        Value::Boolean(b) => b.to_string(),
+        Value::Int(i) => i.to_string(),
+        Value::BigInt(i) => i.to_string(),
+        Value::Double(d) => brook_planner::value::format_double(*d),
+        Value::Decimal(u, s) => brook_planner::value::format_decimal(*u, *s),
+        Value::String(s) => s.clone(),
+        Value::Bytes(b) => base64::engine::general_purpose::STANDARD.encode(b),
+        Value::Date(d) => d.to_string(),
+        Value::Time(t) => t.to_string(),
+        Value::Timestamp(t) => t.to_string(),
+        Value::Array(_) | Value::Map(_) | Value::Struct(_) => return None,
+    })
+}

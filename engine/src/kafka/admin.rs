@@ -1,0 +1,98 @@
+//! Creating, describing and deleting topics.
+
+use super::KafkaSettings;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::error::RDKafkaErrorCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+pub struct Topics {
+    admin: Arc<AdminClient<DefaultClientContext>>,
+}
+
+impl Topics {
+    pub fn new(settings: &KafkaSettings) -> Result<Self, String> {
+        let admin = settings
+            .base_config()
+            .create()
+            .map_err(|e| format!("cannot create a Kafka admin client: {e}"))?;
+        Ok(Self {
+            admin: Arc::new(admin),
+        })
+    }
+
+    /// The partition count of `topic`, or `None` when it does not exist. Lists all topics
+    /// rather than asking for this one, which some brokers would answer by creating it.
+    pub async fn partitions(&self, topic: &str) -> Result<Option<i32>, String> {
+        let admin = self.admin.clone();
+        let metadata = tokio::task::spawn_blocking(move || admin.inner().fetch_metadata(None, TIMEOUT))
+            .await
+            .map_err(|e| format!("cannot read topic metadata: {e}"))?
+            .map_err(|e| format!("cannot read topic metadata: {e}"))?;
+        Ok(metadata
+            .topics()
+            .iter()
+            .find(|t| t.name() == topic && t.error().is_none())
+            .map(|t| t.partitions().len() as i32))
+    }
+
+    /// Creates `topic` unless it exists; returns its partition count.
+    pub async fn ensure(&self, topic: &str, partitions: i32, replicas: i32) -> Result<i32, String> {
+        if let Some(n) = self.partitions(topic).await? {
+            return Ok(n);
+        }
+        self.create(topic, partitions, replicas, &[]).await?;
+        Ok(partitions)
+    }
+
+    pub async fn create(
+        &self,
+        topic: &str,
+        partitions: i32,
+        replicas: i32,
+        config: &[(&str, &str)],
+    ) -> Result<(), String> {
+        let mut new = NewTopic::new(topic, partitions, TopicReplication::Fixed(replicas));
+        for (k, v) in config {
+            new = new.set(k, v);
+        }
+        let results = self
+            .admin
+            .create_topics([&new], &AdminOptions::new().operation_timeout(Some(TIMEOUT)))
+            .await
+            .map_err(|e| format!("cannot create topic {topic}: {e}"))?;
+        for result in results {
+            match result {
+                Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((name, code)) => return Err(format!("cannot create topic {name}: {code}")),
+            }
+        }
+        // Wait until the topic is visible, so that producers and consumers find it.
+        for _ in 0..100 {
+            if self.partitions(topic).await?.is_some() {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Err(format!("topic {topic} was created but does not appear in metadata"))
+    }
+
+    pub async fn delete(&self, topic: &str) -> Result<(), String> {
+        let results = self
+            .admin
+            .delete_topics(&[topic], &AdminOptions::new().operation_timeout(Some(TIMEOUT)))
+            .await
+            .map_err(|e| format!("cannot delete topic {topic}: {e}"))?;
+        for result in results {
+            if let Err((name, code)) = result {
+                if code != RDKafkaErrorCode::UnknownTopicOrPartition {
+                    return Err(format!("cannot delete topic {name}: {code}"));
+                }
+            }
+        }
+        Ok(())
+    }
+}

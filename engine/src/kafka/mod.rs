@@ -1,0 +1,74 @@
+//! Kafka through `rdkafka`: client settings, topic administration, the embedded broker.
+
+mod admin;
+mod embedded;
+
+pub use admin::Topics;
+pub use embedded::EmbeddedBroker;
+
+use rdkafka::ClientConfig;
+use std::collections::BTreeMap;
+
+/// How to reach the brokers, plus settings passed through to every client.
+#[derive(Debug, Clone)]
+pub struct KafkaSettings {
+    pub bootstrap_servers: String,
+    /// librdkafka settings for all clients (security, timeouts, ...).
+    pub client: BTreeMap<String, String>,
+}
+
+/// Session properties that are consumer settings, under their librdkafka names. ksqlDB
+/// also accepts them prefixed with `ksql.streams.`.
+const CONSUMER_PROPERTIES: &[&str] = &[
+    "auto.offset.reset",
+    "max.poll.interval.ms",
+    "session.timeout.ms",
+    "heartbeat.interval.ms",
+];
+
+impl KafkaSettings {
+    pub fn new(bootstrap_servers: impl Into<String>) -> Self {
+        Self {
+            bootstrap_servers: bootstrap_servers.into(),
+            client: BTreeMap::new(),
+        }
+    }
+
+    pub fn base_config(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", &self.bootstrap_servers);
+        for (k, v) in &self.client {
+            config.set(k, v);
+        }
+        config
+    }
+
+    pub fn producer_config(&self) -> ClientConfig {
+        let mut config = self.base_config();
+        // Kafka's Java clients place keyed records by murmur2; so must we, for co-partitioning.
+        config
+            .set("partitioner", "murmur2_random")
+            .set("acks", "all")
+            .set("linger.ms", "5")
+            .set("enable.idempotence", "false");
+        config
+    }
+
+    /// A consumer that commits only when told to. `properties` are the session's.
+    pub fn consumer_config(&self, group_id: &str, properties: &BTreeMap<String, String>) -> ClientConfig {
+        let mut config = self.base_config();
+        config
+            .set("group.id", group_id)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("enable.partition.eof", "false")
+            .set("auto.offset.reset", "latest");
+        for (key, value) in properties {
+            let name = key.strip_prefix("ksql.streams.").unwrap_or(key);
+            if CONSUMER_PROPERTIES.contains(&name) {
+                config.set(name, value);
+            }
+        }
+        config
+    }
+}

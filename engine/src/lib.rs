@@ -1,0 +1,15 @@
+//! Running Brook statements: sessions, formats, operators over Arrow batches, persistent
+//! and push queries on Kafka, and the processing log.
+
+pub mod arrays;
+mod error;
+pub mod eval;
+pub mod formats;
+pub mod kafka;
+pub mod pipeline;
+pub mod processing_log;
+pub mod query;
+pub mod session;
+
+pub use error::EngineError;
+pub use session::{Engine, EngineConfig, Session, StatementResult};

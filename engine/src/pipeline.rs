@@ -1,0 +1,269 @@
+//! A stateless query's work on one batch of input records: decode into Arrow columns,
+//! filter, project. Records that fail are reported, not fatal.
+
+use crate::arrays::{build_array, value_at};
+use crate::eval::evaluate;
+use crate::formats::RecordCodec;
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray};
+use crate::eval::null_as_false;
+use arrow::compute::filter;
+use arrow::datatypes::Int64Type;
+use brook_planner::catalog::ColumnRole;
+use brook_planner::plan::QueryPlan;
+use brook_planner::value::Value;
+use brook_sql::ast::DataType;
+
+/// A record as read from a topic.
+#[derive(Debug, Clone)]
+pub struct InputRecord {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub timestamp: i64,
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+}
+
+/// Why a record produced no output.
+#[derive(Debug, Clone)]
+pub enum RecordError {
+    Deserialization {
+        target: &'static str,
+        message: String,
+        record: InputRecord,
+    },
+    Processing {
+        message: String,
+        record: InputRecord,
+    },
+}
+
+/// The rows a batch produced: projected columns (and the input ROWTIME of each row).
+pub struct Output {
+    pub columns: Vec<ArrayRef>,
+    pub rowtime: Vec<i64>,
+    pub len: usize,
+}
+
+impl Output {
+    pub fn row(&self, plan: &QueryPlan, row: usize) -> Vec<Value> {
+        self.columns
+            .iter()
+            .zip(&plan.projection)
+            .map(|(a, p)| value_at(a, &p.expr.data_type, row))
+            .collect()
+    }
+}
+
+pub struct Pipeline {
+    pub plan: QueryPlan,
+    codec: RecordCodec,
+    /// Where each row column comes from: (is key, index in that side), or a header.
+    sources: Vec<Slot>,
+    timestamp_column: Option<usize>,
+}
+
+#[derive(Clone, Copy)]
+enum Slot {
+    Key(usize),
+    Value(usize),
+    Header,
+}
+
+impl Pipeline {
+    pub fn new(plan: QueryPlan) -> Self {
+        let codec = RecordCodec::for_source(&plan.source);
+        let mut sources = Vec::new();
+        let (mut k, mut v) = (0, 0);
+        for c in plan.source.key_columns() {
+            let _ = c;
+            sources.push(Slot::Key(k));
+            k += 1;
+        }
+        for c in plan.source.columns.iter().filter(|c| c.role != ColumnRole::Key) {
+            if c.role == ColumnRole::Value {
+                sources.push(Slot::Value(v));
+                v += 1;
+            } else {
+                sources.push(Slot::Header);
+            }
+        }
+        let timestamp_column = plan
+            .source
+            .timestamp_column
+            .as_ref()
+            .and_then(|ts| plan.row.iter().position(|c| &c.name == ts));
+        Self {
+            plan,
+            codec,
+            sources,
+            timestamp_column,
+        }
+    }
+
+    /// Processes records in order; the output keeps their order.
+    pub fn process(&self, records: &[InputRecord], errors: &mut Vec<RecordError>) -> Output {
+        let mut rows: Vec<Vec<Value>> = Vec::with_capacity(records.len());
+        let mut kept: Vec<&InputRecord> = Vec::with_capacity(records.len());
+        for record in records {
+            // A stream ignores records without a value (tombstones).
+            if record.value.is_none() && !self.codec.value.columns().is_empty() {
+                continue;
+            }
+            match self.decode(record) {
+                Ok(row) => {
+                    rows.push(row);
+                    kept.push(record);
+                }
+                Err(e) => errors.push(e),
+            }
+        }
+        match self.evaluate(&rows) {
+            Ok(out) => out,
+            Err(_) if rows.len() > 1 => {
+                // Something in the batch fails as a whole: find the rows that fail alone.
+                let mut parts = Vec::new();
+                let mut part_records = Vec::new();
+                for (row, record) in rows.into_iter().zip(kept) {
+                    match self.evaluate(std::slice::from_ref(&row)) {
+                        Ok(out) => {
+                            parts.push(out);
+                            part_records.push(record);
+                        }
+                        Err(message) => errors.push(RecordError::Processing {
+                            message,
+                            record: record.clone(),
+                        }),
+                    }
+                }
+                match concat_outputs(parts, &self.plan) {
+                    Ok(out) => out,
+                    Err(message) => {
+                        errors.extend(part_records.into_iter().map(|record| RecordError::Processing {
+                            message: message.clone(),
+                            record: record.clone(),
+                        }));
+                        empty_output(&self.plan)
+                    }
+                }
+            }
+            Err(message) => {
+                for record in kept {
+                    errors.push(RecordError::Processing {
+                        message: message.clone(),
+                        record: record.clone(),
+                    });
+                }
+                empty_output(&self.plan)
+            }
+        }
+    }
+
+    fn decode(&self, record: &InputRecord) -> Result<Vec<Value>, RecordError> {
+        let err = |target, message| RecordError::Deserialization {
+            target,
+            message,
+            record: record.clone(),
+        };
+        let key = self.codec.key.decode(record.key.as_deref()).map_err(|m| err("key", m))?;
+        let value = self
+            .codec
+            .value
+            .decode(record.value.as_deref())
+            .map_err(|m| err("value", m))?;
+        let mut row: Vec<Value> = self
+            .sources
+            .iter()
+            .map(|slot| match slot {
+                Slot::Key(i) => key[*i].clone(),
+                Slot::Value(i) => value[*i].clone(),
+                Slot::Header => Value::Null,
+            })
+            .collect();
+        let rowtime = match self.timestamp_column {
+            Some(i) => match &row[i] {
+                Value::BigInt(t) | Value::Timestamp(t) if *t >= 0 => *t,
+                other => {
+                    return Err(RecordError::Processing {
+                        message: format!("Failed to extract timestamp from the TIMESTAMP column: {other:?}"),
+                        record: record.clone(),
+                    })
+                }
+            },
+            None => record.timestamp,
+        };
+        row.push(Value::BigInt(rowtime));
+        row.push(Value::Int(record.partition));
+        row.push(Value::BigInt(record.offset));
+        Ok(row)
+    }
+
+    fn evaluate(&self, rows: &[Vec<Value>]) -> Result<Output, String> {
+        let len = rows.len();
+        let mut columns = Vec::with_capacity(self.plan.row.len());
+        for (i, c) in self.plan.row.iter().enumerate() {
+            let values: Vec<&Value> = rows.iter().map(|r| &r[i]).collect();
+            columns.push(build_array(&c.data_type, &values)?);
+        }
+        let mut len = len;
+        if let Some(f) = &self.plan.filter {
+            let mask = evaluate(f, &columns, len)?;
+            let mask: BooleanArray = null_as_false(mask.as_boolean());
+            columns = columns
+                .iter()
+                .map(|c| filter(c, &mask).map_err(|e| e.to_string()))
+                .collect::<Result<_, _>>()?;
+            len = mask.true_count();
+        }
+        let outputs = self
+            .plan
+            .projection
+            .iter()
+            .map(|p| evaluate(&p.expr, &columns, len))
+            .collect::<Result<Vec<_>, _>>()?;
+        let rowtime_index = self.plan.row.len() - 3;
+        let rowtime = columns[rowtime_index].as_primitive::<Int64Type>().values().to_vec();
+        Ok(Output {
+            columns: outputs,
+            rowtime,
+            len,
+        })
+    }
+}
+
+fn empty_output(plan: &QueryPlan) -> Output {
+    Output {
+        columns: plan
+            .projection
+            .iter()
+            .map(|p| arrow::array::new_empty_array(&brook_planner::types::arrow_type(&p.expr.data_type)))
+            .collect(),
+        rowtime: vec![],
+        len: 0,
+    }
+}
+
+fn concat_outputs(parts: Vec<Output>, plan: &QueryPlan) -> Result<Output, String> {
+    if parts.is_empty() {
+        return Ok(empty_output(plan));
+    }
+    let columns = (0..plan.projection.len())
+        .map(|i| {
+            let arrays: Vec<&dyn Array> = parts.iter().map(|p| p.columns[i].as_ref()).collect();
+            arrow::compute::concat(&arrays).map_err(|e| e.to_string())
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(Output {
+        columns,
+        rowtime: parts.iter().flat_map(|p| p.rowtime.iter().copied()).collect(),
+        len: parts.iter().map(|p| p.len).sum(),
+    })
+}
+
+/// The types of a plan's output columns, for front ends.
+pub fn output_columns(plan: &QueryPlan) -> Vec<(String, DataType)> {
+    plan.projection
+        .iter()
+        .map(|p| (p.name.clone(), p.expr.data_type.clone()))
+        .collect()
+}

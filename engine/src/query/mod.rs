@@ -1,0 +1,10 @@
+//! Running queries on Kafka: persistent queries (consumer group, sink topic, committed
+//! offsets) and push queries (rows handed to a client).
+
+mod persistent;
+mod push;
+mod records;
+
+pub use persistent::{PersistentQuery, QueryStatus};
+pub use push::{start_push_query, PushQuery};
+pub use records::{produce_all, OutputRecord};

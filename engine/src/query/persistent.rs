@@ -1,0 +1,201 @@
+//! A persistent query: a consumer group over its source topic, writing to its sink topic.
+//! Offsets are committed only after the broker acknowledged everything the records
+//! produced, so a crash repeats work but never loses it.
+
+use super::records::{next_batch, produce_all, OutputRecord};
+use crate::formats::RecordCodec;
+use crate::kafka::KafkaSettings;
+use crate::pipeline::{Output, Pipeline};
+use crate::processing_log::ProcessingLog;
+use brook_planner::catalog::SourceDef;
+use brook_planner::value::Value;
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::producer::FutureProducer;
+use rdkafka::{Offset, TopicPartitionList};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum QueryStatus {
+    Running,
+    Error(String),
+    Stopped,
+}
+
+pub struct PersistentQuery {
+    pub id: String,
+    pub sink: String,
+    pub source: String,
+    pub sql: String,
+    status: Arc<Mutex<QueryStatus>>,
+    stop: watch::Sender<bool>,
+    handle: Option<JoinHandle<()>>,
+}
+
+const MAX_BATCH: usize = 1000;
+
+struct Runner {
+    id: String,
+    pipeline: Pipeline,
+    sink_codec: RecordCodec,
+    sink: SourceDef,
+    consumer: StreamConsumer,
+    producer: FutureProducer,
+    log: Arc<ProcessingLog>,
+}
+
+impl PersistentQuery {
+    #[allow(clippy::too_many_arguments)]
+    pub fn start(
+        id: String,
+        sql: String,
+        pipeline: Pipeline,
+        sink: SourceDef,
+        settings: &KafkaSettings,
+        group_id: &str,
+        properties: &BTreeMap<String, String>,
+        producer: FutureProducer,
+        log: Arc<ProcessingLog>,
+    ) -> Result<Self, String> {
+        let consumer: StreamConsumer = settings
+            .consumer_config(group_id, properties)
+            .create()
+            .map_err(|e| format!("cannot create a consumer: {e}"))?;
+        let source = pipeline.plan.source.name.clone();
+        consumer
+            .subscribe(&[pipeline.plan.source.topic.as_str()])
+            .map_err(|e| format!("cannot subscribe to {}: {e}", pipeline.plan.source.topic))?;
+        let status = Arc::new(Mutex::new(QueryStatus::Running));
+        let (stop, stop_rx) = watch::channel(false);
+        let runner = Runner {
+            id: id.clone(),
+            sink_codec: RecordCodec::for_source(&sink),
+            sink: sink.clone(),
+            pipeline,
+            consumer,
+            producer,
+            log,
+        };
+        let task_status = status.clone();
+        let task_id = id.clone();
+        let handle = tokio::spawn(async move {
+            let outcome = runner.run(stop_rx).await;
+            let mut status = task_status.lock().unwrap_or_else(|p| p.into_inner());
+            *status = match outcome {
+                Ok(()) => QueryStatus::Stopped,
+                Err(e) => {
+                    tracing::error!("query {task_id} failed: {e}");
+                    QueryStatus::Error(e)
+                }
+            };
+        });
+        Ok(Self {
+            id,
+            sink: sink.name,
+            source,
+            sql,
+            status,
+            stop,
+            handle: Some(handle),
+        })
+    }
+
+    pub fn status(&self) -> QueryStatus {
+        self.status.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Stops consuming, commits what was processed, leaves the consumer group.
+    pub async fn stop(&mut self) {
+        let _ = self.stop.send(true);
+        if let Some(handle) = self.handle.take() {
+            let _ = handle.await;
+        }
+    }
+}
+
+impl Runner {
+    async fn run(self, mut stop: watch::Receiver<bool>) -> Result<(), String> {
+        while let Some(batch) = next_batch(&self.consumer, &mut stop, MAX_BATCH).await {
+            let mut errors = Vec::new();
+            let output = self.pipeline.process(&batch, &mut errors);
+            let records = self.encode(&output, &mut errors);
+            produce_all(&self.producer, &self.sink.topic, &records).await?;
+            if !errors.is_empty() {
+                self.log.log(&self.id, &errors).await?;
+            }
+            self.commit(&batch, CommitMode::Async)?;
+        }
+        // Everything produced so far is acknowledged; make the last offsets durable.
+        if let Ok(position) = self.consumer.position() {
+            if position.count() > 0 {
+                if let Err(e) = self.consumer.commit(&position, CommitMode::Sync) {
+                    tracing::debug!("final commit of query {}: {e}", self.id);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn encode(&self, output: &Output, errors: &mut Vec<crate::pipeline::RecordError>) -> Vec<OutputRecord> {
+        let plan = &self.pipeline.plan;
+        let key_idx: Vec<usize> = (0..plan.projection.len()).filter(|i| plan.projection[*i].key).collect();
+        let value_idx: Vec<usize> = (0..plan.projection.len()).filter(|i| !plan.projection[*i].key).collect();
+        let ts_idx = self
+            .sink
+            .timestamp_column
+            .as_ref()
+            .and_then(|ts| value_idx.iter().position(|i| &plan.projection[*i].name == ts));
+        let mut out = Vec::with_capacity(output.len);
+        for row in 0..output.len {
+            let values = output.row(plan, row);
+            let keys: Vec<Value> = key_idx.iter().map(|i| values[*i].clone()).collect();
+            let vals: Vec<Value> = value_idx.iter().map(|i| values[*i].clone()).collect();
+            let timestamp = match ts_idx.map(|i| &vals[i]) {
+                Some(Value::BigInt(t)) | Some(Value::Timestamp(t)) => *t,
+                _ => output.rowtime[row],
+            };
+            let encoded = self
+                .sink_codec
+                .key
+                .encode(&keys)
+                .and_then(|k| Ok((k, self.sink_codec.value.encode(&vals)?)));
+            match encoded {
+                Ok((key, value)) => out.push(OutputRecord { key, value, timestamp }),
+                Err(message) => errors.push(crate::pipeline::RecordError::Processing {
+                    message: format!("Error serializing message to topic: {}. {message}", self.sink.topic),
+                    record: crate::pipeline::InputRecord {
+                        topic: self.sink.topic.clone(),
+                        partition: -1,
+                        offset: -1,
+                        timestamp,
+                        key: None,
+                        value: None,
+                    },
+                }),
+            }
+        }
+        out
+    }
+
+    fn commit(&self, batch: &[crate::pipeline::InputRecord], mode: CommitMode) -> Result<(), String> {
+        let mut next: BTreeMap<(String, i32), i64> = BTreeMap::new();
+        for r in batch {
+            let e = next.entry((r.topic.clone(), r.partition)).or_insert(0);
+            *e = (*e).max(r.offset + 1);
+        }
+        let mut tpl = TopicPartitionList::new();
+        for ((topic, partition), offset) in next {
+            tpl.add_partition_offset(&topic, partition, Offset::Offset(offset))
+                .map_err(|e| e.to_string())?;
+        }
+        // Also moves the position the final commit reads.
+        if let Err(e) = self.consumer.store_offsets(&tpl) {
+            tracing::debug!("storing offsets of query {}: {e}", self.id);
+        }
+        self.consumer
+            .commit(&tpl, mode)
+            .map_err(|e| format!("cannot commit offsets of query {}: {e}", self.id))
+    }
+}

@@ -1,0 +1,92 @@
+//! A push query: a consumer that nobody else shares, whose rows go to one client until it
+//! has `LIMIT` rows, stops the query, or goes away.
+
+use super::records::next_batch;
+use crate::kafka::KafkaSettings;
+use crate::pipeline::Pipeline;
+use crate::processing_log::ProcessingLog;
+use brook_planner::value::Value;
+use brook_sql::ast::DataType;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use tokio::sync::{mpsc, watch};
+
+/// The client's end of a push query.
+pub struct PushQuery {
+    pub id: String,
+    pub columns: Vec<(String, DataType)>,
+    /// Rows in order; the channel closes when the query ends (an `Err` says why it failed).
+    pub rows: mpsc::Receiver<Result<Vec<Value>, String>>,
+    pub limit: Option<u64>,
+    stop: watch::Sender<bool>,
+}
+
+impl PushQuery {
+    /// Ends the query; the channel closes once it has stopped.
+    pub fn close(&self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+pub fn start_push_query(
+    id: String,
+    pipeline: Pipeline,
+    settings: &KafkaSettings,
+    group_id: &str,
+    properties: &BTreeMap<String, String>,
+    log: Arc<ProcessingLog>,
+) -> Result<PushQuery, String> {
+    let consumer: StreamConsumer = settings
+        .consumer_config(group_id, properties)
+        .create()
+        .map_err(|e| format!("cannot create a consumer: {e}"))?;
+    consumer
+        .subscribe(&[pipeline.plan.source.topic.as_str()])
+        .map_err(|e| format!("cannot subscribe to {}: {e}", pipeline.plan.source.topic))?;
+    let columns = crate::pipeline::output_columns(&pipeline.plan);
+    let limit = pipeline.plan.limit;
+    // A small buffer: a slow client slows the query down rather than filling memory.
+    let (tx, rows) = mpsc::channel(256);
+    let (stop, mut stop_rx) = watch::channel(false);
+    let task_id = id.clone();
+    tokio::spawn(async move {
+        let mut sent: u64 = 0;
+        while let Some(batch) = next_batch(&consumer, &mut stop_rx, 500).await {
+            let mut errors = Vec::new();
+            let output = pipeline.process(&batch, &mut errors);
+            if !errors.is_empty() {
+                if let Err(e) = log.log(&task_id, &errors).await {
+                    let _ = tx.send(Err(e)).await;
+                    return;
+                }
+            }
+            for row in 0..output.len {
+                if limit.is_some_and(|l| sent >= l) {
+                    return;
+                }
+                if tx.send(Ok(output.row(&pipeline.plan, row))).await.is_err() {
+                    return;
+                }
+                sent += 1;
+            }
+            if limit.is_some_and(|l| sent >= l) {
+                return;
+            }
+        }
+    });
+    Ok(PushQuery {
+        id,
+        columns,
+        rows,
+        limit,
+        stop,
+    })
+}
+
+impl Drop for PushQuery {
+    /// A client that goes away ends its query, so no consumer is left behind.
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}

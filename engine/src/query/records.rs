@@ -1,0 +1,106 @@
+//! Reading batches of records from a consumer and writing records to topics.
+
+use crate::pipeline::InputRecord;
+use rdkafka::consumer::StreamConsumer;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::Message;
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// Waits for at least one record (or a stop request, returning `None`), then takes what is
+/// already there, up to `max` records.
+pub(super) async fn next_batch(
+    consumer: &StreamConsumer,
+    stop: &mut watch::Receiver<bool>,
+    max: usize,
+) -> Option<Vec<InputRecord>> {
+    let mut batch = Vec::new();
+    loop {
+        if *stop.borrow() {
+            return None;
+        }
+        tokio::select! {
+            _ = stop.changed() => return None,
+            message = consumer.recv() => match message {
+                Ok(m) => {
+                    batch.push(owned(&m));
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!("error while consuming: {e}");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
+    }
+    while batch.len() < max {
+        match tokio::time::timeout(Duration::ZERO, consumer.recv()).await {
+            Ok(Ok(m)) => batch.push(owned(&m)),
+            _ => break,
+        }
+    }
+    Some(batch)
+}
+
+fn owned(m: &rdkafka::message::BorrowedMessage<'_>) -> InputRecord {
+    InputRecord {
+        topic: m.topic().to_string(),
+        partition: m.partition(),
+        offset: m.offset(),
+        timestamp: m.timestamp().to_millis().unwrap_or(0),
+        key: m.key().map(|k| k.to_vec()),
+        value: m.payload().map(|v| v.to_vec()),
+    }
+}
+
+/// An encoded output record.
+pub struct OutputRecord {
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    pub timestamp: i64,
+}
+
+/// Produces all records and waits until the broker has acknowledged every one of them.
+pub async fn produce_all(
+    producer: &FutureProducer,
+    topic: &str,
+    records: &[OutputRecord],
+) -> Result<(), String> {
+    let mut pending: Vec<DeliveryFuture> = Vec::with_capacity(records.len());
+    for r in records {
+        loop {
+            let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic).timestamp(r.timestamp);
+            if let Some(k) = &r.key {
+                record = record.key(k.as_slice());
+            }
+            if let Some(v) = &r.value {
+                record = record.payload(v.as_slice());
+            }
+            match producer.send_result(record) {
+                Ok(delivery) => {
+                    pending.push(delivery);
+                    break;
+                }
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                    // The local queue is full: wait for what is in flight, then retry.
+                    await_deliveries(std::mem::take(&mut pending)).await?;
+                }
+                Err((e, _)) => return Err(format!("cannot produce to {topic}: {e}")),
+            }
+        }
+    }
+    await_deliveries(pending).await
+}
+
+async fn await_deliveries(pending: Vec<DeliveryFuture>) -> Result<(), String> {
+    for result in futures::future::join_all(pending).await {
+        match result {
+            Ok(Ok(_)) => {}
+            Ok(Err((e, _))) => return Err(format!("a record was not delivered: {e}")),
+            Err(_) => return Err("the producer was closed before delivering".into()),
+        }
+    }
+    Ok(())
+}
+

@@ -1,0 +1,468 @@
+//! The one API every front end uses: an [`Engine`] holds the catalog and the running
+//! queries; a [`Session`] executes statements against it with its own properties and
+//! variables, and returns typed results.
+
+use crate::arrays::value_at;
+use crate::error::EngineError;
+use crate::eval::evaluate;
+use crate::formats::RecordCodec;
+use crate::kafka::{KafkaSettings, Topics};
+use crate::pipeline::Pipeline;
+use crate::processing_log::ProcessingLog;
+use crate::query::{produce_all, start_push_query, OutputRecord, PersistentQuery, PushQuery, QueryStatus};
+use brook_planner::catalog::{Catalog, ColumnRole, SourceDef};
+use brook_planner::plan::plan_query;
+use brook_planner::typing::{type_expr, Scope};
+use brook_planner::types::is_numeric;
+use brook_planner::value::Value;
+use brook_sql::ast::{self, DataType, SourceKind, Statement, StatementKind};
+use rdkafka::producer::FutureProducer;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use tokio::sync::Mutex;
+
+type Result<T, E = EngineError> = std::result::Result<T, E>;
+
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    pub kafka: KafkaSettings,
+    /// ksqlDB's `ksql.service.id`: prefixes consumer groups and internal topics.
+    pub service_id: String,
+}
+
+impl EngineConfig {
+    pub fn new(kafka: KafkaSettings) -> Self {
+        Self {
+            kafka,
+            service_id: "default_".into(),
+        }
+    }
+}
+
+/// What executing a statement gave.
+pub enum StatementResult {
+    /// A statement that changed something or was accepted, with ksqlDB's message.
+    Status { message: String, query_id: Option<String> },
+    /// A push query's rows, streaming.
+    Rows(PushQuery),
+}
+
+pub struct Engine {
+    config: EngineConfig,
+    topics: Topics,
+    producer: FutureProducer,
+    log: Arc<ProcessingLog>,
+    state: Mutex<EngineState>,
+    transient_ids: AtomicU64,
+}
+
+#[derive(Default)]
+struct EngineState {
+    catalog: Catalog,
+    queries: BTreeMap<String, PersistentQuery>,
+    /// Counts executed statements; persistent query ids end with it, so the same
+    /// statements in the same order give the same ids (and consumer groups) on restart.
+    sequence: u64,
+}
+
+impl Engine {
+    pub async fn start(config: EngineConfig) -> Result<Arc<Self>> {
+        let topics = Topics::new(&config.kafka)?;
+        let producer: FutureProducer = config
+            .kafka
+            .producer_config()
+            .create()
+            .map_err(|e| EngineError::new(format!("cannot create a Kafka producer: {e}")))?;
+        let log_topic = format!("{}ksql_processing_log", config.service_id);
+        topics
+            .ensure(&log_topic, 1, 1)
+            .await
+            .map_err(|e| EngineError::new(format!("cannot reach Kafka at {}: {e}", config.kafka.bootstrap_servers)))?;
+        let log = Arc::new(ProcessingLog::new(log_topic, producer.clone()));
+        Ok(Arc::new(Self {
+            config,
+            topics,
+            producer,
+            log,
+            state: Mutex::new(EngineState::default()),
+            transient_ids: AtomicU64::new(0),
+        }))
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    pub fn processing_log(&self) -> &ProcessingLog {
+        &self.log
+    }
+
+    /// The running persistent queries: id, status.
+    pub async fn queries(&self) -> Vec<(String, QueryStatus)> {
+        let state = self.state.lock().await;
+        state.queries.values().map(|q| (q.id.clone(), q.status())).collect()
+    }
+
+    pub async fn source(&self, name: &str) -> Option<SourceDef> {
+        self.state.lock().await.catalog.sources.get(name).cloned()
+    }
+
+    /// Stops every persistent query cleanly: in-flight work is produced and committed.
+    pub async fn shutdown(&self) {
+        let mut state = self.state.lock().await;
+        for query in state.queries.values_mut() {
+            query.stop().await;
+        }
+        state.queries.clear();
+    }
+}
+
+pub struct Session {
+    engine: Arc<Engine>,
+    pub properties: BTreeMap<String, String>,
+    pub variables: BTreeMap<String, String>,
+}
+
+impl Session {
+    pub fn new(engine: Arc<Engine>) -> Self {
+        Self {
+            engine,
+            properties: BTreeMap::new(),
+            variables: BTreeMap::new(),
+        }
+    }
+
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    pub async fn execute(&mut self, statement: &Statement) -> Result<StatementResult> {
+        let status = |message: String| Ok(StatementResult::Status { message, query_id: None });
+        match &statement.kind {
+            StatementKind::CreateSource(create) => self.create_source(create, &statement.text).await,
+            StatementKind::CreateAsSelect(create) => self.create_as_select(create, &statement.text).await,
+            StatementKind::InsertValues(insert) => self.insert_values(insert).await,
+            StatementKind::InsertInto(_) => Err(EngineError::new("INSERT INTO ... SELECT is not supported yet")),
+            StatementKind::Query(query) => self.push_query(query).await,
+            StatementKind::Drop(drop) => self.drop_source(drop).await,
+            StatementKind::Set { name, value } => {
+                self.properties.insert(name.clone(), value.clone());
+                status(format!("Successfully set property '{name}' to '{value}'"))
+            }
+            StatementKind::Unset { name } => {
+                self.properties.remove(name);
+                status(format!("Successfully unset property '{name}'"))
+            }
+            StatementKind::Define { name, value } => {
+                self.variables.insert(name.clone(), value.clone());
+                status(format!("Defined variable {name}"))
+            }
+            StatementKind::Undefine { name } => {
+                self.variables.remove(name);
+                status(format!("Undefined variable {name}"))
+            }
+        }
+    }
+
+    async fn create_source(&mut self, create: &ast::CreateSource, sql: &str) -> Result<StatementResult> {
+        let engine = self.engine.clone();
+        let mut state = engine.state.lock().await;
+        state.sequence += 1;
+        let source = state.catalog.source_from_create(create, sql)?;
+        let noun = kind_noun(create.kind);
+        if let Some(existing) = state.catalog.sources.get(&create.name) {
+            if create.if_not_exists {
+                return Ok(StatementResult::Status {
+                    message: format!("Cannot add {noun} '{}': A {noun} with the same name already exists", create.name),
+                    query_id: None,
+                });
+            }
+            if !create.or_replace {
+                return Err(EngineError::new(format!(
+                    "Cannot add {noun} '{}': A {} with the same name already exists",
+                    create.name,
+                    kind_noun(existing.kind)
+                )));
+            }
+            if existing.kind != create.kind {
+                return Err(EngineError::new(format!(
+                    "Cannot add {noun} '{}': A {} with the same name already exists",
+                    create.name,
+                    kind_noun(existing.kind)
+                )));
+            }
+        }
+        match engine.topics.partitions(&source.topic).await? {
+            Some(_) => {}
+            None => match source.partitions {
+                Some(partitions) => {
+                    engine
+                        .topics
+                        .create(&source.topic, partitions, source.replicas.unwrap_or(1), &[])
+                        .await?
+                }
+                None => {
+                    return Err(EngineError::new(format!(
+                        "Topic '{}' does not exist. If you want to create a new topic for the {noun} please re-run the statement providing the required 'PARTITIONS' configuration in the WITH clause (and optionally 'REPLICAS'). For example: CREATE {} {} (...) WITH (KAFKA_TOPIC='{}', PARTITIONS=2, REPLICAS=1, ...);",
+                        source.topic,
+                        create.kind.keyword(),
+                        create.name,
+                        source.topic
+                    )))
+                }
+            },
+        }
+        state.catalog.sources.insert(source.name.clone(), source);
+        let verb = if create.kind == SourceKind::Stream { "Stream" } else { "Table" };
+        Ok(StatementResult::Status {
+            message: format!("{verb} created"),
+            query_id: None,
+        })
+    }
+
+    async fn create_as_select(&mut self, create: &ast::CreateAsSelect, sql: &str) -> Result<StatementResult> {
+        let engine = self.engine.clone();
+        let mut state = engine.state.lock().await;
+        state.sequence += 1;
+        let sequence = state.sequence - 1;
+        let (plan, sink) = state.catalog.plan_create_as(create, sql)?;
+        if let Some(existing) = state.catalog.sources.get(&create.name) {
+            if create.if_not_exists {
+                return Ok(StatementResult::Status {
+                    message: format!("Cannot add {} '{}': A {} with the same name already exists", kind_noun(create.kind), create.name, kind_noun(existing.kind)),
+                    query_id: None,
+                });
+            }
+            return Err(EngineError::new(format!(
+                "Cannot add {} '{}': A {} with the same name already exists",
+                kind_noun(create.kind),
+                create.name,
+                kind_noun(existing.kind)
+            )));
+        }
+        let source_partitions = engine
+            .topics
+            .partitions(&plan.source.topic)
+            .await?
+            .ok_or_else(|| EngineError::new(format!("Kafka topic does not exist: {}", plan.source.topic)))?;
+        let partitions = sink.partitions.unwrap_or(source_partitions);
+        match engine.topics.partitions(&sink.topic).await? {
+            Some(existing) if sink.partitions.is_some_and(|p| p != existing) => {
+                return Err(EngineError::new(format!(
+                    "A Kafka topic with the name '{}' already exists, with different partition/replica configuration than required. KSQL expects {partitions} partitions (topic has {existing}).",
+                    sink.topic
+                )))
+            }
+            Some(_) => {}
+            None => {
+                engine
+                    .topics
+                    .create(&sink.topic, partitions, sink.replicas.unwrap_or(1), &[])
+                    .await?
+            }
+        }
+        let query_id = format!("CSAS_{}_{}", create.name.to_uppercase(), sequence);
+        let group_id = format!("_confluent-ksql-{}query_{query_id}", engine.config.service_id);
+        let query = PersistentQuery::start(
+            query_id.clone(),
+            sql.to_string(),
+            Pipeline::new(plan),
+            sink.clone(),
+            &engine.config.kafka,
+            &group_id,
+            &self.properties,
+            engine.producer.clone(),
+            engine.log.clone(),
+        )?;
+        state.catalog.sources.insert(sink.name.clone(), sink);
+        state.queries.insert(query_id.clone(), query);
+        Ok(StatementResult::Status {
+            message: format!("Created query with ID {query_id}"),
+            query_id: Some(query_id),
+        })
+    }
+
+    async fn push_query(&mut self, query: &ast::Query) -> Result<StatementResult> {
+        let engine = self.engine.clone();
+        let plan = {
+            let state = engine.state.lock().await;
+            plan_query(&state.catalog, query, None)?
+        };
+        let n = engine.transient_ids.fetch_add(1, Ordering::Relaxed);
+        let nonce = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        let id = format!("transient_{}_{nonce}{n}", plan.source.name);
+        let group_id = format!("_confluent-ksql-{}{id}", engine.config.service_id);
+        let push = start_push_query(
+            id,
+            Pipeline::new(plan),
+            &engine.config.kafka,
+            &group_id,
+            &self.properties,
+            engine.log.clone(),
+        )?;
+        Ok(StatementResult::Rows(push))
+    }
+
+    async fn insert_values(&mut self, insert: &ast::InsertValues) -> Result<StatementResult> {
+        let engine = self.engine.clone();
+        let source = {
+            let mut state = engine.state.lock().await;
+            state.sequence += 1;
+            state.catalog.source(&insert.target)?.clone()
+        };
+        if source.is_source {
+            return Err(EngineError::new(format!(
+                "Cannot insert values into read-only {}: {}",
+                kind_noun(source.kind),
+                source.name
+            )));
+        }
+        let schema: Vec<&brook_planner::catalog::Column> = source
+            .key_columns()
+            .chain(source.columns.iter().filter(|c| c.role == ColumnRole::Value))
+            .collect();
+        let names: Vec<String> = match &insert.columns {
+            Some(names) => names.clone(),
+            None => schema.iter().map(|c| c.name.clone()).collect(),
+        };
+        if names.len() != insert.values.len() {
+            return Err(EngineError::new(format!(
+                "Failed to prepare statement: Expected a value for each column. Expected Columns: [{}]. Got {} values",
+                names.join(", "),
+                insert.values.len()
+            )));
+        }
+        let mut values: BTreeMap<String, Value> = BTreeMap::new();
+        let mut rowtime = None;
+        for (name, expr) in names.iter().zip(&insert.values) {
+            let target = if name == brook_planner::catalog::ROWTIME {
+                DataType::BigInt
+            } else {
+                match schema.iter().find(|c| &c.name == name) {
+                    Some(c) => c.data_type.clone(),
+                    None => {
+                        return Err(EngineError::new(format!(
+                            "Column name {name} does not exist."
+                        )))
+                    }
+                }
+            };
+            let value = literal_value(expr, &target, name)?;
+            if name == brook_planner::catalog::ROWTIME {
+                rowtime = match value {
+                    Value::BigInt(t) => Some(t),
+                    _ => None,
+                };
+            } else {
+                values.insert(name.clone(), value);
+            }
+        }
+        let codec = RecordCodec::for_source(&source);
+        let pick = |role: ColumnRole| -> Vec<Value> {
+            source
+                .columns
+                .iter()
+                .filter(|c| c.role == role)
+                .map(|c| values.get(&c.name).cloned().unwrap_or(Value::Null))
+                .collect()
+        };
+        let key = codec.key.encode(&pick(ColumnRole::Key)).map_err(|e| {
+            EngineError::new(format!("Failed to insert values into '{}'. Could not serialize key: {e}", source.name))
+        })?;
+        let value = codec.value.encode(&pick(ColumnRole::Value)).map_err(|e| {
+            EngineError::new(format!("Failed to insert values into '{}'. Could not serialize value: {e}", source.name))
+        })?;
+        let timestamp = rowtime.unwrap_or_else(|| chrono::Utc::now().timestamp_millis());
+        let record = OutputRecord { key, value, timestamp };
+        produce_all(&engine.producer, &source.topic, &[record]).await?;
+        Ok(StatementResult::Status {
+            message: String::new(),
+            query_id: None,
+        })
+    }
+
+    async fn drop_source(&mut self, drop: &ast::Drop) -> Result<StatementResult> {
+        let engine = self.engine.clone();
+        let mut state = engine.state.lock().await;
+        state.sequence += 1;
+        let Some(source) = state.catalog.sources.get(&drop.name).cloned() else {
+            if drop.if_exists {
+                return Ok(StatementResult::Status {
+                    message: format!("Source `{}` does not exist.", drop.name),
+                    query_id: None,
+                });
+            }
+            return Err(EngineError::new(format!("Source {} does not exist.", drop.name)));
+        };
+        if source.kind != drop.kind {
+            return Err(EngineError::new(format!(
+                "Incompatible data source type is {}, but statement was DROP {}",
+                source.kind.keyword(),
+                drop.kind.keyword()
+            )));
+        }
+        let running = |f: &dyn Fn(&PersistentQuery) -> bool| -> Vec<String> {
+            state.queries.values().filter(|q| f(q)).map(|q| q.id.clone()).collect()
+        };
+        let readers = running(&|q| q.source == drop.name);
+        let writers = running(&|q| q.sink == drop.name);
+        if !readers.is_empty() || !writers.is_empty() {
+            let mut parts = Vec::new();
+            if !readers.is_empty() {
+                parts.push(format!("The following queries read from this source: [{}].", readers.join(", ")));
+            }
+            if !writers.is_empty() {
+                parts.push(format!("The following queries write into this source: [{}].", writers.join(", ")));
+            }
+            return Err(EngineError::new(format!(
+                "Cannot drop {}.\n{}\nYou need to terminate them before dropping {}.",
+                drop.name,
+                parts.join("\n"),
+                drop.name
+            )));
+        }
+        if drop.delete_topic {
+            engine.topics.delete(&source.topic).await?;
+        }
+        state.catalog.sources.remove(&drop.name);
+        Ok(StatementResult::Status {
+            message: format!("Source `{}` (topic: {}) was dropped.", drop.name, source.topic),
+            query_id: None,
+        })
+    }
+}
+
+fn kind_noun(kind: SourceKind) -> &'static str {
+    match kind {
+        SourceKind::Stream => "stream",
+        SourceKind::Table => "table",
+    }
+}
+
+/// Evaluates an `INSERT ... VALUES` expression, converted to the column's type.
+fn literal_value(expr: &ast::Expr, target: &DataType, column: &str) -> Result<Value> {
+    let typed = type_expr(expr, &Scope { columns: &[], qualifiers: vec![] })?;
+    let compatible = typed.is_null_literal()
+        || typed.data_type == *target
+        || (is_numeric(&typed.data_type) && is_numeric(target))
+        || typed.data_type == DataType::String;
+    if !compatible {
+        return Err(EngineError::new(format!(
+            "Expected type {target} for field {column} but got {}",
+            typed.data_type
+        )));
+    }
+    let typed = typed.coerce(target);
+    let array = evaluate(&typed, &[], 1)?;
+    let value = value_at(&array, target, 0);
+    if value.is_null() && !matches!(typed.kind, brook_planner::typing::ExprKind::Literal(Value::Null)) {
+        return Err(EngineError::new(format!(
+            "Expected type {target} for field {column} but the value cannot be converted"
+        )));
+    }
+    Ok(value)
+}

@@ -1,0 +1,12 @@
+//! The metastore (streams, tables, their columns and formats), typing of expressions against
+//! a source's row, and the plans that the engine runs. No I/O happens here.
+
+pub mod catalog;
+mod error;
+pub mod formats;
+pub mod plan;
+pub mod typing;
+pub mod types;
+pub mod value;
+
+pub use error::PlanError;

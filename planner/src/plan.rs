@@ -1,0 +1,258 @@
+//! Query analysis: a `SELECT` against the catalog becomes a plan of typed expressions over
+//! its source's row, and a `CREATE ... AS SELECT` also yields the source it creates.
+
+use crate::catalog::{
+    validate_source, Catalog, Column, ColumnRole, SourceDef, WithClause, RESERVED_COLUMNS,
+    ROWOFFSET, ROWPARTITION, ROWTIME,
+};
+use crate::error::{PlanError, Result};
+use crate::typing::{type_expr, ExprKind, RowColumn, Scope, TypedExpr};
+use brook_sql::ast::{self, DataType, Emit, Expr, SelectItem, SourceKind};
+
+/// One output column of a query.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Projection {
+    pub name: String,
+    pub expr: TypedExpr,
+    /// Whether it is a key column of the output.
+    pub key: bool,
+}
+
+/// A stateless query: rows of `source` are filtered and projected.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueryPlan {
+    pub source: SourceDef,
+    /// The row expressions are evaluated against: the source's key, value and header
+    /// columns, then ROWTIME, ROWPARTITION and ROWOFFSET.
+    pub row: Vec<RowColumn>,
+    pub filter: Option<TypedExpr>,
+    pub projection: Vec<Projection>,
+    pub limit: Option<u64>,
+}
+
+/// The row of a source as queries see it.
+pub fn source_row(source: &SourceDef) -> Vec<RowColumn> {
+    let keys = source.key_columns();
+    let others = source.columns.iter().filter(|c| c.role != ColumnRole::Key);
+    keys.chain(others)
+        .map(|c| RowColumn {
+            name: c.name.clone(),
+            data_type: c.data_type.clone(),
+        })
+        .chain([
+            RowColumn {
+                name: ROWTIME.into(),
+                data_type: DataType::BigInt,
+            },
+            RowColumn {
+                name: ROWPARTITION.into(),
+                data_type: DataType::Int,
+            },
+            RowColumn {
+                name: ROWOFFSET.into(),
+                data_type: DataType::BigInt,
+            },
+        ])
+        .collect()
+}
+
+/// Plans a query. `sink` names the source a persistent query writes, which must carry the
+/// source's key columns; transient queries (`sink` is `None`) have no keys.
+pub fn plan_query(catalog: &Catalog, query: &ast::Query, sink: Option<&str>) -> Result<QueryPlan> {
+    let source = catalog.sources.get(&query.from.name).ok_or_else(|| {
+        PlanError::at(
+            query.from.position,
+            format!("{} does not exist.", query.from.name),
+        )
+    })?;
+    if source.kind == SourceKind::Table {
+        return Err(PlanError::at(
+            query.from.position,
+            "Queries over tables are not supported yet",
+        ));
+    }
+    if !query.group_by.is_empty() || query.having.is_some() {
+        return Err(PlanError::new("GROUP BY and HAVING are not supported yet"));
+    }
+    if !query.partition_by.is_empty() {
+        return Err(PlanError::new("PARTITION BY is not supported yet"));
+    }
+    if query.emit == Some(Emit::Final) {
+        return Err(PlanError::new(
+            "EMIT FINAL is only supported for windowed aggregations.",
+        ));
+    }
+    if sink.is_none() && query.emit != Some(Emit::Changes) {
+        return Err(PlanError::new(
+            "Pull queries are not supported yet; add EMIT CHANGES for a push query.",
+        ));
+    }
+    let row = source_row(source);
+    let mut qualifiers = vec![source.name.clone()];
+    qualifiers.extend(query.from.alias.clone());
+    let scope = Scope {
+        columns: &row,
+        qualifiers,
+    };
+    let filter = match &query.filter {
+        Some(f) => {
+            let typed = type_expr(f, &scope)?;
+            if typed.data_type != DataType::Boolean {
+                return Err(PlanError::new(format!(
+                    "Type error in WHERE expression: Should evaluate to boolean but is {} instead.",
+                    typed.data_type
+                )));
+            }
+            Some(typed)
+        }
+        None => None,
+    };
+
+    let visible = row.len() - 3;
+    let mut projection = Vec::new();
+    for (i, item) in query.select.iter().enumerate() {
+        match item {
+            SelectItem::Wildcard { qualifier } => {
+                if let Some(q) = qualifier {
+                    if !scope.qualifiers.contains(q) {
+                        return Err(PlanError::new(format!(
+                            "'{q}' is not a valid stream/table name or alias."
+                        )));
+                    }
+                }
+                for (index, c) in row.iter().enumerate().take(visible) {
+                    projection.push(Projection {
+                        name: c.name.clone(),
+                        expr: TypedExpr {
+                            kind: ExprKind::Column(index),
+                            data_type: c.data_type.clone(),
+                        },
+                        key: false,
+                    });
+                }
+            }
+            SelectItem::Expr { expr, alias } => {
+                let typed = type_expr(expr, &scope)?;
+                let name = match alias {
+                    Some(a) => a.clone(),
+                    None => derived_name(expr, i),
+                };
+                if sink.is_some() && alias.is_some() && RESERVED_COLUMNS.contains(&name.as_str()) {
+                    return Err(PlanError::new(format!(
+                        "`{name}` is a reserved column name. You cannot use it as an alias for a column."
+                    )));
+                }
+                if sink.is_some() && alias.is_none() && RESERVED_COLUMNS.contains(&name.as_str()) {
+                    return Err(PlanError::new(format!(
+                        "Reserved column name in select: `{name}`. Please remove or alias the column."
+                    )));
+                }
+                projection.push(Projection {
+                    name,
+                    expr: typed,
+                    key: false,
+                });
+            }
+        }
+    }
+
+    if let Some(sink) = sink {
+        // Each source key column must be selected as it is; its first selection is the key.
+        for key in source.key_columns() {
+            let index = row.iter().position(|c| c.name == key.name).unwrap_or(usize::MAX);
+            let selected = projection
+                .iter_mut()
+                .find(|p| p.expr.kind == ExprKind::Column(index));
+            match selected {
+                Some(p) => p.key = true,
+                None => {
+                    return Err(PlanError::new(format!(
+                        "The query used to build `{sink}` must include the key column {} in its projection (eg, SELECT {}...).",
+                        key.name, key.name
+                    )))
+                }
+            }
+        }
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for p in &projection {
+        if !seen.insert(p.name.as_str()) {
+            return Err(PlanError::new(format!(
+                "Duplicate value columns found in schema: `{}` {}",
+                p.name, p.expr.data_type
+            )));
+        }
+    }
+
+    Ok(QueryPlan {
+        source: source.clone(),
+        row,
+        filter,
+        projection,
+        limit: query.limit,
+    })
+}
+
+/// ksqlDB's name for an unaliased select item.
+fn derived_name(expr: &Expr, index: usize) -> String {
+    match expr {
+        Expr::Column { name, .. } => name.clone(),
+        Expr::Field { field, .. } => field.clone(),
+        _ => format!("KSQL_COL_{index}"),
+    }
+}
+
+/// The stream a `CREATE STREAM ... AS SELECT` creates: the query's output columns in the
+/// formats its WITH clause names, else its source's.
+pub fn sink_source(
+    create: &ast::CreateAsSelect,
+    plan: &QueryPlan,
+    sql: &str,
+) -> Result<SourceDef> {
+    if create.kind == SourceKind::Table {
+        return Err(PlanError::new("CREATE TABLE AS SELECT is not supported yet"));
+    }
+    let props = WithClause::read(&create.properties, true)?;
+    let source = &plan.source;
+    let (key_format, value_format) =
+        props.formats(Some((&source.key_format, &source.value_format)))?;
+    let columns = plan
+        .projection
+        .iter()
+        .filter(|p| p.key)
+        .chain(plan.projection.iter().filter(|p| !p.key))
+        .map(|p| Column {
+            name: p.name.clone(),
+            data_type: p.expr.data_type.clone(),
+            role: if p.key { ColumnRole::Key } else { ColumnRole::Value },
+        })
+        .collect();
+    let sink = SourceDef {
+        name: create.name.clone(),
+        kind: create.kind,
+        topic: props.topic.clone().unwrap_or_else(|| create.name.clone()),
+        columns,
+        key_format,
+        value_format,
+        timestamp_column: props.timestamp.clone(),
+        partitions: props.partitions,
+        replicas: props.replicas,
+        is_source: false,
+        sql: sql.to_string(),
+    };
+    validate_source(&sink)?;
+    Ok(sink)
+}
+
+impl Catalog {
+    /// Plans a `CREATE STREAM ... AS SELECT`: the query and the stream it writes.
+    pub fn plan_create_as(
+        &self,
+        create: &ast::CreateAsSelect,
+        sql: &str,
+    ) -> Result<(QueryPlan, SourceDef)> {
+        let plan = plan_query(self, &create.query, Some(&create.name))?;
+        let sink = sink_source(create, &plan, sql)?;
+        Ok((plan, sink))
+    }
+}

@@ -1,0 +1,645 @@
+//! Expressions resolved against a row: columns become positions, every node gets its ksqlDB
+//! type, and implicit conversions become explicit casts.
+
+use crate::error::{PlanError, Result};
+use crate::types::{as_decimal, common_numeric, decimal_result, is_numeric};
+use crate::value::{decimal_literal_type, parse_decimal, Value};
+use brook_sql::ast::{BinaryOp, DataType, Expr, Literal};
+
+/// A column of the row that expressions are evaluated against.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RowColumn {
+    pub name: String,
+    pub data_type: DataType,
+}
+
+/// What a name may refer to: the row's columns and the names its source goes by.
+pub struct Scope<'a> {
+    pub columns: &'a [RowColumn],
+    pub qualifiers: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArithOp {
+    Add,
+    Subtract,
+    Multiply,
+    Divide,
+    Modulo,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CmpOp {
+    Eq,
+    NotEq,
+    Lt,
+    LtEq,
+    Gt,
+    GtEq,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TypedExpr {
+    pub kind: ExprKind,
+    pub data_type: DataType,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ExprKind {
+    Column(usize),
+    Literal(Value),
+    /// Operands have the result type, except for DECIMAL, where each keeps its own.
+    Arithmetic {
+        op: ArithOp,
+        left: Box<TypedExpr>,
+        right: Box<TypedExpr>,
+    },
+    Concat(Box<TypedExpr>, Box<TypedExpr>),
+    /// Operands have a common type.
+    Compare {
+        op: CmpOp,
+        left: Box<TypedExpr>,
+        right: Box<TypedExpr>,
+    },
+    And(Box<TypedExpr>, Box<TypedExpr>),
+    Or(Box<TypedExpr>, Box<TypedExpr>),
+    Not(Box<TypedExpr>),
+    Negate(Box<TypedExpr>),
+    IsNull {
+        expr: Box<TypedExpr>,
+        negated: bool,
+    },
+    Like {
+        expr: Box<TypedExpr>,
+        pattern: Box<TypedExpr>,
+        escape: Option<char>,
+        negated: bool,
+    },
+    /// The list has the type of `expr`.
+    InList {
+        expr: Box<TypedExpr>,
+        list: Vec<TypedExpr>,
+        negated: bool,
+    },
+    /// To this node's type.
+    Cast(Box<TypedExpr>),
+    /// Searched form; a `CASE x WHEN v` is rewritten to `CASE WHEN x = v`.
+    Case {
+        whens: Vec<(TypedExpr, TypedExpr)>,
+        otherwise: Option<Box<TypedExpr>>,
+    },
+    StructField {
+        expr: Box<TypedExpr>,
+        index: usize,
+    },
+    /// ksqlDB's one-based index; negative counts from the end.
+    ArrayIndex {
+        expr: Box<TypedExpr>,
+        index: Box<TypedExpr>,
+    },
+    MapLookup {
+        expr: Box<TypedExpr>,
+        key: Box<TypedExpr>,
+    },
+    MakeArray(Vec<TypedExpr>),
+    MakeMap(Vec<(TypedExpr, TypedExpr)>),
+    MakeStruct(Vec<TypedExpr>),
+}
+
+impl TypedExpr {
+    fn new(kind: ExprKind, data_type: DataType) -> Self {
+        Self { kind, data_type }
+    }
+
+    fn boxed(self) -> Box<Self> {
+        Box::new(self)
+    }
+
+    pub fn is_null_literal(&self) -> bool {
+        matches!(self.kind, ExprKind::Literal(Value::Null))
+    }
+
+    /// This expression converted to `to`: NULL literals are retyped, others cast.
+    pub fn coerce(self, to: &DataType) -> TypedExpr {
+        if &self.data_type == to {
+            return self;
+        }
+        if self.is_null_literal() {
+            return TypedExpr::new(ExprKind::Literal(Value::Null), to.clone());
+        }
+        TypedExpr::new(ExprKind::Cast(self.boxed()), to.clone())
+    }
+}
+
+pub fn type_of_literal(lit: &Literal) -> Result<TypedExpr> {
+    Ok(match lit {
+        // A NULL takes its type from where it is used; STRING when nothing says otherwise.
+        Literal::Null => TypedExpr::new(ExprKind::Literal(Value::Null), DataType::String),
+        Literal::Boolean(b) => TypedExpr::new(ExprKind::Literal(Value::Boolean(*b)), DataType::Boolean),
+        Literal::Integer(i) => match i32::try_from(*i) {
+            Ok(v) => TypedExpr::new(ExprKind::Literal(Value::Int(v)), DataType::Int),
+            Err(_) => TypedExpr::new(ExprKind::Literal(Value::BigInt(*i)), DataType::BigInt),
+        },
+        Literal::Decimal(text) => {
+            let (precision, scale) = decimal_literal_type(text);
+            let unscaled = parse_decimal(text, scale)
+                .ok_or_else(|| PlanError::new(format!("Invalid decimal literal: {text}")))?;
+            TypedExpr::new(
+                ExprKind::Literal(Value::Decimal(unscaled, scale)),
+                DataType::Decimal { precision, scale },
+            )
+        }
+        Literal::Double(d) => TypedExpr::new(ExprKind::Literal(Value::Double(*d)), DataType::Double),
+        Literal::String(s) => TypedExpr::new(ExprKind::Literal(Value::String(s.clone())), DataType::String),
+    })
+}
+
+/// Types `expr` against `scope`.
+pub fn type_expr(expr: &Expr, scope: &Scope) -> Result<TypedExpr> {
+    let t = |e: &Expr| type_expr(e, scope);
+    Ok(match expr {
+        Expr::Column {
+            qualifier,
+            name,
+            position,
+        } => {
+            if let Some(q) = qualifier {
+                if !scope.qualifiers.iter().any(|s| s == q) {
+                    return Err(PlanError::at(
+                        *position,
+                        format!("'{q}' is not a valid stream/table name or alias."),
+                    ));
+                }
+            }
+            let index = scope
+                .columns
+                .iter()
+                .position(|c| &c.name == name)
+                .ok_or_else(|| {
+                    let shown = match qualifier {
+                        Some(q) => format!("{q}.{name}"),
+                        None => name.clone(),
+                    };
+                    PlanError::at(*position, format!("Column '{shown}' cannot be resolved."))
+                })?;
+            TypedExpr::new(ExprKind::Column(index), scope.columns[index].data_type.clone())
+        }
+        Expr::Literal(lit) => type_of_literal(lit)?,
+        Expr::Binary { op, left, right } => binary(*op, t(left)?, t(right)?)?,
+        Expr::Negate(inner) => {
+            let inner = t(inner)?;
+            if !is_numeric(&inner.data_type) {
+                return Err(PlanError::new(format!(
+                    "Unary minus is not supported on type {}",
+                    inner.data_type
+                )));
+            }
+            let dt = inner.data_type.clone();
+            TypedExpr::new(ExprKind::Negate(inner.boxed()), dt)
+        }
+        Expr::Not(inner) => {
+            let inner = boolean_operand(t(inner)?, "NOT")?;
+            TypedExpr::new(ExprKind::Not(inner.boxed()), DataType::Boolean)
+        }
+        Expr::IsNull { expr, negated } => TypedExpr::new(
+            ExprKind::IsNull {
+                expr: t(expr)?.boxed(),
+                negated: *negated,
+            },
+            DataType::Boolean,
+        ),
+        Expr::Like {
+            expr,
+            pattern,
+            escape,
+            negated,
+        } => {
+            let e = t(expr)?.coerce_if_null(&DataType::String);
+            let p = t(pattern)?.coerce_if_null(&DataType::String);
+            if e.data_type != DataType::String || p.data_type != DataType::String {
+                return Err(PlanError::new(format!(
+                    "Unsupported argument types for LIKE: {} and {}",
+                    e.data_type, p.data_type
+                )));
+            }
+            TypedExpr::new(
+                ExprKind::Like {
+                    expr: e.boxed(),
+                    pattern: p.boxed(),
+                    escape: *escape,
+                    negated: *negated,
+                },
+                DataType::Boolean,
+            )
+        }
+        Expr::Between {
+            expr,
+            low,
+            high,
+            negated,
+        } => {
+            let e = t(expr)?;
+            let lower = compare(CmpOp::GtEq, e.clone(), t(low)?)?;
+            let upper = compare(CmpOp::LtEq, e, t(high)?)?;
+            let both = TypedExpr::new(ExprKind::And(lower.boxed(), upper.boxed()), DataType::Boolean);
+            if *negated {
+                TypedExpr::new(ExprKind::Not(both.boxed()), DataType::Boolean)
+            } else {
+                both
+            }
+        }
+        Expr::InList {
+            expr,
+            list,
+            negated,
+        } => {
+            let mut e = t(expr)?;
+            let mut items = list.iter().map(t).collect::<Result<Vec<_>>>()?;
+            let mut common = e.data_type.clone();
+            for item in &items {
+                common = comparable_type(&common, item).ok_or_else(|| {
+                    PlanError::new(format!(
+                        "Invalid Predicate: cannot compare {} to {} in IN list",
+                        e.data_type, item.data_type
+                    ))
+                })?;
+            }
+            e = e.coerce(&common);
+            items = items.into_iter().map(|i| coerce_literal(i, &common)).collect::<Result<_>>()?;
+            TypedExpr::new(
+                ExprKind::InList {
+                    expr: e.boxed(),
+                    list: items,
+                    negated: *negated,
+                },
+                DataType::Boolean,
+            )
+        }
+        Expr::Cast { expr, to } => {
+            let inner = t(expr)?;
+            check_cast(&inner.data_type, to)?;
+            if inner.is_null_literal() {
+                return Ok(inner.coerce(to));
+            }
+            TypedExpr::new(ExprKind::Cast(inner.boxed()), to.clone())
+        }
+        Expr::Case {
+            operand,
+            whens,
+            otherwise,
+        } => {
+            let operand = operand.as_deref().map(t).transpose()?;
+            let mut conds = Vec::new();
+            let mut results = Vec::new();
+            for (cond, result) in whens {
+                let cond = match &operand {
+                    Some(op) => compare(CmpOp::Eq, op.clone(), t(cond)?)?,
+                    None => boolean_operand(t(cond)?, "WHEN")?,
+                };
+                conds.push(cond);
+                results.push(t(result)?);
+            }
+            let otherwise = otherwise.as_deref().map(t).transpose()?;
+            let result_type = results
+                .iter()
+                .chain(otherwise.iter())
+                .find(|r| !r.is_null_literal())
+                .map(|r| r.data_type.clone())
+                .unwrap_or(DataType::String);
+            for r in results.iter().chain(otherwise.iter()) {
+                if !r.is_null_literal() && r.data_type != result_type {
+                    return Err(PlanError::new(format!(
+                        "Invalid Case expression. Type for all 'THEN' clauses should be the same.\nTHEN expression has type: {}. Expected type: {result_type}",
+                        r.data_type
+                    )));
+                }
+            }
+            let whens = conds
+                .into_iter()
+                .zip(results.into_iter().map(|r| r.coerce(&result_type)))
+                .collect();
+            TypedExpr::new(
+                ExprKind::Case {
+                    whens,
+                    otherwise: otherwise.map(|o| o.coerce(&result_type).boxed()),
+                },
+                result_type,
+            )
+        }
+        Expr::Field { expr, field } => {
+            let inner = t(expr)?;
+            let DataType::Struct(fields) = &inner.data_type else {
+                return Err(PlanError::new(format!(
+                    "Expected STRUCT type for '->' but got {}",
+                    inner.data_type
+                )));
+            };
+            let index = fields
+                .iter()
+                .position(|(n, _)| n == field)
+                .or_else(|| fields.iter().position(|(n, _)| n.eq_ignore_ascii_case(field)))
+                .ok_or_else(|| PlanError::new(format!("Could not find field '{field}' in struct")))?;
+            let dt = fields[index].1.clone();
+            TypedExpr::new(
+                ExprKind::StructField {
+                    expr: inner.boxed(),
+                    index,
+                },
+                dt,
+            )
+        }
+        Expr::Subscript { expr, index } => {
+            let inner = t(expr)?;
+            let index = t(index)?;
+            match inner.data_type.clone() {
+                DataType::Array(element) => {
+                    if !matches!(index.data_type, DataType::Int | DataType::BigInt) {
+                        return Err(PlanError::new("Array index must be an integer"));
+                    }
+                    let index = index.coerce(&DataType::Int);
+                    TypedExpr::new(
+                        ExprKind::ArrayIndex {
+                            expr: inner.boxed(),
+                            index: index.boxed(),
+                        },
+                        *element,
+                    )
+                }
+                DataType::Map(k, v) => {
+                    let key = coerce_literal(index, &k)?;
+                    if key.data_type != *k {
+                        return Err(PlanError::new(format!(
+                            "Map key must be of type {k}, got {}",
+                            key.data_type
+                        )));
+                    }
+                    TypedExpr::new(
+                        ExprKind::MapLookup {
+                            expr: inner.boxed(),
+                            key: key.boxed(),
+                        },
+                        *v,
+                    )
+                }
+                other => {
+                    return Err(PlanError::new(format!(
+                        "Subscript is only supported on ARRAY and MAP, not {other}"
+                    )))
+                }
+            }
+        }
+        Expr::Array(items) => {
+            let items = items.iter().map(t).collect::<Result<Vec<_>>>()?;
+            let element = common_type(&items)?;
+            let items = items.into_iter().map(|i| i.coerce(&element)).collect();
+            TypedExpr::new(ExprKind::MakeArray(items), DataType::Array(Box::new(element)))
+        }
+        Expr::Map(entries) => {
+            let keys = entries.iter().map(|(k, _)| t(k)).collect::<Result<Vec<_>>>()?;
+            let values = entries.iter().map(|(_, v)| t(v)).collect::<Result<Vec<_>>>()?;
+            let kt = common_type(&keys)?;
+            let vt = common_type(&values)?;
+            let entries = keys
+                .into_iter()
+                .zip(values)
+                .map(|(k, v)| (k.coerce(&kt), v.coerce(&vt)))
+                .collect();
+            TypedExpr::new(ExprKind::MakeMap(entries), DataType::Map(Box::new(kt), Box::new(vt)))
+        }
+        Expr::Struct(fields) => {
+            let mut types = Vec::new();
+            let mut values = Vec::new();
+            for (name, e) in fields {
+                let v = t(e)?;
+                types.push((name.clone(), v.data_type.clone()));
+                values.push(v);
+            }
+            TypedExpr::new(ExprKind::MakeStruct(values), DataType::Struct(types))
+        }
+        Expr::Function { name, position, .. } => {
+            return Err(PlanError::at(
+                *position,
+                format!("Can't find any functions with the name '{name}'"),
+            ))
+        }
+        Expr::Lambda { .. } => {
+            return Err(PlanError::new("Lambdas are only allowed as function arguments"))
+        }
+    })
+}
+
+impl TypedExpr {
+    fn coerce_if_null(self, to: &DataType) -> TypedExpr {
+        if self.is_null_literal() {
+            self.coerce(to)
+        } else {
+            self
+        }
+    }
+}
+
+fn boolean_operand(e: TypedExpr, what: &str) -> Result<TypedExpr> {
+    let e = e.coerce_if_null(&DataType::Boolean);
+    if e.data_type != DataType::Boolean {
+        return Err(PlanError::new(format!(
+            "{what} requires a BOOLEAN operand, got {}",
+            e.data_type
+        )));
+    }
+    Ok(e)
+}
+
+/// The type a list of expressions shares, for constructors.
+fn common_type(items: &[TypedExpr]) -> Result<DataType> {
+    let mut common: Option<DataType> = None;
+    for item in items.iter().filter(|i| !i.is_null_literal()) {
+        common = Some(match common {
+            None => item.data_type.clone(),
+            Some(c) if c == item.data_type => c,
+            Some(c) => common_numeric(&c, &item.data_type).ok_or_else(|| {
+                PlanError::new(format!(
+                    "invalid input syntax: all elements must be of the same type, found {c} and {}",
+                    item.data_type
+                ))
+            })?,
+        });
+    }
+    Ok(common.unwrap_or(DataType::String))
+}
+
+/// The type two operands are compared in, if they can be; a string literal compared with
+/// another type is read as that type.
+fn comparable_type(a: &DataType, b: &TypedExpr) -> Option<DataType> {
+    if b.is_null_literal() || *a == b.data_type {
+        return Some(a.clone());
+    }
+    if let Some(common) = common_numeric(a, &b.data_type) {
+        return Some(common);
+    }
+    if b.data_type == DataType::String && matches!(b.kind, ExprKind::Literal(_)) {
+        return Some(a.clone());
+    }
+    None
+}
+
+/// Converts a literal to `to` at plan time where ksqlDB would (a string literal compared
+/// with a number); other expressions are cast.
+fn coerce_literal(e: TypedExpr, to: &DataType) -> Result<TypedExpr> {
+    if e.data_type == *to || e.is_null_literal() {
+        return Ok(e.coerce(to));
+    }
+    if let ExprKind::Literal(Value::String(s)) = &e.kind {
+        if is_numeric(to) || *to == DataType::Boolean {
+            let value = parse_literal_as(s, to).ok_or_else(|| {
+                PlanError::new(format!(
+                    "Invalid Predicate: invalid input syntax for type {to}: \"{s}\""
+                ))
+            })?;
+            return Ok(TypedExpr::new(ExprKind::Literal(value), to.clone()));
+        }
+    }
+    Ok(e.coerce(to))
+}
+
+fn parse_literal_as(s: &str, to: &DataType) -> Option<Value> {
+    let s = s.trim();
+    Some(match to {
+        DataType::Int => Value::Int(s.parse().ok()?),
+        DataType::BigInt => Value::BigInt(s.parse().ok()?),
+        DataType::Double => Value::Double(s.parse().ok()?),
+        DataType::Decimal { scale, .. } => Value::Decimal(parse_decimal(s, *scale)?, *scale),
+        DataType::Boolean => Value::Boolean(s.parse().ok()?),
+        _ => return None,
+    })
+}
+
+fn compare(op: CmpOp, left: TypedExpr, right: TypedExpr) -> Result<TypedExpr> {
+    let (left, right) = if left.is_null_literal() { (right, left) } else { (left, right) };
+    let common = comparable_type(&left.data_type, &right)
+        .or_else(|| comparable_type(&right.data_type, &left))
+        .ok_or_else(|| {
+            PlanError::new(format!(
+                "Cannot compare {} to {} with {op:?}",
+                left.data_type, right.data_type
+            ))
+        })?;
+    if matches!(common, DataType::Map(..) | DataType::Array(_) | DataType::Struct(_))
+        && !matches!(op, CmpOp::Eq | CmpOp::NotEq)
+    {
+        return Err(PlanError::new(format!("Cannot compare {common} with {op:?}")));
+    }
+    let left = coerce_literal(left, &common)?;
+    let right = coerce_literal(right, &common)?;
+    Ok(TypedExpr::new(
+        ExprKind::Compare {
+            op,
+            left: left.boxed(),
+            right: right.boxed(),
+        },
+        DataType::Boolean,
+    ))
+}
+
+fn binary(op: BinaryOp, left: TypedExpr, right: TypedExpr) -> Result<TypedExpr> {
+    let arith = match op {
+        BinaryOp::Plus => ArithOp::Add,
+        BinaryOp::Minus => ArithOp::Subtract,
+        BinaryOp::Multiply => ArithOp::Multiply,
+        BinaryOp::Divide => ArithOp::Divide,
+        BinaryOp::Modulo => ArithOp::Modulo,
+        BinaryOp::Eq => return compare(CmpOp::Eq, left, right),
+        BinaryOp::NotEq => return compare(CmpOp::NotEq, left, right),
+        BinaryOp::Lt => return compare(CmpOp::Lt, left, right),
+        BinaryOp::LtEq => return compare(CmpOp::LtEq, left, right),
+        BinaryOp::Gt => return compare(CmpOp::Gt, left, right),
+        BinaryOp::GtEq => return compare(CmpOp::GtEq, left, right),
+        BinaryOp::And | BinaryOp::Or => {
+            let l = boolean_operand(left, op.symbol())?.boxed();
+            let r = boolean_operand(right, op.symbol())?.boxed();
+            let kind = if op == BinaryOp::And { ExprKind::And(l, r) } else { ExprKind::Or(l, r) };
+            return Ok(TypedExpr::new(kind, DataType::Boolean));
+        }
+        BinaryOp::Concat => return concat(left, right),
+    };
+    let (left, right) = match (left.is_null_literal(), right.is_null_literal()) {
+        (true, false) => (left.coerce(&right.data_type), right),
+        (false, true) => {
+            let dt = left.data_type.clone();
+            (left, right.coerce(&dt))
+        }
+        _ => (left, right),
+    };
+    if op == BinaryOp::Plus && left.data_type == DataType::String && right.data_type == DataType::String {
+        return concat(left, right);
+    }
+    let Some(common) = common_numeric(&left.data_type, &right.data_type) else {
+        return Err(PlanError::new(format!(
+            "Error processing expression: Unsupported arithmetic types. {} {}",
+            left.data_type, right.data_type
+        )));
+    };
+    if let DataType::Decimal { .. } = common {
+        let (Some(a), Some(b)) = (as_decimal(&left.data_type), as_decimal(&right.data_type)) else {
+            // A DOUBLE with a DECIMAL is DOUBLE arithmetic; common_numeric said DOUBLE then.
+            unreachable!("common_numeric gives DECIMAL only for integer and decimal operands")
+        };
+        let result = decimal_result(op, a, b);
+        let to_decimal = |e: TypedExpr, (p, s): (u8, i8)| {
+            e.coerce(&DataType::Decimal { precision: p, scale: s })
+        };
+        return Ok(TypedExpr::new(
+            ExprKind::Arithmetic {
+                op: arith,
+                left: to_decimal(left, a).boxed(),
+                right: to_decimal(right, b).boxed(),
+            },
+            result,
+        ));
+    }
+    Ok(TypedExpr::new(
+        ExprKind::Arithmetic {
+            op: arith,
+            left: left.coerce(&common).boxed(),
+            right: right.coerce(&common).boxed(),
+        },
+        common,
+    ))
+}
+
+fn concat(left: TypedExpr, right: TypedExpr) -> Result<TypedExpr> {
+    let left = left.coerce_if_null(&DataType::String);
+    let right = right.coerce_if_null(&DataType::String);
+    if left.data_type != DataType::String || right.data_type != DataType::String {
+        return Err(PlanError::new(format!(
+            "Error processing expression: Unsupported arithmetic types. {} {}",
+            left.data_type, right.data_type
+        )));
+    }
+    Ok(TypedExpr::new(
+        ExprKind::Concat(left.boxed(), right.boxed()),
+        DataType::String,
+    ))
+}
+
+/// Whether ksqlDB can cast `from` to `to`.
+fn check_cast(from: &DataType, to: &DataType) -> Result<()> {
+    let scalar = |t: &DataType| !matches!(t, DataType::Array(_) | DataType::Map(..) | DataType::Struct(_));
+    let ok = from == to
+        || (is_numeric(from) && is_numeric(to))
+        || *to == DataType::String && scalar(from)
+        || *from == DataType::String && scalar(to)
+        || (matches!(from, DataType::Timestamp | DataType::Date | DataType::Time)
+            && matches!(to, DataType::Timestamp | DataType::Date | DataType::Time | DataType::String))
+        || match (from, to) {
+            (DataType::Array(a), DataType::Array(b)) => check_cast(a, b).is_ok(),
+            (DataType::Map(k1, v1), DataType::Map(k2, v2)) => {
+                check_cast(k1, k2).is_ok() && check_cast(v1, v2).is_ok()
+            }
+            _ => false,
+        };
+    if ok {
+        Ok(())
+    } else {
+        Err(PlanError::new(format!("Cast of {from} to {to} is not supported")))
+    }
+}

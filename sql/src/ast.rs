@@ -1,0 +1,302 @@
+//! The typed statement tree. Identifiers are already case-folded by ksqlDB's rules:
+//! unquoted names are upper-cased, back-quoted names are kept as written.
+
+use crate::error::Position;
+use std::collections::BTreeMap;
+
+/// One parsed statement with its text and where it started.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Statement {
+    pub kind: StatementKind,
+    /// The statement text after variable substitution, without the trailing `;`.
+    pub text: String,
+    pub position: Position,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum StatementKind {
+    CreateSource(CreateSource),
+    CreateAsSelect(CreateAsSelect),
+    InsertValues(InsertValues),
+    InsertInto(InsertInto),
+    Query(Query),
+    Drop(Drop),
+    Set { name: String, value: String },
+    Unset { name: String },
+    Define { name: String, value: String },
+    Undefine { name: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceKind {
+    Stream,
+    Table,
+}
+
+impl SourceKind {
+    pub fn keyword(self) -> &'static str {
+        match self {
+            SourceKind::Stream => "STREAM",
+            SourceKind::Table => "TABLE",
+        }
+    }
+}
+
+/// `CREATE [OR REPLACE] [SOURCE] STREAM|TABLE [IF NOT EXISTS] name (columns) WITH (...)`
+#[derive(Debug, Clone, PartialEq)]
+pub struct CreateSource {
+    pub kind: SourceKind,
+    pub name: String,
+    pub or_replace: bool,
+    pub if_not_exists: bool,
+    pub is_source: bool,
+    pub columns: Vec<ColumnDef>,
+    pub properties: Properties,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnRole {
+    Value,
+    /// `KEY` on a stream or `PRIMARY KEY` on a table.
+    Key,
+    /// `HEADERS` (all headers) or `HEADER('name')`.
+    Headers,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ColumnDef {
+    pub name: String,
+    pub data_type: DataType,
+    pub role: ColumnRole,
+    pub primary_key: bool,
+    pub header_key: Option<String>,
+    pub position: Position,
+}
+
+/// The `WITH (...)` clause, keyed by upper-cased property name.
+pub type Properties = BTreeMap<String, Literal>;
+
+/// `CREATE [OR REPLACE] STREAM|TABLE [IF NOT EXISTS] name [WITH (...)] AS SELECT ...`
+#[derive(Debug, Clone, PartialEq)]
+pub struct CreateAsSelect {
+    pub kind: SourceKind,
+    pub name: String,
+    pub or_replace: bool,
+    pub if_not_exists: bool,
+    pub properties: Properties,
+    pub query: Query,
+}
+
+/// `INSERT INTO name [(columns)] VALUES (...)`
+#[derive(Debug, Clone, PartialEq)]
+pub struct InsertValues {
+    pub target: String,
+    pub columns: Option<Vec<String>>,
+    pub values: Vec<Expr>,
+}
+
+/// `INSERT INTO name [WITH (...)] SELECT ...`
+#[derive(Debug, Clone, PartialEq)]
+pub struct InsertInto {
+    pub target: String,
+    pub properties: Properties,
+    pub query: Query,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Drop {
+    pub kind: SourceKind,
+    pub name: String,
+    pub if_exists: bool,
+    pub delete_topic: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Query {
+    pub select: Vec<SelectItem>,
+    pub from: Relation,
+    pub filter: Option<Expr>,
+    pub partition_by: Vec<Expr>,
+    pub group_by: Vec<Expr>,
+    pub having: Option<Expr>,
+    pub emit: Option<Emit>,
+    pub limit: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Relation {
+    pub name: String,
+    pub alias: Option<String>,
+    pub position: Position,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum SelectItem {
+    /// `*` or `alias.*`
+    Wildcard { qualifier: Option<String> },
+    Expr { expr: Expr, alias: Option<String> },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Emit {
+    Changes,
+    Final,
+}
+
+/// The ksqlDB type grammar.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum DataType {
+    Boolean,
+    Int,
+    BigInt,
+    Double,
+    Decimal { precision: u8, scale: i8 },
+    String,
+    Bytes,
+    Date,
+    Time,
+    Timestamp,
+    Array(Box<DataType>),
+    Map(Box<DataType>, Box<DataType>),
+    Struct(Vec<(String, DataType)>),
+    /// A type defined with `CREATE TYPE`, resolved by the planner.
+    Named(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Literal {
+    Null,
+    Boolean(bool),
+    /// An integer literal as written; the planner types it INT or BIGINT by its size.
+    Integer(i64),
+    /// A literal with a decimal point, kept as written (ksqlDB types it DECIMAL).
+    Decimal(String),
+    /// A literal in scientific notation (ksqlDB types it DOUBLE).
+    Double(f64),
+    String(String),
+}
+
+impl Literal {
+    /// The literal as the plain text a `WITH` property value reads as.
+    pub fn as_property_text(&self) -> String {
+        match self {
+            Literal::Null => "null".to_string(),
+            Literal::Boolean(b) => b.to_string(),
+            Literal::Integer(i) => i.to_string(),
+            Literal::Decimal(d) => d.clone(),
+            Literal::Double(d) => d.to_string(),
+            Literal::String(s) => s.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BinaryOp {
+    Plus,
+    Minus,
+    Multiply,
+    Divide,
+    Modulo,
+    Eq,
+    NotEq,
+    Lt,
+    LtEq,
+    Gt,
+    GtEq,
+    And,
+    Or,
+    Concat,
+}
+
+impl BinaryOp {
+    pub fn symbol(self) -> &'static str {
+        match self {
+            BinaryOp::Plus => "+",
+            BinaryOp::Minus => "-",
+            BinaryOp::Multiply => "*",
+            BinaryOp::Divide => "/",
+            BinaryOp::Modulo => "%",
+            BinaryOp::Eq => "=",
+            BinaryOp::NotEq => "<>",
+            BinaryOp::Lt => "<",
+            BinaryOp::LtEq => "<=",
+            BinaryOp::Gt => ">",
+            BinaryOp::GtEq => ">=",
+            BinaryOp::And => "AND",
+            BinaryOp::Or => "OR",
+            BinaryOp::Concat => "||",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Expr {
+    Column {
+        qualifier: Option<String>,
+        name: String,
+        position: Position,
+    },
+    Literal(Literal),
+    Binary {
+        op: BinaryOp,
+        left: Box<Expr>,
+        right: Box<Expr>,
+    },
+    Negate(Box<Expr>),
+    Not(Box<Expr>),
+    IsNull {
+        expr: Box<Expr>,
+        negated: bool,
+    },
+    Like {
+        expr: Box<Expr>,
+        pattern: Box<Expr>,
+        escape: Option<char>,
+        negated: bool,
+    },
+    Between {
+        expr: Box<Expr>,
+        low: Box<Expr>,
+        high: Box<Expr>,
+        negated: bool,
+    },
+    InList {
+        expr: Box<Expr>,
+        list: Vec<Expr>,
+        negated: bool,
+    },
+    Cast {
+        expr: Box<Expr>,
+        to: DataType,
+    },
+    Case {
+        operand: Option<Box<Expr>>,
+        whens: Vec<(Expr, Expr)>,
+        otherwise: Option<Box<Expr>>,
+    },
+    /// `expr->field`
+    Field {
+        expr: Box<Expr>,
+        field: String,
+    },
+    /// `expr[index]`
+    Subscript {
+        expr: Box<Expr>,
+        index: Box<Expr>,
+    },
+    Function {
+        name: String,
+        args: Vec<Expr>,
+        distinct: bool,
+        /// `COUNT(*)`
+        star: bool,
+        position: Position,
+    },
+    Array(Vec<Expr>),
+    Map(Vec<(Expr, Expr)>),
+    Struct(Vec<(String, Expr)>),
+    Lambda {
+        params: Vec<String>,
+        body: Box<Expr>,
+    },
+}

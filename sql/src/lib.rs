@@ -1,0 +1,17 @@
+//! The ksqlDB dialect: statement grammar on top of `sqlparser`'s tokenizer and expression
+//! parser, a typed AST whose statements and column references carry source positions,
+//! statement splitting and `${var}` substitution. No I/O happens here.
+
+pub mod ast;
+mod dialect;
+mod error;
+mod expr;
+mod parser;
+mod split;
+mod types;
+mod variables;
+
+pub use error::{ParseError, Position};
+pub use parser::{parse_statement, parse_statements};
+pub use split::{split_statements, StatementText};
+pub use variables::substitute_variables;

@@ -1,0 +1,627 @@
+//! The statement grammar, written over `sqlparser`'s token stream; expressions and types are
+//! handed to `sqlparser`'s own parsers and converted.
+
+use crate::ast::*;
+use crate::dialect::KsqlDialect;
+use crate::error::{ParseError, Position};
+use crate::expr::{convert_expr, position_of};
+use crate::split::{split_statements, StatementText};
+use crate::variables::substitute_variables;
+use sqlparser::parser::{Parser, ParserError};
+use sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
+use std::collections::BTreeMap;
+
+/// Splits and parses a script. `DEFINE` and `UNDEFINE` take effect for the statements after
+/// them, so `variables` holds the script's variables when this returns.
+pub fn parse_statements(
+    script: &str,
+    variables: &mut BTreeMap<String, String>,
+) -> Result<Vec<Statement>, ParseError> {
+    let mut out = Vec::new();
+    for StatementText { text, position } in split_statements(script)? {
+        let text = substitute_variables(&text, variables, position)?;
+        let statement = parse_statement(&text, position)?;
+        match &statement.kind {
+            StatementKind::Define { name, value } => {
+                variables.insert(name.clone(), value.clone());
+            }
+            StatementKind::Undefine { name } => {
+                variables.remove(name);
+            }
+            _ => {}
+        }
+        out.push(statement);
+    }
+    Ok(out)
+}
+
+/// Parses one statement (without its `;`) that starts at `position` of a script.
+pub fn parse_statement(text: &str, position: Position) -> Result<Statement, ParseError> {
+    let dialect = KsqlDialect;
+    let tokens = Tokenizer::new(&dialect, text)
+        .tokenize_with_location()
+        .map_err(|e| {
+            let at = Position {
+                line: e.location.line,
+                column: e.location.column,
+            };
+            ParseError::new(absolute(position, at), e.message)
+        })?;
+    let mut p = StatementParser {
+        p: Parser::new(&dialect).with_tokens_with_locations(tokens),
+        base: position,
+    };
+    let kind = p.statement()?;
+    p.expect_end()?;
+    Ok(Statement {
+        kind,
+        text: text.to_string(),
+        position,
+    })
+}
+
+/// A position inside a statement, made relative to the whole script.
+fn absolute(base: Position, at: Position) -> Position {
+    if at.line <= 1 {
+        Position {
+            line: base.line,
+            column: base.column + at.column.saturating_sub(1),
+        }
+    } else {
+        Position {
+            line: base.line + at.line - 1,
+            column: at.column,
+        }
+    }
+}
+
+struct StatementParser<'a> {
+    p: Parser<'a>,
+    base: Position,
+}
+
+const CLAUSE_WORDS: &[&str] = &[
+    "FROM", "WHERE", "GROUP", "PARTITION", "HAVING", "EMIT", "LIMIT", "WINDOW", "JOIN", "LEFT",
+    "RIGHT", "FULL", "INNER", "OUTER", "ON", "WITHIN",
+];
+
+impl StatementParser<'_> {
+    fn here(&self) -> Position {
+        self.token_position(self.p.peek_token_ref())
+    }
+
+    fn token_position(&self, t: &TokenWithSpan) -> Position {
+        if t.token == Token::EOF {
+            return self.end_position();
+        }
+        absolute(self.base, position_of(t.span))
+    }
+
+    fn end_position(&self) -> Position {
+        // The EOF token has no location; point just past the last real token.
+        let mut n = 0;
+        let mut last = None;
+        loop {
+            let t = self.p.peek_nth_token_ref(n);
+            if t.token == Token::EOF {
+                break;
+            }
+            last = Some(t.span.end);
+            n += 1;
+        }
+        let end = last.unwrap_or(sqlparser::tokenizer::Location { line: 1, column: 1 });
+        match self.p.get_current_index() {
+            0 if last.is_none() => self.base,
+            _ => absolute(
+                self.base,
+                Position {
+                    line: end.line.max(1),
+                    column: end.column,
+                },
+            ),
+        }
+    }
+
+    fn error<T>(&self, expected: &str) -> Result<T, ParseError> {
+        let found = self.p.peek_token_ref();
+        let found_text = match &found.token {
+            Token::EOF => "end of statement".to_string(),
+            t => format!("'{t}'"),
+        };
+        Err(ParseError::new(
+            self.here(),
+            format!("expected {expected}, found {found_text}"),
+        ))
+    }
+
+    /// Turns a `sqlparser` error into ours, reading the position it embeds in its text.
+    fn from_sp(&self, e: ParserError) -> ParseError {
+        let text = e.to_string();
+        let text = text.strip_prefix("sql parser error: ").unwrap_or(&text);
+        if let Some((message, at)) = text.rsplit_once(" at Line: ") {
+            if let Some((line, column)) = at.split_once(", Column: ") {
+                if let (Ok(line), Ok(column)) = (line.trim().parse(), column.trim().parse()) {
+                    let message = message.replace("Expected: ", "expected ");
+                    return ParseError::new(absolute(self.base, Position { line, column }), message);
+                }
+            }
+        }
+        ParseError::new(self.here(), text.to_string())
+    }
+
+    fn peek_word(&self, n: usize) -> Option<&str> {
+        match &self.p.peek_nth_token_ref(n).token {
+            Token::Word(w) if w.quote_style.is_none() => Some(&w.value),
+            _ => None,
+        }
+    }
+
+    fn is_word(&self, word: &str) -> bool {
+        self.peek_word(0).is_some_and(|w| w.eq_ignore_ascii_case(word))
+    }
+
+    fn eat_word(&mut self, word: &str) -> bool {
+        if self.is_word(word) {
+            self.p.next_token();
+            true
+        } else {
+            false
+        }
+    }
+
+    fn eat_words(&mut self, words: &[&str]) -> bool {
+        let all = words
+            .iter()
+            .enumerate()
+            .all(|(i, w)| self.peek_word(i).is_some_and(|v| v.eq_ignore_ascii_case(w)));
+        if all {
+            for _ in words {
+                self.p.next_token();
+            }
+        }
+        all
+    }
+
+    fn expect_word(&mut self, word: &str) -> Result<(), ParseError> {
+        if self.eat_word(word) {
+            Ok(())
+        } else {
+            self.error(word)
+        }
+    }
+
+    fn eat_token(&mut self, token: &Token) -> bool {
+        self.p.consume_token(token)
+    }
+
+    fn expect_token(&mut self, token: &Token) -> Result<(), ParseError> {
+        if self.eat_token(token) {
+            Ok(())
+        } else {
+            self.error(&format!("'{token}'"))
+        }
+    }
+
+    fn expect_end(&mut self) -> Result<(), ParseError> {
+        self.eat_token(&Token::SemiColon);
+        if self.p.peek_token_ref().token == Token::EOF {
+            Ok(())
+        } else {
+            self.error("end of statement")
+        }
+    }
+
+    fn identifier(&mut self) -> Result<String, ParseError> {
+        match &self.p.peek_token_ref().token {
+            Token::Word(w) => {
+                let name = match w.quote_style {
+                    Some(_) => w.value.clone(),
+                    None => w.value.to_uppercase(),
+                };
+                self.p.next_token();
+                Ok(name)
+            }
+            _ => self.error("an identifier"),
+        }
+    }
+
+    fn string_literal(&mut self) -> Result<String, ParseError> {
+        match &self.p.peek_token_ref().token {
+            Token::SingleQuotedString(s) => {
+                let s = s.clone();
+                self.p.next_token();
+                Ok(s)
+            }
+            _ => self.error("a quoted string"),
+        }
+    }
+
+    fn statement(&mut self) -> Result<StatementKind, ParseError> {
+        if self.eat_word("CREATE") {
+            return self.create();
+        }
+        if self.eat_word("INSERT") {
+            return self.insert();
+        }
+        if self.is_word("SELECT") {
+            return Ok(StatementKind::Query(self.query()?));
+        }
+        if self.eat_word("DROP") {
+            return self.drop();
+        }
+        if self.eat_word("SET") {
+            let name = self.string_literal()?;
+            self.expect_token(&Token::Eq)?;
+            let value = self.string_literal()?;
+            return Ok(StatementKind::Set { name, value });
+        }
+        if self.eat_word("UNSET") {
+            let name = self.string_literal()?;
+            return Ok(StatementKind::Unset { name });
+        }
+        if self.eat_word("DEFINE") {
+            let name = self.variable_name()?;
+            self.expect_token(&Token::Eq)?;
+            let value = self.string_literal()?;
+            return Ok(StatementKind::Define { name, value });
+        }
+        if self.eat_word("UNDEFINE") {
+            let name = self.variable_name()?;
+            return Ok(StatementKind::Undefine { name });
+        }
+        self.error("CREATE, INSERT, SELECT, DROP, SET, UNSET, DEFINE or UNDEFINE")
+    }
+
+    fn variable_name(&mut self) -> Result<String, ParseError> {
+        match &self.p.peek_token_ref().token {
+            Token::Word(w) => {
+                let name = w.value.to_uppercase();
+                self.p.next_token();
+                Ok(name)
+            }
+            _ => self.error("a variable name"),
+        }
+    }
+
+    fn source_kind(&mut self) -> Result<SourceKind, ParseError> {
+        if self.eat_word("STREAM") {
+            Ok(SourceKind::Stream)
+        } else if self.eat_word("TABLE") {
+            Ok(SourceKind::Table)
+        } else {
+            self.error("STREAM or TABLE")
+        }
+    }
+
+    fn create(&mut self) -> Result<StatementKind, ParseError> {
+        let or_replace = self.eat_words(&["OR", "REPLACE"]);
+        let is_source = self.eat_word("SOURCE");
+        let kind = self.source_kind()?;
+        let if_not_exists = self.eat_words(&["IF", "NOT", "EXISTS"]);
+        let name = self.identifier()?;
+        let columns = if self.p.peek_token_ref().token == Token::LParen {
+            Some(self.column_defs(kind)?)
+        } else {
+            None
+        };
+        let properties = if self.eat_word("WITH") {
+            self.properties()?
+        } else {
+            BTreeMap::new()
+        };
+        if self.eat_word("AS") {
+            if columns.is_some() {
+                return Err(ParseError::new(
+                    self.here(),
+                    "a CREATE ... AS SELECT statement cannot declare columns",
+                ));
+            }
+            if is_source {
+                return Err(ParseError::new(
+                    self.here(),
+                    "CREATE SOURCE cannot be used with AS SELECT",
+                ));
+            }
+            let query = self.query()?;
+            return Ok(StatementKind::CreateAsSelect(CreateAsSelect {
+                kind,
+                name,
+                or_replace,
+                if_not_exists,
+                properties,
+                query,
+            }));
+        }
+        Ok(StatementKind::CreateSource(CreateSource {
+            kind,
+            name,
+            or_replace,
+            if_not_exists,
+            is_source,
+            columns: columns.unwrap_or_default(),
+            properties,
+        }))
+    }
+
+    fn column_defs(&mut self, kind: SourceKind) -> Result<Vec<ColumnDef>, ParseError> {
+        self.expect_token(&Token::LParen)?;
+        let mut columns = Vec::new();
+        loop {
+            let position = self.here();
+            let name = self.identifier()?;
+            let data_type = self.data_type()?;
+            let (mut role, mut primary_key, mut header_key) = (ColumnRole::Value, false, None);
+            if self.eat_words(&["PRIMARY", "KEY"]) {
+                if kind == SourceKind::Stream {
+                    return Err(ParseError::new(
+                        position,
+                        format!(
+                            "Column `{name}` is a 'PRIMARY KEY' column: please use 'KEY' for streams.\nTables have PRIMARY KEYs, which are unique and NON NULL.\nStreams have KEYs, which have no uniqueness or NON NULL constraints."
+                        ),
+                    ));
+                }
+                role = ColumnRole::Key;
+                primary_key = true;
+            } else if self.eat_word("KEY") {
+                if kind == SourceKind::Table {
+                    return Err(ParseError::new(
+                        position,
+                        format!(
+                            "Column `{name}` is a 'KEY' column: please use 'PRIMARY KEY' for tables.\nTables have PRIMARY KEYs, which are unique and NON NULL.\nStreams have KEYs, which have no uniqueness or NON NULL constraints."
+                        ),
+                    ));
+                }
+                role = ColumnRole::Key;
+            } else if self.eat_word("HEADERS") {
+                role = ColumnRole::Headers;
+            } else if self.eat_word("HEADER") {
+                self.expect_token(&Token::LParen)?;
+                header_key = Some(self.string_literal()?);
+                self.expect_token(&Token::RParen)?;
+                role = ColumnRole::Headers;
+            }
+            columns.push(ColumnDef {
+                name,
+                data_type,
+                role,
+                primary_key,
+                header_key,
+                position,
+            });
+            if self.eat_token(&Token::RParen) {
+                return Ok(columns);
+            }
+            self.expect_token(&Token::Comma)?;
+        }
+    }
+
+    fn data_type(&mut self) -> Result<DataType, ParseError> {
+        let position = self.here();
+        crate::types::parse_type(&mut self.p).map_err(|e| {
+            let mut err = self.from_sp(e);
+            if err.position == self.here() {
+                err.position = position;
+            }
+            err
+        })
+    }
+
+    fn properties(&mut self) -> Result<Properties, ParseError> {
+        self.expect_token(&Token::LParen)?;
+        let mut props = BTreeMap::new();
+        loop {
+            let position = self.here();
+            let key = self.identifier()?.to_uppercase();
+            self.expect_token(&Token::Eq)?;
+            let value = match self.expr()? {
+                Expr::Literal(l) => l,
+                _ => {
+                    return Err(ParseError::new(
+                        position,
+                        format!("the value of property {key} must be a literal"),
+                    ))
+                }
+            };
+            if props.insert(key.clone(), value).is_some() {
+                return Err(ParseError::new(position, format!("Duplicate property: {key}")));
+            }
+            if self.eat_token(&Token::RParen) {
+                return Ok(props);
+            }
+            self.expect_token(&Token::Comma)?;
+        }
+    }
+
+    fn expr(&mut self) -> Result<Expr, ParseError> {
+        let position = self.here();
+        let parsed = self.p.parse_expr().map_err(|e| self.from_sp(e))?;
+        convert_expr(&parsed).map_err(|e| {
+            let at = e
+                .position
+                .map(|p| absolute(self.base, p))
+                .unwrap_or(position);
+            ParseError::new(at, e.message)
+        })
+    }
+
+    fn expr_list(&mut self) -> Result<Vec<Expr>, ParseError> {
+        let mut out = vec![self.expr()?];
+        while self.eat_token(&Token::Comma) {
+            out.push(self.expr()?);
+        }
+        Ok(out)
+    }
+
+    fn insert(&mut self) -> Result<StatementKind, ParseError> {
+        self.expect_word("INTO")?;
+        let target = self.identifier()?;
+        let mut columns = None;
+        if self.eat_token(&Token::LParen) {
+            let mut names = vec![self.identifier()?];
+            while self.eat_token(&Token::Comma) {
+                names.push(self.identifier()?);
+            }
+            self.expect_token(&Token::RParen)?;
+            columns = Some(names);
+        }
+        if self.eat_word("VALUES") {
+            self.expect_token(&Token::LParen)?;
+            let values = self.expr_list()?;
+            self.expect_token(&Token::RParen)?;
+            return Ok(StatementKind::InsertValues(InsertValues {
+                target,
+                columns,
+                values,
+            }));
+        }
+        if columns.is_some() {
+            return self.error("VALUES");
+        }
+        let properties = if self.eat_word("WITH") {
+            self.properties()?
+        } else {
+            BTreeMap::new()
+        };
+        if !self.is_word("SELECT") {
+            return self.error("VALUES or SELECT");
+        }
+        let query = self.query()?;
+        Ok(StatementKind::InsertInto(InsertInto {
+            target,
+            properties,
+            query,
+        }))
+    }
+
+    fn drop(&mut self) -> Result<StatementKind, ParseError> {
+        let kind = self.source_kind()?;
+        let if_exists = self.eat_words(&["IF", "EXISTS"]);
+        let name = self.identifier()?;
+        let delete_topic = self.eat_words(&["DELETE", "TOPIC"]);
+        Ok(StatementKind::Drop(Drop {
+            kind,
+            name,
+            if_exists,
+            delete_topic,
+        }))
+    }
+
+    fn query(&mut self) -> Result<Query, ParseError> {
+        self.expect_word("SELECT")?;
+        let mut select = vec![self.select_item()?];
+        while self.eat_token(&Token::Comma) {
+            select.push(self.select_item()?);
+        }
+        self.expect_word("FROM")?;
+        let position = self.here();
+        let name = self.identifier()?;
+        let alias = if self.eat_word("AS") {
+            Some(self.identifier()?)
+        } else if self.peek_word(0).is_some_and(|w| !is_clause_word(w))
+            || matches!(&self.p.peek_token_ref().token, Token::Word(w) if w.quote_style.is_some())
+        {
+            Some(self.identifier()?)
+        } else {
+            None
+        };
+        let from = Relation {
+            name,
+            alias,
+            position,
+        };
+        if self.is_word("WINDOW") {
+            return self.error("WHERE, GROUP BY, PARTITION BY, EMIT or LIMIT (windows are not supported yet)");
+        }
+        if ["JOIN", "LEFT", "RIGHT", "FULL", "INNER"].iter().any(|w| self.is_word(w)) {
+            return self.error("WHERE, GROUP BY, PARTITION BY, EMIT or LIMIT (joins are not supported yet)");
+        }
+        let filter = if self.eat_word("WHERE") {
+            Some(self.expr()?)
+        } else {
+            None
+        };
+        let group_by = if self.eat_words(&["GROUP", "BY"]) {
+            self.expr_list()?
+        } else {
+            vec![]
+        };
+        let partition_by = if self.eat_words(&["PARTITION", "BY"]) {
+            self.expr_list()?
+        } else {
+            vec![]
+        };
+        let having = if self.eat_word("HAVING") {
+            Some(self.expr()?)
+        } else {
+            None
+        };
+        let emit = if self.eat_word("EMIT") {
+            if self.eat_word("CHANGES") {
+                Some(Emit::Changes)
+            } else if self.eat_word("FINAL") {
+                Some(Emit::Final)
+            } else {
+                return self.error("CHANGES or FINAL");
+            }
+        } else {
+            None
+        };
+        let limit = if self.eat_word("LIMIT") {
+            match &self.p.peek_token_ref().token {
+                Token::Number(n, _) => match n.parse::<u64>() {
+                    Ok(n) => {
+                        self.p.next_token();
+                        Some(n)
+                    }
+                    Err(_) => return self.error("a whole number"),
+                },
+                _ => return self.error("a whole number"),
+            }
+        } else {
+            None
+        };
+        Ok(Query {
+            select,
+            from,
+            filter,
+            partition_by,
+            group_by,
+            having,
+            emit,
+            limit,
+        })
+    }
+
+    fn select_item(&mut self) -> Result<SelectItem, ParseError> {
+        if self.eat_token(&Token::Mul) {
+            return Ok(SelectItem::Wildcard { qualifier: None });
+        }
+        if matches!(self.p.peek_token_ref().token, Token::Word(_))
+            && self.p.peek_nth_token_ref(1).token == Token::Period
+            && self.p.peek_nth_token_ref(2).token == Token::Mul
+        {
+            let qualifier = self.identifier()?;
+            self.p.next_token();
+            self.p.next_token();
+            return Ok(SelectItem::Wildcard {
+                qualifier: Some(qualifier),
+            });
+        }
+        let expr = self.expr()?;
+        let alias = if self.eat_word("AS") {
+            Some(self.identifier()?)
+        } else {
+            match &self.p.peek_token_ref().token {
+                Token::Word(w) if w.quote_style.is_some() || !is_clause_word(&w.value) => {
+                    Some(self.identifier()?)
+                }
+                _ => None,
+            }
+        };
+        Ok(SelectItem::Expr { expr, alias })
+    }
+}
+
+fn is_clause_word(w: &str) -> bool {
+    CLAUSE_WORDS.iter().any(|c| c.eq_ignore_ascii_case(w))
+}
