@@ -1,1 +1,36 @@
-fn main(){}
+//! `brook`: the command line of Brook.
+
+mod rows;
+mod run;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "brook", version, about = "Streaming SQL over Kafka, compatible with ksqlDB")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the statements of a .sql file; persistent queries keep running until
+    /// interrupted (SIGINT or SIGTERM), then stop cleanly.
+    Run(run::RunArgs),
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("BROOK_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run(args) => run::run(args).await,
+    }
+}

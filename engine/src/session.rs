@@ -6,7 +6,7 @@ use crate::arrays::value_at;
 use crate::error::EngineError;
 use crate::eval::evaluate;
 use crate::formats::RecordCodec;
-use crate::kafka::{KafkaSettings, Topics};
+use crate::kafka::{EmbeddedBroker, KafkaSettings, Topics};
 use crate::pipeline::Pipeline;
 use crate::processing_log::ProcessingLog;
 use crate::query::{produce_all, start_push_query, OutputRecord, PersistentQuery, PushQuery, QueryStatus};
@@ -27,6 +27,8 @@ type Result<T, E = EngineError> = std::result::Result<T, E>;
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
     pub kafka: KafkaSettings,
+    /// Set when `kafka` points at the embedded broker.
+    pub embedded: Option<Arc<EmbeddedBroker>>,
     /// ksqlDB's `ksql.service.id`: prefixes consumer groups and internal topics.
     pub service_id: String,
 }
@@ -35,6 +37,7 @@ impl EngineConfig {
     pub fn new(kafka: KafkaSettings) -> Self {
         Self {
             kafka,
+            embedded: None,
             service_id: "default_".into(),
         }
     }
@@ -68,7 +71,7 @@ struct EngineState {
 
 impl Engine {
     pub async fn start(config: EngineConfig) -> Result<Arc<Self>> {
-        let topics = Topics::new(&config.kafka)?;
+        let topics = Topics::new(&config.kafka, config.embedded.clone())?;
         let producer: FutureProducer = config
             .kafka
             .producer_config()

@@ -1,6 +1,6 @@
 //! Creating, describing and deleting topics.
 
-use super::KafkaSettings;
+use super::{EmbeddedBroker, KafkaSettings};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::error::RDKafkaErrorCode;
@@ -11,16 +11,19 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 
 pub struct Topics {
     admin: Arc<AdminClient<DefaultClientContext>>,
+    /// The embedded broker creates topics itself; it has no CreateTopics request.
+    embedded: Option<Arc<EmbeddedBroker>>,
 }
 
 impl Topics {
-    pub fn new(settings: &KafkaSettings) -> Result<Self, String> {
+    pub fn new(settings: &KafkaSettings, embedded: Option<Arc<EmbeddedBroker>>) -> Result<Self, String> {
         let admin = settings
             .base_config()
             .create()
             .map_err(|e| format!("cannot create a Kafka admin client: {e}"))?;
         Ok(Self {
             admin: Arc::new(admin),
+            embedded,
         })
     }
 
@@ -55,6 +58,14 @@ impl Topics {
         replicas: i32,
         config: &[(&str, &str)],
     ) -> Result<(), String> {
+        if let Some(embedded) = &self.embedded {
+            let embedded = embedded.clone();
+            let name = topic.to_string();
+            tokio::task::spawn_blocking(move || embedded.create_topic(&name, partitions))
+                .await
+                .map_err(|e| format!("cannot create topic {topic}: {e}"))??;
+            return self.await_visible(topic).await;
+        }
         let mut new = NewTopic::new(topic, partitions, TopicReplication::Fixed(replicas));
         for (k, v) in config {
             new = new.set(k, v);
@@ -70,7 +81,11 @@ impl Topics {
                 Err((name, code)) => return Err(format!("cannot create topic {name}: {code}")),
             }
         }
-        // Wait until the topic is visible, so that producers and consumers find it.
+        self.await_visible(topic).await
+    }
+
+    /// Waits until `topic` is in the metadata, so that producers and consumers find it.
+    async fn await_visible(&self, topic: &str) -> Result<(), String> {
         for _ in 0..100 {
             if self.partitions(topic).await?.is_some() {
                 return Ok(());
@@ -81,6 +96,11 @@ impl Topics {
     }
 
     pub async fn delete(&self, topic: &str) -> Result<(), String> {
+        if self.embedded.is_some() {
+            return Err(format!(
+                "cannot delete topic {topic}: the embedded broker does not delete topics"
+            ));
+        }
         let results = self
             .admin
             .delete_topics(&[topic], &AdminOptions::new().operation_timeout(Some(TIMEOUT)))
