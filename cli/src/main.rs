@@ -7,7 +7,11 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "brook", version, about = "Streaming SQL over Kafka, compatible with ksqlDB")]
+#[command(
+    name = "brook",
+    version,
+    about = "Streaming SQL over Kafka, compatible with ksqlDB"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -7,7 +7,11 @@ use std::io::Write;
 /// Prints the header, then each row as it comes, until the query ends.
 pub async fn print_push_query(mut push: PushQuery) -> Result<(), String> {
     let widths: Vec<usize> = push.columns.iter().map(|(n, _)| n.len().max(12)).collect();
-    let rule: String = widths.iter().map(|w| format!("+{}", "-".repeat(w + 2))).collect::<String>() + "+";
+    let rule: String = widths
+        .iter()
+        .map(|w| format!("+{}", "-".repeat(w + 2)))
+        .collect::<String>()
+        + "+";
     let line = |cells: Vec<String>| -> String {
         cells
             .iter()
@@ -18,7 +22,11 @@ pub async fn print_push_query(mut push: PushQuery) -> Result<(), String> {
     };
     let mut out = std::io::stdout();
     let _ = writeln!(out, "{rule}");
-    let _ = writeln!(out, "{}", line(push.columns.iter().map(|(n, _)| n.clone()).collect()));
+    let _ = writeln!(
+        out,
+        "{}",
+        line(push.columns.iter().map(|(n, _)| n.clone()).collect())
+    );
     let _ = writeln!(out, "{rule}");
     let _ = out.flush();
     let mut count = 0u64;
@@ -48,14 +56,25 @@ fn cell(v: &Value) -> String {
         Value::Decimal(u, s) => format_decimal(*u, *s),
         Value::String(s) => s.clone(),
         Value::Bytes(b) => format!("{b:?}"),
-        Value::Array(items) => format!("[{}]", items.iter().map(cell).collect::<Vec<_>>().join(", ")),
+        Value::Array(items) => format!(
+            "[{}]",
+            items.iter().map(cell).collect::<Vec<_>>().join(", ")
+        ),
         Value::Map(entries) => format!(
             "{{{}}}",
-            entries.iter().map(|(k, v)| format!("{}={}", cell(k), cell(v))).collect::<Vec<_>>().join(", ")
+            entries
+                .iter()
+                .map(|(k, v)| format!("{}={}", cell(k), cell(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
         Value::Struct(fields) => format!(
             "{{{}}}",
-            fields.iter().map(|(k, v)| format!("{k}={}", cell(v))).collect::<Vec<_>>().join(", ")
+            fields
+                .iter()
+                .map(|(k, v)| format!("{k}={}", cell(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
     }
 }

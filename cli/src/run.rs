@@ -3,6 +3,7 @@
 use crate::rows::print_push_query;
 use brook_engine::kafka::{EmbeddedBroker, KafkaSettings};
 use brook_engine::{Engine, EngineConfig, Session, StatementResult};
+use brook_sql::ast::Statement;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -16,6 +17,11 @@ pub struct RunArgs {
     /// Prefix of consumer groups and internal topics, as ksqlDB's ksql.service.id.
     #[arg(long, default_value = "default_")]
     service_id: String,
+    /// A stable identity for this process in its queries' consumer groups (Kafka static
+    /// membership): restarted with the same id after a crash, it takes back its partitions
+    /// at once. Give each process of a service its own id.
+    #[arg(long)]
+    instance_id: Option<String>,
     /// A Kafka client setting passed to every client, as key=value (repeatable).
     #[arg(long = "kafka-property", value_name = "KEY=VALUE")]
     kafka_properties: Vec<String>,
@@ -27,6 +33,14 @@ pub async fn run(args: RunArgs) -> ExitCode {
         Ok(text) => text,
         Err(e) => {
             eprintln!("error: cannot read {file}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut variables = Default::default();
+    let statements = match brook_sql::parse_statements(&text, &mut variables) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{file}:{}:{}: {}", e.position.line, e.position.column, e);
             return ExitCode::FAILURE;
         }
     };
@@ -54,7 +68,9 @@ pub async fn run(args: RunArgs) -> ExitCode {
     for property in &args.kafka_properties {
         match property.split_once('=') {
             Some((k, v)) if !k.trim().is_empty() => {
-                settings.client.insert(k.trim().to_string(), v.trim().to_string());
+                settings
+                    .client
+                    .insert(k.trim().to_string(), v.trim().to_string());
             }
             _ => {
                 eprintln!("error: --kafka-property takes KEY=VALUE, got '{property}'");
@@ -65,6 +81,7 @@ pub async fn run(args: RunArgs) -> ExitCode {
     let mut config = EngineConfig::new(settings);
     config.service_id = args.service_id.clone();
     config.embedded = embedded.clone();
+    config.instance_id = args.instance_id.clone();
     let engine = match Engine::start(config).await {
         Ok(engine) => engine,
         Err(e) => {
@@ -73,10 +90,18 @@ pub async fn run(args: RunArgs) -> ExitCode {
         }
     };
     let mut session = Session::new(engine.clone());
-    let code = run_statements(&file, &text, &mut session).await;
+    let code = run_statements(&file, &statements, &mut session).await;
     if code == ExitCode::SUCCESS && !engine.queries().await.is_empty() {
-        let ids: Vec<String> = engine.queries().await.into_iter().map(|(id, _)| id).collect();
-        eprintln!("Running {}. Stop with Ctrl-C (SIGINT) or SIGTERM.", ids.join(", "));
+        let ids: Vec<String> = engine
+            .queries()
+            .await
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
+        eprintln!(
+            "Running {}. Stop with Ctrl-C (SIGINT) or SIGTERM.",
+            ids.join(", ")
+        );
         wait_for_signal().await;
         eprintln!("Stopping: committing processed offsets and leaving consumer groups.");
     }
@@ -88,15 +113,8 @@ pub async fn run(args: RunArgs) -> ExitCode {
     code
 }
 
-async fn run_statements(file: &str, text: &str, session: &mut Session) -> ExitCode {
-    let statements = match brook_sql::parse_statements(text, &mut session.variables.clone()) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("{file}:{}:{}: {}", e.position.line, e.position.column, e);
-            return ExitCode::FAILURE;
-        }
-    };
-    for statement in &statements {
+async fn run_statements(file: &str, statements: &[Statement], session: &mut Session) -> ExitCode {
+    for statement in statements {
         let result = tokio::select! {
             r = session.execute(statement) => r,
             _ = wait_for_signal() => return ExitCode::SUCCESS,
@@ -113,7 +131,10 @@ async fn run_statements(file: &str, text: &str, session: &mut Session) -> ExitCo
                     _ = wait_for_signal() => return ExitCode::SUCCESS,
                 };
                 if let Err(e) = finished {
-                    eprintln!("{file}:{}:{}: error: {e}", statement.position.line, statement.position.column);
+                    eprintln!(
+                        "{file}:{}:{}: error: {e}",
+                        statement.position.line, statement.position.column
+                    );
                     return ExitCode::FAILURE;
                 }
             }

@@ -115,12 +115,19 @@ pub fn build_array(t: &DataType, values: &[&Value]) -> Result<ArrayRef, String> 
                 return Err("map type without entries".into());
             };
             Arc::new(
-                MapArray::try_new(field, OffsetBuffer::new(offsets.into()), entries, nulls(valid), false)
-                    .map_err(|e| e.to_string())?,
+                MapArray::try_new(
+                    field,
+                    OffsetBuffer::new(offsets.into()),
+                    entries,
+                    nulls(valid),
+                    false,
+                )
+                .map_err(|e| e.to_string())?,
             )
         }
         DataType::Struct(fields) => {
-            let mut columns: Vec<Vec<&Value>> = vec![Vec::with_capacity(values.len()); fields.len()];
+            let mut columns: Vec<Vec<&Value>> =
+                vec![Vec::with_capacity(values.len()); fields.len()];
             let mut valid = Vec::with_capacity(values.len());
             for v in values {
                 match v {
@@ -143,8 +150,13 @@ pub fn build_array(t: &DataType, values: &[&Value]) -> Result<ArrayRef, String> 
                 .map(|((_, ft), c)| build_array(ft, c))
                 .collect::<Result<Vec<_>, _>>()?;
             Arc::new(
-                StructArray::try_new_with_length(struct_fields(fields), arrays, nulls(valid), values.len())
-                    .map_err(|e| e.to_string())?,
+                StructArray::try_new_with_length(
+                    struct_fields(fields),
+                    arrays,
+                    nulls(valid),
+                    values.len(),
+                )
+                .map_err(|e| e.to_string())?,
             )
         }
         DataType::Named(name) => return Err(format!("unresolved type {name}")),
@@ -176,18 +188,38 @@ pub fn value_at(array: &dyn Array, t: &DataType, row: usize) -> Value {
     }
     match t {
         DataType::Boolean => Value::Boolean(array.as_boolean().value(row)),
-        DataType::Int => Value::Int(array.as_primitive::<arrow::datatypes::Int32Type>().value(row)),
-        DataType::BigInt => Value::BigInt(array.as_primitive::<arrow::datatypes::Int64Type>().value(row)),
-        DataType::Double => Value::Double(array.as_primitive::<arrow::datatypes::Float64Type>().value(row)),
+        DataType::Int => Value::Int(
+            array
+                .as_primitive::<arrow::datatypes::Int32Type>()
+                .value(row),
+        ),
+        DataType::BigInt => Value::BigInt(
+            array
+                .as_primitive::<arrow::datatypes::Int64Type>()
+                .value(row),
+        ),
+        DataType::Double => Value::Double(
+            array
+                .as_primitive::<arrow::datatypes::Float64Type>()
+                .value(row),
+        ),
         DataType::Decimal { scale, .. } => Value::Decimal(
-            array.as_primitive::<arrow::datatypes::Decimal128Type>().value(row),
+            array
+                .as_primitive::<arrow::datatypes::Decimal128Type>()
+                .value(row),
             *scale,
         ),
         DataType::String => Value::String(array.as_string::<i32>().value(row).to_string()),
         DataType::Bytes => Value::Bytes(array.as_binary::<i32>().value(row).to_vec()),
-        DataType::Date => Value::Date(array.as_primitive::<arrow::datatypes::Date32Type>().value(row)),
+        DataType::Date => Value::Date(
+            array
+                .as_primitive::<arrow::datatypes::Date32Type>()
+                .value(row),
+        ),
         DataType::Time => Value::Time(
-            array.as_primitive::<arrow::datatypes::Time32MillisecondType>().value(row),
+            array
+                .as_primitive::<arrow::datatypes::Time32MillisecondType>()
+                .value(row),
         ),
         DataType::Timestamp => Value::Timestamp(
             array
@@ -197,7 +229,11 @@ pub fn value_at(array: &dyn Array, t: &DataType, row: usize) -> Value {
         DataType::Array(inner) => {
             let list = array.as_list::<i32>();
             let items = list.value(row);
-            Value::Array((0..items.len()).map(|i| value_at(&items, inner, i)).collect())
+            Value::Array(
+                (0..items.len())
+                    .map(|i| value_at(&items, inner, i))
+                    .collect(),
+            )
         }
         DataType::Map(k, v) => {
             let map = array.as_map();
@@ -233,16 +269,28 @@ mod tests {
             ("A".into(), DataType::Array(Box::new(DataType::Int))),
             (
                 "M".into(),
-                DataType::Map(Box::new(DataType::String), Box::new(DataType::Decimal { precision: 4, scale: 2 })),
+                DataType::Map(
+                    Box::new(DataType::String),
+                    Box::new(DataType::Decimal {
+                        precision: 4,
+                        scale: 2,
+                    }),
+                ),
             ),
         ]);
-        let rows = vec![
+        let rows = [
             Value::Struct(vec![
                 ("A".into(), Value::Array(vec![Value::Int(1), Value::Null])),
-                ("M".into(), Value::Map(vec![(Value::String("x".into()), Value::Decimal(125, 2))])),
+                (
+                    "M".into(),
+                    Value::Map(vec![(Value::String("x".into()), Value::Decimal(125, 2))]),
+                ),
             ]),
             Value::Null,
-            Value::Struct(vec![("A".into(), Value::Null), ("M".into(), Value::Map(vec![]))]),
+            Value::Struct(vec![
+                ("A".into(), Value::Null),
+                ("M".into(), Value::Map(vec![])),
+            ]),
         ];
         let refs: Vec<&Value> = rows.iter().collect();
         let array = build_array(&t, &refs).unwrap();

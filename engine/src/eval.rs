@@ -17,8 +17,8 @@ pub fn null_as_false(mask: &BooleanArray) -> BooleanArray {
 }
 use arrow::datatypes::Int32Type;
 use arrow::error::ArrowError;
-use brook_planner::typing::{ArithOp, CmpOp, ExprKind, TypedExpr};
 use brook_planner::types::arrow_type;
+use brook_planner::typing::{ArithOp, CmpOp, ExprKind, TypedExpr};
 use brook_planner::value::{format_decimal, format_double, Value};
 use brook_sql::ast::DataType;
 use std::sync::Arc;
@@ -37,7 +37,14 @@ pub fn evaluate(expr: &TypedExpr, columns: &[ArrayRef], len: usize) -> EvalResul
         ExprKind::Literal(v) => repeat(&expr.data_type, v, len)?,
         ExprKind::Arithmetic { op, left, right } => {
             let (l, r) = (eval(left)?, eval(right)?);
-            arithmetic(*op, &l, &left.data_type, &r, &right.data_type, &expr.data_type)?
+            arithmetic(
+                *op,
+                &l,
+                &left.data_type,
+                &r,
+                &right.data_type,
+                &expr.data_type,
+            )?
         }
         ExprKind::Concat(left, right) => {
             let (l, r) = (eval(left)?, eval(right)?);
@@ -54,21 +61,27 @@ pub fn evaluate(expr: &TypedExpr, columns: &[ArrayRef], len: usize) -> EvalResul
             Arc::new(compare(*op, &l, &r, &left.data_type)?)
         }
         ExprKind::And(left, right) => Arc::new(
-            boolean::and_kleene(eval(left)?.as_boolean(), eval(right)?.as_boolean()).map_err(arrow_err)?,
+            boolean::and_kleene(eval(left)?.as_boolean(), eval(right)?.as_boolean())
+                .map_err(arrow_err)?,
         ),
         ExprKind::Or(left, right) => Arc::new(
-            boolean::or_kleene(eval(left)?.as_boolean(), eval(right)?.as_boolean()).map_err(arrow_err)?,
+            boolean::or_kleene(eval(left)?.as_boolean(), eval(right)?.as_boolean())
+                .map_err(arrow_err)?,
         ),
-        ExprKind::Not(inner) => Arc::new(boolean::not(eval(inner)?.as_boolean()).map_err(arrow_err)?),
+        ExprKind::Not(inner) => {
+            Arc::new(boolean::not(eval(inner)?.as_boolean()).map_err(arrow_err)?)
+        }
         ExprKind::Negate(inner) => numeric::neg_wrapping(&eval(inner)?).map_err(arrow_err)?,
         ExprKind::IsNull { expr, negated } => {
             let v = eval(expr)?;
-            Arc::new(if *negated {
-                boolean::is_not_null(&v)
-            } else {
-                boolean::is_null(&v)
-            }
-            .map_err(arrow_err)?)
+            Arc::new(
+                if *negated {
+                    boolean::is_not_null(&v)
+                } else {
+                    boolean::is_null(&v)
+                }
+                .map_err(arrow_err)?,
+            )
         }
         ExprKind::Like {
             expr,
@@ -92,7 +105,11 @@ pub fn evaluate(expr: &TypedExpr, columns: &[ArrayRef], len: usize) -> EvalResul
                 .map_err(arrow_err)?,
             )
         }
-        ExprKind::InList { expr, list, negated } => {
+        ExprKind::InList {
+            expr,
+            list,
+            negated,
+        } => {
             let v = eval(expr)?;
             let mut result = BooleanArray::from(vec![false; len]);
             for item in list {
@@ -112,7 +129,8 @@ pub fn evaluate(expr: &TypedExpr, columns: &[ArrayRef], len: usize) -> EvalResul
             };
             for (cond, then) in whens.iter().rev() {
                 let mask = null_as_false(eval(cond)?.as_boolean());
-                result = arrow::compute::kernels::zip::zip(&mask, &eval(then)?, &result).map_err(arrow_err)?;
+                result = arrow::compute::kernels::zip::zip(&mask, &eval(then)?, &result)
+                    .map_err(arrow_err)?;
             }
             result
         }
@@ -217,7 +235,12 @@ fn with_extra_nulls(child: &ArrayRef, parent: Option<&NullBuffer>) -> EvalResult
         return Ok(child.clone());
     };
     let nulls = NullBuffer::union(Some(parent), child.nulls());
-    let data = child.to_data().into_builder().nulls(nulls).build().map_err(arrow_err)?;
+    let data = child
+        .to_data()
+        .into_builder()
+        .nulls(nulls)
+        .build()
+        .map_err(arrow_err)?;
     Ok(make_array(data))
 }
 
@@ -246,7 +269,10 @@ fn like_pattern(pattern: &str, escape: Option<char>) -> String {
 }
 
 fn compare(op: CmpOp, l: &ArrayRef, r: &ArrayRef, t: &DataType) -> EvalResult<BooleanArray> {
-    if matches!(t, DataType::Array(_) | DataType::Map(..) | DataType::Struct(_)) {
+    if matches!(
+        t,
+        DataType::Array(_) | DataType::Map(..) | DataType::Struct(_)
+    ) {
         // Nested values compare by value, row by row.
         return Ok((0..l.len())
             .map(|row| {
@@ -284,7 +310,7 @@ fn arithmetic(
         return decimal_arithmetic(op, l, lt, r, rt, *precision, *scale);
     }
     let integer = matches!(result, DataType::Int | DataType::BigInt);
-    Ok(match op {
+    match op {
         ArithOp::Add => numeric::add_wrapping(l, r),
         ArithOp::Subtract => numeric::sub_wrapping(l, r),
         ArithOp::Multiply => numeric::mul_wrapping(l, r),
@@ -302,7 +328,7 @@ fn arithmetic(
         ArithOp::Divide => numeric::div(l, r),
         ArithOp::Modulo => numeric::rem(l, r),
     }
-    .map_err(arrow_err)?)
+    .map_err(arrow_err)
 }
 
 fn zero_of(t: &DataType) -> Value {
@@ -323,10 +349,14 @@ fn decimal_arithmetic(
     precision: u8,
     scale: i8,
 ) -> EvalResult<ArrayRef> {
-    let (DataType::Decimal { scale: s1, .. }, DataType::Decimal { scale: s2, .. }) = (lt, rt) else {
+    let (DataType::Decimal { scale: s1, .. }, DataType::Decimal { scale: s2, .. }) = (lt, rt)
+    else {
         return Err("decimal arithmetic on non-decimal operands".into());
     };
-    let (a, b) = (l.as_primitive::<arrow::datatypes::Decimal128Type>(), r.as_primitive::<arrow::datatypes::Decimal128Type>());
+    let (a, b) = (
+        l.as_primitive::<arrow::datatypes::Decimal128Type>(),
+        r.as_primitive::<arrow::datatypes::Decimal128Type>(),
+    );
     let pow = |n: i32| 10i128.checked_pow(n.max(0) as u32);
     let rescale = |v: i128, from: i8, to: i8| -> Option<i128> {
         if to >= from {
@@ -344,8 +374,12 @@ fn decimal_arithmetic(
             let (x, y) = (a.value(i), b.value(i));
             let common = (*s1).max(*s2);
             let v = match op {
-                ArithOp::Add => rescale(x, *s1, common)?.checked_add(rescale(y, *s2, common)?).and_then(|v| rescale(v, common, scale)),
-                ArithOp::Subtract => rescale(x, *s1, common)?.checked_sub(rescale(y, *s2, common)?).and_then(|v| rescale(v, common, scale)),
+                ArithOp::Add => rescale(x, *s1, common)?
+                    .checked_add(rescale(y, *s2, common)?)
+                    .and_then(|v| rescale(v, common, scale)),
+                ArithOp::Subtract => rescale(x, *s1, common)?
+                    .checked_sub(rescale(y, *s2, common)?)
+                    .and_then(|v| rescale(v, common, scale)),
                 ArithOp::Multiply => x.checked_mul(y).and_then(|v| rescale(v, s1 + s2, scale)),
                 ArithOp::Divide => {
                     if y == 0 {
@@ -365,7 +399,10 @@ fn decimal_arithmetic(
             (v.abs() < limit).then_some(v)
         })
         .collect();
-    Ok(Arc::new(out.with_precision_and_scale(precision, scale).map_err(arrow_err)?))
+    Ok(Arc::new(
+        out.with_precision_and_scale(precision, scale)
+            .map_err(arrow_err)?,
+    ))
 }
 
 /// `n / d` rounded half away from zero.
@@ -385,7 +422,9 @@ pub fn cast(array: &ArrayRef, from: &DataType, to: &DataType) -> EvalResult<Arra
         return Ok(array.clone());
     }
     let per_row = |f: &dyn Fn(Value) -> Value| -> EvalResult<ArrayRef> {
-        let values: Vec<Value> = (0..array.len()).map(|i| f(value_at(array, from, i))).collect();
+        let values: Vec<Value> = (0..array.len())
+            .map(|i| f(value_at(array, from, i)))
+            .collect();
         build_array(to, &values.iter().collect::<Vec<_>>())
     };
     match (from, to) {
@@ -421,8 +460,15 @@ pub fn cast(array: &ArrayRef, from: &DataType, to: &DataType) -> EvalResult<Arra
             },
             _ => Value::Null,
         }),
-        _ => cast_with_options(array, &arrow_type(to), &CastOptions { safe: true, ..Default::default() })
-            .map_err(arrow_err),
+        _ => cast_with_options(
+            array,
+            &arrow_type(to),
+            &CastOptions {
+                safe: true,
+                ..Default::default()
+            },
+        )
+        .map_err(arrow_err),
     }
 }
 
@@ -434,16 +480,34 @@ mod tests {
     fn run(sql_expr: &str, columns: Vec<(&str, DataType, ArrayRef)>) -> Vec<Value> {
         let row: Vec<RowColumn> = columns
             .iter()
-            .map(|(n, t, _)| RowColumn { name: n.to_string(), data_type: t.clone() })
+            .map(|(n, t, _)| RowColumn {
+                name: n.to_string(),
+                data_type: t.clone(),
+            })
             .collect();
         let arrays: Vec<ArrayRef> = columns.iter().map(|(_, _, a)| a.clone()).collect();
         let len = arrays[0].len();
-        let stmt = brook_sql::parse_statement(&format!("SELECT {sql_expr} FROM s"), Default::default()).unwrap();
-        let brook_sql::ast::StatementKind::Query(q) = stmt.kind else { panic!() };
-        let brook_sql::ast::SelectItem::Expr { expr, .. } = &q.select[0] else { panic!() };
-        let typed = type_expr(expr, &Scope { columns: &row, qualifiers: vec!["S".into()] }).unwrap();
+        let stmt =
+            brook_sql::parse_statement(&format!("SELECT {sql_expr} FROM s"), Default::default())
+                .unwrap();
+        let brook_sql::ast::StatementKind::Query(q) = stmt.kind else {
+            panic!()
+        };
+        let brook_sql::ast::SelectItem::Expr { expr, .. } = &q.select[0] else {
+            panic!()
+        };
+        let typed = type_expr(
+            expr,
+            &Scope {
+                columns: &row,
+                qualifiers: vec!["S".into()],
+            },
+        )
+        .unwrap();
         let out = evaluate(&typed, &arrays, len).unwrap();
-        (0..len).map(|i| value_at(&out, &typed.data_type, i)).collect()
+        (0..len)
+            .map(|i| value_at(&out, &typed.data_type, i))
+            .collect()
     }
 
     fn ints(v: &[Option<i32>]) -> ArrayRef {
@@ -452,13 +516,22 @@ mod tests {
 
     #[test]
     fn integer_division_by_zero_is_null() {
-        let out = run("A / B", vec![("A", DataType::Int, ints(&[Some(7), Some(1)])), ("B", DataType::Int, ints(&[Some(2), Some(0)]))]);
+        let out = run(
+            "A / B",
+            vec![
+                ("A", DataType::Int, ints(&[Some(7), Some(1)])),
+                ("B", DataType::Int, ints(&[Some(2), Some(0)])),
+            ],
+        );
         assert_eq!(out, vec![Value::Int(3), Value::Null]);
     }
 
     #[test]
     fn decimal_arithmetic_follows_ksql_types() {
-        let out = run("A * 1.5 + 0.25", vec![("A", DataType::Int, ints(&[Some(3), None]))]);
+        let out = run(
+            "A * 1.5 + 0.25",
+            vec![("A", DataType::Int, ints(&[Some(3), None]))],
+        );
         assert_eq!(out, vec![Value::Decimal(475, 2), Value::Null]);
         let out = run("A / 3.0", vec![("A", DataType::Int, ints(&[Some(1)]))]);
         assert_eq!(out, vec![Value::Decimal(333333, 6)]);
@@ -468,36 +541,99 @@ mod tests {
     fn case_like_in_between_and_casts() {
         let s: ArrayRef = Arc::new(StringArray::from(vec![Some("apple"), Some("b%x"), None]));
         let a = ints(&[Some(1), Some(5), Some(10)]);
-        let cols = || vec![("S", DataType::String, s.clone()), ("A", DataType::Int, a.clone())];
+        let cols = || {
+            vec![
+                ("S", DataType::String, s.clone()),
+                ("A", DataType::Int, a.clone()),
+            ]
+        };
         assert_eq!(
-            run("CASE WHEN A < 2 THEN 'low' WHEN A < 6 THEN 'mid' ELSE 'high' END", cols()),
-            vec![Value::String("low".into()), Value::String("mid".into()), Value::String("high".into())]
+            run(
+                "CASE WHEN A < 2 THEN 'low' WHEN A < 6 THEN 'mid' ELSE 'high' END",
+                cols()
+            ),
+            vec![
+                Value::String("low".into()),
+                Value::String("mid".into()),
+                Value::String("high".into())
+            ]
         );
-        assert_eq!(run("S LIKE 'a%'", cols()), vec![Value::Boolean(true), Value::Boolean(false), Value::Null]);
-        assert_eq!(run("S LIKE 'b!%%' ESCAPE '!'", cols()), vec![Value::Boolean(false), Value::Boolean(true), Value::Null]);
-        assert_eq!(run("A IN (5, 10)", cols()), vec![Value::Boolean(false), Value::Boolean(true), Value::Boolean(true)]);
-        assert_eq!(run("A BETWEEN 2 AND 5", cols()), vec![Value::Boolean(false), Value::Boolean(true), Value::Boolean(false)]);
         assert_eq!(
-            run("CAST(A AS DOUBLE) / 4", cols()).into_iter().map(|v| match v { Value::Double(d) => d, _ => f64::NAN }).collect::<Vec<_>>(),
+            run("S LIKE 'a%'", cols()),
+            vec![Value::Boolean(true), Value::Boolean(false), Value::Null]
+        );
+        assert_eq!(
+            run("S LIKE 'b!%%' ESCAPE '!'", cols()),
+            vec![Value::Boolean(false), Value::Boolean(true), Value::Null]
+        );
+        assert_eq!(
+            run("A IN (5, 10)", cols()),
+            vec![
+                Value::Boolean(false),
+                Value::Boolean(true),
+                Value::Boolean(true)
+            ]
+        );
+        assert_eq!(
+            run("A BETWEEN 2 AND 5", cols()),
+            vec![
+                Value::Boolean(false),
+                Value::Boolean(true),
+                Value::Boolean(false)
+            ]
+        );
+        assert_eq!(
+            run("CAST(A AS DOUBLE) / 4", cols())
+                .into_iter()
+                .map(|v| match v {
+                    Value::Double(d) => d,
+                    _ => f64::NAN,
+                })
+                .collect::<Vec<_>>(),
             vec![0.25, 1.25, 2.5]
         );
-        assert_eq!(run("CAST(A * 1.0E7 AS STRING)", cols())[0], Value::String("1.0E7".into()));
+        assert_eq!(
+            run("CAST(A * 1.0E7 AS STRING)", cols())[0],
+            Value::String("1.0E7".into())
+        );
         assert_eq!(run("S + '!'", cols())[0], Value::String("apple!".into()));
-        assert_eq!(run("S IS NULL", cols()), vec![Value::Boolean(false), Value::Boolean(false), Value::Boolean(true)]);
+        assert_eq!(
+            run("S IS NULL", cols()),
+            vec![
+                Value::Boolean(false),
+                Value::Boolean(false),
+                Value::Boolean(true)
+            ]
+        );
     }
 
     #[test]
     fn struct_fields_and_subscripts() {
-        let t = DataType::Struct(vec![("X".into(), DataType::Int), ("L".into(), DataType::Array(Box::new(DataType::String)))]);
-        let rows = vec![
-            Value::Struct(vec![("X".into(), Value::Int(4)), ("L".into(), Value::Array(vec![Value::String("a".into()), Value::String("b".into())]))]),
+        let t = DataType::Struct(vec![
+            ("X".into(), DataType::Int),
+            ("L".into(), DataType::Array(Box::new(DataType::String))),
+        ]);
+        let rows = [
+            Value::Struct(vec![
+                ("X".into(), Value::Int(4)),
+                (
+                    "L".into(),
+                    Value::Array(vec![Value::String("a".into()), Value::String("b".into())]),
+                ),
+            ]),
             Value::Null,
         ];
         let arr = build_array(&t, &rows.iter().collect::<Vec<_>>()).unwrap();
         let cols = || vec![("S", t.clone(), arr.clone())];
         assert_eq!(run("S->X + 1", cols()), vec![Value::Int(5), Value::Null]);
-        assert_eq!(run("S->L[1]", cols()), vec![Value::String("a".into()), Value::Null]);
-        assert_eq!(run("S->L[-1]", cols()), vec![Value::String("b".into()), Value::Null]);
+        assert_eq!(
+            run("S->L[1]", cols()),
+            vec![Value::String("a".into()), Value::Null]
+        );
+        assert_eq!(
+            run("S->L[-1]", cols()),
+            vec![Value::String("b".into()), Value::Null]
+        );
         assert_eq!(run("S->L[3]", cols()), vec![Value::Null, Value::Null]);
     }
 }

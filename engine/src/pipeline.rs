@@ -3,9 +3,9 @@
 
 use crate::arrays::{build_array, value_at};
 use crate::eval::evaluate;
+use crate::eval::null_as_false;
 use crate::formats::RecordCodec;
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray};
-use crate::eval::null_as_false;
 use arrow::compute::filter;
 use arrow::datatypes::Int64Type;
 use brook_planner::catalog::ColumnRole;
@@ -30,11 +30,11 @@ pub enum RecordError {
     Deserialization {
         target: &'static str,
         message: String,
-        record: InputRecord,
+        record: Box<InputRecord>,
     },
     Processing {
         message: String,
-        record: InputRecord,
+        record: Box<InputRecord>,
     },
 }
 
@@ -80,7 +80,12 @@ impl Pipeline {
             sources.push(Slot::Key(k));
             k += 1;
         }
-        for c in plan.source.columns.iter().filter(|c| c.role != ColumnRole::Key) {
+        for c in plan
+            .source
+            .columns
+            .iter()
+            .filter(|c| c.role != ColumnRole::Key)
+        {
             if c.role == ColumnRole::Value {
                 sources.push(Slot::Value(v));
                 v += 1;
@@ -132,16 +137,18 @@ impl Pipeline {
                         }
                         Err(message) => errors.push(RecordError::Processing {
                             message,
-                            record: record.clone(),
+                            record: Box::new(record.clone()),
                         }),
                     }
                 }
                 match concat_outputs(parts, &self.plan) {
                     Ok(out) => out,
                     Err(message) => {
-                        errors.extend(part_records.into_iter().map(|record| RecordError::Processing {
-                            message: message.clone(),
-                            record: record.clone(),
+                        errors.extend(part_records.into_iter().map(|record| {
+                            RecordError::Processing {
+                                message: message.clone(),
+                                record: Box::new(record.clone()),
+                            }
                         }));
                         empty_output(&self.plan)
                     }
@@ -151,7 +158,7 @@ impl Pipeline {
                 for record in kept {
                     errors.push(RecordError::Processing {
                         message: message.clone(),
-                        record: record.clone(),
+                        record: Box::new(record.clone()),
                     });
                 }
                 empty_output(&self.plan)
@@ -163,9 +170,13 @@ impl Pipeline {
         let err = |target, message| RecordError::Deserialization {
             target,
             message,
-            record: record.clone(),
+            record: Box::new(record.clone()),
         };
-        let key = self.codec.key.decode(record.key.as_deref()).map_err(|m| err("key", m))?;
+        let key = self
+            .codec
+            .key
+            .decode(record.key.as_deref())
+            .map_err(|m| err("key", m))?;
         let value = self
             .codec
             .value
@@ -185,8 +196,10 @@ impl Pipeline {
                 Value::BigInt(t) | Value::Timestamp(t) if *t >= 0 => *t,
                 other => {
                     return Err(RecordError::Processing {
-                        message: format!("Failed to extract timestamp from the TIMESTAMP column: {other:?}"),
-                        record: record.clone(),
+                        message: format!(
+                            "Failed to extract timestamp from the TIMESTAMP column: {other:?}"
+                        ),
+                        record: Box::new(record.clone()),
                     })
                 }
             },
@@ -222,7 +235,10 @@ impl Pipeline {
             .map(|p| evaluate(&p.expr, &columns, len))
             .collect::<Result<Vec<_>, _>>()?;
         let rowtime_index = self.plan.row.len() - 3;
-        let rowtime = columns[rowtime_index].as_primitive::<Int64Type>().values().to_vec();
+        let rowtime = columns[rowtime_index]
+            .as_primitive::<Int64Type>()
+            .values()
+            .to_vec();
         Ok(Output {
             columns: outputs,
             rowtime,
@@ -236,7 +252,9 @@ fn empty_output(plan: &QueryPlan) -> Output {
         columns: plan
             .projection
             .iter()
-            .map(|p| arrow::array::new_empty_array(&brook_planner::types::arrow_type(&p.expr.data_type)))
+            .map(|p| {
+                arrow::array::new_empty_array(&brook_planner::types::arrow_type(&p.expr.data_type))
+            })
             .collect(),
         rowtime: vec![],
         len: 0,
@@ -255,7 +273,10 @@ fn concat_outputs(parts: Vec<Output>, plan: &QueryPlan) -> Result<Output, String
         .collect::<Result<_, _>>()?;
     Ok(Output {
         columns,
-        rowtime: parts.iter().flat_map(|p| p.rowtime.iter().copied()).collect(),
+        rowtime: parts
+            .iter()
+            .flat_map(|p| p.rowtime.iter().copied())
+            .collect(),
         len: parts.iter().map(|p| p.len).sum(),
     })
 }

@@ -2,8 +2,8 @@
 //! `<service id>ksql_processing_log` topic, in ksqlDB's message shape.
 
 use crate::pipeline::{InputRecord, RecordError};
-use base64::Engine;
 use crate::query::{produce_all, OutputRecord};
+use base64::Engine;
 use rdkafka::producer::FutureProducer;
 use serde_json::json;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -9,11 +9,13 @@ use crate::formats::RecordCodec;
 use crate::kafka::{EmbeddedBroker, KafkaSettings, Topics};
 use crate::pipeline::Pipeline;
 use crate::processing_log::ProcessingLog;
-use crate::query::{produce_all, start_push_query, OutputRecord, PersistentQuery, PushQuery, QueryStatus};
+use crate::query::{
+    produce_all, start_push_query, OutputRecord, PersistentQuery, PushQuery, QueryStatus,
+};
 use brook_planner::catalog::{Catalog, ColumnRole, SourceDef};
 use brook_planner::plan::plan_query;
-use brook_planner::typing::{type_expr, Scope};
 use brook_planner::types::is_numeric;
+use brook_planner::typing::{type_expr, Scope};
 use brook_planner::value::Value;
 use brook_sql::ast::{self, DataType, SourceKind, Statement, StatementKind};
 use rdkafka::producer::FutureProducer;
@@ -31,6 +33,8 @@ pub struct EngineConfig {
     pub embedded: Option<Arc<EmbeddedBroker>>,
     /// ksqlDB's `ksql.service.id`: prefixes consumer groups and internal topics.
     pub service_id: String,
+    /// This process's stable identity in its queries' consumer groups, if it has one.
+    pub instance_id: Option<String>,
 }
 
 impl EngineConfig {
@@ -39,6 +43,7 @@ impl EngineConfig {
             kafka,
             embedded: None,
             service_id: "default_".into(),
+            instance_id: None,
         }
     }
 }
@@ -46,7 +51,10 @@ impl EngineConfig {
 /// What executing a statement gave.
 pub enum StatementResult {
     /// A statement that changed something or was accepted, with ksqlDB's message.
-    Status { message: String, query_id: Option<String> },
+    Status {
+        message: String,
+        query_id: Option<String>,
+    },
     /// A push query's rows, streaming.
     Rows(PushQuery),
 }
@@ -78,10 +86,12 @@ impl Engine {
             .create()
             .map_err(|e| EngineError::new(format!("cannot create a Kafka producer: {e}")))?;
         let log_topic = format!("{}ksql_processing_log", config.service_id);
-        topics
-            .ensure(&log_topic, 1, 1)
-            .await
-            .map_err(|e| EngineError::new(format!("cannot reach Kafka at {}: {e}", config.kafka.bootstrap_servers)))?;
+        topics.ensure(&log_topic, 1, 1).await.map_err(|e| {
+            EngineError::new(format!(
+                "cannot reach Kafka at {}: {e}",
+                config.kafka.bootstrap_servers
+            ))
+        })?;
         let log = Arc::new(ProcessingLog::new(log_topic, producer.clone()));
         Ok(Arc::new(Self {
             config,
@@ -104,7 +114,11 @@ impl Engine {
     /// The running persistent queries: id, status.
     pub async fn queries(&self) -> Vec<(String, QueryStatus)> {
         let state = self.state.lock().await;
-        state.queries.values().map(|q| (q.id.clone(), q.status())).collect()
+        state
+            .queries
+            .values()
+            .map(|q| (q.id.clone(), q.status()))
+            .collect()
     }
 
     pub async fn source(&self, name: &str) -> Option<SourceDef> {
@@ -141,12 +155,23 @@ impl Session {
     }
 
     pub async fn execute(&mut self, statement: &Statement) -> Result<StatementResult> {
-        let status = |message: String| Ok(StatementResult::Status { message, query_id: None });
+        let status = |message: String| {
+            Ok(StatementResult::Status {
+                message,
+                query_id: None,
+            })
+        };
         match &statement.kind {
-            StatementKind::CreateSource(create) => self.create_source(create, &statement.text).await,
-            StatementKind::CreateAsSelect(create) => self.create_as_select(create, &statement.text).await,
+            StatementKind::CreateSource(create) => {
+                self.create_source(create, &statement.text).await
+            }
+            StatementKind::CreateAsSelect(create) => {
+                self.create_as_select(create, &statement.text).await
+            }
             StatementKind::InsertValues(insert) => self.insert_values(insert).await,
-            StatementKind::InsertInto(_) => Err(EngineError::new("INSERT INTO ... SELECT is not supported yet")),
+            StatementKind::InsertInto(_) => Err(EngineError::new(
+                "INSERT INTO ... SELECT is not supported yet",
+            )),
             StatementKind::Query(query) => self.push_query(query).await,
             StatementKind::Drop(drop) => self.drop_source(drop).await,
             StatementKind::Set { name, value } => {
@@ -168,7 +193,11 @@ impl Session {
         }
     }
 
-    async fn create_source(&mut self, create: &ast::CreateSource, sql: &str) -> Result<StatementResult> {
+    async fn create_source(
+        &mut self,
+        create: &ast::CreateSource,
+        sql: &str,
+    ) -> Result<StatementResult> {
         let engine = self.engine.clone();
         let mut state = engine.state.lock().await;
         state.sequence += 1;
@@ -177,7 +206,10 @@ impl Session {
         if let Some(existing) = state.catalog.sources.get(&create.name) {
             if create.if_not_exists {
                 return Ok(StatementResult::Status {
-                    message: format!("Cannot add {noun} '{}': A {noun} with the same name already exists", create.name),
+                    message: format!(
+                        "Cannot add {noun} '{}': A {noun} with the same name already exists",
+                        create.name
+                    ),
                     query_id: None,
                 });
             }
@@ -217,14 +249,22 @@ impl Session {
             },
         }
         state.catalog.sources.insert(source.name.clone(), source);
-        let verb = if create.kind == SourceKind::Stream { "Stream" } else { "Table" };
+        let verb = if create.kind == SourceKind::Stream {
+            "Stream"
+        } else {
+            "Table"
+        };
         Ok(StatementResult::Status {
             message: format!("{verb} created"),
             query_id: None,
         })
     }
 
-    async fn create_as_select(&mut self, create: &ast::CreateAsSelect, sql: &str) -> Result<StatementResult> {
+    async fn create_as_select(
+        &mut self,
+        create: &ast::CreateAsSelect,
+        sql: &str,
+    ) -> Result<StatementResult> {
         let engine = self.engine.clone();
         let mut state = engine.state.lock().await;
         state.sequence += 1;
@@ -233,7 +273,12 @@ impl Session {
         if let Some(existing) = state.catalog.sources.get(&create.name) {
             if create.if_not_exists {
                 return Ok(StatementResult::Status {
-                    message: format!("Cannot add {} '{}': A {} with the same name already exists", kind_noun(create.kind), create.name, kind_noun(existing.kind)),
+                    message: format!(
+                        "Cannot add {} '{}': A {} with the same name already exists",
+                        kind_noun(create.kind),
+                        create.name,
+                        kind_noun(existing.kind)
+                    ),
                     query_id: None,
                 });
             }
@@ -248,7 +293,9 @@ impl Session {
             .topics
             .partitions(&plan.source.topic)
             .await?
-            .ok_or_else(|| EngineError::new(format!("Kafka topic does not exist: {}", plan.source.topic)))?;
+            .ok_or_else(|| {
+                EngineError::new(format!("Kafka topic does not exist: {}", plan.source.topic))
+            })?;
         let partitions = sink.partitions.unwrap_or(source_partitions);
         match engine.topics.partitions(&sink.topic).await? {
             Some(existing) if sink.partitions.is_some_and(|p| p != existing) => {
@@ -266,7 +313,10 @@ impl Session {
             }
         }
         let query_id = format!("CSAS_{}_{}", create.name.to_uppercase(), sequence);
-        let group_id = format!("_confluent-ksql-{}query_{query_id}", engine.config.service_id);
+        let group_id = format!(
+            "_confluent-ksql-{}query_{query_id}",
+            engine.config.service_id
+        );
         let query = PersistentQuery::start(
             query_id.clone(),
             sql.to_string(),
@@ -274,6 +324,7 @@ impl Session {
             sink.clone(),
             &engine.config.kafka,
             &group_id,
+            engine.config.instance_id.as_deref(),
             &self.properties,
             engine.producer.clone(),
             engine.log.clone(),
@@ -326,7 +377,12 @@ impl Session {
         }
         let schema: Vec<&brook_planner::catalog::Column> = source
             .key_columns()
-            .chain(source.columns.iter().filter(|c| c.role == ColumnRole::Value))
+            .chain(
+                source
+                    .columns
+                    .iter()
+                    .filter(|c| c.role == ColumnRole::Value),
+            )
             .collect();
         let names: Vec<String> = match &insert.columns {
             Some(names) => names.clone(),
@@ -374,13 +430,23 @@ impl Session {
                 .collect()
         };
         let key = codec.key.encode(&pick(ColumnRole::Key)).map_err(|e| {
-            EngineError::new(format!("Failed to insert values into '{}'. Could not serialize key: {e}", source.name))
+            EngineError::new(format!(
+                "Failed to insert values into '{}'. Could not serialize key: {e}",
+                source.name
+            ))
         })?;
         let value = codec.value.encode(&pick(ColumnRole::Value)).map_err(|e| {
-            EngineError::new(format!("Failed to insert values into '{}'. Could not serialize value: {e}", source.name))
+            EngineError::new(format!(
+                "Failed to insert values into '{}'. Could not serialize value: {e}",
+                source.name
+            ))
         })?;
         let timestamp = rowtime.unwrap_or_else(|| chrono::Utc::now().timestamp_millis());
-        let record = OutputRecord { key, value, timestamp };
+        let record = OutputRecord {
+            key,
+            value,
+            timestamp,
+        };
         produce_all(&engine.producer, &source.topic, &[record]).await?;
         Ok(StatementResult::Status {
             message: String::new(),
@@ -399,7 +465,10 @@ impl Session {
                     query_id: None,
                 });
             }
-            return Err(EngineError::new(format!("Source {} does not exist.", drop.name)));
+            return Err(EngineError::new(format!(
+                "Source {} does not exist.",
+                drop.name
+            )));
         };
         if source.kind != drop.kind {
             return Err(EngineError::new(format!(
@@ -409,17 +478,28 @@ impl Session {
             )));
         }
         let running = |f: &dyn Fn(&PersistentQuery) -> bool| -> Vec<String> {
-            state.queries.values().filter(|q| f(q)).map(|q| q.id.clone()).collect()
+            state
+                .queries
+                .values()
+                .filter(|q| f(q))
+                .map(|q| q.id.clone())
+                .collect()
         };
         let readers = running(&|q| q.source == drop.name);
         let writers = running(&|q| q.sink == drop.name);
         if !readers.is_empty() || !writers.is_empty() {
             let mut parts = Vec::new();
             if !readers.is_empty() {
-                parts.push(format!("The following queries read from this source: [{}].", readers.join(", ")));
+                parts.push(format!(
+                    "The following queries read from this source: [{}].",
+                    readers.join(", ")
+                ));
             }
             if !writers.is_empty() {
-                parts.push(format!("The following queries write into this source: [{}].", writers.join(", ")));
+                parts.push(format!(
+                    "The following queries write into this source: [{}].",
+                    writers.join(", ")
+                ));
             }
             return Err(EngineError::new(format!(
                 "Cannot drop {}.\n{}\nYou need to terminate them before dropping {}.",
@@ -433,7 +513,10 @@ impl Session {
         }
         state.catalog.sources.remove(&drop.name);
         Ok(StatementResult::Status {
-            message: format!("Source `{}` (topic: {}) was dropped.", drop.name, source.topic),
+            message: format!(
+                "Source `{}` (topic: {}) was dropped.",
+                drop.name, source.topic
+            ),
             query_id: None,
         })
     }
@@ -448,7 +531,13 @@ fn kind_noun(kind: SourceKind) -> &'static str {
 
 /// Evaluates an `INSERT ... VALUES` expression, converted to the column's type.
 fn literal_value(expr: &ast::Expr, target: &DataType, column: &str) -> Result<Value> {
-    let typed = type_expr(expr, &Scope { columns: &[], qualifiers: vec![] })?;
+    let typed = type_expr(
+        expr,
+        &Scope {
+            columns: &[],
+            qualifiers: vec![],
+        },
+    )?;
     let compatible = typed.is_null_literal()
         || typed.data_type == *target
         || (is_numeric(&typed.data_type) && is_numeric(target))
@@ -462,7 +551,12 @@ fn literal_value(expr: &ast::Expr, target: &DataType, column: &str) -> Result<Va
     let typed = typed.coerce(target);
     let array = evaluate(&typed, &[], 1)?;
     let value = value_at(&array, target, 0);
-    if value.is_null() && !matches!(typed.kind, brook_planner::typing::ExprKind::Literal(Value::Null)) {
+    if value.is_null()
+        && !matches!(
+            typed.kind,
+            brook_planner::typing::ExprKind::Literal(Value::Null)
+        )
+    {
         return Err(EngineError::new(format!(
             "Expected type {target} for field {column} but the value cannot be converted"
         )));

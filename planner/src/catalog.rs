@@ -70,9 +70,9 @@ pub struct Catalog {
 
 impl Catalog {
     pub fn source(&self, name: &str) -> Result<&SourceDef> {
-        self.sources.get(name).ok_or_else(|| {
-            PlanError::new(format!("{name} does not exist."))
-        })
+        self.sources
+            .get(name)
+            .ok_or_else(|| PlanError::new(format!("{name} does not exist.")))
     }
 
     /// Replaces named types by their definitions.
@@ -83,9 +83,10 @@ impl Catalog {
                 None => return Err(PlanError::new(format!("Unknown type: {name}"))),
             },
             DataType::Array(inner) => DataType::Array(Box::new(self.resolve_type(inner)?)),
-            DataType::Map(k, v) => {
-                DataType::Map(Box::new(self.resolve_type(k)?), Box::new(self.resolve_type(v)?))
-            }
+            DataType::Map(k, v) => DataType::Map(
+                Box::new(self.resolve_type(k)?),
+                Box::new(self.resolve_type(v)?),
+            ),
             DataType::Struct(fields) => DataType::Struct(
                 fields
                     .iter()
@@ -99,16 +100,18 @@ impl Catalog {
     /// Builds the source a `CREATE STREAM|TABLE (...) WITH (...)` statement declares.
     pub fn source_from_create(&self, create: &ast::CreateSource, sql: &str) -> Result<SourceDef> {
         let props = WithClause::read(&create.properties, false)?;
-        let topic = props
-            .topic
-            .clone()
-            .ok_or_else(|| PlanError::new("Missing required property \"KAFKA_TOPIC\" which has no default value."))?;
+        let topic = props.topic.clone().ok_or_else(|| {
+            PlanError::new("Missing required property \"KAFKA_TOPIC\" which has no default value.")
+        })?;
         let mut columns = Vec::new();
         for c in &create.columns {
             if RESERVED_COLUMNS.contains(&c.name.as_str()) {
                 return Err(PlanError::at(
                     c.position,
-                    format!("'{}' is a reserved column name. You cannot use it as a name for a column.", c.name),
+                    format!(
+                        "'{}' is a reserved column name. You cannot use it as a name for a column.",
+                        c.name
+                    ),
                 ));
             }
             if columns.iter().any(|x: &Column| x.name == c.name) {
@@ -154,8 +157,14 @@ impl Catalog {
 
 /// Checks formats against columns and the timestamp column.
 pub fn validate_source(source: &SourceDef) -> Result<()> {
-    let keys: Vec<_> = source.key_columns().map(|c| (c.name.as_str(), &c.data_type)).collect();
-    let values: Vec<_> = source.value_columns().map(|c| (c.name.as_str(), &c.data_type)).collect();
+    let keys: Vec<_> = source
+        .key_columns()
+        .map(|c| (c.name.as_str(), &c.data_type))
+        .collect();
+    let values: Vec<_> = source
+        .value_columns()
+        .map(|c| (c.name.as_str(), &c.data_type))
+        .collect();
     source.key_format.validate(&keys, true)?;
     source.value_format.validate(&values, false)?;
     if !source.value_format.wrap_single_value && values.len() != 1 {
@@ -234,7 +243,11 @@ impl WithClause {
             )));
         }
         if out.format.is_some() && (out.key_format.is_some() || out.value_format.is_some()) {
-            let other = if out.key_format.is_some() { "KEY_FORMAT" } else { "VALUE_FORMAT" };
+            let other = if out.key_format.is_some() {
+                "KEY_FORMAT"
+            } else {
+                "VALUE_FORMAT"
+            };
             return Err(PlanError::new(format!(
                 "Cannot supply both 'FORMAT' and '{other}' properties, as 'FORMAT' sets both key and value formats. Either use just 'FORMAT', or use '{other}' and 'VALUE_FORMAT'."
             )));
@@ -290,7 +303,9 @@ fn boolean(key: &str, value: &Literal) -> Result<bool> {
         Literal::Boolean(b) => Ok(*b),
         Literal::String(s) if s.eq_ignore_ascii_case("true") => Ok(true),
         Literal::String(s) if s.eq_ignore_ascii_case("false") => Ok(false),
-        _ => Err(PlanError::new(format!("Property {key} must be true or false"))),
+        _ => Err(PlanError::new(format!(
+            "Property {key} must be true or false"
+        ))),
     }
 }
 

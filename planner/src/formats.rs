@@ -80,7 +80,10 @@ impl Format {
     /// Checks that this format can hold `columns` (as key columns when `is_key`).
     pub fn validate(&self, columns: &[(&str, &DataType)], is_key: bool) -> Result<()> {
         match self.kind {
-            FormatKind::Avro | FormatKind::Protobuf | FormatKind::ProtobufNoSr | FormatKind::JsonSr => {
+            FormatKind::Avro
+            | FormatKind::Protobuf
+            | FormatKind::ProtobufNoSr
+            | FormatKind::JsonSr => {
                 return Err(PlanError::new(format!(
                     "The '{}' format is not supported yet",
                     self.kind
@@ -123,13 +126,17 @@ impl Format {
             }
             (FormatKind::Json, DataType::Map(k, v)) => {
                 if **k != DataType::String {
-                    return Err(PlanError::new("JSON only supports MAP types with STRING keys"));
+                    return Err(PlanError::new(
+                        "JSON only supports MAP types with STRING keys",
+                    ));
                 }
                 self.validate_type(v)
             }
             (_, DataType::Array(inner)) => self.validate_type(inner),
             (_, DataType::Map(_, v)) => self.validate_type(v),
-            (_, DataType::Struct(fields)) => fields.iter().try_for_each(|(_, t)| self.validate_type(t)),
+            (_, DataType::Struct(fields)) => {
+                fields.iter().try_for_each(|(_, t)| self.validate_type(t))
+            }
             _ => Ok(()),
         }
     }

@@ -5,8 +5,8 @@ pub mod catalog;
 mod error;
 pub mod formats;
 pub mod plan;
-pub mod typing;
 pub mod types;
+pub mod typing;
 pub mod value;
 
 pub use error::PlanError;

@@ -159,7 +159,10 @@ pub fn plan_query(catalog: &Catalog, query: &ast::Query, sink: Option<&str>) -> 
     if let Some(sink) = sink {
         // Each source key column must be selected as it is; its first selection is the key.
         for key in source.key_columns() {
-            let index = row.iter().position(|c| c.name == key.name).unwrap_or(usize::MAX);
+            let index = row
+                .iter()
+                .position(|c| c.name == key.name)
+                .unwrap_or(usize::MAX);
             let selected = projection
                 .iter_mut()
                 .find(|p| p.expr.kind == ExprKind::Column(index));
@@ -204,13 +207,11 @@ fn derived_name(expr: &Expr, index: usize) -> String {
 
 /// The stream a `CREATE STREAM ... AS SELECT` creates: the query's output columns in the
 /// formats its WITH clause names, else its source's.
-pub fn sink_source(
-    create: &ast::CreateAsSelect,
-    plan: &QueryPlan,
-    sql: &str,
-) -> Result<SourceDef> {
+pub fn sink_source(create: &ast::CreateAsSelect, plan: &QueryPlan, sql: &str) -> Result<SourceDef> {
     if create.kind == SourceKind::Table {
-        return Err(PlanError::new("CREATE TABLE AS SELECT is not supported yet"));
+        return Err(PlanError::new(
+            "CREATE TABLE AS SELECT is not supported yet",
+        ));
     }
     let props = WithClause::read(&create.properties, true)?;
     let source = &plan.source;
@@ -224,7 +225,11 @@ pub fn sink_source(
         .map(|p| Column {
             name: p.name.clone(),
             data_type: p.expr.data_type.clone(),
-            role: if p.key { ColumnRole::Key } else { ColumnRole::Value },
+            role: if p.key {
+                ColumnRole::Key
+            } else {
+                ColumnRole::Value
+            },
         })
         .collect();
     let sink = SourceDef {

@@ -135,7 +135,9 @@ pub fn type_of_literal(lit: &Literal) -> Result<TypedExpr> {
     Ok(match lit {
         // A NULL takes its type from where it is used; STRING when nothing says otherwise.
         Literal::Null => TypedExpr::new(ExprKind::Literal(Value::Null), DataType::String),
-        Literal::Boolean(b) => TypedExpr::new(ExprKind::Literal(Value::Boolean(*b)), DataType::Boolean),
+        Literal::Boolean(b) => {
+            TypedExpr::new(ExprKind::Literal(Value::Boolean(*b)), DataType::Boolean)
+        }
         Literal::Integer(i) => match i32::try_from(*i) {
             Ok(v) => TypedExpr::new(ExprKind::Literal(Value::Int(v)), DataType::Int),
             Err(_) => TypedExpr::new(ExprKind::Literal(Value::BigInt(*i)), DataType::BigInt),
@@ -149,8 +151,13 @@ pub fn type_of_literal(lit: &Literal) -> Result<TypedExpr> {
                 DataType::Decimal { precision, scale },
             )
         }
-        Literal::Double(d) => TypedExpr::new(ExprKind::Literal(Value::Double(*d)), DataType::Double),
-        Literal::String(s) => TypedExpr::new(ExprKind::Literal(Value::String(s.clone())), DataType::String),
+        Literal::Double(d) => {
+            TypedExpr::new(ExprKind::Literal(Value::Double(*d)), DataType::Double)
+        }
+        Literal::String(s) => TypedExpr::new(
+            ExprKind::Literal(Value::String(s.clone())),
+            DataType::String,
+        ),
     })
 }
 
@@ -182,7 +189,10 @@ pub fn type_expr(expr: &Expr, scope: &Scope) -> Result<TypedExpr> {
                     };
                     PlanError::at(*position, format!("Column '{shown}' cannot be resolved."))
                 })?;
-            TypedExpr::new(ExprKind::Column(index), scope.columns[index].data_type.clone())
+            TypedExpr::new(
+                ExprKind::Column(index),
+                scope.columns[index].data_type.clone(),
+            )
         }
         Expr::Literal(lit) => type_of_literal(lit)?,
         Expr::Binary { op, left, right } => binary(*op, t(left)?, t(right)?)?,
@@ -241,7 +251,10 @@ pub fn type_expr(expr: &Expr, scope: &Scope) -> Result<TypedExpr> {
             let e = t(expr)?;
             let lower = compare(CmpOp::GtEq, e.clone(), t(low)?)?;
             let upper = compare(CmpOp::LtEq, e, t(high)?)?;
-            let both = TypedExpr::new(ExprKind::And(lower.boxed(), upper.boxed()), DataType::Boolean);
+            let both = TypedExpr::new(
+                ExprKind::And(lower.boxed(), upper.boxed()),
+                DataType::Boolean,
+            );
             if *negated {
                 TypedExpr::new(ExprKind::Not(both.boxed()), DataType::Boolean)
             } else {
@@ -265,7 +278,10 @@ pub fn type_expr(expr: &Expr, scope: &Scope) -> Result<TypedExpr> {
                 })?;
             }
             e = e.coerce(&common);
-            items = items.into_iter().map(|i| coerce_literal(i, &common)).collect::<Result<_>>()?;
+            items = items
+                .into_iter()
+                .map(|i| coerce_literal(i, &common))
+                .collect::<Result<_>>()?;
             TypedExpr::new(
                 ExprKind::InList {
                     expr: e.boxed(),
@@ -337,8 +353,14 @@ pub fn type_expr(expr: &Expr, scope: &Scope) -> Result<TypedExpr> {
             let index = fields
                 .iter()
                 .position(|(n, _)| n == field)
-                .or_else(|| fields.iter().position(|(n, _)| n.eq_ignore_ascii_case(field)))
-                .ok_or_else(|| PlanError::new(format!("Could not find field '{field}' in struct")))?;
+                .or_else(|| {
+                    fields
+                        .iter()
+                        .position(|(n, _)| n.eq_ignore_ascii_case(field))
+                })
+                .ok_or_else(|| {
+                    PlanError::new(format!("Could not find field '{field}' in struct"))
+                })?;
             let dt = fields[index].1.clone();
             TypedExpr::new(
                 ExprKind::StructField {
@@ -392,11 +414,20 @@ pub fn type_expr(expr: &Expr, scope: &Scope) -> Result<TypedExpr> {
             let items = items.iter().map(t).collect::<Result<Vec<_>>>()?;
             let element = common_type(&items)?;
             let items = items.into_iter().map(|i| i.coerce(&element)).collect();
-            TypedExpr::new(ExprKind::MakeArray(items), DataType::Array(Box::new(element)))
+            TypedExpr::new(
+                ExprKind::MakeArray(items),
+                DataType::Array(Box::new(element)),
+            )
         }
         Expr::Map(entries) => {
-            let keys = entries.iter().map(|(k, _)| t(k)).collect::<Result<Vec<_>>>()?;
-            let values = entries.iter().map(|(_, v)| t(v)).collect::<Result<Vec<_>>>()?;
+            let keys = entries
+                .iter()
+                .map(|(k, _)| t(k))
+                .collect::<Result<Vec<_>>>()?;
+            let values = entries
+                .iter()
+                .map(|(_, v)| t(v))
+                .collect::<Result<Vec<_>>>()?;
             let kt = common_type(&keys)?;
             let vt = common_type(&values)?;
             let entries = keys
@@ -404,7 +435,10 @@ pub fn type_expr(expr: &Expr, scope: &Scope) -> Result<TypedExpr> {
                 .zip(values)
                 .map(|(k, v)| (k.coerce(&kt), v.coerce(&vt)))
                 .collect();
-            TypedExpr::new(ExprKind::MakeMap(entries), DataType::Map(Box::new(kt), Box::new(vt)))
+            TypedExpr::new(
+                ExprKind::MakeMap(entries),
+                DataType::Map(Box::new(kt), Box::new(vt)),
+            )
         }
         Expr::Struct(fields) => {
             let mut types = Vec::new();
@@ -423,7 +457,9 @@ pub fn type_expr(expr: &Expr, scope: &Scope) -> Result<TypedExpr> {
             ))
         }
         Expr::Lambda { .. } => {
-            return Err(PlanError::new("Lambdas are only allowed as function arguments"))
+            return Err(PlanError::new(
+                "Lambdas are only allowed as function arguments",
+            ))
         }
     })
 }
@@ -514,7 +550,11 @@ fn parse_literal_as(s: &str, to: &DataType) -> Option<Value> {
 }
 
 fn compare(op: CmpOp, left: TypedExpr, right: TypedExpr) -> Result<TypedExpr> {
-    let (left, right) = if left.is_null_literal() { (right, left) } else { (left, right) };
+    let (left, right) = if left.is_null_literal() {
+        (right, left)
+    } else {
+        (left, right)
+    };
     let common = comparable_type(&left.data_type, &right)
         .or_else(|| comparable_type(&right.data_type, &left))
         .ok_or_else(|| {
@@ -523,10 +563,14 @@ fn compare(op: CmpOp, left: TypedExpr, right: TypedExpr) -> Result<TypedExpr> {
                 left.data_type, right.data_type
             ))
         })?;
-    if matches!(common, DataType::Map(..) | DataType::Array(_) | DataType::Struct(_))
-        && !matches!(op, CmpOp::Eq | CmpOp::NotEq)
+    if matches!(
+        common,
+        DataType::Map(..) | DataType::Array(_) | DataType::Struct(_)
+    ) && !matches!(op, CmpOp::Eq | CmpOp::NotEq)
     {
-        return Err(PlanError::new(format!("Cannot compare {common} with {op:?}")));
+        return Err(PlanError::new(format!(
+            "Cannot compare {common} with {op:?}"
+        )));
     }
     let left = coerce_literal(left, &common)?;
     let right = coerce_literal(right, &common)?;
@@ -556,7 +600,11 @@ fn binary(op: BinaryOp, left: TypedExpr, right: TypedExpr) -> Result<TypedExpr> 
         BinaryOp::And | BinaryOp::Or => {
             let l = boolean_operand(left, op.symbol())?.boxed();
             let r = boolean_operand(right, op.symbol())?.boxed();
-            let kind = if op == BinaryOp::And { ExprKind::And(l, r) } else { ExprKind::Or(l, r) };
+            let kind = if op == BinaryOp::And {
+                ExprKind::And(l, r)
+            } else {
+                ExprKind::Or(l, r)
+            };
             return Ok(TypedExpr::new(kind, DataType::Boolean));
         }
         BinaryOp::Concat => return concat(left, right),
@@ -569,7 +617,10 @@ fn binary(op: BinaryOp, left: TypedExpr, right: TypedExpr) -> Result<TypedExpr> 
         }
         _ => (left, right),
     };
-    if op == BinaryOp::Plus && left.data_type == DataType::String && right.data_type == DataType::String {
+    if op == BinaryOp::Plus
+        && left.data_type == DataType::String
+        && right.data_type == DataType::String
+    {
         return concat(left, right);
     }
     let Some(common) = common_numeric(&left.data_type, &right.data_type) else {
@@ -585,7 +636,10 @@ fn binary(op: BinaryOp, left: TypedExpr, right: TypedExpr) -> Result<TypedExpr> 
         };
         let result = decimal_result(op, a, b);
         let to_decimal = |e: TypedExpr, (p, s): (u8, i8)| {
-            e.coerce(&DataType::Decimal { precision: p, scale: s })
+            e.coerce(&DataType::Decimal {
+                precision: p,
+                scale: s,
+            })
         };
         return Ok(TypedExpr::new(
             ExprKind::Arithmetic {
@@ -623,13 +677,21 @@ fn concat(left: TypedExpr, right: TypedExpr) -> Result<TypedExpr> {
 
 /// Whether ksqlDB can cast `from` to `to`.
 fn check_cast(from: &DataType, to: &DataType) -> Result<()> {
-    let scalar = |t: &DataType| !matches!(t, DataType::Array(_) | DataType::Map(..) | DataType::Struct(_));
+    let scalar = |t: &DataType| {
+        !matches!(
+            t,
+            DataType::Array(_) | DataType::Map(..) | DataType::Struct(_)
+        )
+    };
     let ok = from == to
         || (is_numeric(from) && is_numeric(to))
         || *to == DataType::String && scalar(from)
         || *from == DataType::String && scalar(to)
         || (matches!(from, DataType::Timestamp | DataType::Date | DataType::Time)
-            && matches!(to, DataType::Timestamp | DataType::Date | DataType::Time | DataType::String))
+            && matches!(
+                to,
+                DataType::Timestamp | DataType::Date | DataType::Time | DataType::String
+            ))
         || match (from, to) {
             (DataType::Array(a), DataType::Array(b)) => check_cast(a, b).is_ok(),
             (DataType::Map(k1, v1), DataType::Map(k2, v2)) => {
@@ -640,6 +702,8 @@ fn check_cast(from: &DataType, to: &DataType) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(PlanError::new(format!("Cast of {from} to {to} is not supported")))
+        Err(PlanError::new(format!(
+            "Cast of {from} to {to} is not supported"
+        )))
     }
 }

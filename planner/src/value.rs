@@ -63,7 +63,9 @@ pub fn parse_decimal(text: &str, scale: i8) -> Option<i128> {
     let scale = scale.max(0) as usize;
     let mut unscaled: i128 = 0;
     for c in int.chars() {
-        unscaled = unscaled.checked_mul(10)?.checked_add((c as u8 - b'0') as i128)?;
+        unscaled = unscaled
+            .checked_mul(10)?
+            .checked_add((c as u8 - b'0') as i128)?;
     }
     let frac_digits: Vec<u8> = frac.bytes().map(|b| b - b'0').collect();
     for i in 0..scale {

@@ -133,8 +133,13 @@ pub struct Relation {
 #[derive(Debug, Clone, PartialEq)]
 pub enum SelectItem {
     /// `*` or `alias.*`
-    Wildcard { qualifier: Option<String> },
-    Expr { expr: Expr, alias: Option<String> },
+    Wildcard {
+        qualifier: Option<String>,
+    },
+    Expr {
+        expr: Expr,
+        alias: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,7 +155,10 @@ pub enum DataType {
     Int,
     BigInt,
     Double,
-    Decimal { precision: u8, scale: i8 },
+    Decimal {
+        precision: u8,
+        scale: i8,
+    },
     String,
     Bytes,
     Date,

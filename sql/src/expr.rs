@@ -2,8 +2,8 @@
 //! case rules and rejecting SQL that ksqlDB does not have.
 
 use crate::ast::{BinaryOp, Expr, Literal};
-use crate::error::Position;
 use crate::dialect::cast_target;
+use crate::error::Position;
 use sqlparser::ast::{
     self as sp, AccessExpr, DuplicateTreatment, FunctionArg, FunctionArgExpr, FunctionArguments,
     OneOrManyWithParens, Subscript, UnaryOperator,
@@ -91,7 +91,9 @@ pub(crate) fn convert_expr(e: &sp::Expr) -> Result<Expr, ExprError> {
         sp::Expr::UnaryOp { op, expr } => match op {
             UnaryOperator::Minus => match convert_expr(expr)? {
                 Expr::Literal(Literal::Integer(i)) => Expr::Literal(Literal::Integer(-i)),
-                Expr::Literal(Literal::Decimal(d)) => Expr::Literal(Literal::Decimal(format!("-{d}"))),
+                Expr::Literal(Literal::Decimal(d)) => {
+                    Expr::Literal(Literal::Decimal(format!("-{d}")))
+                }
                 Expr::Literal(Literal::Double(d)) => Expr::Literal(Literal::Double(-d)),
                 other => Expr::Negate(Box::new(other)),
             },
@@ -168,12 +170,20 @@ pub(crate) fn convert_expr(e: &sp::Expr) -> Result<Expr, ExprError> {
             else_result,
             ..
         } => Expr::Case {
-            operand: operand.as_deref().map(convert_expr).transpose()?.map(Box::new),
+            operand: operand
+                .as_deref()
+                .map(convert_expr)
+                .transpose()?
+                .map(Box::new),
             whens: conditions
                 .iter()
                 .map(|w| Ok((convert_expr(&w.condition)?, convert_expr(&w.result)?)))
                 .collect::<Result<_, ExprError>>()?,
-            otherwise: else_result.as_deref().map(convert_expr).transpose()?.map(Box::new),
+            otherwise: else_result
+                .as_deref()
+                .map(convert_expr)
+                .transpose()?
+                .map(Box::new),
         },
         sp::Expr::CompoundFieldAccess { root, access_chain } => {
             let mut out = convert_expr(root)?;
@@ -188,9 +198,13 @@ pub(crate) fn convert_expr(e: &sp::Expr) -> Result<Expr, ExprError> {
             }
             out
         }
-        sp::Expr::Array(array) => {
-            Expr::Array(array.elem.iter().map(convert_expr).collect::<Result<_, _>>()?)
-        }
+        sp::Expr::Array(array) => Expr::Array(
+            array
+                .elem
+                .iter()
+                .map(convert_expr)
+                .collect::<Result<_, _>>()?,
+        ),
         sp::Expr::Function(f) => convert_function(f)?,
         sp::Expr::Lambda(l) => Expr::Lambda {
             params: match &l.params {

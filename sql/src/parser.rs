@@ -81,8 +81,22 @@ struct StatementParser<'a> {
 }
 
 const CLAUSE_WORDS: &[&str] = &[
-    "FROM", "WHERE", "GROUP", "PARTITION", "HAVING", "EMIT", "LIMIT", "WINDOW", "JOIN", "LEFT",
-    "RIGHT", "FULL", "INNER", "OUTER", "ON", "WITHIN",
+    "FROM",
+    "WHERE",
+    "GROUP",
+    "PARTITION",
+    "HAVING",
+    "EMIT",
+    "LIMIT",
+    "WINDOW",
+    "JOIN",
+    "LEFT",
+    "RIGHT",
+    "FULL",
+    "INNER",
+    "OUTER",
+    "ON",
+    "WITHIN",
 ];
 
 impl StatementParser<'_> {
@@ -135,14 +149,17 @@ impl StatementParser<'_> {
     }
 
     /// Turns a `sqlparser` error into ours, reading the position it embeds in its text.
-    fn from_sp(&self, e: ParserError) -> ParseError {
+    fn sp_error(&self, e: ParserError) -> ParseError {
         let text = e.to_string();
         let text = text.strip_prefix("sql parser error: ").unwrap_or(&text);
         if let Some((message, at)) = text.rsplit_once(" at Line: ") {
             if let Some((line, column)) = at.split_once(", Column: ") {
                 if let (Ok(line), Ok(column)) = (line.trim().parse(), column.trim().parse()) {
                     let message = message.replace("Expected: ", "expected ");
-                    return ParseError::new(absolute(self.base, Position { line, column }), message);
+                    return ParseError::new(
+                        absolute(self.base, Position { line, column }),
+                        message,
+                    );
                 }
             }
         }
@@ -157,7 +174,8 @@ impl StatementParser<'_> {
     }
 
     fn is_word(&self, word: &str) -> bool {
-        self.peek_word(0).is_some_and(|w| w.eq_ignore_ascii_case(word))
+        self.peek_word(0)
+            .is_some_and(|w| w.eq_ignore_ascii_case(word))
     }
 
     fn eat_word(&mut self, word: &str) -> bool {
@@ -398,7 +416,7 @@ impl StatementParser<'_> {
     fn data_type(&mut self) -> Result<DataType, ParseError> {
         let position = self.here();
         crate::types::parse_type(&mut self.p).map_err(|e| {
-            let mut err = self.from_sp(e);
+            let mut err = self.sp_error(e);
             if err.position == self.here() {
                 err.position = position;
             }
@@ -423,7 +441,10 @@ impl StatementParser<'_> {
                 }
             };
             if props.insert(key.clone(), value).is_some() {
-                return Err(ParseError::new(position, format!("Duplicate property: {key}")));
+                return Err(ParseError::new(
+                    position,
+                    format!("Duplicate property: {key}"),
+                ));
             }
             if self.eat_token(&Token::RParen) {
                 return Ok(props);
@@ -434,7 +455,7 @@ impl StatementParser<'_> {
 
     fn expr(&mut self) -> Result<Expr, ParseError> {
         let position = self.here();
-        let parsed = self.p.parse_expr().map_err(|e| self.from_sp(e))?;
+        let parsed = self.p.parse_expr().map_err(|e| self.sp_error(e))?;
         convert_expr(&parsed).map_err(|e| {
             let at = e
                 .position
@@ -515,25 +536,24 @@ impl StatementParser<'_> {
         self.expect_word("FROM")?;
         let position = self.here();
         let name = self.identifier()?;
-        let alias = if self.eat_word("AS") {
-            Some(self.identifier()?)
-        } else if self.peek_word(0).is_some_and(|w| !is_clause_word(w))
-            || matches!(&self.p.peek_token_ref().token, Token::Word(w) if w.quote_style.is_some())
-        {
-            Some(self.identifier()?)
-        } else {
-            None
-        };
+        let alias = self.alias()?;
         let from = Relation {
             name,
             alias,
             position,
         };
         if self.is_word("WINDOW") {
-            return self.error("WHERE, GROUP BY, PARTITION BY, EMIT or LIMIT (windows are not supported yet)");
+            return self.error(
+                "WHERE, GROUP BY, PARTITION BY, EMIT or LIMIT (windows are not supported yet)",
+            );
         }
-        if ["JOIN", "LEFT", "RIGHT", "FULL", "INNER"].iter().any(|w| self.is_word(w)) {
-            return self.error("WHERE, GROUP BY, PARTITION BY, EMIT or LIMIT (joins are not supported yet)");
+        if ["JOIN", "LEFT", "RIGHT", "FULL", "INNER"]
+            .iter()
+            .any(|w| self.is_word(w))
+        {
+            return self.error(
+                "WHERE, GROUP BY, PARTITION BY, EMIT or LIMIT (joins are not supported yet)",
+            );
         }
         let filter = if self.eat_word("WHERE") {
             Some(self.expr()?)
@@ -608,17 +628,21 @@ impl StatementParser<'_> {
             });
         }
         let expr = self.expr()?;
-        let alias = if self.eat_word("AS") {
-            Some(self.identifier()?)
-        } else {
-            match &self.p.peek_token_ref().token {
-                Token::Word(w) if w.quote_style.is_some() || !is_clause_word(&w.value) => {
-                    Some(self.identifier()?)
-                }
-                _ => None,
-            }
-        };
+        let alias = self.alias()?;
         Ok(SelectItem::Expr { expr, alias })
+    }
+
+    /// `AS name`, or a bare name that does not start the next clause.
+    fn alias(&mut self) -> Result<Option<String>, ParseError> {
+        if self.eat_word("AS") {
+            return Ok(Some(self.identifier()?));
+        }
+        match &self.p.peek_token_ref().token {
+            Token::Word(w) if w.quote_style.is_some() || !is_clause_word(&w.value) => {
+                Ok(Some(self.identifier()?))
+            }
+            _ => Ok(None),
+        }
     }
 }
 

@@ -101,9 +101,7 @@ pub fn split_statements(script: &str) -> Result<Vec<StatementText>, ParseError> 
                 format!("unterminated quoted text starting with {q}"),
             ))
         }
-        State::BlockComment => {
-            return Err(ParseError::new(quote_start, "unterminated /* comment"))
-        }
+        State::BlockComment => return Err(ParseError::new(quote_start, "unterminated /* comment")),
         _ => {}
     }
     if let Some(position) = start {
@@ -152,6 +150,8 @@ mod tests {
 
     #[test]
     fn comment_only_script_has_no_statements() {
-        assert!(split_statements("-- nothing\n/* at all */\n").unwrap().is_empty());
+        assert!(split_statements("-- nothing\n/* at all */\n")
+            .unwrap()
+            .is_empty());
     }
 }

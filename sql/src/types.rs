@@ -102,7 +102,9 @@ fn parse_inner(parser: &mut Parser, pending_gt: &mut bool) -> Result<DataType, P
 
 fn decimal(precision: u64, scale: u64) -> Result<DataType, String> {
     if !(1..=38).contains(&precision) {
-        return Err(format!("DECIMAL precision must be between 1 and 38: {precision}"));
+        return Err(format!(
+            "DECIMAL precision must be between 1 and 38: {precision}"
+        ));
     }
     if scale > precision {
         return Err(format!(

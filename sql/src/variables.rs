@@ -16,7 +16,10 @@ pub fn substitute_variables(
         out.push_str(&rest[..at]);
         let after = &rest[at + 2..];
         let Some(end) = after.find('}') else {
-            return Err(ParseError::new(position, "unterminated variable reference '${'"));
+            return Err(ParseError::new(
+                position,
+                "unterminated variable reference '${'",
+            ));
         };
         let name = after[..end].trim();
         match variables.get(&name.to_uppercase()) {
@@ -47,7 +50,8 @@ mod tests {
 
     #[test]
     fn undefined_variable_is_an_error() {
-        let err = substitute_variables("${nope}", &BTreeMap::new(), Position::default()).unwrap_err();
+        let err =
+            substitute_variables("${nope}", &BTreeMap::new(), Position::default()).unwrap_err();
         assert!(err.message.contains("'nope' is not defined"), "{err}");
     }
 }

@@ -43,12 +43,24 @@ fn create_stream_with_keys_types_and_properties() {
     let names: Vec<_> = c.columns.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(
         names,
-        ["ID", "Name", "PRICE", "TAGS", "ATTRS", "ADDR", "TS", "D", "T", "B", "OK", "X", "H", "HS"]
+        [
+            "ID", "Name", "PRICE", "TAGS", "ATTRS", "ADDR", "TS", "D", "T", "B", "OK", "X", "H",
+            "HS"
+        ]
     );
     assert_eq!(c.columns[0].role, ColumnRole::Key);
     assert_eq!(c.columns[0].data_type, DataType::Int);
-    assert_eq!(c.columns[2].data_type, DataType::Decimal { precision: 10, scale: 2 });
-    assert_eq!(c.columns[3].data_type, DataType::Array(Box::new(DataType::String)));
+    assert_eq!(
+        c.columns[2].data_type,
+        DataType::Decimal {
+            precision: 10,
+            scale: 2
+        }
+    );
+    assert_eq!(
+        c.columns[3].data_type,
+        DataType::Array(Box::new(DataType::String))
+    );
     assert_eq!(
         c.columns[4].data_type,
         DataType::Map(Box::new(DataType::String), Box::new(DataType::BigInt))
@@ -62,8 +74,17 @@ fn create_stream_with_keys_types_and_properties() {
     );
     assert_eq!(c.columns[12].header_key.as_deref(), Some("k"));
     assert_eq!(c.columns[13].role, ColumnRole::Headers);
-    assert_eq!(c.columns[1].position, Position { line: 1, column: 60 });
-    assert_eq!(c.properties["KAFKA_TOPIC"], Literal::String("orders".into()));
+    assert_eq!(
+        c.columns[1].position,
+        Position {
+            line: 1,
+            column: 60
+        }
+    );
+    assert_eq!(
+        c.properties["KAFKA_TOPIC"],
+        Literal::String("orders".into())
+    );
     assert_eq!(c.properties["PARTITIONS"], Literal::Integer(4));
     assert_eq!(c.properties["WRAP_SINGLE_VALUE"], Literal::Boolean(false));
 }
@@ -79,9 +100,16 @@ fn create_table_needs_primary_key_syntax() {
     assert_eq!(c.kind, SourceKind::Table);
     assert!(c.columns[0].primary_key);
     let err = parse_err("CREATE TABLE t (id STRING KEY) WITH (kafka_topic='u', format='JSON')");
-    assert!(err.message.contains("please use 'PRIMARY KEY' for tables"), "{err}");
-    let err = parse_err("CREATE STREAM t (id STRING PRIMARY KEY) WITH (kafka_topic='u', format='JSON')");
-    assert!(err.message.contains("please use 'KEY' for streams"), "{err}");
+    assert!(
+        err.message.contains("please use 'PRIMARY KEY' for tables"),
+        "{err}"
+    );
+    let err =
+        parse_err("CREATE STREAM t (id STRING PRIMARY KEY) WITH (kafka_topic='u', format='JSON')");
+    assert!(
+        err.message.contains("please use 'KEY' for streams"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -128,17 +156,21 @@ fn insert_values_and_insert_select() {
     };
     assert!(i.columns.is_none());
     assert_eq!(i.values[1], Expr::Literal(Literal::Null));
-    let StatementKind::InsertInto(i) = parse("INSERT INTO all_orders SELECT * FROM orders")
-    else {
+    let StatementKind::InsertInto(i) = parse("INSERT INTO all_orders SELECT * FROM orders") else {
         panic!()
     };
     assert_eq!(i.target, "ALL_ORDERS");
-    assert_eq!(i.query.select, vec![SelectItem::Wildcard { qualifier: None }]);
+    assert_eq!(
+        i.query.select,
+        vec![SelectItem::Wildcard { qualifier: None }]
+    );
 }
 
 #[test]
 fn push_query_with_limit() {
-    let StatementKind::Query(q) = parse("SELECT * FROM orders WHERE id IS NOT NULL EMIT CHANGES LIMIT 5;") else {
+    let StatementKind::Query(q) =
+        parse("SELECT * FROM orders WHERE id IS NOT NULL EMIT CHANGES LIMIT 5;")
+    else {
         panic!()
     };
     assert_eq!(q.limit, Some(5));
@@ -186,7 +218,12 @@ fn drop_set_unset_define_undefine() {
             value: "orders".into()
         }
     );
-    assert_eq!(parse("UNDEFINE topic"), StatementKind::Undefine { name: "TOPIC".into() });
+    assert_eq!(
+        parse("UNDEFINE topic"),
+        StatementKind::Undefine {
+            name: "TOPIC".into()
+        }
+    );
 }
 
 #[test]
@@ -199,65 +236,165 @@ fn variables_comments_and_positions_in_a_script() {
     let StatementKind::CreateSource(c) = &statements[1].kind else {
         panic!()
     };
-    assert_eq!(c.properties["KAFKA_TOPIC"], Literal::String("orders".into()));
-    assert_eq!(statements[1].position, Position { line: 4, column: 13 });
+    assert_eq!(
+        c.properties["KAFKA_TOPIC"],
+        Literal::String("orders".into())
+    );
+    assert_eq!(
+        statements[1].position,
+        Position {
+            line: 4,
+            column: 13
+        }
+    );
     assert_eq!(statements[2].position, Position { line: 5, column: 1 });
 }
 
 #[test]
 fn expressions() {
-    assert!(matches!(col("a->b->c"), Expr::Field { field, expr } if field == "C" && matches!(*expr, Expr::Field { .. })));
+    assert!(
+        matches!(col("a->b->c"), Expr::Field { field, expr } if field == "C" && matches!(*expr, Expr::Field { .. }))
+    );
     assert!(matches!(col("arr[1]"), Expr::Subscript { .. }));
     assert!(matches!(col("m['k']"), Expr::Subscript { .. }));
-    assert!(matches!(col("CAST(x AS DECIMAL(4, 2))"), Expr::Cast { to: DataType::Decimal { precision: 4, scale: 2 }, .. }));
-    assert!(matches!(col("CAST(x AS STRING)"), Expr::Cast { to: DataType::String, .. }));
-    assert!(matches!(col("CASE WHEN a > 1 THEN 'x' ELSE 'y' END"), Expr::Case { operand: None, .. }));
-    assert!(matches!(col("CASE a WHEN 1 THEN 'x' END"), Expr::Case { operand: Some(_), .. }));
-    assert!(matches!(col("name LIKE 'a%'"), Expr::Like { negated: false, .. }));
-    assert!(matches!(col("name NOT LIKE 'a!%' ESCAPE '!'"), Expr::Like { negated: true, escape: Some('!'), .. }));
-    assert!(matches!(col("x BETWEEN 1 AND 5"), Expr::Between { negated: false, .. }));
-    assert!(matches!(col("x NOT IN (1, 2, 3)"), Expr::InList { negated: true, ref list, .. } if list.len() == 3));
+    assert!(matches!(
+        col("CAST(x AS DECIMAL(4, 2))"),
+        Expr::Cast {
+            to: DataType::Decimal {
+                precision: 4,
+                scale: 2
+            },
+            ..
+        }
+    ));
+    assert!(matches!(
+        col("CAST(x AS STRING)"),
+        Expr::Cast {
+            to: DataType::String,
+            ..
+        }
+    ));
+    assert!(matches!(
+        col("CASE WHEN a > 1 THEN 'x' ELSE 'y' END"),
+        Expr::Case { operand: None, .. }
+    ));
+    assert!(matches!(
+        col("CASE a WHEN 1 THEN 'x' END"),
+        Expr::Case {
+            operand: Some(_),
+            ..
+        }
+    ));
+    assert!(matches!(
+        col("name LIKE 'a%'"),
+        Expr::Like { negated: false, .. }
+    ));
+    assert!(matches!(
+        col("name NOT LIKE 'a!%' ESCAPE '!'"),
+        Expr::Like {
+            negated: true,
+            escape: Some('!'),
+            ..
+        }
+    ));
+    assert!(matches!(
+        col("x BETWEEN 1 AND 5"),
+        Expr::Between { negated: false, .. }
+    ));
+    assert!(
+        matches!(col("x NOT IN (1, 2, 3)"), Expr::InList { negated: true, ref list, .. } if list.len() == 3)
+    );
     assert!(matches!(col("NOT (a AND b OR c)"), Expr::Not(_)));
     assert!(matches!(col("-x"), Expr::Negate(_)));
     assert!(matches!(col("1.5e3"), Expr::Literal(Literal::Double(d)) if d == 1500.0));
-    assert!(matches!(col("'a' + name"), Expr::Binary { op: BinaryOp::Plus, .. }));
-    assert!(matches!(col("s.`Mixed`"), Expr::Column { qualifier: Some(q), name, .. } if q == "S" && name == "Mixed"));
-    assert!(matches!(col("UCASE(name)"), Expr::Function { name, args, .. } if name == "UCASE" && args.len() == 1));
+    assert!(matches!(
+        col("'a' + name"),
+        Expr::Binary {
+            op: BinaryOp::Plus,
+            ..
+        }
+    ));
+    assert!(
+        matches!(col("s.`Mixed`"), Expr::Column { qualifier: Some(q), name, .. } if q == "S" && name == "Mixed")
+    );
+    assert!(
+        matches!(col("UCASE(name)"), Expr::Function { name, args, .. } if name == "UCASE" && args.len() == 1)
+    );
     assert!(matches!(col("COUNT(*)"), Expr::Function { star: true, .. }));
     assert!(matches!(col("ARRAY[1, 2]"), Expr::Array(v) if v.len() == 2));
     assert!(matches!(col("MAP('a' := 1, 'b' := 2)"), Expr::Map(v) if v.len() == 2));
-    assert!(matches!(col("STRUCT(a := 1, `b` := 'x')"), Expr::Struct(v) if v[0].0 == "A" && v[1].0 == "b"));
-    assert!(matches!(col("TRANSFORM(arr, x => x + 1)"), Expr::Function { args, .. } if matches!(&args[1], Expr::Lambda { params, .. } if params == &["X"])));
-    assert!(matches!(col("REDUCE(arr, 0, (s, x) => s + x)"), Expr::Function { args, .. } if matches!(&args[2], Expr::Lambda { params, .. } if params.len() == 2)));
+    assert!(
+        matches!(col("STRUCT(a := 1, `b` := 'x')"), Expr::Struct(v) if v[0].0 == "A" && v[1].0 == "b")
+    );
+    assert!(
+        matches!(col("TRANSFORM(arr, x => x + 1)"), Expr::Function { args, .. } if matches!(&args[1], Expr::Lambda { params, .. } if params == &["X"]))
+    );
+    assert!(
+        matches!(col("REDUCE(arr, 0, (s, x) => s + x)"), Expr::Function { args, .. } if matches!(&args[2], Expr::Lambda { params, .. } if params.len() == 2))
+    );
     // `->` binds tighter than arithmetic and comparison.
-    assert!(matches!(col("a->b + 1 > 2"), Expr::Binary { op: BinaryOp::Gt, .. }));
+    assert!(matches!(
+        col("a->b + 1 > 2"),
+        Expr::Binary {
+            op: BinaryOp::Gt,
+            ..
+        }
+    ));
 }
 
 #[test]
 fn errors_point_at_line_and_column() {
     let err = parse_err("CREATE STREAM s (id INT KEY WITH (kafka_topic='x')");
-    assert_eq!(err.position, Position { line: 1, column: 29 }, "{err}");
+    assert_eq!(
+        err.position,
+        Position {
+            line: 1,
+            column: 29
+        },
+        "{err}"
+    );
     assert!(err.message.contains("expected ','"), "{err}");
 
     let err = parse_err("SELEC * FROM s");
     assert_eq!(err.position, Position { line: 1, column: 1 });
-    assert!(err.message.contains("expected CREATE, INSERT, SELECT"), "{err}");
+    assert!(
+        err.message.contains("expected CREATE, INSERT, SELECT"),
+        "{err}"
+    );
 
     let mut vars = BTreeMap::new();
-    let err = parse_statements("SET 'a'='b';\nSELECT a FROM s\n  WHERE a = = 1;", &mut vars).unwrap_err();
-    assert_eq!(err.position, Position { line: 3, column: 13 }, "{err}");
+    let err =
+        parse_statements("SET 'a'='b';\nSELECT a FROM s\n  WHERE a = = 1;", &mut vars).unwrap_err();
+    assert_eq!(
+        err.position,
+        Position {
+            line: 3,
+            column: 13
+        },
+        "{err}"
+    );
 
     let err = parse_err("SELECT * FROM s EMIT");
-    assert!(err.message.contains("expected CHANGES or FINAL, found end of statement"), "{err}");
+    assert!(
+        err.message
+            .contains("expected CHANGES or FINAL, found end of statement"),
+        "{err}"
+    );
 
     let err = parse_err("CREATE STREAM s (a FOO<INT>) WITH (kafka_topic='x')");
     assert_eq!(err.position.line, 1);
 
     let err = parse_err("CREATE STREAM s (a INT) WITH (kafka_topic='x', kafka_topic='y')");
-    assert!(err.message.contains("Duplicate property: KAFKA_TOPIC"), "{err}");
+    assert!(
+        err.message.contains("Duplicate property: KAFKA_TOPIC"),
+        "{err}"
+    );
 
     let err = parse_err("INSERT INTO s VALUES (1, 'unterminated)");
-    assert!(err.to_string().starts_with("Syntax Error at line 1:"), "{err}");
+    assert!(
+        err.to_string().starts_with("Syntax Error at line 1:"),
+        "{err}"
+    );
 
     let err = parse_err("SELECT * FROM s LIMIT x");
     assert!(err.message.contains("expected a whole number"), "{err}");

@@ -1,1 +1,52 @@
+//! The integration-test harness: a real Kafka-compatible broker process on a free loopback
+//! port (one per test binary), Kafka clients to feed and read topics, and `brook` processes.
 
+mod broker;
+mod brook;
+mod kafka;
+
+pub use broker::{broker, Broker};
+pub use brook::{brook_binary, BrookRun};
+pub use kafka::{murmur2_partition, Input, Record};
+
+/// A name no other test in this run uses, for topics and service ids.
+pub fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!(
+        "{prefix}_{}_{nanos}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A record timestamp an hour ago: old enough to be in the past, young enough that no
+/// broker's retention removes it while a test runs.
+pub fn recent_timestamp() -> i64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    now - 3_600_000
+}
+
+/// Polls `check` until it returns `Some` or `timeout` passes.
+pub fn wait_for<T>(
+    timeout: std::time::Duration,
+    mut check: impl FnMut() -> Option<T>,
+) -> Option<T> {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = check() {
+            return Some(v);
+        }
+        if std::time::Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}

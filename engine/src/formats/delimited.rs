@@ -4,7 +4,11 @@ use super::{parse_text, scalar_text};
 use brook_planner::value::Value;
 use brook_sql::ast::DataType;
 
-pub(super) fn decode(bytes: &[u8], columns: &[(String, DataType)], delimiter: char) -> Result<Vec<Value>, String> {
+pub(super) fn decode(
+    bytes: &[u8],
+    columns: &[(String, DataType)],
+    delimiter: char,
+) -> Result<Vec<Value>, String> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .delimiter(delimiter as u8)
@@ -69,9 +73,14 @@ mod tests {
             ("C".to_string(), DataType::Double),
         ];
         let values = decode(b"1,\"x,y\",", &cols, ',').unwrap();
-        assert_eq!(values, vec![Value::Int(1), Value::String("x,y".into()), Value::Null]);
+        assert_eq!(
+            values,
+            vec![Value::Int(1), Value::String("x,y".into()), Value::Null]
+        );
         assert_eq!(encode(&values, ',').unwrap(), b"1,\"x,y\",");
-        assert!(decode(b"1,2", &cols, ',').unwrap_err().contains("csvFields:2 schemaFields:3"));
+        assert!(decode(b"1,2", &cols, ',')
+            .unwrap_err()
+            .contains("csvFields:2 schemaFields:3"));
         assert!(decode(b"a,b,1.0", &cols, ',').is_err());
     }
 }

@@ -6,7 +6,11 @@ use brook_planner::value::{parse_decimal, Value};
 use brook_sql::ast::DataType;
 use serde_json::{Map, Number, Value as Json};
 
-pub(super) fn decode(bytes: &[u8], columns: &[(String, DataType)], unwrapped: bool) -> Result<Vec<Value>, String> {
+pub(super) fn decode(
+    bytes: &[u8],
+    columns: &[(String, DataType)],
+    unwrapped: bool,
+) -> Result<Vec<Value>, String> {
     let json: Json = serde_json::from_slice(bytes).map_err(|e| format!("Invalid JSON: {e}"))?;
     if unwrapped {
         return Ok(vec![from_json(&json, &columns[0].1)?]);
@@ -15,7 +19,10 @@ pub(super) fn decode(bytes: &[u8], columns: &[(String, DataType)], unwrapped: bo
         if json.is_null() {
             return Ok(vec![Value::Null; columns.len()]);
         }
-        return Err(format!("Can't convert type. sourceType: {}, requiredType: STRUCT", json_type(&json)));
+        return Err(format!(
+            "Can't convert type. sourceType: {}, requiredType: STRUCT",
+            json_type(&json)
+        ));
     };
     columns
         .iter()
@@ -27,9 +34,12 @@ pub(super) fn decode(bytes: &[u8], columns: &[(String, DataType)], unwrapped: bo
 }
 
 fn field<'a>(object: &'a Map<String, Json>, name: &str) -> Option<&'a Json> {
-    object
-        .get(name)
-        .or_else(|| object.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v))
+    object.get(name).or_else(|| {
+        object
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    })
 }
 
 fn json_type(j: &Json) -> &'static str {
@@ -44,7 +54,12 @@ fn json_type(j: &Json) -> &'static str {
 }
 
 fn from_json(j: &Json, t: &DataType) -> Result<Value, String> {
-    let mismatch = || format!("Can't convert type. sourceType: {}, requiredType: {t}", json_type(j));
+    let mismatch = || {
+        format!(
+            "Can't convert type. sourceType: {}, requiredType: {t}",
+            json_type(j)
+        )
+    };
     Ok(match (t, j) {
         (_, Json::Null) => Value::Null,
         (DataType::String, Json::String(s)) => Value::String(s.clone()),
@@ -52,7 +67,14 @@ fn from_json(j: &Json, t: &DataType) -> Result<Value, String> {
         (DataType::String, Json::Bool(b)) => Value::String(b.to_string()),
         (DataType::String, other) => Value::String(other.to_string()),
         (DataType::Boolean, Json::Bool(b)) => Value::Boolean(*b),
-        (DataType::Int | DataType::BigInt | DataType::Date | DataType::Time | DataType::Timestamp, Json::Number(n)) => {
+        (
+            DataType::Int
+            | DataType::BigInt
+            | DataType::Date
+            | DataType::Time
+            | DataType::Timestamp,
+            Json::Number(n),
+        ) => {
             let i = n
                 .as_i64()
                 .or_else(|| n.as_f64().filter(|f| f.is_finite()).map(|f| f as i64))
@@ -78,11 +100,19 @@ fn from_json(j: &Json, t: &DataType) -> Result<Value, String> {
             check_precision(unscaled, *precision)?;
             Value::Decimal(unscaled, *scale)
         }
-        (_, Json::String(s)) if !matches!(t, DataType::Array(_) | DataType::Map(..) | DataType::Struct(_)) => {
+        (_, Json::String(s))
+            if !matches!(
+                t,
+                DataType::Array(_) | DataType::Map(..) | DataType::Struct(_)
+            ) =>
+        {
             parse_text(s, t)?
         }
         (DataType::Array(inner), Json::Array(items)) => Value::Array(
-            items.iter().map(|i| from_json(i, inner)).collect::<Result<_, _>>()?,
+            items
+                .iter()
+                .map(|i| from_json(i, inner))
+                .collect::<Result<_, _>>()?,
         ),
         (DataType::Map(k, v), Json::Object(object)) => Value::Map(
             object
@@ -106,7 +136,11 @@ fn from_json(j: &Json, t: &DataType) -> Result<Value, String> {
     })
 }
 
-pub(super) fn encode(values: &[Value], columns: &[(String, DataType)], unwrapped: bool) -> Result<Vec<u8>, String> {
+pub(super) fn encode(
+    values: &[Value],
+    columns: &[(String, DataType)],
+    unwrapped: bool,
+) -> Result<Vec<u8>, String> {
     let json = if unwrapped {
         to_json(&values[0])
     } else {
@@ -133,7 +167,9 @@ pub(crate) fn to_json(v: &Value) -> Json {
         Value::Double(d) => Number::from_f64(*d).map(Json::Number).unwrap_or(Json::Null),
         Value::Decimal(..) => {
             let text = scalar_text(v).unwrap_or_default();
-            text.parse::<Number>().map(Json::Number).unwrap_or(Json::String(text))
+            text.parse::<Number>()
+                .map(Json::Number)
+                .unwrap_or(Json::String(text))
         }
         Value::String(s) => Json::String(s.clone()),
         Value::Bytes(_) => Json::String(scalar_text(v).unwrap_or_default()),
@@ -144,7 +180,12 @@ pub(crate) fn to_json(v: &Value) -> Json {
                 .map(|(k, v)| (scalar_text(k).unwrap_or_default(), to_json(v)))
                 .collect(),
         ),
-        Value::Struct(fields) => Json::Object(fields.iter().map(|(k, v)| (k.clone(), to_json(v))).collect()),
+        Value::Struct(fields) => Json::Object(
+            fields
+                .iter()
+                .map(|(k, v)| (k.clone(), to_json(v)))
+                .collect(),
+        ),
     }
 }
 
@@ -156,21 +197,38 @@ mod tests {
         vec![
             ("ID".into(), DataType::BigInt),
             ("NAME".into(), DataType::String),
-            ("PRICE".into(), DataType::Decimal { precision: 5, scale: 2 }),
-            ("TAGS".into(), DataType::Map(Box::new(DataType::String), Box::new(DataType::String))),
+            (
+                "PRICE".into(),
+                DataType::Decimal {
+                    precision: 5,
+                    scale: 2,
+                },
+            ),
+            (
+                "TAGS".into(),
+                DataType::Map(Box::new(DataType::String), Box::new(DataType::String)),
+            ),
         ]
     }
 
     #[test]
     fn reads_leniently_and_writes_upper_case_names() {
-        let values = decode(br#"{"id": "7", "Name": 12, "price": 1.5, "tags": {"a": false}}"#, &cols(), false).unwrap();
+        let values = decode(
+            br#"{"id": "7", "Name": 12, "price": 1.5, "tags": {"a": false}}"#,
+            &cols(),
+            false,
+        )
+        .unwrap();
         assert_eq!(
             values,
             vec![
                 Value::BigInt(7),
                 Value::String("12".into()),
                 Value::Decimal(150, 2),
-                Value::Map(vec![(Value::String("a".into()), Value::String("false".into()))]),
+                Value::Map(vec![(
+                    Value::String("a".into()),
+                    Value::String("false".into())
+                )]),
             ]
         );
         let out = encode(&values, &cols(), false).unwrap();

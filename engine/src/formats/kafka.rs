@@ -22,17 +22,26 @@ pub(super) fn decode(bytes: &[u8], t: &DataType) -> Result<Value, String> {
         }
         DataType::BigInt => {
             fixed(8, "LongDeserializer")?;
-            Value::BigInt(i64::from_be_bytes(bytes.try_into().map_err(|_| "bad BIGINT")?))
+            Value::BigInt(i64::from_be_bytes(
+                bytes.try_into().map_err(|_| "bad BIGINT")?,
+            ))
         }
         DataType::Double => {
             fixed(8, "DoubleDeserializer")?;
-            Value::Double(f64::from_be_bytes(bytes.try_into().map_err(|_| "bad DOUBLE")?))
+            Value::Double(f64::from_be_bytes(
+                bytes.try_into().map_err(|_| "bad DOUBLE")?,
+            ))
         }
         DataType::String => Value::String(
-            String::from_utf8(bytes.to_vec()).map_err(|_| "value is not valid UTF-8".to_string())?,
+            String::from_utf8(bytes.to_vec())
+                .map_err(|_| "value is not valid UTF-8".to_string())?,
         ),
         DataType::Bytes => Value::Bytes(bytes.to_vec()),
-        other => return Err(format!("The 'KAFKA' format does not support type '{other}'")),
+        other => {
+            return Err(format!(
+                "The 'KAFKA' format does not support type '{other}'"
+            ))
+        }
     })
 }
 
@@ -56,7 +65,10 @@ mod tests {
     fn big_endian_round_trip_and_size_errors() {
         let bytes = encode(&Value::BigInt(-42)).unwrap().unwrap();
         assert_eq!(bytes, (-42i64).to_be_bytes());
-        assert_eq!(decode(&bytes, &DataType::BigInt).unwrap(), Value::BigInt(-42));
+        assert_eq!(
+            decode(&bytes, &DataType::BigInt).unwrap(),
+            Value::BigInt(-42)
+        );
         let err = decode(&[1, 2], &DataType::Int).unwrap_err();
         assert!(err.contains("is not 4"), "{err}");
     }

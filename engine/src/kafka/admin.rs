@@ -16,7 +16,10 @@ pub struct Topics {
 }
 
 impl Topics {
-    pub fn new(settings: &KafkaSettings, embedded: Option<Arc<EmbeddedBroker>>) -> Result<Self, String> {
+    pub fn new(
+        settings: &KafkaSettings,
+        embedded: Option<Arc<EmbeddedBroker>>,
+    ) -> Result<Self, String> {
         let admin = settings
             .base_config()
             .create()
@@ -31,10 +34,11 @@ impl Topics {
     /// rather than asking for this one, which some brokers would answer by creating it.
     pub async fn partitions(&self, topic: &str) -> Result<Option<i32>, String> {
         let admin = self.admin.clone();
-        let metadata = tokio::task::spawn_blocking(move || admin.inner().fetch_metadata(None, TIMEOUT))
-            .await
-            .map_err(|e| format!("cannot read topic metadata: {e}"))?
-            .map_err(|e| format!("cannot read topic metadata: {e}"))?;
+        let metadata =
+            tokio::task::spawn_blocking(move || admin.inner().fetch_metadata(None, TIMEOUT))
+                .await
+                .map_err(|e| format!("cannot read topic metadata: {e}"))?
+                .map_err(|e| format!("cannot read topic metadata: {e}"))?;
         Ok(metadata
             .topics()
             .iter()
@@ -72,7 +76,10 @@ impl Topics {
         }
         let results = self
             .admin
-            .create_topics([&new], &AdminOptions::new().operation_timeout(Some(TIMEOUT)))
+            .create_topics(
+                [&new],
+                &AdminOptions::new().operation_timeout(Some(TIMEOUT)),
+            )
             .await
             .map_err(|e| format!("cannot create topic {topic}: {e}"))?;
         for result in results {
@@ -92,7 +99,9 @@ impl Topics {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        Err(format!("topic {topic} was created but does not appear in metadata"))
+        Err(format!(
+            "topic {topic} was created but does not appear in metadata"
+        ))
     }
 
     pub async fn delete(&self, topic: &str) -> Result<(), String> {
@@ -103,7 +112,10 @@ impl Topics {
         }
         let results = self
             .admin
-            .delete_topics(&[topic], &AdminOptions::new().operation_timeout(Some(TIMEOUT)))
+            .delete_topics(
+                &[topic],
+                &AdminOptions::new().operation_timeout(Some(TIMEOUT)),
+            )
             .await
             .map_err(|e| format!("cannot delete topic {topic}: {e}"))?;
         for result in results {

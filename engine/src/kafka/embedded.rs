@@ -32,7 +32,8 @@ impl EmbeddedBroker {
                 let cluster = match MockCluster::new(1) {
                     Ok(c) => c,
                     Err(e) => {
-                        let _ = started_tx.send(Err(format!("cannot start the embedded broker: {e}")));
+                        let _ =
+                            started_tx.send(Err(format!("cannot start the embedded broker: {e}")));
                         return;
                     }
                 };
@@ -63,7 +64,10 @@ impl EmbeddedBroker {
     pub fn create_topic(&self, topic: &str, partitions: i32) -> Result<(), String> {
         let (reply, result) = mpsc::channel();
         {
-            let requests = self.requests.lock().map_err(|_| "embedded broker lock poisoned")?;
+            let requests = self
+                .requests
+                .lock()
+                .map_err(|_| "embedded broker lock poisoned")?;
             let Some(requests) = requests.as_ref() else {
                 return Err("the embedded broker has stopped".into());
             };

@@ -54,8 +54,16 @@ impl KafkaSettings {
         config
     }
 
-    /// A consumer that commits only when told to. `properties` are the session's.
-    pub fn consumer_config(&self, group_id: &str, properties: &BTreeMap<String, String>) -> ClientConfig {
+    /// A consumer that commits only when told to. `properties` are the session's. With an
+    /// `instance_id` the consumer is a static group member (Kafka's `group.instance.id`): a
+    /// restart with the same id takes back its partitions at once, without waiting for the
+    /// broker to expire the member that died.
+    pub fn consumer_config(
+        &self,
+        group_id: &str,
+        properties: &BTreeMap<String, String>,
+        instance_id: Option<&str>,
+    ) -> ClientConfig {
         let mut config = self.base_config();
         config
             .set("group.id", group_id)
@@ -63,6 +71,9 @@ impl KafkaSettings {
             .set("enable.auto.offset.store", "false")
             .set("enable.partition.eof", "false")
             .set("auto.offset.reset", "latest");
+        if let Some(id) = instance_id {
+            config.set("group.instance.id", id);
+        }
         for (key, value) in properties {
             let name = key.strip_prefix("ksql.streams.").unwrap_or(key);
             if CONSUMER_PROPERTIES.contains(&name) {

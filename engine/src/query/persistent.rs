@@ -55,12 +55,13 @@ impl PersistentQuery {
         sink: SourceDef,
         settings: &KafkaSettings,
         group_id: &str,
+        instance_id: Option<&str>,
         properties: &BTreeMap<String, String>,
         producer: FutureProducer,
         log: Arc<ProcessingLog>,
     ) -> Result<Self, String> {
         let consumer: StreamConsumer = settings
-            .consumer_config(group_id, properties)
+            .consumer_config(group_id, properties, instance_id)
             .create()
             .map_err(|e| format!("cannot create a consumer: {e}"))?;
         let source = pipeline.plan.source.name.clone();
@@ -103,7 +104,10 @@ impl PersistentQuery {
     }
 
     pub fn status(&self) -> QueryStatus {
-        self.status.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.status
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Stops consuming, commits what was processed, leaves the consumer group.
@@ -138,15 +142,23 @@ impl Runner {
         Ok(())
     }
 
-    fn encode(&self, output: &Output, errors: &mut Vec<crate::pipeline::RecordError>) -> Vec<OutputRecord> {
+    fn encode(
+        &self,
+        output: &Output,
+        errors: &mut Vec<crate::pipeline::RecordError>,
+    ) -> Vec<OutputRecord> {
         let plan = &self.pipeline.plan;
-        let key_idx: Vec<usize> = (0..plan.projection.len()).filter(|i| plan.projection[*i].key).collect();
-        let value_idx: Vec<usize> = (0..plan.projection.len()).filter(|i| !plan.projection[*i].key).collect();
-        let ts_idx = self
-            .sink
-            .timestamp_column
-            .as_ref()
-            .and_then(|ts| value_idx.iter().position(|i| &plan.projection[*i].name == ts));
+        let key_idx: Vec<usize> = (0..plan.projection.len())
+            .filter(|i| plan.projection[*i].key)
+            .collect();
+        let value_idx: Vec<usize> = (0..plan.projection.len())
+            .filter(|i| !plan.projection[*i].key)
+            .collect();
+        let ts_idx = self.sink.timestamp_column.as_ref().and_then(|ts| {
+            value_idx
+                .iter()
+                .position(|i| &plan.projection[*i].name == ts)
+        });
         let mut out = Vec::with_capacity(output.len);
         for row in 0..output.len {
             let values = output.row(plan, row);
@@ -162,24 +174,35 @@ impl Runner {
                 .encode(&keys)
                 .and_then(|k| Ok((k, self.sink_codec.value.encode(&vals)?)));
             match encoded {
-                Ok((key, value)) => out.push(OutputRecord { key, value, timestamp }),
+                Ok((key, value)) => out.push(OutputRecord {
+                    key,
+                    value,
+                    timestamp,
+                }),
                 Err(message) => errors.push(crate::pipeline::RecordError::Processing {
-                    message: format!("Error serializing message to topic: {}. {message}", self.sink.topic),
-                    record: crate::pipeline::InputRecord {
+                    message: format!(
+                        "Error serializing message to topic: {}. {message}",
+                        self.sink.topic
+                    ),
+                    record: Box::new(crate::pipeline::InputRecord {
                         topic: self.sink.topic.clone(),
                         partition: -1,
                         offset: -1,
                         timestamp,
                         key: None,
                         value: None,
-                    },
+                    }),
                 }),
             }
         }
         out
     }
 
-    fn commit(&self, batch: &[crate::pipeline::InputRecord], mode: CommitMode) -> Result<(), String> {
+    fn commit(
+        &self,
+        batch: &[crate::pipeline::InputRecord],
+        mode: CommitMode,
+    ) -> Result<(), String> {
         let mut next: BTreeMap<(String, i32), i64> = BTreeMap::new();
         for r in batch {
             let e = next.entry((r.topic.clone(), r.partition)).or_insert(0);

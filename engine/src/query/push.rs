@@ -38,7 +38,7 @@ pub fn start_push_query(
     log: Arc<ProcessingLog>,
 ) -> Result<PushQuery, String> {
     let consumer: StreamConsumer = settings
-        .consumer_config(group_id, properties)
+        .consumer_config(group_id, properties, None)
         .create()
         .map_err(|e| format!("cannot create a consumer: {e}"))?;
     consumer

@@ -70,7 +70,8 @@ pub async fn produce_all(
     let mut pending: Vec<DeliveryFuture> = Vec::with_capacity(records.len());
     for r in records {
         loop {
-            let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic).timestamp(r.timestamp);
+            let mut record: FutureRecord<'_, [u8], [u8]> =
+                FutureRecord::to(topic).timestamp(r.timestamp);
             if let Some(k) = &r.key {
                 record = record.key(k.as_slice());
             }
@@ -103,4 +104,3 @@ async fn await_deliveries(pending: Vec<DeliveryFuture>) -> Result<(), String> {
     }
     Ok(())
 }
-

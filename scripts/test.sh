@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Runs every check and test of Brook, installing what they need first: the test broker
+# (noida-db, a Kafka-compatible broker from PyPI). Integration tests start it themselves.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+NOIDA_VERSION=0.2.3
+if [ "$(python3 -c 'import importlib.metadata as m; print(m.version("noida-db"))' 2>/dev/null)" != "$NOIDA_VERSION" ]; then
+  echo "Installing the test broker (noida-db==$NOIDA_VERSION)"
+  python3 -m pip install --quiet --disable-pip-version-check "noida-db==$NOIDA_VERSION"
+fi
+# The binary inside the package: the `noida-db` on PATH is a wrapper whose child outlives it.
+NOIDA_DB_BIN="$(python3 -c 'import noida_db, os; print(os.path.join(os.path.dirname(noida_db.__file__), "noida-db"))')"
+export NOIDA_DB_BIN
+
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -- -D warnings
+# Integration tests run the brook binary, which `cargo test` of the tests crate does not build.
+cargo build --workspace --bins
+cargo test --workspace

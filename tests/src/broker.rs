@@ -1,0 +1,96 @@
+//! The test broker: `noida-db`'s Kafka service, started once per test binary and stopped
+//! when the test process exits.
+
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+pub struct Broker {
+    pub bootstrap: String,
+    pub data_dir: PathBuf,
+}
+
+/// The broker of this test binary, started on first use. A test that needs it and cannot
+/// have it fails with the reason.
+pub fn broker() -> &'static Broker {
+    static BROKER: OnceLock<Result<Broker, String>> = OnceLock::new();
+    match BROKER.get_or_init(start) {
+        Ok(b) => b,
+        Err(reason) => panic!("the test broker is not available: {reason}"),
+    }
+}
+
+/// The broker binary: `$NOIDA_DB_BIN`, else the one inside the installed Python package
+/// (the `noida-db` on PATH is a wrapper whose child would outlive it).
+fn binary() -> Result<PathBuf, String> {
+    if let Ok(path) = std::env::var("NOIDA_DB_BIN") {
+        return Ok(PathBuf::from(path));
+    }
+    let out = Command::new("python3")
+        .args(["-c", "import noida_db, os; print(os.path.join(os.path.dirname(noida_db.__file__), 'noida-db'))"])
+        .output()
+        .map_err(|e| format!("cannot run python3 to find noida-db: {e}"))?;
+    if !out.status.success() {
+        return Err(
+            "noida-db is not installed (pip install noida-db==0.2.3, or run scripts/test.sh)"
+                .into(),
+        );
+    }
+    let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    if !path.exists() {
+        return Err(format!("{} does not exist", path.display()));
+    }
+    Ok(path)
+}
+
+fn free_port() -> Result<u16, String> {
+    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("no free port: {e}"))?;
+    listener
+        .local_addr()
+        .map(|a| a.port())
+        .map_err(|e| e.to_string())
+}
+
+fn start() -> Result<Broker, String> {
+    let bin = binary()?;
+    let port = free_port()?;
+    let data_dir =
+        std::env::temp_dir().join(format!("brook-test-broker-{}-{port}", std::process::id()));
+    std::fs::create_dir_all(&data_dir)
+        .map_err(|e| format!("cannot create {}: {e}", data_dir.display()))?;
+    let log = data_dir.join("broker.log");
+    // A watchdog shell owns the broker and stops it once this test process is gone, since
+    // statics are never dropped.
+    let script = format!(
+        "'{bin}' start --only kafka --kafka-port {port} --data-dir '{dir}' >'{log}' 2>&1 & b=$!; \
+         while kill -0 {pid} 2>/dev/null && kill -0 $b 2>/dev/null; do sleep 0.5; done; kill $b 2>/dev/null; \
+         wait $b; rm -rf '{dir}'",
+        bin = bin.display(),
+        dir = data_dir.display(),
+        log = log.display(),
+        pid = std::process::id(),
+    );
+    Command::new("sh")
+        .args(["-c", &script])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if Instant::now() > deadline {
+            let output = std::fs::read_to_string(&log).unwrap_or_default();
+            return Err(format!(
+                "the broker did not listen on port {port} within 30s; its output:\n{output}"
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(Broker {
+        bootstrap: format!("127.0.0.1:{port}"),
+        data_dir,
+    })
+}

@@ -1,0 +1,134 @@
+//! `brook` processes under test.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// The `brook` binary built beside this test binary (target/<profile>/brook).
+pub fn brook_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let bin = dir.join(format!("brook{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        bin.exists(),
+        "{} is missing: build it first (cargo build -p brook), as scripts/test.sh does",
+        bin.display()
+    );
+    bin
+}
+
+/// A running `brook run`, its output going to files in a directory of its own.
+pub struct BrookRun {
+    child: Child,
+    pub dir: PathBuf,
+}
+
+impl BrookRun {
+    /// Starts `brook run` on `sql` (written to a file) with extra arguments.
+    pub fn start(name: &str, sql: &str, args: &[&str]) -> Self {
+        let dir = std::env::temp_dir().join(crate::unique(name));
+        std::fs::create_dir_all(&dir).expect("run dir");
+        let file = dir.join("statements.sql");
+        std::fs::write(&file, sql).expect("write sql");
+        Self::start_file(&dir, &file, args)
+    }
+
+    pub fn start_file(dir: &Path, file: &Path, args: &[&str]) -> Self {
+        let stdout = std::fs::File::create(dir.join("stdout.log")).expect("stdout file");
+        let stderr = std::fs::File::create(dir.join("stderr.log")).expect("stderr file");
+        let child = Command::new(brook_binary())
+            .arg("run")
+            .arg(file)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(stderr)
+            .spawn()
+            .expect("start brook");
+        Self {
+            child,
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    pub fn stdout(&self) -> String {
+        std::fs::read_to_string(self.dir.join("stdout.log")).unwrap_or_default()
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(self.dir.join("stderr.log")).unwrap_or_default()
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Waits until stdout contains `text`; panics with both outputs if it does not in time
+    /// or if the process exits first.
+    pub fn wait_for_stdout(&mut self, text: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while !self.stdout().contains(text) {
+            if !self.is_running() || Instant::now() > deadline {
+                panic!(
+                    "brook did not print {text:?} (running: {})\nstdout:\n{}\nstderr:\n{}",
+                    self.is_running(),
+                    self.stdout(),
+                    self.stderr()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Sends SIGTERM and waits for a clean exit.
+    pub fn terminate(mut self) -> ExitStatus {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!(
+                    "brook did not stop within 60s of SIGTERM\nstderr:\n{}",
+                    self.stderr()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Kills the process at once (SIGKILL), as a crash would.
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn wait(mut self, timeout: Duration) -> (ExitStatus, String, String) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return (status, self.stdout(), self.stderr());
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!(
+                    "brook did not exit within {timeout:?}\nstdout:\n{}\nstderr:\n{}",
+                    self.stdout(),
+                    self.stderr()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for BrookRun {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

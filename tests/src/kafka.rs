@@ -1,0 +1,235 @@
+//! Kafka clients for tests: create topics, produce records, read a topic whole.
+
+use crate::broker::Broker;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use std::time::{Duration, Instant};
+
+/// A record to produce: key, value, timestamp.
+pub type Input = (Option<Vec<u8>>, Option<Vec<u8>>, i64);
+
+/// A record as the tests read it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    pub timestamp: i64,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+impl Record {
+    pub fn key_str(&self) -> String {
+        String::from_utf8_lossy(self.key.as_deref().unwrap_or_default()).into_owned()
+    }
+
+    pub fn value_json(&self) -> serde_json::Value {
+        match &self.value {
+            Some(v) => serde_json::from_slice(v).unwrap_or_else(|e| {
+                panic!("value is not JSON ({e}): {}", String::from_utf8_lossy(v))
+            }),
+            None => serde_json::Value::Null,
+        }
+    }
+}
+
+/// Kafka's default partitioner: murmur2 of the key bytes, as the Java clients compute it.
+pub fn murmur2_partition(key: &[u8], partitions: i32) -> i32 {
+    const M: u32 = 0x5bd1e995;
+    let seed: u32 = 0x9747b28c;
+    let len = key.len();
+    let mut h: u32 = seed ^ (len as u32);
+    let chunks = key.chunks_exact(4);
+    let tail = chunks.remainder();
+    for c in chunks {
+        let mut k = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+        k = k.wrapping_mul(M);
+        k ^= k >> 24;
+        k = k.wrapping_mul(M);
+        h = h.wrapping_mul(M);
+        h ^= k;
+    }
+    match tail.len() {
+        3 => {
+            h ^= (tail[2] as u32) << 16;
+            h ^= (tail[1] as u32) << 8;
+            h ^= tail[0] as u32;
+            h = h.wrapping_mul(M);
+        }
+        2 => {
+            h ^= (tail[1] as u32) << 8;
+            h ^= tail[0] as u32;
+            h = h.wrapping_mul(M);
+        }
+        1 => {
+            h ^= tail[0] as u32;
+            h = h.wrapping_mul(M);
+        }
+        _ => {}
+    }
+    h ^= h >> 13;
+    h = h.wrapping_mul(M);
+    h ^= h >> 15;
+    ((h & 0x7fffffff) % partitions as u32) as i32
+}
+
+impl Broker {
+    fn config(&self) -> ClientConfig {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", &self.bootstrap);
+        c
+    }
+
+    pub fn create_topic(&self, name: &str, partitions: i32) {
+        let admin: AdminClient<DefaultClientContext> =
+            self.config().create().expect("admin client");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let results = runtime
+            .block_on(admin.create_topics(
+                [&NewTopic::new(name, partitions, TopicReplication::Fixed(1))],
+                &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
+            ))
+            .expect("create_topics");
+        for r in results {
+            r.unwrap_or_else(|(t, e)| panic!("cannot create topic {t}: {e}"));
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.partitions(name) != Some(partitions) {
+            assert!(Instant::now() < deadline, "topic {name} did not appear");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn partitions(&self, topic: &str) -> Option<i32> {
+        let consumer: BaseConsumer = self.config().create().ok()?;
+        let md = consumer
+            .fetch_metadata(None, Duration::from_secs(10))
+            .ok()?;
+        md.topics()
+            .iter()
+            .find(|t| t.name() == topic && t.error().is_none())
+            .map(|t| t.partitions().len() as i32)
+    }
+
+    /// Produces `(key, value, timestamp)` records, placed by murmur2 of the key as Kafka's
+    /// Java producer does, and waits until all are acknowledged.
+    pub fn produce(&self, topic: &str, records: &[Input]) {
+        let producer: ThreadedProducer<DefaultProducerContext> = self
+            .config()
+            .set("partitioner", "murmur2_random")
+            .set("linger.ms", "5")
+            .set("queue.buffering.max.messages", "1000000")
+            .create()
+            .expect("producer");
+        for (key, value, ts) in records {
+            let mut r: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic).timestamp(*ts);
+            if let Some(k) = key {
+                r = r.key(k.as_slice());
+            }
+            if let Some(v) = value {
+                r = r.payload(v.as_slice());
+            }
+            let mut r = r;
+            loop {
+                match producer.send(r) {
+                    Ok(()) => break,
+                    Err((_, back)) => {
+                        r = back;
+                        producer.poll(Duration::from_millis(50));
+                    }
+                }
+            }
+        }
+        producer.flush(Duration::from_secs(60)).expect("flush");
+    }
+
+    /// Reads `topic` from the start until `expected` records arrived or `timeout` passed;
+    /// returns what it read, in partition then offset order.
+    pub fn read_topic(&self, topic: &str, expected: usize, timeout: Duration) -> Vec<Record> {
+        let partitions = match self.partitions(topic) {
+            Some(p) => p,
+            None => return vec![],
+        };
+        let consumer: BaseConsumer = self
+            .config()
+            .set("group.id", "brook-test-reader")
+            .set("enable.auto.commit", "false")
+            .create()
+            .expect("consumer");
+        let mut tpl = TopicPartitionList::new();
+        for p in 0..partitions {
+            tpl.add_partition_offset(topic, p, Offset::Beginning)
+                .expect("tpl");
+        }
+        consumer.assign(&tpl).expect("assign");
+        let mut out = Vec::new();
+        let deadline = Instant::now() + timeout;
+        while out.len() < expected && Instant::now() < deadline {
+            if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+                out.push(Record {
+                    key: m.key().map(|k| k.to_vec()),
+                    value: m.payload().map(|v| v.to_vec()),
+                    timestamp: m.timestamp().to_millis().unwrap_or(-1),
+                    partition: m.partition(),
+                    offset: m.offset(),
+                });
+            }
+        }
+        // Anything beyond `expected` that is already there counts too.
+        while let Some(Ok(m)) = consumer.poll(Duration::from_millis(500)) {
+            out.push(Record {
+                key: m.key().map(|k| k.to_vec()),
+                value: m.payload().map(|v| v.to_vec()),
+                timestamp: m.timestamp().to_millis().unwrap_or(-1),
+                partition: m.partition(),
+                offset: m.offset(),
+            });
+        }
+        out.sort_by_key(|r| (r.partition, r.offset));
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::murmur2_partition;
+
+    #[test]
+    fn murmur2_matches_kafka() {
+        // Values from Kafka's own partitioner tests (Utils.murmur2 & 0x7fffffff).
+        assert_eq!(
+            murmur2_partition(b"21", i32::MAX),
+            (-973932308i32 & 0x7fffffff)
+        );
+        assert_eq!(
+            murmur2_partition(b"foobar", i32::MAX),
+            (-790332482i32 & 0x7fffffff)
+        );
+        assert_eq!(
+            murmur2_partition(b"a-little-bit-long-string", i32::MAX),
+            (-985981536i32 & 0x7fffffff)
+        );
+        assert_eq!(
+            murmur2_partition(b"a-little-bit-longer-string", i32::MAX),
+            (-1486304829i32 & 0x7fffffff)
+        );
+        assert_eq!(
+            murmur2_partition(
+                b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8",
+                i32::MAX
+            ),
+            (-58897971i32 & 0x7fffffff)
+        );
+        assert_eq!(
+            murmur2_partition(b"abc", i32::MAX),
+            (479470107i32 & 0x7fffffff)
+        );
+    }
+}
