@@ -106,12 +106,14 @@ pub async fn run(args: RunArgs) -> ExitCode {
         eprintln!("Stopping: committing processed offsets and leaving consumer groups.");
     }
     engine.shutdown().await;
-    let skipped = engine.processing_log().count();
-    if skipped > 0 {
-        eprintln!(
-            "{skipped} record(s) could not be processed; see the topic {}.",
-            engine.processing_log().topic
-        );
+    if let Some(log) = engine.processing_log() {
+        if log.count() > 0 {
+            eprintln!(
+                "{} record(s) could not be processed; see the topic {}.",
+                log.count(),
+                log.topic
+            );
+        }
     }
     // Kafka clients go before the embedded broker they talk to.
     drop(session);

@@ -2,14 +2,18 @@
 //! and push queries on Kafka, and the processing log.
 
 pub mod arrays;
+mod backend;
+pub mod driver;
 mod error;
 pub mod eval;
 pub mod formats;
 pub mod kafka;
+mod partitioner;
 pub mod pipeline;
 pub mod processing_log;
 pub mod query;
 pub mod session;
+pub mod sink;
 
 pub use error::EngineError;
 pub use session::{Engine, EngineConfig, Session, StatementResult};

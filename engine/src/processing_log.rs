@@ -62,7 +62,8 @@ fn location(record: &InputRecord) -> serde_json::Value {
     json!({"topic": record.topic, "partition": record.partition, "offset": record.offset})
 }
 
-fn entry(query_id: &str, error: &RecordError, now: i64) -> serde_json::Value {
+/// A processing log message in ksqlDB's shape.
+pub(crate) fn entry(query_id: &str, error: &RecordError, now: i64) -> serde_json::Value {
     let (logger, message) = match error {
         RecordError::Deserialization {
             target,

@@ -3,15 +3,15 @@
 //! variables, and returns typed results.
 
 use crate::arrays::value_at;
+use crate::backend::{Backend, KafkaBackend, QueryHandle};
+use crate::driver::Driver;
 use crate::error::EngineError;
 use crate::eval::evaluate;
 use crate::formats::RecordCodec;
 use crate::kafka::{EmbeddedBroker, KafkaSettings, Topics};
 use crate::pipeline::Pipeline;
 use crate::processing_log::ProcessingLog;
-use crate::query::{
-    produce_all, start_push_query, OutputRecord, PersistentQuery, PushQuery, QueryStatus,
-};
+use crate::query::{OutputRecord, PushQuery, QueryStatus};
 use brook_planner::catalog::{Catalog, ColumnRole, SourceDef};
 use brook_planner::plan::plan_query;
 use brook_planner::types::is_numeric;
@@ -61,23 +61,29 @@ pub enum StatementResult {
 
 pub struct Engine {
     config: EngineConfig,
-    topics: Topics,
-    producer: FutureProducer,
-    log: Arc<ProcessingLog>,
+    backend: Backend,
     state: Mutex<EngineState>,
     transient_ids: AtomicU64,
+}
+
+struct RunningQuery {
+    id: String,
+    source: String,
+    sink: String,
+    handle: QueryHandle,
 }
 
 #[derive(Default)]
 struct EngineState {
     catalog: Catalog,
-    queries: BTreeMap<String, PersistentQuery>,
+    queries: BTreeMap<String, RunningQuery>,
     /// Counts executed statements; persistent query ids end with it, so the same
     /// statements in the same order give the same ids (and consumer groups) on restart.
     sequence: u64,
 }
 
 impl Engine {
+    /// An engine on Kafka (or the embedded broker the config names).
     pub async fn start(config: EngineConfig) -> Result<Arc<Self>> {
         let topics = Topics::new(&config.kafka, config.embedded.clone())?;
         let producer: FutureProducer = config
@@ -93,22 +99,42 @@ impl Engine {
             ))
         })?;
         let log = Arc::new(ProcessingLog::new(log_topic, producer.clone()));
-        Ok(Arc::new(Self {
-            config,
+        let backend = Backend::Kafka(KafkaBackend {
+            settings: config.kafka.clone(),
             topics,
             producer,
             log,
+            instance_id: config.instance_id.clone(),
+        });
+        Ok(Self::with_backend(config, backend))
+    }
+
+    /// An engine whose topics and queries live in the in-process driver.
+    pub fn on_driver(driver: Arc<Driver>, service_id: &str) -> Arc<Self> {
+        let mut config = EngineConfig::new(KafkaSettings::new("in-process"));
+        config.service_id = service_id.to_string();
+        Self::with_backend(config, Backend::Driver(driver))
+    }
+
+    fn with_backend(config: EngineConfig, backend: Backend) -> Arc<Self> {
+        Arc::new(Self {
+            config,
+            backend,
             state: Mutex::new(EngineState::default()),
             transient_ids: AtomicU64::new(0),
-        }))
+        })
     }
 
     pub fn config(&self) -> &EngineConfig {
         &self.config
     }
 
-    pub fn processing_log(&self) -> &ProcessingLog {
-        &self.log
+    /// The processing log of a Kafka engine.
+    pub fn processing_log(&self) -> Option<&ProcessingLog> {
+        match &self.backend {
+            Backend::Kafka(k) => Some(&k.log),
+            Backend::Driver(_) => None,
+        }
     }
 
     /// The running persistent queries: id, status.
@@ -117,7 +143,7 @@ impl Engine {
         state
             .queries
             .values()
-            .map(|q| (q.id.clone(), q.status()))
+            .map(|q| (q.id.clone(), q.handle.status()))
             .collect()
     }
 
@@ -125,11 +151,23 @@ impl Engine {
         self.state.lock().await.catalog.sources.get(name).cloned()
     }
 
+    /// All streams and tables.
+    pub async fn sources(&self) -> Vec<SourceDef> {
+        self.state
+            .lock()
+            .await
+            .catalog
+            .sources
+            .values()
+            .cloned()
+            .collect()
+    }
+
     /// Stops every persistent query cleanly: in-flight work is produced and committed.
     pub async fn shutdown(&self) {
         let mut state = self.state.lock().await;
         for query in state.queries.values_mut() {
-            query.stop().await;
+            query.handle.stop().await;
         }
         state.queries.clear();
     }
@@ -228,13 +266,13 @@ impl Session {
                 )));
             }
         }
-        match engine.topics.partitions(&source.topic).await? {
+        match engine.backend.partitions(&source.topic).await? {
             Some(_) => {}
             None => match source.partitions {
                 Some(partitions) => {
                     engine
-                        .topics
-                        .create(&source.topic, partitions, source.replicas.unwrap_or(1), &[])
+                        .backend
+                        .create_topic(&source.topic, partitions, source.replicas.unwrap_or(1))
                         .await?
                 }
                 None => {
@@ -290,14 +328,14 @@ impl Session {
             )));
         }
         let source_partitions = engine
-            .topics
+            .backend
             .partitions(&plan.source.topic)
             .await?
             .ok_or_else(|| {
                 EngineError::new(format!("Kafka topic does not exist: {}", plan.source.topic))
             })?;
         let partitions = sink.partitions.unwrap_or(source_partitions);
-        match engine.topics.partitions(&sink.topic).await? {
+        match engine.backend.partitions(&sink.topic).await? {
             Some(existing) if sink.partitions.is_some_and(|p| p != existing) => {
                 return Err(EngineError::new(format!(
                     "A Kafka topic with the name '{}' already exists, with different partition/replica configuration than required. KSQL expects {partitions} partitions (topic has {existing}).",
@@ -307,8 +345,8 @@ impl Session {
             Some(_) => {}
             None => {
                 engine
-                    .topics
-                    .create(&sink.topic, partitions, sink.replicas.unwrap_or(1), &[])
+                    .backend
+                    .create_topic(&sink.topic, partitions, sink.replicas.unwrap_or(1))
                     .await?
             }
         }
@@ -317,18 +355,20 @@ impl Session {
             "_confluent-ksql-{}query_{query_id}",
             engine.config.service_id
         );
-        let query = PersistentQuery::start(
-            query_id.clone(),
-            sql.to_string(),
-            Pipeline::new(plan),
-            sink.clone(),
-            &engine.config.kafka,
+        let handle = engine.backend.start_query(
+            &query_id,
             &group_id,
-            engine.config.instance_id.as_deref(),
+            sql,
+            Pipeline::new(plan),
+            &sink,
             &self.properties,
-            engine.producer.clone(),
-            engine.log.clone(),
         )?;
+        let query = RunningQuery {
+            id: query_id.clone(),
+            source: create.query.from.name.clone(),
+            sink: sink.name.clone(),
+            handle,
+        };
         state.catalog.sources.insert(sink.name.clone(), sink);
         state.queries.insert(query_id.clone(), query);
         Ok(StatementResult::Status {
@@ -350,14 +390,10 @@ impl Session {
             .unwrap_or_default();
         let id = format!("transient_{}_{nonce}{n}", plan.source.name);
         let group_id = format!("_confluent-ksql-{}{id}", engine.config.service_id);
-        let push = start_push_query(
-            id,
-            Pipeline::new(plan),
-            &engine.config.kafka,
-            &group_id,
-            &self.properties,
-            engine.log.clone(),
-        )?;
+        let push =
+            engine
+                .backend
+                .start_push(id, &group_id, Pipeline::new(plan), &self.properties)?;
         Ok(StatementResult::Rows(push))
     }
 
@@ -447,7 +483,7 @@ impl Session {
             value,
             timestamp,
         };
-        produce_all(&engine.producer, &source.topic, &[record]).await?;
+        engine.backend.produce(&source.topic, &[record]).await?;
         Ok(StatementResult::Status {
             message: String::new(),
             query_id: None,
@@ -477,7 +513,7 @@ impl Session {
                 drop.kind.keyword()
             )));
         }
-        let running = |f: &dyn Fn(&PersistentQuery) -> bool| -> Vec<String> {
+        let running = |f: &dyn Fn(&RunningQuery) -> bool| -> Vec<String> {
             state
                 .queries
                 .values()
@@ -509,7 +545,7 @@ impl Session {
             )));
         }
         if drop.delete_topic {
-            engine.topics.delete(&source.topic).await?;
+            engine.backend.delete_topic(&source.topic).await?;
         }
         state.catalog.sources.remove(&drop.name);
         Ok(StatementResult::Status {

@@ -2,13 +2,12 @@
 //! Offsets are committed only after the broker acknowledged everything the records
 //! produced, so a crash repeats work but never loses it.
 
-use super::records::{next_batch, produce_all, OutputRecord};
-use crate::formats::RecordCodec;
+use super::records::{next_batch, produce_all};
 use crate::kafka::KafkaSettings;
-use crate::pipeline::{Output, Pipeline};
+use crate::pipeline::Pipeline;
 use crate::processing_log::ProcessingLog;
+use crate::sink::SinkWriter;
 use brook_planner::catalog::SourceDef;
-use brook_planner::value::Value;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::producer::FutureProducer;
 use rdkafka::{Offset, TopicPartitionList};
@@ -39,8 +38,7 @@ const MAX_BATCH: usize = 1000;
 struct Runner {
     id: String,
     pipeline: Pipeline,
-    sink_codec: RecordCodec,
-    sink: SourceDef,
+    sink: SinkWriter,
     consumer: StreamConsumer,
     producer: FutureProducer,
     log: Arc<ProcessingLog>,
@@ -72,8 +70,7 @@ impl PersistentQuery {
         let (stop, stop_rx) = watch::channel(false);
         let runner = Runner {
             id: id.clone(),
-            sink_codec: RecordCodec::for_source(&sink),
-            sink: sink.clone(),
+            sink: SinkWriter::new(&pipeline.plan, &sink),
             pipeline,
             consumer,
             producer,
@@ -124,7 +121,7 @@ impl Runner {
         while let Some(batch) = next_batch(&self.consumer, &mut stop, MAX_BATCH).await {
             let mut errors = Vec::new();
             let output = self.pipeline.process(&batch, &mut errors);
-            let records = self.encode(&output, &mut errors);
+            let records = self.sink.encode(&self.pipeline.plan, &output, &mut errors);
             produce_all(&self.producer, &self.sink.topic, &records).await?;
             if !errors.is_empty() {
                 self.log.log(&self.id, &errors).await?;
@@ -140,62 +137,6 @@ impl Runner {
             }
         }
         Ok(())
-    }
-
-    fn encode(
-        &self,
-        output: &Output,
-        errors: &mut Vec<crate::pipeline::RecordError>,
-    ) -> Vec<OutputRecord> {
-        let plan = &self.pipeline.plan;
-        let key_idx: Vec<usize> = (0..plan.projection.len())
-            .filter(|i| plan.projection[*i].key)
-            .collect();
-        let value_idx: Vec<usize> = (0..plan.projection.len())
-            .filter(|i| !plan.projection[*i].key)
-            .collect();
-        let ts_idx = self.sink.timestamp_column.as_ref().and_then(|ts| {
-            value_idx
-                .iter()
-                .position(|i| &plan.projection[*i].name == ts)
-        });
-        let mut out = Vec::with_capacity(output.len);
-        for row in 0..output.len {
-            let values = output.row(plan, row);
-            let keys: Vec<Value> = key_idx.iter().map(|i| values[*i].clone()).collect();
-            let vals: Vec<Value> = value_idx.iter().map(|i| values[*i].clone()).collect();
-            let timestamp = match ts_idx.map(|i| &vals[i]) {
-                Some(Value::BigInt(t)) | Some(Value::Timestamp(t)) => *t,
-                _ => output.rowtime[row],
-            };
-            let encoded = self
-                .sink_codec
-                .key
-                .encode(&keys)
-                .and_then(|k| Ok((k, self.sink_codec.value.encode(&vals)?)));
-            match encoded {
-                Ok((key, value)) => out.push(OutputRecord {
-                    key,
-                    value,
-                    timestamp,
-                }),
-                Err(message) => errors.push(crate::pipeline::RecordError::Processing {
-                    message: format!(
-                        "Error serializing message to topic: {}. {message}",
-                        self.sink.topic
-                    ),
-                    record: Box::new(crate::pipeline::InputRecord {
-                        topic: self.sink.topic.clone(),
-                        partition: -1,
-                        offset: -1,
-                        timestamp,
-                        key: None,
-                        value: None,
-                    }),
-                }),
-            }
-        }
-        out
     }
 
     fn commit(

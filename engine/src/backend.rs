@@ -1,0 +1,150 @@
+//! Where a session's topics live and its queries run: Kafka, or the in-process driver.
+
+use crate::driver::Driver;
+use crate::kafka::{KafkaSettings, Topics};
+use crate::pipeline::Pipeline;
+use crate::processing_log::ProcessingLog;
+use crate::query::{
+    produce_all, start_push_query, OutputRecord, PersistentQuery, PushQuery, QueryStatus,
+};
+use crate::sink::SinkWriter;
+use brook_planner::catalog::SourceDef;
+use rdkafka::producer::FutureProducer;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+pub struct KafkaBackend {
+    pub settings: KafkaSettings,
+    pub topics: Topics,
+    pub producer: FutureProducer,
+    pub log: Arc<ProcessingLog>,
+    /// This process's identity in its consumer groups (static membership), if any.
+    pub instance_id: Option<String>,
+}
+
+pub enum Backend {
+    Kafka(KafkaBackend),
+    Driver(Arc<Driver>),
+}
+
+/// A persistent query as the backend runs it.
+pub enum QueryHandle {
+    Kafka(PersistentQuery),
+    Driver,
+}
+
+impl QueryHandle {
+    pub fn status(&self) -> QueryStatus {
+        match self {
+            QueryHandle::Kafka(q) => q.status(),
+            QueryHandle::Driver => QueryStatus::Running,
+        }
+    }
+
+    pub async fn stop(&mut self) {
+        if let QueryHandle::Kafka(q) = self {
+            q.stop().await;
+        }
+    }
+}
+
+impl Backend {
+    pub async fn partitions(&self, topic: &str) -> Result<Option<i32>, String> {
+        match self {
+            Backend::Kafka(k) => k.topics.partitions(topic).await,
+            Backend::Driver(d) => Ok(d.partitions(topic)),
+        }
+    }
+
+    pub async fn create_topic(
+        &self,
+        topic: &str,
+        partitions: i32,
+        replicas: i32,
+    ) -> Result<(), String> {
+        match self {
+            Backend::Kafka(k) => k.topics.create(topic, partitions, replicas, &[]).await,
+            Backend::Driver(d) => {
+                d.create_topic(topic, partitions);
+                Ok(())
+            }
+        }
+    }
+
+    pub async fn delete_topic(&self, topic: &str) -> Result<(), String> {
+        match self {
+            Backend::Kafka(k) => k.topics.delete(topic).await,
+            Backend::Driver(d) => {
+                d.delete_topic(topic);
+                Ok(())
+            }
+        }
+    }
+
+    /// Writes records and waits until they are durable (acknowledged, or stored).
+    pub async fn produce(&self, topic: &str, records: &[OutputRecord]) -> Result<(), String> {
+        match self {
+            Backend::Kafka(k) => produce_all(&k.producer, topic, records).await,
+            Backend::Driver(d) => {
+                d.produce(topic, records);
+                Ok(())
+            }
+        }
+    }
+
+    /// Starts a persistent query from `pipeline` into `sink`.
+    pub fn start_query(
+        &self,
+        id: &str,
+        group_id: &str,
+        sql: &str,
+        pipeline: Pipeline,
+        sink: &SourceDef,
+        properties: &BTreeMap<String, String>,
+    ) -> Result<QueryHandle, String> {
+        match self {
+            Backend::Kafka(k) => PersistentQuery::start(
+                id.to_string(),
+                sql.to_string(),
+                pipeline,
+                sink.clone(),
+                &k.settings,
+                group_id,
+                k.instance_id.as_deref(),
+                properties,
+                k.producer.clone(),
+                k.log.clone(),
+            )
+            .map(QueryHandle::Kafka),
+            Backend::Driver(d) => {
+                let writer = SinkWriter::new(&pipeline.plan, sink);
+                let from_beginning = properties
+                    .get("auto.offset.reset")
+                    .map(|v| v.eq_ignore_ascii_case("earliest"))
+                    .unwrap_or(true);
+                d.add_query(id.to_string(), pipeline, writer, from_beginning);
+                Ok(QueryHandle::Driver)
+            }
+        }
+    }
+
+    pub fn start_push(
+        &self,
+        id: String,
+        group_id: &str,
+        pipeline: Pipeline,
+        properties: &BTreeMap<String, String>,
+    ) -> Result<PushQuery, String> {
+        match self {
+            Backend::Kafka(k) => start_push_query(
+                id,
+                pipeline,
+                &k.settings,
+                group_id,
+                properties,
+                k.log.clone(),
+            ),
+            Backend::Driver(_) => Err("push queries do not run on the in-process driver".into()),
+        }
+    }
+}

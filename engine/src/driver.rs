@@ -1,0 +1,220 @@
+//! The in-process deterministic driver: topics in memory, and every persistent query run
+//! synchronously as records arrive, in order, with nothing cached. It plays the role Kafka
+//! Streams' TopologyTestDriver plays for ksqlDB, for the conformance runner and unit tests.
+
+use crate::partitioner::partition_for;
+use crate::pipeline::{InputRecord, Pipeline, RecordError};
+use crate::processing_log::entry;
+use crate::query::OutputRecord;
+use crate::sink::SinkWriter;
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+/// A record stored in a driver topic.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TopicRecord {
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    pub timestamp: i64,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+struct Topic {
+    partitions: i32,
+    records: Vec<TopicRecord>,
+    next_offset: Vec<i64>,
+}
+
+struct DriverQuery {
+    id: String,
+    source_topic: String,
+    pipeline: Pipeline,
+    sink: SinkWriter,
+}
+
+pub struct Driver {
+    state: Mutex<State>,
+    /// How many consecutive records of a topic go through a query at once.
+    batch_size: usize,
+    log_topic: String,
+}
+
+#[derive(Default)]
+struct State {
+    topics: BTreeMap<String, Topic>,
+    queries: Vec<DriverQuery>,
+}
+
+impl Driver {
+    pub fn new(service_id: &str, batch_size: usize) -> Self {
+        Self {
+            state: Mutex::new(State::default()),
+            batch_size: batch_size.max(1),
+            log_topic: format!("{service_id}ksql_processing_log"),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn partitions(&self, topic: &str) -> Option<i32> {
+        self.lock().topics.get(topic).map(|t| t.partitions)
+    }
+
+    pub fn create_topic(&self, topic: &str, partitions: i32) {
+        self.lock()
+            .topics
+            .entry(topic.to_string())
+            .or_insert_with(|| Topic {
+                partitions: partitions.max(1),
+                records: Vec::new(),
+                next_offset: vec![0; partitions.max(1) as usize],
+            });
+    }
+
+    pub fn delete_topic(&self, topic: &str) {
+        self.lock().topics.remove(topic);
+    }
+
+    pub fn topic_names(&self) -> Vec<String> {
+        self.lock().topics.keys().cloned().collect()
+    }
+
+    /// The records of `topic` in the order they were written.
+    pub fn records(&self, topic: &str) -> Vec<TopicRecord> {
+        self.lock()
+            .topics
+            .get(topic)
+            .map(|t| t.records.clone())
+            .unwrap_or_default()
+    }
+
+    /// Starts a query; with `from_beginning` it first processes what its topic holds.
+    pub fn add_query(
+        &self,
+        id: String,
+        pipeline: Pipeline,
+        sink: SinkWriter,
+        from_beginning: bool,
+    ) {
+        let mut state = self.lock();
+        let source_topic = pipeline.plan.source.topic.clone();
+        let existing: Vec<TopicRecord> = match (from_beginning, state.topics.get(&source_topic)) {
+            (true, Some(t)) => t.records.clone(),
+            _ => vec![],
+        };
+        state.queries.push(DriverQuery {
+            id,
+            source_topic: source_topic.clone(),
+            pipeline,
+            sink,
+        });
+        let index = state.queries.len() - 1;
+        for chunk in existing.chunks(self.batch_size) {
+            let produced = self.run_query(&state, index, &source_topic, chunk);
+            self.deliver(&mut state, produced);
+        }
+    }
+
+    /// Writes records to `topic` and runs every query that reads it, and so on downstream.
+    pub fn produce(&self, topic: &str, records: &[OutputRecord]) {
+        let mut state = self.lock();
+        for chunk in records.chunks(self.batch_size) {
+            self.append(&mut state, topic, chunk);
+        }
+    }
+
+    fn append(&self, state: &mut State, topic: &str, records: &[OutputRecord]) {
+        let Some(t) = state.topics.get_mut(topic) else {
+            // Writing creates the topic with one partition, as brokers do by default.
+            self.create_topic_locked(state, topic);
+            return self.append(state, topic, records);
+        };
+        let mut stored = Vec::with_capacity(records.len());
+        for r in records {
+            let partition = match &r.key {
+                Some(k) if t.partitions > 1 => partition_for(k, t.partitions),
+                _ => 0,
+            };
+            let offset = t.next_offset[partition as usize];
+            t.next_offset[partition as usize] += 1;
+            let record = TopicRecord {
+                key: r.key.clone(),
+                value: r.value.clone(),
+                timestamp: r.timestamp,
+                partition,
+                offset,
+            };
+            t.records.push(record.clone());
+            stored.push(record);
+        }
+        let readers: Vec<usize> = (0..state.queries.len())
+            .filter(|i| state.queries[*i].source_topic == topic)
+            .collect();
+        for index in readers {
+            let produced = self.run_query(state, index, topic, &stored);
+            self.deliver(state, produced);
+        }
+    }
+
+    fn create_topic_locked(&self, state: &mut State, topic: &str) {
+        state.topics.insert(
+            topic.to_string(),
+            Topic {
+                partitions: 1,
+                records: Vec::new(),
+                next_offset: vec![0],
+            },
+        );
+    }
+
+    /// Runs one query over records of its source; returns what it writes, by topic.
+    fn run_query(
+        &self,
+        state: &State,
+        index: usize,
+        topic: &str,
+        records: &[TopicRecord],
+    ) -> Vec<(String, Vec<OutputRecord>)> {
+        let query = &state.queries[index];
+        let inputs: Vec<InputRecord> = records
+            .iter()
+            .map(|r| InputRecord {
+                topic: topic.to_string(),
+                partition: r.partition,
+                offset: r.offset,
+                timestamp: r.timestamp,
+                key: r.key.clone(),
+                value: r.value.clone(),
+            })
+            .collect();
+        let mut errors: Vec<RecordError> = Vec::new();
+        let output = query.pipeline.process(&inputs, &mut errors);
+        let records = query
+            .sink
+            .encode(&query.pipeline.plan, &output, &mut errors);
+        let mut produced = vec![(query.sink.topic.clone(), records)];
+        if !errors.is_empty() {
+            let log = errors
+                .iter()
+                .map(|e| OutputRecord {
+                    key: None,
+                    value: Some(entry(&query.id, e, 0).to_string().into_bytes()),
+                    timestamp: 0,
+                })
+                .collect();
+            produced.push((self.log_topic.clone(), log));
+        }
+        produced
+    }
+
+    fn deliver(&self, state: &mut State, produced: Vec<(String, Vec<OutputRecord>)>) {
+        for (topic, records) in produced {
+            if !records.is_empty() {
+                self.append(state, &topic, &records);
+            }
+        }
+    }
+}

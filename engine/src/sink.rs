@@ -1,0 +1,91 @@
+//! Turning a query's output rows into the records its sink topic receives.
+
+use crate::formats::RecordCodec;
+use crate::pipeline::{InputRecord, Output, RecordError};
+use crate::query::OutputRecord;
+use brook_planner::catalog::SourceDef;
+use brook_planner::plan::QueryPlan;
+use brook_planner::value::Value;
+
+pub struct SinkWriter {
+    pub topic: String,
+    codec: RecordCodec,
+    key_columns: Vec<usize>,
+    value_columns: Vec<usize>,
+    /// The value column (index in `value_columns`) holding the record time, if any.
+    timestamp_column: Option<usize>,
+}
+
+impl SinkWriter {
+    pub fn new(plan: &QueryPlan, sink: &SourceDef) -> Self {
+        let n = plan.projection.len();
+        let key_columns: Vec<usize> = (0..n).filter(|i| plan.projection[*i].key).collect();
+        let value_columns: Vec<usize> = (0..n).filter(|i| !plan.projection[*i].key).collect();
+        let timestamp_column = sink.timestamp_column.as_ref().and_then(|ts| {
+            value_columns
+                .iter()
+                .position(|i| &plan.projection[*i].name == ts)
+        });
+        Self {
+            topic: sink.topic.clone(),
+            codec: RecordCodec::for_source(sink),
+            key_columns,
+            value_columns,
+            timestamp_column,
+        }
+    }
+
+    /// Encodes each output row; rows that cannot be written are reported instead.
+    pub fn encode(
+        &self,
+        plan: &QueryPlan,
+        output: &Output,
+        errors: &mut Vec<RecordError>,
+    ) -> Vec<OutputRecord> {
+        let mut out = Vec::with_capacity(output.len);
+        for row in 0..output.len {
+            let values = output.row(plan, row);
+            let keys: Vec<Value> = self
+                .key_columns
+                .iter()
+                .map(|i| values[*i].clone())
+                .collect();
+            let vals: Vec<Value> = self
+                .value_columns
+                .iter()
+                .map(|i| values[*i].clone())
+                .collect();
+            let timestamp = match self.timestamp_column.map(|i| &vals[i]) {
+                Some(Value::BigInt(t)) | Some(Value::Timestamp(t)) => *t,
+                _ => output.rowtime[row],
+            };
+            let encoded = self
+                .codec
+                .key
+                .encode(&keys)
+                .and_then(|k| Ok((k, self.codec.value.encode(&vals)?)));
+            match encoded {
+                Ok((key, value)) => out.push(OutputRecord {
+                    key,
+                    value,
+                    timestamp,
+                }),
+                Err(message) => errors.push(RecordError::Processing {
+                    message: format!(
+                        "Error serializing message to topic: {}. {message}",
+                        self.topic
+                    ),
+                    record: Box::new(InputRecord {
+                        topic: self.topic.clone(),
+                        partition: -1,
+                        offset: -1,
+                        timestamp,
+                        key: None,
+                        value: None,
+                    }),
+                }),
+            }
+        }
+        out
+    }
+}
