@@ -1,5 +1,6 @@
 //! `brook`: the command line of Brook.
 
+mod qtt;
 mod rows;
 mod run;
 
@@ -22,6 +23,9 @@ enum Command {
     /// Run the statements of a .sql file; persistent queries keep running until
     /// interrupted (SIGINT or SIGTERM), then stop cleanly.
     Run(run::RunArgs),
+    /// Run ksqlDB query-validation test files through the in-process driver and report
+    /// which cases pass.
+    Qtt(qtt::QttArgs),
 }
 
 #[tokio::main]
@@ -36,5 +40,6 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Run(args) => run::run(args).await,
+        Command::Qtt(args) => tokio::task::block_in_place(|| qtt::run(args)),
     }
 }

@@ -53,7 +53,8 @@ fn json_type(j: &Json) -> &'static str {
     }
 }
 
-fn from_json(j: &Json, t: &DataType) -> Result<Value, String> {
+/// Reads a JSON value as a value of type `t`, as the JSON format does.
+pub fn from_json(j: &Json, t: &DataType) -> Result<Value, String> {
     let mismatch = || {
         format!(
             "Can't convert type. sourceType: {}, requiredType: {t}",
@@ -155,7 +156,8 @@ pub(super) fn encode(
     serde_json::to_vec(&json).map_err(|e| e.to_string())
 }
 
-pub(crate) fn to_json(v: &Value) -> Json {
+/// Writes a value as the JSON format does.
+pub fn to_json(v: &Value) -> Json {
     match v {
         Value::Null => Json::Null,
         Value::Boolean(b) => Json::Bool(*b),

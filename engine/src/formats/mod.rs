@@ -2,6 +2,8 @@
 
 mod delimited;
 mod json;
+
+pub use json::{from_json as json_to_value, to_json as value_to_json};
 mod kafka;
 
 use brook_planner::catalog::{ColumnRole, SourceDef};

@@ -1,0 +1,46 @@
+//! Comparing actual records with expected ones as ksqlDB's runner does: doubles within
+//! 1e-6, struct and map field names without regard to case.
+
+use serde_json::Value as Json;
+
+pub fn json_matches(expected: &Json, actual: &Json) -> bool {
+    match (expected, actual) {
+        (Json::Number(e), Json::Number(a)) => {
+            if let (Some(e), Some(a)) = (e.as_i64(), a.as_i64()) {
+                return e == a;
+            }
+            match (e.as_f64(), a.as_f64()) {
+                (Some(e), Some(a)) => (e - a).abs() <= 1e-6 || e == a,
+                _ => e.to_string() == a.to_string(),
+            }
+        }
+        (Json::Array(e), Json::Array(a)) => {
+            e.len() == a.len() && e.iter().zip(a).all(|(e, a)| json_matches(e, a))
+        }
+        (Json::Object(e), Json::Object(a)) => {
+            e.len() == a.len()
+                && e.iter().all(|(k, ev)| {
+                    a.iter()
+                        .find(|(ak, _)| ak.eq_ignore_ascii_case(k))
+                        .is_some_and(|(_, av)| json_matches(ev, av))
+                })
+        }
+        _ => expected == actual,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::json_matches;
+    use serde_json::json;
+
+    #[test]
+    fn tolerant_where_ksql_is() {
+        assert!(json_matches(
+            &json!({"a": 1.0000001, "B": [1]}),
+            &json!({"A": 1.0, "b": [1]})
+        ));
+        assert!(!json_matches(&json!({"a": 1}), &json!({"a": 1, "b": 2})));
+        assert!(!json_matches(&json!("1"), &json!(1)));
+    }
+}

@@ -1,0 +1,14 @@
+//! The conformance runner: loads ksqlDB's query-validation test files, expands each case
+//! over its formats and configs, runs it through a session on the in-process driver and
+//! checks outputs, expected errors and post-conditions.
+
+mod case;
+mod compare;
+mod lenient_json;
+mod records;
+mod report;
+mod run;
+
+pub use case::{load_cases, load_path, Case};
+pub use report::{CaseResult, Report, Status};
+pub use run::{run_case, run_cases, Options};

@@ -1,0 +1,390 @@
+//! Running a case through a session on the in-process driver.
+
+use crate::case::Case;
+use crate::compare::json_matches;
+use crate::records::{deserialize, serialize};
+use crate::report::{CaseResult, Report, Status};
+use brook_engine::driver::Driver;
+use brook_engine::formats::RecordCodec;
+use brook_engine::query::OutputRecord;
+use brook_engine::{Engine, Session, StatementResult};
+use brook_planner::catalog::{ColumnRole, SourceDef};
+use brook_sql::ast::StatementKind;
+use serde_json::Value as Json;
+use std::collections::BTreeMap;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Consecutive input records handed to the queries at once.
+    pub batch_size: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self { batch_size: 100 }
+    }
+}
+
+const SERVICE_ID: &str = "qtt_";
+
+/// Runs cases one after the other. A case that panics fails; the others still run.
+pub fn run_cases(cases: &[Case], options: &Options) -> Report {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            let results = cases
+                .iter()
+                .map(|c| result(c, Status::Fail, format!("no runtime: {e}")))
+                .collect();
+            return Report::new(results);
+        }
+    };
+    let previous_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let results = cases
+        .iter()
+        .map(|c| run_case(&runtime, c, options))
+        .collect();
+    std::panic::set_hook(previous_hook);
+    Report::new(results)
+}
+
+fn result(case: &Case, status: Status, reason: String) -> CaseResult {
+    CaseResult {
+        file: case.file.clone(),
+        name: case.name.clone(),
+        status,
+        reason,
+    }
+}
+
+pub fn run_case(runtime: &tokio::runtime::Runtime, case: &Case, options: &Options) -> CaseResult {
+    if let Some(why) = &case.disabled {
+        return result(case, Status::Skip, why.clone());
+    }
+    let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        runtime.block_on(execute(case, options))
+    }));
+    match outcome {
+        Ok(Ok(())) => result(case, Status::Pass, String::new()),
+        Ok(Err(reason)) => result(case, Status::Fail, reason),
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            result(case, Status::Fail, format!("panic: {message}"))
+        }
+    }
+}
+
+async fn execute(case: &Case, options: &Options) -> Result<(), String> {
+    let driver = Arc::new(Driver::new(SERVICE_ID, options.batch_size));
+    let engine = Engine::on_driver(driver.clone(), SERVICE_ID);
+    let mut session = Session::new(engine.clone());
+    session
+        .properties
+        .insert("auto.offset.reset".into(), "earliest".into());
+    for (k, v) in &case.properties {
+        session.properties.insert(k.clone(), v.clone());
+    }
+    create_topics(case, &driver);
+
+    let mut variables = BTreeMap::new();
+    for text in &case.statements {
+        let outcome = match brook_sql::parse_statements(text, &mut variables) {
+            Ok(statements) => {
+                let mut outcome = Ok(());
+                for statement in &statements {
+                    match session.execute(statement).await {
+                        Ok(StatementResult::Status { .. }) => {}
+                        Ok(StatementResult::Rows(_)) => {
+                            outcome = Err("push queries are not part of these tests".to_string())
+                        }
+                        Err(e) => outcome = Err(e.message),
+                    }
+                    if outcome.is_err() {
+                        break;
+                    }
+                }
+                outcome
+            }
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(message) = outcome {
+            return match &case.expected_exception {
+                Some(expected) if message.contains(expected.as_str()) => Ok(()),
+                Some(expected) => Err(format!(
+                    "expected error containing {expected:?}, got {message:?}"
+                )),
+                None => Err(format!("statement failed: {message}")),
+            };
+        }
+    }
+
+    let sources = engine.sources().await;
+    pipe_inputs(case, &driver, &sources)?;
+    if let Some(expected) = &case.expected_exception {
+        return Err(format!(
+            "expected error containing {expected:?}, but every statement succeeded"
+        ));
+    }
+    check_outputs(case, &driver, &sources)?;
+    if let Some(post) = &case.post {
+        check_post(post, &driver, &sources)?;
+    }
+    Ok(())
+}
+
+/// Topics the test declares or feeds, and those its CREATE statements read, exist first,
+/// as ksqlDB's runner creates them.
+fn create_topics(case: &Case, driver: &Driver) {
+    for t in &case.topics {
+        if let Some(name) = t["name"].as_str() {
+            driver.create_topic(name, t["partitions"].as_i64().unwrap_or(1) as i32);
+        }
+    }
+    for input in &case.inputs {
+        if let Some(topic) = input["topic"].as_str() {
+            driver.create_topic(topic, 1);
+        }
+    }
+    let mut variables = BTreeMap::new();
+    for text in &case.statements {
+        let Ok(statements) = brook_sql::parse_statements(text, &mut variables) else {
+            continue;
+        };
+        for s in statements {
+            if let StatementKind::CreateSource(c) = &s.kind {
+                if !c.properties.contains_key("PARTITIONS") {
+                    if let Some(topic) = c.properties.get("KAFKA_TOPIC") {
+                        driver.create_topic(&topic.as_property_text(), 1);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn source_of<'a>(sources: &'a [SourceDef], topic: &str) -> Option<&'a SourceDef> {
+    // A topic written by a query is described best by the source that query creates.
+    sources.iter().rev().find(|s| s.topic == topic)
+}
+
+fn pipe_inputs(case: &Case, driver: &Driver, sources: &[SourceDef]) -> Result<(), String> {
+    let mut pending: Vec<OutputRecord> = Vec::new();
+    let mut pending_topic = String::new();
+    for input in &case.inputs {
+        let topic = input["topic"].as_str().unwrap_or_default().to_string();
+        let source = sources.iter().find(|s| s.topic == topic);
+        let codec = source.map(RecordCodec::for_source);
+        let key = serialize(
+            codec.as_ref().map(|c| &c.key),
+            source.map(|s| s.key_format.kind),
+            &input["key"],
+        )?;
+        let value = serialize(
+            codec.as_ref().map(|c| &c.value),
+            source.map(|s| s.value_format.kind),
+            &input["value"],
+        )?;
+        if input.get("window").is_some() {
+            return Err("windowed input records are not supported yet".into());
+        }
+        if topic != pending_topic && !pending.is_empty() {
+            driver.produce(&pending_topic, &std::mem::take(&mut pending));
+        }
+        pending_topic = topic;
+        pending.push(OutputRecord {
+            key,
+            value,
+            timestamp: input["timestamp"].as_i64().unwrap_or(0),
+        });
+    }
+    if !pending.is_empty() {
+        driver.produce(&pending_topic, &pending);
+    }
+    Ok(())
+}
+
+fn check_outputs(case: &Case, driver: &Driver, sources: &[SourceDef]) -> Result<(), String> {
+    let mut by_topic: Vec<(String, Vec<&Json>)> = Vec::new();
+    for output in &case.outputs {
+        let topic = output["topic"].as_str().unwrap_or_default().to_string();
+        match by_topic.iter_mut().find(|(t, _)| *t == topic) {
+            Some((_, list)) => list.push(output),
+            None => by_topic.push((topic, vec![output])),
+        }
+    }
+    for (topic, expected) in by_topic {
+        let actual = driver.records(&topic);
+        let source = source_of(sources, &topic);
+        let codec = source.map(RecordCodec::for_source);
+        let read = |codec: Option<&brook_engine::formats::ColumnsCodec>,
+                    kind,
+                    bytes: Option<&[u8]>| match (codec, kind) {
+            (Some(c), Some(k)) => deserialize(c, k, bytes),
+            _ => Ok(bytes
+                .map(|b| {
+                    serde_json::from_slice(b)
+                        .unwrap_or_else(|_| Json::String(String::from_utf8_lossy(b).into_owned()))
+                })
+                .unwrap_or(Json::Null)),
+        };
+        if actual.len() != expected.len() {
+            let shown: Vec<String> = actual
+                .iter()
+                .take(5)
+                .map(|r| {
+                    let k = read(
+                        codec.as_ref().map(|c| &c.key),
+                        source.map(|s| s.key_format.kind),
+                        r.key.as_deref(),
+                    )
+                    .unwrap_or(Json::Null);
+                    let v = read(
+                        codec.as_ref().map(|c| &c.value),
+                        source.map(|s| s.value_format.kind),
+                        r.value.as_deref(),
+                    )
+                    .unwrap_or(Json::Null);
+                    format!("{k}:{v}")
+                })
+                .collect();
+            return Err(format!(
+                "topic {topic}: expected {} records, got {} (first: {})",
+                expected.len(),
+                actual.len(),
+                shown.join(", ")
+            ));
+        }
+        for (i, (e, a)) in expected.iter().zip(&actual).enumerate() {
+            if e.get("window").is_some() {
+                return Err("windowed output records are not supported yet".into());
+            }
+            let key = read(
+                codec.as_ref().map(|c| &c.key),
+                source.map(|s| s.key_format.kind),
+                a.key.as_deref(),
+            )?;
+            let value = read(
+                codec.as_ref().map(|c| &c.value),
+                source.map(|s| s.value_format.kind),
+                a.value.as_deref(),
+            )?;
+            let expected_key = e.get("key").cloned().unwrap_or(Json::Null);
+            let expected_value = e.get("value").cloned().unwrap_or(Json::Null);
+            if !json_matches(&expected_key, &key) || !json_matches(&expected_value, &value) {
+                return Err(format!(
+                    "topic {topic} record {i}: expected {expected_key}:{expected_value}, got {key}:{value}"
+                ));
+            }
+            if let Some(ts) = e.get("timestamp").and_then(|t| t.as_i64()) {
+                if ts != a.timestamp {
+                    return Err(format!(
+                        "topic {topic} record {i}: expected timestamp {ts}, got {}",
+                        a.timestamp
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_post(post: &Json, driver: &Driver, sources: &[SourceDef]) -> Result<(), String> {
+    for expected in post["sources"].as_array().into_iter().flatten() {
+        let name = expected["name"].as_str().unwrap_or_default();
+        let Some(source) = sources.iter().find(|s| s.name == name) else {
+            return Err(format!("post: source {name} does not exist"));
+        };
+        if let Some(kind) = expected["type"].as_str() {
+            if !kind.eq_ignore_ascii_case(source.kind.keyword()) {
+                return Err(format!(
+                    "post: {name} is a {}, expected a {kind}",
+                    source.kind.keyword()
+                ));
+            }
+        }
+        if let Some(schema) = expected["schema"].as_str() {
+            let actual = schema_text(source);
+            if normalize_schema(schema) != normalize_schema(&actual) {
+                return Err(format!(
+                    "post: {name} has schema {actual}, expected {schema}"
+                ));
+            }
+        }
+        let format_of = |v: &Json| -> Option<String> {
+            match v {
+                Json::String(s) => Some(s.clone()),
+                Json::Object(o) => o.get("format").and_then(|f| f.as_str()).map(str::to_string),
+                _ => None,
+            }
+        };
+        if let Some(f) = format_of(&expected["keyFormat"]) {
+            if !f.eq_ignore_ascii_case(source.key_format.kind.name()) {
+                return Err(format!(
+                    "post: {name} has key format {}, expected {f}",
+                    source.key_format.kind
+                ));
+            }
+        }
+        if let Some(f) = format_of(&expected["valueFormat"]) {
+            if !f.eq_ignore_ascii_case(source.value_format.kind.name()) {
+                return Err(format!(
+                    "post: {name} has value format {}, expected {f}",
+                    source.value_format.kind
+                ));
+            }
+        }
+    }
+    if let Some(pattern) = post["topics"]["blacklist"].as_str() {
+        let re = regex::Regex::new(&format!("^(?:{pattern})$"))
+            .map_err(|e| format!("post: bad blacklist: {e}"))?;
+        if let Some(t) = driver.topic_names().iter().find(|t| re.is_match(t)) {
+            return Err(format!("post: topic {t} should not exist"));
+        }
+    }
+    Ok(())
+}
+
+/// A source's columns as ksqlDB prints a schema: `` `ID` INTEGER KEY, `NAME` STRING ``.
+fn schema_text(source: &SourceDef) -> String {
+    source
+        .key_columns()
+        .chain(source.columns.iter().filter(|c| c.role != ColumnRole::Key))
+        .map(|c| {
+            let role = match &c.role {
+                ColumnRole::Key => " KEY".to_string(),
+                ColumnRole::Value => String::new(),
+                ColumnRole::Header(None) => " HEADERS".to_string(),
+                ColumnRole::Header(Some(k)) => format!(" HEADER('{k}')"),
+            };
+            format!("`{}` {}{role}", c.name, c.data_type)
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Spelling differences that do not change a schema: quotes, case, type synonyms, spaces.
+fn normalize_schema(s: &str) -> String {
+    let s = s.replace('`', "").to_uppercase();
+    let words: Vec<String> = regex::Regex::new(r"[A-Z_0-9]+|[^A-Z_0-9\s]")
+        .map(|re| {
+            re.find_iter(&s)
+                .map(|m| match m.as_str() {
+                    "INT" => "INTEGER".to_string(),
+                    "VARCHAR" => "STRING".to_string(),
+                    other => other.to_string(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    words.join(" ")
+}
