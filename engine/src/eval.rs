@@ -211,6 +211,22 @@ pub fn evaluate(expr: &TypedExpr, columns: &[ArrayRef], len: usize) -> EvalResul
                 .collect();
             build_array(&expr.data_type, &rows.iter().collect::<Vec<_>>())?
         }
+        ExprKind::Function { function, args } => {
+            let arrays = args.iter().map(eval).collect::<EvalResult<Vec<_>>>()?;
+            let mut out = Vec::with_capacity(len);
+            let mut row_args = Vec::with_capacity(args.len());
+            for row in 0..len {
+                row_args.clear();
+                row_args.extend(
+                    arrays
+                        .iter()
+                        .zip(args)
+                        .map(|(a, e)| value_at(a, &e.data_type, row)),
+                );
+                out.push((function.0.eval)(&row_args, &expr.data_type)?);
+            }
+            build_array(&expr.data_type, &out.iter().collect::<Vec<_>>())?
+        }
         ExprKind::MakeStruct(items) => {
             let DataType::Struct(fields) = &expr.data_type else {
                 return Err("struct constructor without struct type".into());

@@ -4,6 +4,7 @@
 pub mod catalog;
 mod error;
 pub mod formats;
+pub mod functions;
 pub mod plan;
 pub mod types;
 pub mod typing;

@@ -110,7 +110,8 @@ pub fn plan_query(catalog: &Catalog, query: &ast::Query, sink: Option<&str>) -> 
 
     let visible = row.len() - 3;
     let mut projection = Vec::new();
-    for (i, item) in query.select.iter().enumerate() {
+    let mut generated = 0;
+    for item in &query.select {
         match item {
             SelectItem::Wildcard { qualifier } => {
                 if let Some(q) = qualifier {
@@ -135,7 +136,7 @@ pub fn plan_query(catalog: &Catalog, query: &ast::Query, sink: Option<&str>) -> 
                 let typed = type_expr(expr, &scope)?;
                 let name = match alias {
                     Some(a) => a.clone(),
-                    None => derived_name(expr, i),
+                    None => derived_name(expr, &mut generated),
                 };
                 if sink.is_some() && alias.is_some() && RESERVED_COLUMNS.contains(&name.as_str()) {
                     return Err(PlanError::new(format!(
@@ -196,12 +197,15 @@ pub fn plan_query(catalog: &Catalog, query: &ast::Query, sink: Option<&str>) -> 
     })
 }
 
-/// ksqlDB's name for an unaliased select item.
-fn derived_name(expr: &Expr, index: usize) -> String {
+/// ksqlDB's name for an unaliased select item: generated names count up from zero.
+fn derived_name(expr: &Expr, generated: &mut usize) -> String {
     match expr {
         Expr::Column { name, .. } => name.clone(),
         Expr::Field { field, .. } => field.clone(),
-        _ => format!("KSQL_COL_{index}"),
+        _ => {
+            *generated += 1;
+            format!("KSQL_COL_{}", *generated - 1)
+        }
     }
 }
 

@@ -2,6 +2,7 @@
 //! type, and implicit conversions become explicit casts.
 
 use crate::error::{PlanError, Result};
+use crate::functions::{self, FunctionRef};
 use crate::types::{as_decimal, common_numeric, decimal_result, is_numeric};
 use crate::value::{decimal_literal_type, parse_decimal, Value};
 use brook_sql::ast::{BinaryOp, DataType, Expr, Literal};
@@ -104,6 +105,11 @@ pub enum ExprKind {
     MakeArray(Vec<TypedExpr>),
     MakeMap(Vec<(TypedExpr, TypedExpr)>),
     MakeStruct(Vec<TypedExpr>),
+    /// Arguments have the function's parameter types.
+    Function {
+        function: FunctionRef,
+        args: Vec<TypedExpr>,
+    },
 }
 
 impl TypedExpr {
@@ -450,11 +456,31 @@ pub fn type_expr(expr: &Expr, scope: &Scope) -> Result<TypedExpr> {
             }
             TypedExpr::new(ExprKind::MakeStruct(values), DataType::Struct(types))
         }
-        Expr::Function { name, position, .. } => {
-            return Err(PlanError::at(
-                *position,
-                format!("Can't find any functions with the name '{name}'"),
-            ))
+        Expr::Function {
+            name,
+            args,
+            position,
+            ..
+        } => {
+            let Some(function) = functions::lookup(name) else {
+                return Err(PlanError::at(
+                    *position,
+                    format!("Can't find any functions with the name '{name}'"),
+                ));
+            };
+            let args = args.iter().map(t).collect::<Result<Vec<_>>>()?;
+            let arg_types: Vec<Option<DataType>> = args
+                .iter()
+                .map(|a| (!a.is_null_literal()).then(|| a.data_type.clone()))
+                .collect();
+            let signature =
+                (function.0.resolve)(&arg_types).map_err(|m| PlanError::at(*position, m))?;
+            let args = args
+                .into_iter()
+                .zip(&signature.params)
+                .map(|(a, p)| a.coerce(p))
+                .collect();
+            TypedExpr::new(ExprKind::Function { function, args }, signature.returns)
         }
         Expr::Lambda { .. } => {
             return Err(PlanError::new(

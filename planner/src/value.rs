@@ -143,3 +143,35 @@ mod double_tests {
         assert_eq!(format_double(123456.789), "123456.789");
     }
 }
+
+/// SQL order between two values of the same type; NULL and mixed types have none.
+pub fn compare_values(a: &Value, b: &Value) -> Option<std::cmp::Ordering> {
+    use Value::*;
+    match (a, b) {
+        (Boolean(x), Boolean(y)) => Some(x.cmp(y)),
+        (Int(x), Int(y)) | (Date(x), Date(y)) | (Time(x), Time(y)) => Some(x.cmp(y)),
+        (BigInt(x), BigInt(y)) | (Timestamp(x), Timestamp(y)) => Some(x.cmp(y)),
+        (Double(x), Double(y)) => x.partial_cmp(y),
+        (Decimal(x, s1), Decimal(y, s2)) if s1 == s2 => Some(x.cmp(y)),
+        (String(x), String(y)) => Some(x.cmp(y)),
+        (Bytes(x), Bytes(y)) => Some(x.cmp(y)),
+        _ => None,
+    }
+}
+
+/// A scalar value as text, as ksqlDB's string functions render it.
+pub fn display(v: &Value) -> Option<String> {
+    Some(match v {
+        Value::Null => return None,
+        Value::Boolean(b) => b.to_string(),
+        Value::Int(i) => i.to_string(),
+        Value::BigInt(i) => i.to_string(),
+        Value::Double(d) => format_double(*d),
+        Value::Decimal(u, s) => format_decimal(*u, *s),
+        Value::String(s) => s.clone(),
+        Value::Date(d) => d.to_string(),
+        Value::Time(t) => t.to_string(),
+        Value::Timestamp(t) => t.to_string(),
+        Value::Bytes(_) | Value::Array(_) | Value::Map(_) | Value::Struct(_) => return None,
+    })
+}

@@ -206,6 +206,33 @@ pub(crate) fn convert_expr(e: &sp::Expr) -> Result<Expr, ExprError> {
                 .collect::<Result<_, _>>()?,
         ),
         sp::Expr::Function(f) => convert_function(f)?,
+        // sqlparser reads these as special forms; in ksqlDB they are plain functions.
+        sp::Expr::Substring {
+            expr,
+            substring_from,
+            substring_for,
+            ..
+        } => {
+            let mut args = vec![convert_expr(expr)?];
+            for a in [substring_from, substring_for].into_iter().flatten() {
+                args.push(convert_expr(a)?);
+            }
+            plain_function("SUBSTRING", args)
+        }
+        sp::Expr::Trim {
+            expr,
+            trim_where: None,
+            trim_what: None,
+            trim_characters: None,
+        } => plain_function("TRIM", vec![convert_expr(expr)?]),
+        sp::Expr::Ceil {
+            expr,
+            field: sp::CeilFloorKind::DateTimeField(sp::DateTimeField::NoDateTime),
+        } => plain_function("CEIL", vec![convert_expr(expr)?]),
+        sp::Expr::Floor {
+            expr,
+            field: sp::CeilFloorKind::DateTimeField(sp::DateTimeField::NoDateTime),
+        } => plain_function("FLOOR", vec![convert_expr(expr)?]),
         sp::Expr::Lambda(l) => Expr::Lambda {
             params: match &l.params {
                 OneOrManyWithParens::One(p) => vec![fold_ident(&p.name)],
@@ -215,6 +242,16 @@ pub(crate) fn convert_expr(e: &sp::Expr) -> Result<Expr, ExprError> {
         },
         other => return Err(unsupported(other)),
     })
+}
+
+fn plain_function(name: &str, args: Vec<Expr>) -> Expr {
+    Expr::Function {
+        name: name.to_string(),
+        args,
+        distinct: false,
+        star: false,
+        position: Position::default(),
+    }
 }
 
 fn convert_value(v: &sp::Value) -> Option<Literal> {

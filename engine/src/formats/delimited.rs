@@ -40,25 +40,43 @@ pub(super) fn decode(
 }
 
 pub(super) fn encode(values: &[Value], delimiter: char) -> Result<Vec<u8>, String> {
-    let mut writer = csv::WriterBuilder::new()
-        .delimiter(delimiter as u8)
-        .terminator(csv::Terminator::Any(b'\n'))
-        .from_writer(Vec::new());
-    let fields: Vec<String> = values
-        .iter()
-        .map(|v| match v {
+    let mut out = String::new();
+    for (i, v) in values.iter().enumerate() {
+        if i > 0 {
+            out.push(delimiter);
+        }
+        match v {
             Value::Array(_) | Value::Map(_) | Value::Struct(_) => {
-                Err("The 'DELIMITED' format does not support nested types".to_string())
+                return Err("The 'DELIMITED' format does not support nested types".to_string())
             }
-            other => Ok(scalar_text(other).unwrap_or_default()),
-        })
-        .collect::<Result<_, _>>()?;
-    writer.write_record(&fields).map_err(|e| e.to_string())?;
-    let mut out = writer.into_inner().map_err(|e| e.to_string())?;
-    if out.last() == Some(&b'\n') {
-        out.pop();
+            Value::Null => {}
+            other => {
+                let text = scalar_text(other).unwrap_or_default();
+                if needs_quotes(&text, delimiter) {
+                    out.push('"');
+                    out.push_str(&text.replace('"', "\"\""));
+                    out.push('"');
+                } else {
+                    out.push_str(&text);
+                }
+            }
+        }
     }
-    Ok(out)
+    Ok(out.into_bytes())
+}
+
+/// Apache Commons CSV's minimal quoting, which ksqlDB writes with: a field is quoted when
+/// it is empty, starts with a character up to '#', ends with white space, or holds the
+/// delimiter, a quote or a line break.
+fn needs_quotes(text: &str, delimiter: char) -> bool {
+    let (Some(first), Some(last)) = (text.chars().next(), text.chars().last()) else {
+        return true;
+    };
+    first <= '#'
+        || last <= ' '
+        || text
+            .chars()
+            .any(|c| c == delimiter || c == '"' || c == '\n' || c == '\r')
 }
 
 #[cfg(test)]
@@ -78,6 +96,8 @@ mod tests {
             vec![Value::Int(1), Value::String("x,y".into()), Value::Null]
         );
         assert_eq!(encode(&values, ',').unwrap(), b"1,\"x,y\",");
+        let spaced = [Value::String(" a ".into()), Value::String("b\"c".into())];
+        assert_eq!(encode(&spaced, ',').unwrap(), b"\" a \",\"b\"\"c\"");
         assert!(decode(b"1,2", &cols, ',')
             .unwrap_err()
             .contains("csvFields:2 schemaFields:3"));

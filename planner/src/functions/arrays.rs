@@ -1,0 +1,276 @@
+//! Array functions.
+
+use super::{int_arg, no_match, strict, ArgTypes, ScalarFunction, Signature};
+use crate::value::{compare_values, Value};
+use brook_sql::ast::DataType;
+
+pub(super) fn functions() -> Vec<ScalarFunction> {
+    vec![
+        ScalarFunction {
+            name: "ARRAY_LENGTH",
+            resolve: |a| match a {
+                [Some(t @ DataType::Array(_))] => Ok(Signature {
+                    params: vec![t.clone()],
+                    returns: DataType::Int,
+                }),
+                _ => Err(no_match("ARRAY_LENGTH", a)),
+            },
+            eval: |v, _| strict(v, |v| Ok(Value::Int(items(&v[0]).len() as i32))),
+        },
+        ScalarFunction {
+            name: "ARRAY_CONTAINS",
+            resolve: |a| match a {
+                [Some(t @ DataType::Array(e)), _] => Ok(Signature {
+                    params: vec![t.clone(), (**e).clone()],
+                    returns: DataType::Boolean,
+                }),
+                _ => Err(no_match("ARRAY_CONTAINS", a)),
+            },
+            eval: |v, _| {
+                Ok(if v[0].is_null() {
+                    Value::Boolean(false)
+                } else {
+                    Value::Boolean(items(&v[0]).contains(&v[1]))
+                })
+            },
+        },
+        ScalarFunction {
+            name: "ARRAY_DISTINCT",
+            resolve: |a| same_array("ARRAY_DISTINCT", a, 1),
+            eval: |v, _| strict(v, |v| Ok(Value::Array(distinct(items(&v[0]).iter())))),
+        },
+        ScalarFunction {
+            name: "ARRAY_EXCEPT",
+            resolve: |a| same_array("ARRAY_EXCEPT", a, 2),
+            eval: |v, _| {
+                strict(v, |v| {
+                    let remove = items(&v[1]);
+                    Ok(Value::Array(distinct(
+                        items(&v[0]).iter().filter(|x| !remove.contains(x)),
+                    )))
+                })
+            },
+        },
+        ScalarFunction {
+            name: "ARRAY_INTERSECT",
+            resolve: |a| same_array("ARRAY_INTERSECT", a, 2),
+            eval: |v, _| {
+                strict(v, |v| {
+                    let keep = items(&v[1]);
+                    Ok(Value::Array(distinct(
+                        items(&v[0]).iter().filter(|x| keep.contains(x)),
+                    )))
+                })
+            },
+        },
+        ScalarFunction {
+            name: "ARRAY_UNION",
+            resolve: |a| same_array("ARRAY_UNION", a, 2),
+            eval: |v, _| {
+                strict(v, |v| {
+                    Ok(Value::Array(distinct(
+                        items(&v[0]).iter().chain(items(&v[1]).iter()),
+                    )))
+                })
+            },
+        },
+        ScalarFunction {
+            name: "ARRAY_CONCAT",
+            resolve: |a| same_array("ARRAY_CONCAT", a, 2),
+            eval: |v, _| {
+                if v.iter().all(Value::is_null) {
+                    return Ok(Value::Null);
+                }
+                Ok(Value::Array(
+                    items(&v[0])
+                        .iter()
+                        .chain(items(&v[1]).iter())
+                        .cloned()
+                        .collect(),
+                ))
+            },
+        },
+        ScalarFunction {
+            name: "ARRAY_REMOVE",
+            resolve: |a| match a {
+                [Some(t @ DataType::Array(e)), _] => Ok(Signature {
+                    params: vec![t.clone(), (**e).clone()],
+                    returns: t.clone(),
+                }),
+                _ => Err(no_match("ARRAY_REMOVE", a)),
+            },
+            eval: |v, _| {
+                if v[0].is_null() {
+                    return Ok(Value::Null);
+                }
+                Ok(Value::Array(
+                    items(&v[0])
+                        .iter()
+                        .filter(|x| **x != v[1])
+                        .cloned()
+                        .collect(),
+                ))
+            },
+        },
+        ScalarFunction {
+            name: "ARRAY_MAX",
+            resolve: |a| element_of("ARRAY_MAX", a),
+            eval: |v, _| {
+                strict(v, |v| {
+                    Ok(extreme(items(&v[0]), std::cmp::Ordering::Greater))
+                })
+            },
+        },
+        ScalarFunction {
+            name: "ARRAY_MIN",
+            resolve: |a| element_of("ARRAY_MIN", a),
+            eval: |v, _| strict(v, |v| Ok(extreme(items(&v[0]), std::cmp::Ordering::Less))),
+        },
+        ScalarFunction {
+            name: "ARRAY_SORT",
+            resolve: |a| match a {
+                [Some(t @ DataType::Array(_))] => Ok(Signature {
+                    params: vec![t.clone()],
+                    returns: t.clone(),
+                }),
+                [Some(t @ DataType::Array(_)), Some(DataType::String)] => Ok(Signature {
+                    params: vec![t.clone(), DataType::String],
+                    returns: t.clone(),
+                }),
+                _ => Err(no_match("ARRAY_SORT", a)),
+            },
+            eval: |v, _| {
+                if v[0].is_null() {
+                    return Ok(Value::Null);
+                }
+                let descending =
+                    matches!(v.get(1), Some(Value::String(s)) if s.eq_ignore_ascii_case("DESC"));
+                let mut values: Vec<Value> = items(&v[0]).to_vec();
+                // NULLs go last either way.
+                values.sort_by(|a, b| match (a.is_null(), b.is_null()) {
+                    (true, true) => std::cmp::Ordering::Equal,
+                    (true, false) => std::cmp::Ordering::Greater,
+                    (false, true) => std::cmp::Ordering::Less,
+                    _ => {
+                        let o = compare_values(a, b).unwrap_or(std::cmp::Ordering::Equal);
+                        if descending {
+                            o.reverse()
+                        } else {
+                            o
+                        }
+                    }
+                });
+                Ok(Value::Array(values))
+            },
+        },
+        ScalarFunction {
+            name: "ARRAY_JOIN",
+            resolve: |a| match a {
+                [Some(t @ DataType::Array(_))] => Ok(Signature {
+                    params: vec![t.clone()],
+                    returns: DataType::String,
+                }),
+                [Some(t @ DataType::Array(_)), d] if super::fits(d, &DataType::String) => {
+                    Ok(Signature {
+                        params: vec![t.clone(), DataType::String],
+                        returns: DataType::String,
+                    })
+                }
+                _ => Err(no_match("ARRAY_JOIN", a)),
+            },
+            eval: |v, _| {
+                if v[0].is_null() {
+                    return Ok(Value::Null);
+                }
+                let sep = match v.get(1) {
+                    Some(Value::String(s)) => s.clone(),
+                    Some(_) => String::new(),
+                    None => ",".into(),
+                };
+                let parts: Vec<String> = items(&v[0])
+                    .iter()
+                    .map(|x| crate::value::display(x).unwrap_or_else(|| "null".into()))
+                    .collect();
+                Ok(Value::String(parts.join(&sep)))
+            },
+        },
+        ScalarFunction {
+            name: "SLICE",
+            resolve: |a| match a {
+                [Some(t @ DataType::Array(_)), f, to]
+                    if super::fits(f, &DataType::Int) && super::fits(to, &DataType::Int) =>
+                {
+                    Ok(Signature {
+                        params: vec![t.clone(), DataType::Int, DataType::Int],
+                        returns: t.clone(),
+                    })
+                }
+                _ => Err(no_match("SLICE", a)),
+            },
+            eval: |v, _| {
+                strict(v, |v| {
+                    let list = items(&v[0]);
+                    let (from, to) = (int_arg(&v[1]).unwrap_or(1), int_arg(&v[2]).unwrap_or(0));
+                    let start = (from.max(1) - 1) as usize;
+                    let end = (to.max(0) as usize).min(list.len());
+                    Ok(Value::Array(if start < end {
+                        list[start..end].to_vec()
+                    } else {
+                        vec![]
+                    }))
+                })
+            },
+        },
+    ]
+}
+
+fn items(v: &Value) -> &[Value] {
+    match v {
+        Value::Array(items) => items,
+        _ => &[],
+    }
+}
+
+fn distinct<'a>(values: impl Iterator<Item = &'a Value>) -> Vec<Value> {
+    let mut out: Vec<Value> = Vec::new();
+    for v in values {
+        if !out.contains(v) {
+            out.push(v.clone());
+        }
+    }
+    out
+}
+
+fn same_array(name: &str, a: ArgTypes, n: usize) -> Result<Signature, String> {
+    let t = a.iter().flatten().next().cloned();
+    match t {
+        Some(t @ DataType::Array(_)) if a.len() == n && a.iter().all(|x| super::fits(x, &t)) => {
+            Ok(Signature {
+                params: vec![t.clone(); n],
+                returns: t,
+            })
+        }
+        _ => Err(no_match(name, a)),
+    }
+}
+
+fn element_of(name: &str, a: ArgTypes) -> Result<Signature, String> {
+    match a {
+        [Some(t @ DataType::Array(e))] => Ok(Signature {
+            params: vec![t.clone()],
+            returns: (**e).clone(),
+        }),
+        _ => Err(no_match(name, a)),
+    }
+}
+
+fn extreme(values: &[Value], wanted: std::cmp::Ordering) -> Value {
+    let mut best: Option<&Value> = None;
+    for v in values.iter().filter(|v| !v.is_null()) {
+        best = match best {
+            Some(b) if compare_values(v, b) != Some(wanted) => Some(b),
+            _ => Some(v),
+        };
+    }
+    best.cloned().unwrap_or(Value::Null)
+}

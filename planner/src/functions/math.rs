@@ -1,0 +1,290 @@
+//! Numeric functions.
+
+use super::{
+    common_type, exactly, first_of, no_match, strict, ArgTypes, ScalarFunction, Signature,
+};
+use crate::types::is_numeric;
+use crate::value::{compare_values, Value};
+use brook_sql::ast::DataType;
+
+use DataType::{BigInt, Double, Int};
+
+pub(super) fn functions() -> Vec<ScalarFunction> {
+    vec![
+        ScalarFunction {
+            name: "ABS",
+            resolve: |a| same_numeric("ABS", a),
+            eval: |v, _| {
+                strict(v, |v| {
+                    Ok(unary(&v[0], |i| i.wrapping_abs(), f64::abs, |d| d.abs()))
+                })
+            },
+        },
+        ScalarFunction {
+            name: "CEIL",
+            resolve: |a| rounded("CEIL", a),
+            eval: |v, t| strict(v, |v| Ok(round_to(&v[0], t, f64::ceil, Rounding::Ceil))),
+        },
+        ScalarFunction {
+            name: "FLOOR",
+            resolve: |a| rounded("FLOOR", a),
+            eval: |v, t| strict(v, |v| Ok(round_to(&v[0], t, f64::floor, Rounding::Floor))),
+        },
+        ScalarFunction {
+            name: "ROUND",
+            resolve: |a| {
+                if a.len() == 2 {
+                    return match &a[0] {
+                        Some(DataType::Decimal { precision, scale }) => exactly(
+                            "ROUND",
+                            a,
+                            &[
+                                DataType::Decimal {
+                                    precision: *precision,
+                                    scale: *scale,
+                                },
+                                Int,
+                            ],
+                            DataType::Decimal {
+                                precision: *precision,
+                                scale: *scale,
+                            },
+                        ),
+                        _ => exactly("ROUND", a, &[Double, Int], Double),
+                    };
+                }
+                match &a.first() {
+                    Some(Some(Double)) => exactly("ROUND", a, &[Double], BigInt),
+                    _ => rounded("ROUND", a),
+                }
+            },
+            eval: |v, t| strict(v, |v| Ok(round(v, t))),
+        },
+        ScalarFunction {
+            name: "SQRT",
+            resolve: |a| exactly("SQRT", a, &[Double], Double),
+            eval: |v, _| strict(v, |v| Ok(float(&v[0], f64::sqrt))),
+        },
+        ScalarFunction {
+            name: "EXP",
+            resolve: |a| exactly("EXP", a, &[Double], Double),
+            eval: |v, _| strict(v, |v| Ok(float(&v[0], f64::exp))),
+        },
+        ScalarFunction {
+            name: "LN",
+            resolve: |a| exactly("LN", a, &[Double], Double),
+            eval: |v, _| strict(v, |v| Ok(float(&v[0], f64::ln))),
+        },
+        ScalarFunction {
+            name: "LOG",
+            resolve: |a| {
+                first_of(
+                    "LOG",
+                    a,
+                    &[(&[Double], Double), (&[Double, Double], Double)],
+                )
+            },
+            eval: |v, _| {
+                strict(v, |v| {
+                    Ok(match (v.first(), v.get(1)) {
+                        (Some(Value::Double(x)), None) => Value::Double(x.ln()),
+                        (Some(Value::Double(b)), Some(Value::Double(x))) => {
+                            Value::Double(x.ln() / b.ln())
+                        }
+                        _ => Value::Null,
+                    })
+                })
+            },
+        },
+        ScalarFunction {
+            name: "POWER",
+            resolve: |a| exactly("POWER", a, &[Double, Double], Double),
+            eval: |v, _| {
+                strict(v, |v| {
+                    Ok(match (&v[0], &v[1]) {
+                        (Value::Double(b), Value::Double(e)) => Value::Double(b.powf(*e)),
+                        _ => Value::Null,
+                    })
+                })
+            },
+        },
+        ScalarFunction {
+            name: "SIGN",
+            resolve: |a| match a.first() {
+                Some(Some(t)) if a.len() == 1 && is_numeric(t) => Ok(Signature {
+                    params: vec![t.clone()],
+                    returns: Int,
+                }),
+                _ => Err(no_match("SIGN", a)),
+            },
+            eval: |v, _| {
+                strict(v, |v| {
+                    Ok(Value::Int(match &v[0] {
+                        Value::Int(i) => i.signum(),
+                        Value::BigInt(i) => i.signum() as i32,
+                        Value::Double(d) => {
+                            if *d > 0.0 {
+                                1
+                            } else if *d < 0.0 {
+                                -1
+                            } else {
+                                0
+                            }
+                        }
+                        Value::Decimal(u, _) => u.signum() as i32,
+                        _ => 0,
+                    }))
+                })
+            },
+        },
+        ScalarFunction {
+            name: "GREATEST",
+            resolve: |a| extreme("GREATEST", a),
+            eval: |v, _| Ok(pick(v, std::cmp::Ordering::Greater)),
+        },
+        ScalarFunction {
+            name: "LEAST",
+            resolve: |a| extreme("LEAST", a),
+            eval: |v, _| Ok(pick(v, std::cmp::Ordering::Less)),
+        },
+    ]
+}
+
+fn same_numeric(name: &str, a: ArgTypes) -> Result<Signature, String> {
+    match a {
+        [Some(t)] if is_numeric(t) => Ok(Signature {
+            params: vec![t.clone()],
+            returns: t.clone(),
+        }),
+        _ => Err(no_match(name, a)),
+    }
+}
+
+/// CEIL, FLOOR and ROUND keep integer types and give DECIMALs a scale of zero.
+fn rounded(name: &str, a: ArgTypes) -> Result<Signature, String> {
+    match a {
+        [Some(DataType::Decimal { precision, scale })] => Ok(Signature {
+            params: vec![DataType::Decimal {
+                precision: *precision,
+                scale: *scale,
+            }],
+            returns: DataType::Decimal {
+                precision: (*precision as i16 - *scale as i16 + 1).clamp(1, 38) as u8,
+                scale: 0,
+            },
+        }),
+        _ => same_numeric(name, a),
+    }
+}
+
+fn unary(v: &Value, i: fn(i64) -> i64, f: fn(f64) -> f64, d: fn(i128) -> i128) -> Value {
+    match v {
+        Value::Int(x) => Value::Int(i(*x as i64) as i32),
+        Value::BigInt(x) => Value::BigInt(i(*x)),
+        Value::Double(x) => Value::Double(f(*x)),
+        Value::Decimal(x, s) => Value::Decimal(d(*x), *s),
+        _ => Value::Null,
+    }
+}
+
+fn float(v: &Value, f: fn(f64) -> f64) -> Value {
+    match v {
+        Value::Double(x) => Value::Double(f(*x)),
+        _ => Value::Null,
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Rounding {
+    Ceil,
+    Floor,
+    HalfUp,
+}
+
+fn round_decimal(u: i128, from: i8, to: i8, mode: Rounding) -> i128 {
+    if to >= from {
+        return u * 10i128.pow((to - from) as u32);
+    }
+    let div = 10i128.pow((from - to) as u32);
+    let (q, r) = (u / div, u % div);
+    match mode {
+        Rounding::Ceil => {
+            if r > 0 {
+                q + 1
+            } else {
+                q
+            }
+        }
+        Rounding::Floor => {
+            if r < 0 {
+                q - 1
+            } else {
+                q
+            }
+        }
+        Rounding::HalfUp => {
+            if r.abs() * 2 >= div {
+                q + u.signum()
+            } else {
+                q
+            }
+        }
+    }
+}
+
+fn round_to(v: &Value, t: &DataType, f: fn(f64) -> f64, mode: Rounding) -> Value {
+    match (v, t) {
+        (Value::Decimal(u, s), DataType::Decimal { scale, .. }) => {
+            Value::Decimal(round_decimal(*u, *s, *scale, mode), *scale)
+        }
+        (Value::Double(d), _) => Value::Double(f(*d)),
+        (other, _) => other.clone(),
+    }
+}
+
+/// Java's Math.round: half up, toward positive infinity.
+fn java_round(d: f64) -> f64 {
+    (d + 0.5).floor()
+}
+
+fn round(v: &[Value], t: &DataType) -> Value {
+    match (&v[0], v.get(1)) {
+        (Value::Double(d), None) => Value::BigInt(java_round(*d) as i64),
+        (Value::Double(d), Some(Value::Int(places))) => {
+            let factor = 10f64.powi(*places);
+            Value::Double(java_round(d * factor) / factor)
+        }
+        (Value::Decimal(u, s), None) => {
+            round_to(&Value::Decimal(*u, *s), t, f64::round, Rounding::HalfUp)
+        }
+        (Value::Decimal(u, s), Some(Value::Int(places))) => {
+            let places = (*places).clamp(-38, 38) as i8;
+            let rounded = round_decimal(*u, *s, places.min(*s), Rounding::HalfUp);
+            Value::Decimal(
+                round_decimal(rounded, places.min(*s), *s, Rounding::HalfUp),
+                *s,
+            )
+        }
+        (other, _) => other.clone(),
+    }
+}
+
+fn extreme(name: &str, a: ArgTypes) -> Result<Signature, String> {
+    let t = common_type(name, a)?;
+    Ok(Signature {
+        params: vec![t.clone(); a.len()],
+        returns: t,
+    })
+}
+
+/// The greatest (or least) non-NULL argument.
+fn pick(values: &[Value], wanted: std::cmp::Ordering) -> Value {
+    let mut best: Option<&Value> = None;
+    for v in values.iter().filter(|v| !v.is_null()) {
+        best = match best {
+            Some(b) if compare_values(v, b) != Some(wanted) => Some(b),
+            _ => Some(v),
+        };
+    }
+    best.cloned().unwrap_or(Value::Null)
+}

@@ -1,0 +1,166 @@
+//! The scalar function registry: each function's name, how its argument types resolve to
+//! parameter and result types, and its evaluation of one row.
+
+mod arrays;
+mod maps;
+mod math;
+mod nulls;
+mod strings;
+
+use crate::types::{common_numeric, is_numeric};
+use crate::value::Value;
+use brook_sql::ast::DataType;
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+/// The types arguments are converted to, and the result type.
+pub struct Signature {
+    pub params: Vec<DataType>,
+    pub returns: DataType,
+}
+
+/// Argument types as written: `None` for a NULL literal, which fits any parameter.
+pub type ArgTypes<'a> = &'a [Option<DataType>];
+
+pub struct ScalarFunction {
+    pub name: &'static str,
+    pub resolve: fn(ArgTypes) -> Result<Signature, String>,
+    /// One row: arguments of the parameter types, and the result type.
+    pub eval: fn(&[Value], &DataType) -> Result<Value, String>,
+}
+
+/// A function as a typed expression refers to it.
+#[derive(Clone, Copy)]
+pub struct FunctionRef(pub &'static ScalarFunction);
+
+impl PartialEq for FunctionRef {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.name == other.0.name
+    }
+}
+
+impl std::fmt::Debug for FunctionRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0.name)
+    }
+}
+
+fn registry() -> &'static BTreeMap<&'static str, ScalarFunction> {
+    static REGISTRY: OnceLock<BTreeMap<&'static str, ScalarFunction>> = OnceLock::new();
+    REGISTRY.get_or_init(|| {
+        let mut all = Vec::new();
+        all.extend(strings::functions());
+        all.extend(math::functions());
+        all.extend(nulls::functions());
+        all.extend(arrays::functions());
+        all.extend(maps::functions());
+        all.into_iter().map(|f| (f.name, f)).collect()
+    })
+}
+
+pub fn lookup(name: &str) -> Option<FunctionRef> {
+    registry().get(name).map(FunctionRef)
+}
+
+/// All registered names, sorted.
+pub fn names() -> Vec<&'static str> {
+    registry().keys().copied().collect()
+}
+
+/// ksqlDB's message for arguments that fit no signature.
+pub fn no_match(name: &str, args: ArgTypes) -> String {
+    let shown: Vec<String> = args
+        .iter()
+        .map(|a| {
+            a.as_ref()
+                .map(|t| t.to_string())
+                .unwrap_or_else(|| "null".into())
+        })
+        .collect();
+    format!(
+        "Function '{}' does not accept parameters ({}).",
+        name.to_lowercase(),
+        shown.join(", ")
+    )
+}
+
+/// Whether an argument of type `arg` can be passed as `param` (same type, a NULL, or a
+/// numeric widening as ksqlDB does implicitly).
+pub(crate) fn fits(arg: &Option<DataType>, param: &DataType) -> bool {
+    match arg {
+        None => true,
+        Some(a) if a == param => true,
+        Some(a) => match (a, param) {
+            (DataType::Int, DataType::BigInt | DataType::Double | DataType::Decimal { .. }) => true,
+            (DataType::BigInt, DataType::Double | DataType::Decimal { .. }) => true,
+            (DataType::Decimal { .. }, DataType::Double) => true,
+            (DataType::Array(a), DataType::Array(p)) => fits(&Some((**a).clone()), p),
+            _ => false,
+        },
+    }
+}
+
+/// A fixed signature, if the arguments fit it.
+pub(crate) fn exactly(
+    name: &str,
+    args: ArgTypes,
+    params: &[DataType],
+    returns: DataType,
+) -> Result<Signature, String> {
+    if args.len() == params.len() && args.iter().zip(params).all(|(a, p)| fits(a, p)) {
+        Ok(Signature {
+            params: params.to_vec(),
+            returns,
+        })
+    } else {
+        Err(no_match(name, args))
+    }
+}
+
+/// The first signature the arguments fit.
+pub(crate) fn first_of(
+    name: &str,
+    args: ArgTypes,
+    options: &[(&[DataType], DataType)],
+) -> Result<Signature, String> {
+    options
+        .iter()
+        .find_map(|(params, returns)| exactly(name, args, params, returns.clone()).ok())
+        .ok_or_else(|| no_match(name, args))
+}
+
+/// The one type all non-NULL arguments share (numbers widen to a common type).
+pub(crate) fn common_type(name: &str, args: ArgTypes) -> Result<DataType, String> {
+    let mut common: Option<DataType> = None;
+    for a in args.iter().flatten() {
+        common = Some(match common {
+            None => a.clone(),
+            Some(c) if &c == a => c,
+            Some(c) if is_numeric(&c) && is_numeric(a) => {
+                common_numeric(&c, a).ok_or_else(|| no_match(name, args))?
+            }
+            Some(_) => return Err(no_match(name, args)),
+        });
+    }
+    common.ok_or_else(|| no_match(name, args))
+}
+
+/// Evaluation helper: NULL if any argument is NULL, else `f`.
+pub(crate) fn strict(
+    args: &[Value],
+    f: impl FnOnce(&[Value]) -> Result<Value, String>,
+) -> Result<Value, String> {
+    if args.iter().any(Value::is_null) {
+        Ok(Value::Null)
+    } else {
+        f(args)
+    }
+}
+
+pub(crate) fn int_arg(v: &Value) -> Option<i64> {
+    match v {
+        Value::Int(i) => Some(*i as i64),
+        Value::BigInt(i) => Some(*i),
+        _ => None,
+    }
+}
