@@ -42,6 +42,8 @@ pub enum RecordError {
 pub struct Output {
     pub columns: Vec<ArrayRef>,
     pub rowtime: Vec<i64>,
+    /// Rows that came from a record without a value: their value stays absent.
+    pub tombstone: Vec<bool>,
     pub len: usize,
 }
 
@@ -111,10 +113,6 @@ impl Pipeline {
         let mut rows: Vec<Vec<Value>> = Vec::with_capacity(records.len());
         let mut kept: Vec<&InputRecord> = Vec::with_capacity(records.len());
         for record in records {
-            // A stream ignores records without a value (tombstones).
-            if record.value.is_none() && !self.codec.value.columns().is_empty() {
-                continue;
-            }
             match self.decode(record) {
                 Ok(row) => {
                     rows.push(row);
@@ -208,11 +206,18 @@ impl Pipeline {
         row.push(Value::BigInt(rowtime));
         row.push(Value::Int(record.partition));
         row.push(Value::BigInt(record.offset));
+        // Past the row's columns: whether the record had no value.
+        row.push(Value::Boolean(record.value.is_none()));
         Ok(row)
     }
 
     fn evaluate(&self, rows: &[Vec<Value>]) -> Result<Output, String> {
         let len = rows.len();
+        let tombstone_index = self.plan.row.len();
+        let mut tombstone: Vec<bool> = rows
+            .iter()
+            .map(|r| matches!(r.get(tombstone_index), Some(Value::Boolean(true))))
+            .collect();
         let mut columns = Vec::with_capacity(self.plan.row.len());
         for (i, c) in self.plan.row.iter().enumerate() {
             let values: Vec<&Value> = rows.iter().map(|r| &r[i]).collect();
@@ -227,6 +232,12 @@ impl Pipeline {
                 .map(|c| filter(c, &mask).map_err(|e| e.to_string()))
                 .collect::<Result<_, _>>()?;
             len = mask.true_count();
+            tombstone = tombstone
+                .into_iter()
+                .zip(mask.iter())
+                .filter(|(_, keep)| *keep == Some(true))
+                .map(|(t, _)| t)
+                .collect();
         }
         let outputs = self
             .plan
@@ -242,6 +253,7 @@ impl Pipeline {
         Ok(Output {
             columns: outputs,
             rowtime,
+            tombstone,
             len,
         })
     }
@@ -257,6 +269,7 @@ fn empty_output(plan: &QueryPlan) -> Output {
             })
             .collect(),
         rowtime: vec![],
+        tombstone: vec![],
         len: 0,
     }
 }
@@ -276,6 +289,10 @@ fn concat_outputs(parts: Vec<Output>, plan: &QueryPlan) -> Result<Output, String
         rowtime: parts
             .iter()
             .flat_map(|p| p.rowtime.iter().copied())
+            .collect(),
+        tombstone: parts
+            .iter()
+            .flat_map(|p| p.tombstone.iter().copied())
             .collect(),
         len: parts.iter().map(|p| p.len).sum(),
     })

@@ -59,11 +59,12 @@ impl SinkWriter {
                 Some(Value::BigInt(t)) | Some(Value::Timestamp(t)) => *t,
                 _ => output.rowtime[row],
             };
-            let encoded = self
-                .codec
-                .key
-                .encode(&keys)
-                .and_then(|k| Ok((k, self.codec.value.encode(&vals)?)));
+            let encoded = self.codec.key.encode(&keys).and_then(|k| {
+                if output.tombstone[row] {
+                    return Ok((k, None));
+                }
+                Ok((k, self.codec.value.encode(&vals)?))
+            });
             match encoded {
                 Ok((key, value)) => out.push(OutputRecord {
                     key,

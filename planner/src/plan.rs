@@ -74,9 +74,6 @@ pub fn plan_query(catalog: &Catalog, query: &ast::Query, sink: Option<&str>) -> 
     if !query.group_by.is_empty() || query.having.is_some() {
         return Err(PlanError::new("GROUP BY and HAVING are not supported yet"));
     }
-    if !query.partition_by.is_empty() {
-        return Err(PlanError::new("PARTITION BY is not supported yet"));
-    }
     if query.emit == Some(Emit::Final) {
         return Err(PlanError::new(
             "EMIT FINAL is only supported for windowed aggregations.",
@@ -111,6 +108,19 @@ pub fn plan_query(catalog: &Catalog, query: &ast::Query, sink: Option<&str>) -> 
     let visible = row.len() - 3;
     let mut projection = Vec::new();
     let mut generated = 0;
+    // PARTITION BY rekeys each row: its expressions become the key columns, and the old key
+    // columns become value columns.
+    let partition: Vec<(String, TypedExpr)> = if sink.is_some() {
+        query
+            .partition_by
+            .iter()
+            .map(|e| Ok((derived_name(e, &mut generated), type_expr(e, &scope)?)))
+            .collect::<Result<_>>()?
+    } else {
+        vec![]
+    };
+    let keyless = partition.len() == 1 && partition[0].1.is_null_literal();
+    let partition: Vec<(String, TypedExpr)> = if keyless { vec![] } else { partition };
     for item in &query.select {
         match item {
             SelectItem::Wildcard { qualifier } => {
@@ -121,15 +131,39 @@ pub fn plan_query(catalog: &Catalog, query: &ast::Query, sink: Option<&str>) -> 
                         )));
                     }
                 }
-                for (index, c) in row.iter().enumerate().take(visible) {
-                    projection.push(Projection {
-                        name: c.name.clone(),
-                        expr: TypedExpr {
-                            kind: ExprKind::Column(index),
-                            data_type: c.data_type.clone(),
-                        },
-                        key: false,
-                    });
+                let column = |index: usize| TypedExpr {
+                    kind: ExprKind::Column(index),
+                    data_type: row[index].data_type.clone(),
+                };
+                if query.partition_by.is_empty() {
+                    for (index, c) in row.iter().enumerate().take(visible) {
+                        projection.push(Projection {
+                            name: c.name.clone(),
+                            expr: column(index),
+                            key: false,
+                        });
+                    }
+                } else {
+                    // The rekeyed row: new keys, the values, then the old keys.
+                    for (name, expr) in &partition {
+                        projection.push(Projection {
+                            name: name.clone(),
+                            expr: expr.clone(),
+                            key: true,
+                        });
+                    }
+                    let keys = source.key_columns().count();
+                    let moved = (keys..visible).chain(0..keys);
+                    for index in moved {
+                        if partition.iter().any(|(_, e)| *e == column(index)) {
+                            continue;
+                        }
+                        projection.push(Projection {
+                            name: row[index].name.clone(),
+                            expr: column(index),
+                            key: false,
+                        });
+                    }
                 }
             }
             SelectItem::Expr { expr, alias } => {
@@ -157,7 +191,24 @@ pub fn plan_query(catalog: &Catalog, query: &ast::Query, sink: Option<&str>) -> 
         }
     }
 
-    if let Some(sink) = sink {
+    if let (Some(sink), false) = (sink, query.partition_by.is_empty()) {
+        // Each partitioning expression must be selected; that selection is a key column.
+        for (name, expr) in &partition {
+            match projection.iter_mut().find(|p| p.expr == *expr) {
+                Some(p) => {
+                    if !p.key && p.name != *name && !selected_with_alias(query, &p.name) {
+                        p.name = name.clone();
+                    }
+                    p.key = true;
+                }
+                None => {
+                    return Err(PlanError::new(format!(
+                        "The query used to build `{sink}` must include the partitioning expression {name} in its projection (eg, SELECT {name}...)."
+                    )))
+                }
+            }
+        }
+    } else if let Some(sink) = sink {
         // Each source key column must be selected as it is; its first selection is the key.
         for key in source.key_columns() {
             let index = row
@@ -197,6 +248,13 @@ pub fn plan_query(catalog: &Catalog, query: &ast::Query, sink: Option<&str>) -> 
     })
 }
 
+fn selected_with_alias(query: &ast::Query, name: &str) -> bool {
+    query
+        .select
+        .iter()
+        .any(|i| matches!(i, SelectItem::Expr { alias: Some(a), .. } if a == name))
+}
+
 /// ksqlDB's name for an unaliased select item: generated names count up from zero.
 fn derived_name(expr: &Expr, generated: &mut usize) -> String {
     match expr {
@@ -219,8 +277,14 @@ pub fn sink_source(create: &ast::CreateAsSelect, plan: &QueryPlan, sql: &str) ->
     }
     let props = WithClause::read(&create.properties, true)?;
     let source = &plan.source;
-    let (key_format, value_format) =
+    let (mut key_format, value_format) =
         props.formats(Some((&source.key_format, &source.value_format)))?;
+    if !plan.projection.iter().any(|p| p.key)
+        && props.key_format.is_none()
+        && props.format.is_none()
+    {
+        key_format = crate::formats::Format::new(crate::formats::FormatKind::None);
+    }
     let columns = plan
         .projection
         .iter()
