@@ -1,6 +1,7 @@
 //! Where a session's topics live and its queries run: Kafka, or the in-process driver.
 
 use crate::driver::Driver;
+use crate::formats::FormatContext;
 use crate::kafka::{KafkaSettings, Topics};
 use crate::pipeline::Pipeline;
 use crate::processing_log::ProcessingLog;
@@ -101,6 +102,7 @@ impl Backend {
         pipeline: Pipeline,
         sink: &SourceDef,
         properties: &BTreeMap<String, String>,
+        formats: &FormatContext,
     ) -> Result<QueryHandle, String> {
         match self {
             Backend::Kafka(k) => PersistentQuery::start(
@@ -114,10 +116,11 @@ impl Backend {
                 properties,
                 k.producer.clone(),
                 k.log.clone(),
+                formats,
             )
             .map(QueryHandle::Kafka),
             Backend::Driver(d) => {
-                let writer = SinkWriter::new(&pipeline.plan, sink);
+                let writer = SinkWriter::new(&pipeline.plan, sink, formats);
                 let from_beginning = properties
                     .get("auto.offset.reset")
                     .map(|v| v.eq_ignore_ascii_case("earliest"))

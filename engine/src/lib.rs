@@ -12,6 +12,7 @@ mod partitioner;
 pub mod pipeline;
 pub mod processing_log;
 pub mod query;
+pub mod schema_registry;
 pub mod session;
 pub mod sink;
 

@@ -4,7 +4,7 @@
 use crate::arrays::{build_array, value_at};
 use crate::eval::evaluate;
 use crate::eval::null_as_false;
-use crate::formats::RecordCodec;
+use crate::formats::{FormatContext, RecordCodec};
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray};
 use arrow::compute::filter;
 use arrow::datatypes::Int64Type;
@@ -73,8 +73,8 @@ enum Slot {
 }
 
 impl Pipeline {
-    pub fn new(plan: QueryPlan) -> Self {
-        let codec = RecordCodec::for_source(&plan.source);
+    pub fn new(plan: QueryPlan, formats: &FormatContext) -> Self {
+        let codec = RecordCodec::for_source(&plan.source, formats);
         let mut sources = Vec::new();
         let (mut k, mut v) = (0, 0);
         for c in plan.source.key_columns() {

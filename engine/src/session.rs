@@ -7,11 +7,12 @@ use crate::backend::{Backend, KafkaBackend, QueryHandle};
 use crate::driver::Driver;
 use crate::error::EngineError;
 use crate::eval::evaluate;
-use crate::formats::RecordCodec;
+use crate::formats::{FormatContext, RecordCodec};
 use crate::kafka::{EmbeddedBroker, KafkaSettings, Topics};
 use crate::pipeline::Pipeline;
 use crate::processing_log::ProcessingLog;
 use crate::query::{OutputRecord, PushQuery, QueryStatus};
+use crate::schema_registry::SchemaRegistry;
 use brook_planner::catalog::{Catalog, ColumnRole, SourceDef};
 use brook_planner::plan::plan_query;
 use brook_planner::types::is_numeric;
@@ -62,6 +63,7 @@ pub enum StatementResult {
 pub struct Engine {
     config: EngineConfig,
     backend: Backend,
+    formats: FormatContext,
     state: Mutex<EngineState>,
     transient_ids: AtomicU64,
 }
@@ -106,20 +108,33 @@ impl Engine {
             log,
             instance_id: config.instance_id.clone(),
         });
-        Ok(Self::with_backend(config, backend))
+        Ok(Self::with_backend(
+            config,
+            backend,
+            FormatContext::default(),
+        ))
     }
 
-    /// An engine whose topics and queries live in the in-process driver.
-    pub fn on_driver(driver: Arc<Driver>, service_id: &str) -> Arc<Self> {
+    /// An engine whose topics and queries live in the in-process driver, with a schema
+    /// registry in memory.
+    pub fn on_driver(
+        driver: Arc<Driver>,
+        service_id: &str,
+        registry: Arc<dyn SchemaRegistry>,
+    ) -> Arc<Self> {
         let mut config = EngineConfig::new(KafkaSettings::new("in-process"));
         config.service_id = service_id.to_string();
-        Self::with_backend(config, Backend::Driver(driver))
+        let formats = FormatContext {
+            registry: Some(registry),
+        };
+        Self::with_backend(config, Backend::Driver(driver), formats)
     }
 
-    fn with_backend(config: EngineConfig, backend: Backend) -> Arc<Self> {
+    fn with_backend(config: EngineConfig, backend: Backend, formats: FormatContext) -> Arc<Self> {
         Arc::new(Self {
             config,
             backend,
+            formats,
             state: Mutex::new(EngineState::default()),
             transient_ids: AtomicU64::new(0),
         })
@@ -127,6 +142,10 @@ impl Engine {
 
     pub fn config(&self) -> &EngineConfig {
         &self.config
+    }
+
+    pub fn formats(&self) -> &FormatContext {
+        &self.formats
     }
 
     /// The processing log of a Kafka engine.
@@ -359,9 +378,10 @@ impl Session {
             &query_id,
             &group_id,
             sql,
-            Pipeline::new(plan),
+            Pipeline::new(plan, &engine.formats),
             &sink,
             &self.properties,
+            &engine.formats,
         )?;
         let query = RunningQuery {
             id: query_id.clone(),
@@ -390,10 +410,12 @@ impl Session {
             .unwrap_or_default();
         let id = format!("transient_{}_{nonce}{n}", plan.source.name);
         let group_id = format!("_confluent-ksql-{}{id}", engine.config.service_id);
-        let push =
-            engine
-                .backend
-                .start_push(id, &group_id, Pipeline::new(plan), &self.properties)?;
+        let push = engine.backend.start_push(
+            id,
+            &group_id,
+            Pipeline::new(plan, &engine.formats),
+            &self.properties,
+        )?;
         Ok(StatementResult::Rows(push))
     }
 
@@ -456,7 +478,7 @@ impl Session {
                 values.insert(name.clone(), value);
             }
         }
-        let codec = RecordCodec::for_source(&source);
+        let codec = RecordCodec::for_source(&source, &engine.formats);
         let pick = |role: ColumnRole| -> Vec<Value> {
             source
                 .columns

@@ -1,6 +1,6 @@
 //! Turning a query's output rows into the records its sink topic receives.
 
-use crate::formats::RecordCodec;
+use crate::formats::{FormatContext, RecordCodec};
 use crate::pipeline::{InputRecord, Output, RecordError};
 use crate::query::OutputRecord;
 use brook_planner::catalog::SourceDef;
@@ -17,7 +17,7 @@ pub struct SinkWriter {
 }
 
 impl SinkWriter {
-    pub fn new(plan: &QueryPlan, sink: &SourceDef) -> Self {
+    pub fn new(plan: &QueryPlan, sink: &SourceDef, formats: &FormatContext) -> Self {
         let n = plan.projection.len();
         let key_columns: Vec<usize> = (0..n).filter(|i| plan.projection[*i].key).collect();
         let value_columns: Vec<usize> = (0..n).filter(|i| !plan.projection[*i].key).collect();
@@ -28,7 +28,7 @@ impl SinkWriter {
         });
         Self {
             topic: sink.topic.clone(),
-            codec: RecordCodec::for_source(sink),
+            codec: RecordCodec::for_source(sink, formats),
             key_columns,
             value_columns,
             timestamp_column,

@@ -80,10 +80,7 @@ impl Format {
     /// Checks that this format can hold `columns` (as key columns when `is_key`).
     pub fn validate(&self, columns: &[(&str, &DataType)], is_key: bool) -> Result<()> {
         match self.kind {
-            FormatKind::Avro
-            | FormatKind::Protobuf
-            | FormatKind::ProtobufNoSr
-            | FormatKind::JsonSr => {
+            FormatKind::Protobuf | FormatKind::ProtobufNoSr | FormatKind::JsonSr => {
                 return Err(PlanError::new(format!(
                     "The '{}' format is not supported yet",
                     self.kind

@@ -27,6 +27,27 @@ pub fn serialize(
                 Err(_) => Ok(Some(as_text())),
             }
         }
+        (Some(FormatKind::Avro), Some(codec)) => {
+            let values = if codec.columns().len() == 1 && !data.is_object() {
+                vec![json_to_value(data, &codec.columns()[0].1)?]
+            } else {
+                codec
+                    .columns()
+                    .iter()
+                    .map(|(name, t)| {
+                        let field = data.as_object().and_then(|o| {
+                            o.iter()
+                                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                                .map(|(_, v)| v)
+                        });
+                        field
+                            .map(|f| json_to_value(f, t))
+                            .unwrap_or(Ok(brook_planner::value::Value::Null))
+                    })
+                    .collect::<Result<_, _>>()?
+            };
+            codec.encode(&values)
+        }
         (Some(FormatKind::Json), _) | (None, _) => Ok(Some(data.to_string().into_bytes())),
         (Some(FormatKind::Delimited), _) | (Some(FormatKind::Kafka), _) => Ok(Some(as_text())),
         (Some(FormatKind::None), _) => Ok(None),
@@ -53,6 +74,20 @@ pub fn deserialize(
             Ok(values.first().map(value_to_json).unwrap_or(Json::Null))
         }
         FormatKind::None => Ok(Json::Null),
+        FormatKind::Avro => {
+            let values = codec.decode(Some(bytes))?;
+            if codec.columns().len() == 1 && codec.is_unwrapped() {
+                return Ok(values.first().map(value_to_json).unwrap_or(Json::Null));
+            }
+            Ok(Json::Object(
+                codec
+                    .columns()
+                    .iter()
+                    .zip(&values)
+                    .map(|((n, _), v)| (n.clone(), value_to_json(v)))
+                    .collect(),
+            ))
+        }
         other => Err(format!("the {other} format is not supported yet")),
     }
 }

@@ -5,8 +5,10 @@ use crate::compare::json_matches;
 use crate::records::{deserialize, serialize};
 use crate::report::{CaseResult, Report, Status};
 use brook_engine::driver::Driver;
+use brook_engine::formats::FormatContext;
 use brook_engine::formats::RecordCodec;
 use brook_engine::query::OutputRecord;
+use brook_engine::schema_registry::MemoryRegistry;
 use brook_engine::{Engine, Session, StatementResult};
 use brook_planner::catalog::{ColumnRole, SourceDef};
 use brook_sql::ast::StatementKind;
@@ -86,7 +88,8 @@ pub fn run_case(runtime: &tokio::runtime::Runtime, case: &Case, options: &Option
 
 async fn execute(case: &Case, options: &Options) -> Result<(), String> {
     let driver = Arc::new(Driver::new(SERVICE_ID, options.batch_size));
-    let engine = Engine::on_driver(driver.clone(), SERVICE_ID);
+    let registry = Arc::new(MemoryRegistry::default());
+    let engine = Engine::on_driver(driver.clone(), SERVICE_ID, registry.clone());
     let mut session = Session::new(engine.clone());
     session
         .properties
@@ -129,13 +132,13 @@ async fn execute(case: &Case, options: &Options) -> Result<(), String> {
     }
 
     let sources = engine.sources().await;
-    pipe_inputs(case, &driver, &sources)?;
+    pipe_inputs(case, &driver, &sources, engine.formats())?;
     if let Some(expected) = &case.expected_exception {
         return Err(format!(
             "expected error containing {expected:?}, but every statement succeeded"
         ));
     }
-    check_outputs(case, &driver, &sources)?;
+    check_outputs(case, &driver, &sources, engine.formats())?;
     if let Some(post) = &case.post {
         check_post(post, &driver, &sources)?;
     }
@@ -177,13 +180,18 @@ fn source_of<'a>(sources: &'a [SourceDef], topic: &str) -> Option<&'a SourceDef>
     sources.iter().rev().find(|s| s.topic == topic)
 }
 
-fn pipe_inputs(case: &Case, driver: &Driver, sources: &[SourceDef]) -> Result<(), String> {
+fn pipe_inputs(
+    case: &Case,
+    driver: &Driver,
+    sources: &[SourceDef],
+    engine_formats: &FormatContext,
+) -> Result<(), String> {
     let mut pending: Vec<OutputRecord> = Vec::new();
     let mut pending_topic = String::new();
     for input in &case.inputs {
         let topic = input["topic"].as_str().unwrap_or_default().to_string();
         let source = sources.iter().find(|s| s.topic == topic);
-        let codec = source.map(RecordCodec::for_source);
+        let codec = source.map(|s| RecordCodec::for_source(s, engine_formats));
         let key = serialize(
             codec.as_ref().map(|c| &c.key),
             source.map(|s| s.key_format.kind),
@@ -213,7 +221,12 @@ fn pipe_inputs(case: &Case, driver: &Driver, sources: &[SourceDef]) -> Result<()
     Ok(())
 }
 
-fn check_outputs(case: &Case, driver: &Driver, sources: &[SourceDef]) -> Result<(), String> {
+fn check_outputs(
+    case: &Case,
+    driver: &Driver,
+    sources: &[SourceDef],
+    engine_formats: &FormatContext,
+) -> Result<(), String> {
     let mut by_topic: Vec<(String, Vec<&Json>)> = Vec::new();
     for output in &case.outputs {
         let topic = output["topic"].as_str().unwrap_or_default().to_string();
@@ -225,7 +238,7 @@ fn check_outputs(case: &Case, driver: &Driver, sources: &[SourceDef]) -> Result<
     for (topic, expected) in by_topic {
         let actual = driver.records(&topic);
         let source = source_of(sources, &topic);
-        let codec = source.map(RecordCodec::for_source);
+        let codec = source.map(|s| RecordCodec::for_source(s, engine_formats));
         let read = |codec: Option<&brook_engine::formats::ColumnsCodec>,
                     kind,
                     bytes: Option<&[u8]>| match (codec, kind) {

@@ -1,12 +1,23 @@
 //! Serialization formats: a source's key or value bytes to and from column values.
 
+mod avro;
 mod delimited;
 mod json;
 
 pub use json::{from_json as json_to_value, to_json as value_to_json};
 mod kafka;
 
+use crate::schema_registry::SchemaRegistry;
+use avro::AvroCodec;
 use brook_planner::catalog::{ColumnRole, SourceDef};
+use std::sync::Arc;
+
+/// What codecs need beyond a source's definition.
+#[derive(Clone, Default)]
+pub struct FormatContext {
+    /// For schema-registry formats; without one they cannot be read or written.
+    pub registry: Option<Arc<dyn SchemaRegistry>>,
+}
 use brook_planner::formats::{Format, FormatKind};
 use brook_planner::value::Value;
 use brook_sql::ast::DataType;
@@ -18,20 +29,53 @@ pub struct ColumnsCodec {
     columns: Vec<(String, DataType)>,
     /// A single column written on its own rather than inside a record/object.
     unwrapped: bool,
+    /// The AVRO codec, or why there is none.
+    avro: Option<Result<Arc<AvroCodec>, String>>,
 }
 
 impl ColumnsCodec {
-    pub fn new(format: Format, columns: Vec<(String, DataType)>, is_key: bool) -> Self {
+    /// `subject` is the schema-registry subject (`<topic>-key` or `<topic>-value`).
+    pub fn new(
+        format: Format,
+        columns: Vec<(String, DataType)>,
+        is_key: bool,
+        subject: String,
+        context: &FormatContext,
+    ) -> Self {
         let unwrapped = columns.len() == 1 && (is_key || !format.wrap_single_value);
+        let avro = (format.kind == FormatKind::Avro && !columns.is_empty()).then(|| match &context
+            .registry
+        {
+            Some(registry) => {
+                AvroCodec::new(registry.clone(), subject, columns.clone(), unwrapped).map(Arc::new)
+            }
+            None => Err(
+                "the AVRO format needs a schema registry (ksql.schema.registry.url)".to_string(),
+            ),
+        });
         Self {
             format,
             columns,
             unwrapped,
+            avro,
+        }
+    }
+
+    fn avro(&self) -> Result<&AvroCodec, String> {
+        match &self.avro {
+            Some(Ok(codec)) => Ok(codec),
+            Some(Err(e)) => Err(e.clone()),
+            None => Err("no AVRO codec".into()),
         }
     }
 
     pub fn columns(&self) -> &[(String, DataType)] {
         &self.columns
+    }
+
+    /// Whether a single column is written on its own rather than as a record.
+    pub fn is_unwrapped(&self) -> bool {
+        self.unwrapped
     }
 
     /// Decodes bytes into one value per column. Absent bytes are all NULLs.
@@ -47,6 +91,7 @@ impl ColumnsCodec {
             FormatKind::Delimited => delimited::decode(bytes, &self.columns, self.format.delimiter),
             FormatKind::Kafka => Ok(vec![kafka::decode(bytes, &self.columns[0].1)?]),
             FormatKind::None => Ok(vec![]),
+            FormatKind::Avro => self.avro()?.decode(bytes),
             other => Err(format!("the {other} format is not supported yet")),
         }
     }
@@ -64,6 +109,7 @@ impl ColumnsCodec {
             FormatKind::Delimited => delimited::encode(values, self.format.delimiter).map(Some),
             FormatKind::Kafka => kafka::encode(&values[0]),
             FormatKind::None => Ok(None),
+            FormatKind::Avro => self.avro()?.encode(values).map(Some),
             other => Err(format!("the {other} format is not supported yet")),
         }
     }
@@ -77,7 +123,7 @@ pub struct RecordCodec {
 }
 
 impl RecordCodec {
-    pub fn for_source(source: &SourceDef) -> Self {
+    pub fn for_source(source: &SourceDef, context: &FormatContext) -> Self {
         let cols = |role: ColumnRole| {
             source
                 .columns
@@ -87,8 +133,20 @@ impl RecordCodec {
                 .collect::<Vec<_>>()
         };
         Self {
-            key: ColumnsCodec::new(source.key_format.clone(), cols(ColumnRole::Key), true),
-            value: ColumnsCodec::new(source.value_format.clone(), cols(ColumnRole::Value), false),
+            key: ColumnsCodec::new(
+                source.key_format.clone(),
+                cols(ColumnRole::Key),
+                true,
+                format!("{}-key", source.topic),
+                context,
+            ),
+            value: ColumnsCodec::new(
+                source.value_format.clone(),
+                cols(ColumnRole::Value),
+                false,
+                format!("{}-value", source.topic),
+                context,
+            ),
         }
     }
 }

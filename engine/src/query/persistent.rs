@@ -3,6 +3,7 @@
 //! produced, so a crash repeats work but never loses it.
 
 use super::records::{next_batch, produce_all};
+use crate::formats::FormatContext;
 use crate::kafka::KafkaSettings;
 use crate::pipeline::Pipeline;
 use crate::processing_log::ProcessingLog;
@@ -57,6 +58,7 @@ impl PersistentQuery {
         properties: &BTreeMap<String, String>,
         producer: FutureProducer,
         log: Arc<ProcessingLog>,
+        formats: &FormatContext,
     ) -> Result<Self, String> {
         let consumer: StreamConsumer = settings
             .consumer_config(group_id, properties, instance_id)
@@ -70,7 +72,7 @@ impl PersistentQuery {
         let (stop, stop_rx) = watch::channel(false);
         let runner = Runner {
             id: id.clone(),
-            sink: SinkWriter::new(&pipeline.plan, &sink),
+            sink: SinkWriter::new(&pipeline.plan, &sink, formats),
             pipeline,
             consumer,
             producer,
