@@ -58,7 +58,8 @@ pub fn evaluate(expr: &TypedExpr, columns: &[ArrayRef], len: usize) -> EvalResul
         }
         ExprKind::Compare { op, left, right } => {
             let (l, r) = (eval(left)?, eval(right)?);
-            Arc::new(compare(*op, &l, &r, &left.data_type)?)
+            // In ksqlDB a comparison with NULL is false, not NULL.
+            Arc::new(null_as_false(&compare(*op, &l, &r, &left.data_type)?))
         }
         ExprKind::And(left, right) => Arc::new(
             boolean::and_kleene(eval(left)?.as_boolean(), eval(right)?.as_boolean())
