@@ -212,6 +212,20 @@ pub fn evaluate(expr: &TypedExpr, columns: &[ArrayRef], len: usize) -> EvalResul
                 .collect();
             build_array(&expr.data_type, &rows.iter().collect::<Vec<_>>())?
         }
+        ExprKind::Lambda {
+            op,
+            input,
+            init,
+            bodies,
+        } => crate::lambdas::evaluate_lambda(
+            *op,
+            input,
+            init.as_deref(),
+            bodies,
+            &expr.data_type,
+            columns,
+            len,
+        )?,
         ExprKind::Function { function, args } => {
             let arrays = args.iter().map(eval).collect::<EvalResult<Vec<_>>>()?;
             let mut out = Vec::with_capacity(len);

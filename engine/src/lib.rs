@@ -8,6 +8,7 @@ mod error;
 pub mod eval;
 pub mod formats;
 pub mod kafka;
+mod lambdas;
 mod partitioner;
 pub mod pipeline;
 pub mod processing_log;

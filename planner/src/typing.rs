@@ -39,6 +39,16 @@ pub enum CmpOp {
     GtEq,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LambdaOp {
+    TransformArray,
+    TransformMap,
+    FilterArray,
+    FilterMap,
+    ReduceArray,
+    ReduceMap,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct TypedExpr {
     pub kind: ExprKind,
@@ -105,6 +115,15 @@ pub enum ExprKind {
     MakeArray(Vec<TypedExpr>),
     MakeMap(Vec<(TypedExpr, TypedExpr)>),
     MakeStruct(Vec<TypedExpr>),
+    /// TRANSFORM, FILTER and REDUCE: `bodies` are lambdas typed against the row's columns
+    /// followed by the lambda's parameters.
+    Lambda {
+        op: LambdaOp,
+        input: Box<TypedExpr>,
+        /// REDUCE's initial state.
+        init: Option<Box<TypedExpr>>,
+        bodies: Vec<TypedExpr>,
+    },
     /// Arguments have the function's parameter types.
     Function {
         function: FunctionRef,
@@ -184,10 +203,11 @@ pub fn type_expr(expr: &Expr, scope: &Scope) -> Result<TypedExpr> {
                     ));
                 }
             }
+            // From the end, so that lambda parameters hide columns of the same name.
             let index = scope
                 .columns
                 .iter()
-                .position(|c| &c.name == name)
+                .rposition(|c| &c.name == name)
                 .ok_or_else(|| {
                     let shown = match qualifier {
                         Some(q) => format!("{q}.{name}"),
@@ -462,6 +482,9 @@ pub fn type_expr(expr: &Expr, scope: &Scope) -> Result<TypedExpr> {
             position,
             ..
         } => {
+            if matches!(name.as_str(), "TRANSFORM" | "FILTER" | "REDUCE") {
+                return type_lambda_call(name, args, scope);
+            }
             let Some(function) = functions::lookup(name) else {
                 return Err(PlanError::at(
                     *position,
@@ -732,4 +755,102 @@ fn check_cast(from: &DataType, to: &DataType) -> Result<()> {
             "Cast of {from} to {to} is not supported"
         )))
     }
+}
+
+/// Types a lambda's body with its parameters bound to `params`.
+fn type_lambda(lambda: &Expr, params: &[DataType], scope: &Scope) -> Result<TypedExpr> {
+    let Expr::Lambda {
+        params: names,
+        body,
+    } = lambda
+    else {
+        return Err(PlanError::new("expected a lambda such as x => x + 1"));
+    };
+    if names.len() != params.len() {
+        return Err(PlanError::new(format!(
+            "Was expecting {} arguments to lambda function, got {}",
+            params.len(),
+            names.len()
+        )));
+    }
+    let mut columns = scope.columns.to_vec();
+    columns.extend(names.iter().zip(params).map(|(n, t)| RowColumn {
+        name: n.clone(),
+        data_type: t.clone(),
+    }));
+    type_expr(
+        body,
+        &Scope {
+            columns: &columns,
+            qualifiers: scope.qualifiers.clone(),
+        },
+    )
+}
+
+fn type_lambda_call(name: &str, args: &[Expr], scope: &Scope) -> Result<TypedExpr> {
+    let wrong = || {
+        PlanError::new(format!(
+            "Function '{}' does not accept these arguments",
+            name.to_lowercase()
+        ))
+    };
+    let input = type_expr(args.first().ok_or_else(wrong)?, scope)?;
+    let lambda =
+        |i: usize, params: &[DataType]| type_lambda(args.get(i).ok_or_else(wrong)?, params, scope);
+    let (op, init, bodies, result) = match (name, &input.data_type) {
+        ("TRANSFORM", DataType::Array(e)) if args.len() == 2 => {
+            let body = lambda(1, &[(**e).clone()])?;
+            let t = DataType::Array(Box::new(body.data_type.clone()));
+            (LambdaOp::TransformArray, None, vec![body], t)
+        }
+        ("TRANSFORM", DataType::Map(k, v)) if args.len() == 3 => {
+            let params = [(**k).clone(), (**v).clone()];
+            let (key, value) = (lambda(1, &params)?, lambda(2, &params)?);
+            let t = DataType::Map(
+                Box::new(key.data_type.clone()),
+                Box::new(value.data_type.clone()),
+            );
+            (LambdaOp::TransformMap, None, vec![key, value], t)
+        }
+        ("FILTER", DataType::Array(e)) if args.len() == 2 => {
+            let body = boolean_operand(lambda(1, &[(**e).clone()])?, "FILTER")?;
+            (
+                LambdaOp::FilterArray,
+                None,
+                vec![body],
+                input.data_type.clone(),
+            )
+        }
+        ("FILTER", DataType::Map(k, v)) if args.len() == 2 => {
+            let body = boolean_operand(lambda(1, &[(**k).clone(), (**v).clone()])?, "FILTER")?;
+            (
+                LambdaOp::FilterMap,
+                None,
+                vec![body],
+                input.data_type.clone(),
+            )
+        }
+        ("REDUCE", DataType::Array(e)) if args.len() == 3 => {
+            let init = type_expr(&args[1], scope)?;
+            let state = init.data_type.clone();
+            let body = lambda(2, &[state.clone(), (**e).clone()])?.coerce(&state);
+            (LambdaOp::ReduceArray, Some(init.boxed()), vec![body], state)
+        }
+        ("REDUCE", DataType::Map(k, v)) if args.len() == 3 => {
+            let init = type_expr(&args[1], scope)?;
+            let state = init.data_type.clone();
+            let body = lambda(2, &[state.clone(), (**k).clone(), (**v).clone()])?.coerce(&state);
+            (LambdaOp::ReduceMap, Some(init.boxed()), vec![body], state)
+        }
+        _ => return Err(wrong()),
+    };
+    Ok(TypedExpr::new(
+        ExprKind::Lambda {
+            op,
+            input: input.boxed(),
+            init,
+            bodies,
+        },
+        result,
+    ))
 }
