@@ -28,6 +28,16 @@ pub enum Backend {
     Driver(Arc<Driver>),
 }
 
+/// What a persistent query is: its id and consumer group, its statement, its operators and
+/// the source it writes.
+pub struct NewQuery<'a> {
+    pub id: &'a str,
+    pub group_id: &'a str,
+    pub sql: &'a str,
+    pub pipeline: Pipeline,
+    pub sink: &'a SourceDef,
+}
+
 /// A persistent query as the backend runs it.
 pub enum QueryHandle {
     Kafka(PersistentQuery),
@@ -96,14 +106,17 @@ impl Backend {
     /// Starts a persistent query from `pipeline` into `sink`.
     pub fn start_query(
         &self,
-        id: &str,
-        group_id: &str,
-        sql: &str,
-        pipeline: Pipeline,
-        sink: &SourceDef,
+        query: NewQuery<'_>,
         properties: &BTreeMap<String, String>,
         formats: &FormatContext,
     ) -> Result<QueryHandle, String> {
+        let NewQuery {
+            id,
+            group_id,
+            sql,
+            pipeline,
+            sink,
+        } = query;
         match self {
             Backend::Kafka(k) => PersistentQuery::start(
                 id.to_string(),

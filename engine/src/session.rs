@@ -3,7 +3,7 @@
 //! variables, and returns typed results.
 
 use crate::arrays::value_at;
-use crate::backend::{Backend, KafkaBackend, QueryHandle};
+use crate::backend::{Backend, KafkaBackend, NewQuery, QueryHandle};
 use crate::driver::Driver;
 use crate::error::EngineError;
 use crate::eval::evaluate;
@@ -226,9 +226,36 @@ impl Session {
                 self.create_as_select(create, &statement.text).await
             }
             StatementKind::InsertValues(insert) => self.insert_values(insert).await,
-            StatementKind::InsertInto(_) => Err(EngineError::new(
-                "INSERT INTO ... SELECT is not supported yet",
-            )),
+            StatementKind::InsertInto(insert) => self.insert_into(insert, &statement.text).await,
+            StatementKind::CreateType {
+                name,
+                data_type,
+                if_not_exists,
+            } => {
+                let mut state = self.engine.state.lock().await;
+                if state.catalog.types.contains_key(name) {
+                    if *if_not_exists {
+                        return status(format!("Type {name} already exists"));
+                    }
+                    return Err(EngineError::new(format!(
+                        "Cannot register custom type '{name}' since it is already registered with type: {}",
+                        state.catalog.types[name]
+                    )));
+                }
+                let resolved = state.catalog.resolve_type(data_type)?;
+                state.catalog.types.insert(name.clone(), resolved.clone());
+                status(format!(
+                    "Registered custom type with name '{name}' and SQL type {resolved}"
+                ))
+            }
+            StatementKind::DropType { name, if_exists } => {
+                let mut state = self.engine.state.lock().await;
+                match state.catalog.types.remove(name) {
+                    Some(_) => status(format!("Dropped type '{name}'")),
+                    None if *if_exists => status(format!("Type '{name}' does not exist")),
+                    None => Err(EngineError::new(format!("Type {name} does not exist."))),
+                }
+            }
             StatementKind::Query(query) => self.push_query(query).await,
             StatementKind::Drop(drop) => self.drop_source(drop).await,
             StatementKind::Set { name, value } => {
@@ -375,11 +402,13 @@ impl Session {
             engine.config.service_id
         );
         let handle = engine.backend.start_query(
-            &query_id,
-            &group_id,
-            sql,
-            Pipeline::new(plan, &engine.formats),
-            &sink,
+            NewQuery {
+                id: &query_id,
+                group_id: &group_id,
+                sql,
+                pipeline: Pipeline::new(plan, &engine.formats),
+                sink: &sink,
+            },
             &self.properties,
             &engine.formats,
         )?;
@@ -391,6 +420,91 @@ impl Session {
         };
         state.catalog.sources.insert(sink.name.clone(), sink);
         state.queries.insert(query_id.clone(), query);
+        Ok(StatementResult::Status {
+            message: format!("Created query with ID {query_id}"),
+            query_id: Some(query_id),
+        })
+    }
+
+    /// `INSERT INTO target SELECT ...`: a persistent query writing into an existing stream
+    /// whose columns the query's output must match.
+    async fn insert_into(
+        &mut self,
+        insert: &ast::InsertInto,
+        sql: &str,
+    ) -> Result<StatementResult> {
+        let engine = self.engine.clone();
+        let mut state = engine.state.lock().await;
+        state.sequence += 1;
+        let sequence = state.sequence - 1;
+        let target = state.catalog.source(&insert.target)?.clone();
+        if target.kind != SourceKind::Stream {
+            return Err(EngineError::new(format!(
+                "INSERT INTO can only be used to insert into a stream. {} is a table.",
+                target.name
+            )));
+        }
+        let mut plan = plan_query(&state.catalog, &insert.query, Some(&insert.target))?;
+        let show = |cols: Vec<(&str, &DataType, bool)>| {
+            cols.iter()
+                .map(|(n, t, k)| format!("`{n}` {t}{}", if *k { " KEY" } else { "" }))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let expected: Vec<&brook_planner::catalog::Column> =
+            target.key_columns().chain(target.value_columns()).collect();
+        let mut order: Vec<usize> = (0..plan.projection.len())
+            .filter(|i| plan.projection[*i].key)
+            .collect();
+        order.extend((0..plan.projection.len()).filter(|i| !plan.projection[*i].key));
+        let compatible = order.len() == expected.len()
+            && order.iter().zip(&expected).all(|(i, c)| {
+                let p = &plan.projection[*i];
+                p.name == c.name
+                    && p.key == (c.role == ColumnRole::Key)
+                    && (p.expr.data_type == c.data_type
+                        || is_numeric(&p.expr.data_type) && is_numeric(&c.data_type))
+            });
+        if !compatible {
+            return Err(EngineError::new(format!(
+                "Incompatible schema between results and sink.\nResult schema is {}\nSink schema is {}",
+                show(order.iter().map(|i| {
+                    let p = &plan.projection[*i];
+                    (p.name.as_str(), &p.expr.data_type, p.key)
+                }).collect()),
+                show(expected.iter().map(|c| (c.name.as_str(), &c.data_type, c.role == ColumnRole::Key)).collect())
+            )));
+        }
+        // Numbers convert to the sink's types, as ksqlDB casts them implicitly.
+        for (i, c) in order.iter().zip(&expected) {
+            let p = &mut plan.projection[*i];
+            p.expr = p.expr.clone().coerce(&c.data_type);
+        }
+        let query_id = format!("INSERTQUERY_{sequence}");
+        let group_id = format!(
+            "_confluent-ksql-{}query_{query_id}",
+            engine.config.service_id
+        );
+        let handle = engine.backend.start_query(
+            NewQuery {
+                id: &query_id,
+                group_id: &group_id,
+                sql,
+                pipeline: Pipeline::new(plan, &engine.formats),
+                sink: &target,
+            },
+            &self.properties,
+            &engine.formats,
+        )?;
+        state.queries.insert(
+            query_id.clone(),
+            RunningQuery {
+                id: query_id.clone(),
+                source: insert.query.from.name.clone(),
+                sink: target.name.clone(),
+                handle,
+            },
+        );
         Ok(StatementResult::Status {
             message: format!("Created query with ID {query_id}"),
             query_id: Some(query_id),

@@ -21,10 +21,31 @@ pub enum StatementKind {
     InsertInto(InsertInto),
     Query(Query),
     Drop(Drop),
-    Set { name: String, value: String },
-    Unset { name: String },
-    Define { name: String, value: String },
-    Undefine { name: String },
+    Set {
+        name: String,
+        value: String,
+    },
+    Unset {
+        name: String,
+    },
+    Define {
+        name: String,
+        value: String,
+    },
+    /// `CREATE TYPE [IF NOT EXISTS] name AS type`
+    CreateType {
+        name: String,
+        data_type: DataType,
+        if_not_exists: bool,
+    },
+    /// `DROP TYPE [IF EXISTS] name`
+    DropType {
+        name: String,
+        if_exists: bool,
+    },
+    Undefine {
+        name: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -312,6 +312,17 @@ impl StatementParser<'_> {
     }
 
     fn create(&mut self) -> Result<StatementKind, ParseError> {
+        if self.eat_word("TYPE") {
+            let if_not_exists = self.eat_words(&["IF", "NOT", "EXISTS"]);
+            let name = self.identifier()?;
+            self.expect_word("AS")?;
+            let data_type = self.data_type()?;
+            return Ok(StatementKind::CreateType {
+                name,
+                data_type,
+                if_not_exists,
+            });
+        }
         let or_replace = self.eat_words(&["OR", "REPLACE"]);
         let is_source = self.eat_word("SOURCE");
         let kind = self.source_kind()?;
@@ -515,6 +526,11 @@ impl StatementParser<'_> {
     }
 
     fn drop(&mut self) -> Result<StatementKind, ParseError> {
+        if self.eat_word("TYPE") {
+            let if_exists = self.eat_words(&["IF", "EXISTS"]);
+            let name = self.identifier()?;
+            return Ok(StatementKind::DropType { name, if_exists });
+        }
         let kind = self.source_kind()?;
         let if_exists = self.eat_words(&["IF", "EXISTS"]);
         let name = self.identifier()?;

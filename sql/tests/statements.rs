@@ -399,3 +399,25 @@ fn errors_point_at_line_and_column() {
     let err = parse_err("SELECT * FROM s LIMIT x");
     assert!(err.message.contains("expected a whole number"), "{err}");
 }
+
+#[test]
+fn create_and_drop_type() {
+    assert_eq!(
+        parse("CREATE TYPE address AS STRUCT<street STRING, zip INT>"),
+        StatementKind::CreateType {
+            name: "ADDRESS".into(),
+            data_type: DataType::Struct(vec![
+                ("STREET".into(), DataType::String),
+                ("ZIP".into(), DataType::Int)
+            ]),
+            if_not_exists: false,
+        }
+    );
+    assert_eq!(
+        parse("DROP TYPE IF EXISTS address"),
+        StatementKind::DropType {
+            name: "ADDRESS".into(),
+            if_exists: true
+        }
+    );
+}

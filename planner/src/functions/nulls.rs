@@ -5,6 +5,18 @@ use crate::value::Value;
 
 pub(super) fn functions() -> Vec<ScalarFunction> {
     vec![
+        // Copies a key column into the value: as a call, not a column, it is no key.
+        ScalarFunction {
+            name: "AS_VALUE",
+            resolve: |a| match a {
+                [Some(t)] => Ok(Signature {
+                    params: vec![t.clone()],
+                    returns: t.clone(),
+                }),
+                _ => Err(no_match("AS_VALUE", a)),
+            },
+            eval: |v, _| Ok(v[0].clone()),
+        },
         ScalarFunction {
             name: "COALESCE",
             resolve: |a| all_same("COALESCE", a, 1),

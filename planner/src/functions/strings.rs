@@ -88,7 +88,7 @@ pub(super) fn functions() -> Vec<ScalarFunction> {
                     ],
                 )
             },
-            eval: |v, _| strict(v, |v| substring(v)),
+            eval: |v, _| strict(v, substring),
         },
         ScalarFunction {
             name: "REPLACE",
