@@ -13,7 +13,7 @@ use crate::pipeline::Pipeline;
 use crate::processing_log::ProcessingLog;
 use crate::query::{OutputRecord, PushQuery, QueryStatus};
 use crate::schema_registry::SchemaRegistry;
-use brook_planner::catalog::{Catalog, ColumnRole, SourceDef};
+use brook_planner::catalog::{Catalog, ColumnRole, SourceDef, WithClause};
 use brook_planner::plan::plan_query;
 use brook_planner::types::is_numeric;
 use brook_planner::typing::{type_expr, Scope};
@@ -285,6 +285,7 @@ impl Session {
         let engine = self.engine.clone();
         let mut state = engine.state.lock().await;
         state.sequence += 1;
+        let create = &self.with_inferred_columns(create)?;
         let source = state.catalog.source_from_create(create, sql)?;
         let noun = kind_noun(create.kind);
         if let Some(existing) = state.catalog.sources.get(&create.name) {
@@ -342,6 +343,96 @@ impl Session {
             message: format!("{verb} created"),
             query_id: None,
         })
+    }
+
+    /// Fills in key or value columns that a statement leaves out from the schema registry,
+    /// for formats that support it.
+    fn with_inferred_columns(&self, create: &ast::CreateSource) -> Result<ast::CreateSource> {
+        let props = WithClause::read(&create.properties, false)?;
+        let (key_format, value_format) = match props.formats(None) {
+            Ok(f) => f,
+            Err(_) => return Ok(create.clone()),
+        };
+        let topic = props.topic.clone().unwrap_or_default();
+        let mut out = create.clone();
+        for (is_key, format, id, subject, single) in [
+            (
+                true,
+                &key_format,
+                props.key_schema_id,
+                format!("{topic}-key"),
+                "ROWKEY",
+            ),
+            (
+                false,
+                &value_format,
+                props.value_schema_id,
+                format!("{topic}-value"),
+                "ROWVAL",
+            ),
+        ] {
+            let side = if is_key { "KEY" } else { "VALUE" };
+            let declared = create
+                .columns
+                .iter()
+                .any(|c| (c.role == ast::ColumnRole::Key) == is_key);
+            if id.is_some() && declared {
+                return Err(EngineError::new(format!(
+                    "Table elements and {side}_SCHEMA_ID cannot both exist for create statement."
+                )));
+            }
+            if id.is_some() && !format.kind.supports_schema_inference() {
+                return Err(EngineError::new(format!(
+                    "{side}_FORMAT should support schema inference when {side}_SCHEMA_ID is provided. Current format is {}.",
+                    format.kind
+                )));
+            }
+            if declared || !format.kind.supports_schema_inference() {
+                continue;
+            }
+            let Some(registry) = &self.engine.formats.registry else {
+                continue;
+            };
+            let schema = match id {
+                Some(id) => Some(registry.schema(id)?),
+                None => registry.latest(&subject)?.map(|(_, s)| s),
+            };
+            let Some(schema) = schema else {
+                if is_key {
+                    continue;
+                }
+                return Err(EngineError::new(format!(
+                    "Schema for message values on topic '{topic}' does not exist in the Schema Registry.Subject: {subject}"
+                )));
+            };
+            if format.kind != brook_planner::formats::FormatKind::Avro {
+                return Err(EngineError::new(format!(
+                    "Reading columns from {} schemas is not supported yet",
+                    format.kind
+                )));
+            }
+            let columns = crate::formats::inference::avro_columns(&schema, single)?;
+            out.columns
+                .extend(columns.into_iter().map(|(name, data_type)| ast::ColumnDef {
+                    name,
+                    data_type,
+                    role: if is_key {
+                        ast::ColumnRole::Key
+                    } else {
+                        ast::ColumnRole::Value
+                    },
+                    primary_key: is_key && create.kind == SourceKind::Table,
+                    header_key: None,
+                    position: Default::default(),
+                }));
+        }
+        if out.columns.is_empty()
+            && !value_format.kind.supports_schema_inference()
+            && value_format.kind != brook_planner::formats::FormatKind::None
+        {
+            return Err(EngineError::new("No columns supplied."));
+        }
+        Ok(out)
     }
 
     async fn create_as_select(

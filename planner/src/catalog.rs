@@ -213,6 +213,8 @@ pub struct WithClause {
     pub replicas: Option<i32>,
     pub timestamp: Option<String>,
     pub timestamp_format: Option<String>,
+    pub key_schema_id: Option<u32>,
+    pub value_schema_id: Option<u32>,
 }
 
 impl WithClause {
@@ -233,6 +235,10 @@ impl WithClause {
                 "REPLICAS" => out.replicas = Some(positive(key, value)?),
                 "TIMESTAMP" => out.timestamp = Some(text.to_uppercase()),
                 "TIMESTAMP_FORMAT" => out.timestamp_format = Some(text),
+                "KEY_SCHEMA_ID" => out.key_schema_id = Some(schema_id(key, value)?),
+                "VALUE_SCHEMA_ID" => out.value_schema_id = Some(schema_id(key, value)?),
+                // The record names to read; Brook matches fields by name, whatever the record.
+                "KEY_SCHEMA_FULL_NAME" | "VALUE_SCHEMA_FULL_NAME" => {}
                 _ => unknown.push(key.clone()),
             }
         }
@@ -307,6 +313,10 @@ fn boolean(key: &str, value: &Literal) -> Result<bool> {
             "Property {key} must be true or false"
         ))),
     }
+}
+
+fn schema_id(key: &str, value: &Literal) -> Result<u32> {
+    positive(key, value).map(|n| n as u32)
 }
 
 fn positive(key: &str, value: &Literal) -> Result<i32> {

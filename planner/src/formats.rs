@@ -45,6 +45,14 @@ impl FormatKind {
         }
     }
 
+    /// Whether a source's columns can come from the schema registry instead of the statement.
+    pub fn supports_schema_inference(self) -> bool {
+        matches!(
+            self,
+            FormatKind::Avro | FormatKind::Protobuf | FormatKind::JsonSr
+        )
+    }
+
     /// Whether the format writes several columns as one structured record.
     pub fn supports_multiple_columns(self) -> bool {
         !matches!(self, FormatKind::Kafka | FormatKind::None)

@@ -98,6 +98,7 @@ async fn execute(case: &Case, options: &Options) -> Result<(), String> {
         session.properties.insert(k.clone(), v.clone());
     }
     create_topics(case, &driver);
+    register_schemas(case, &registry);
 
     let mut variables = BTreeMap::new();
     for text in &case.statements {
@@ -169,6 +170,46 @@ fn create_topics(case: &Case, driver: &Driver) {
                     if let Some(topic) = c.properties.get("KAFKA_TOPIC") {
                         driver.create_topic(&topic.as_property_text(), 1);
                     }
+                }
+            }
+        }
+    }
+}
+
+/// Schemas the test declares for its topics go into the registry first, under the ids it
+/// names, as ksqlDB's runner registers them.
+fn register_schemas(case: &Case, registry: &MemoryRegistry) {
+    for t in &case.topics {
+        let Some(name) = t["name"].as_str() else {
+            continue;
+        };
+        for (side, schema, id, format) in [
+            ("key", &t["keySchema"], &t["keySchemaId"], &t["keyFormat"]),
+            (
+                "value",
+                &t["valueSchema"],
+                &t["valueSchemaId"],
+                &t["valueFormat"],
+            ),
+        ] {
+            if schema.is_null()
+                || !format
+                    .as_str()
+                    .is_some_and(|f| f.eq_ignore_ascii_case("AVRO"))
+            {
+                continue;
+            }
+            let text = match schema {
+                Json::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            let subject = format!("{name}-{side}");
+            match id.as_u64() {
+                Some(id) => registry.register_with_id(&subject, id as u32, &text),
+                None => {
+                    let _ = brook_engine::schema_registry::SchemaRegistry::register(
+                        registry, &subject, &text,
+                    );
                 }
             }
         }

@@ -2,6 +2,7 @@
 
 mod avro;
 mod delimited;
+pub mod inference;
 mod json;
 
 pub use json::{from_json as json_to_value, to_json as value_to_json};
