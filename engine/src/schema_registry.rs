@@ -71,3 +71,66 @@ impl SchemaRegistry for MemoryRegistry {
             .and_then(|id| s.schemas.get(id).map(|schema| (*id, schema.clone()))))
     }
 }
+
+/// A schema a writer registers on first use, to frame records with its id.
+pub struct RegisteredSchema {
+    registry: std::sync::Arc<dyn SchemaRegistry>,
+    subject: String,
+    pub text: String,
+    id: Mutex<Option<u32>>,
+}
+
+impl RegisteredSchema {
+    pub fn new(
+        registry: std::sync::Arc<dyn SchemaRegistry>,
+        subject: String,
+        text: String,
+    ) -> Self {
+        Self {
+            registry,
+            subject,
+            text,
+            id: Mutex::new(None),
+        }
+    }
+
+    pub fn id(&self) -> Result<u32, String> {
+        let mut id = self.id.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(i) = *id {
+            return Ok(i);
+        }
+        let i = self.registry.register(&self.subject, &self.text)?;
+        *id = Some(i);
+        Ok(i)
+    }
+
+    /// Confluent's wire format: a zero byte, the schema id (four bytes, big-endian), the body.
+    pub fn frame(&self, body: &[u8]) -> Result<Vec<u8>, String> {
+        let mut out = Vec::with_capacity(body.len() + 5);
+        out.push(0);
+        out.extend_from_slice(&self.id()?.to_be_bytes());
+        out.extend_from_slice(body);
+        Ok(out)
+    }
+
+    pub fn registry(&self) -> &std::sync::Arc<dyn SchemaRegistry> {
+        &self.registry
+    }
+}
+
+/// The schema id and body of a framed record.
+pub fn unframe(bytes: &[u8]) -> Result<(u32, &[u8]), String> {
+    if bytes.len() < 5 || bytes[0] != 0 {
+        return Err("Unknown magic byte!".into());
+    }
+    Ok((
+        u32::from_be_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]),
+        &bytes[5..],
+    ))
+}
+
+impl std::fmt::Debug for RegisteredSchema {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RegisteredSchema({}: {})", self.subject, self.text)
+    }
+}

@@ -405,13 +405,19 @@ impl Session {
                     "Schema for message values on topic '{topic}' does not exist in the Schema Registry.Subject: {subject}"
                 )));
             };
-            if format.kind != brook_planner::formats::FormatKind::Avro {
-                return Err(EngineError::new(format!(
-                    "Reading columns from {} schemas is not supported yet",
-                    format.kind
-                )));
-            }
-            let columns = crate::formats::inference::avro_columns(&schema, single)?;
+            let columns = match format.kind {
+                brook_planner::formats::FormatKind::Avro => {
+                    crate::formats::inference::avro_columns(&schema, single)?
+                }
+                brook_planner::formats::FormatKind::JsonSr => {
+                    crate::formats::json_schema::columns_of(&schema, single)?
+                }
+                other => {
+                    return Err(EngineError::new(format!(
+                        "Reading columns from {other} schemas is not supported yet"
+                    )))
+                }
+            };
             out.columns
                 .extend(columns.into_iter().map(|(name, data_type)| ast::ColumnDef {
                     name,

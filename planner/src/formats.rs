@@ -88,7 +88,7 @@ impl Format {
     /// Checks that this format can hold `columns` (as key columns when `is_key`).
     pub fn validate(&self, columns: &[(&str, &DataType)], is_key: bool) -> Result<()> {
         match self.kind {
-            FormatKind::Protobuf | FormatKind::ProtobufNoSr | FormatKind::JsonSr => {
+            FormatKind::Protobuf | FormatKind::ProtobufNoSr => {
                 return Err(PlanError::new(format!(
                     "The '{}' format is not supported yet",
                     self.kind

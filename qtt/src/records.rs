@@ -27,7 +27,7 @@ pub fn serialize(
                 Err(_) => Ok(Some(as_text())),
             }
         }
-        (Some(FormatKind::Avro), Some(codec)) => {
+        (Some(FormatKind::Avro | FormatKind::JsonSr), Some(codec)) => {
             let values = if codec.columns().len() == 1 && !data.is_object() {
                 vec![json_to_value(data, &codec.columns()[0].1)?]
             } else {
@@ -74,7 +74,7 @@ pub fn deserialize(
             Ok(values.first().map(value_to_json).unwrap_or(Json::Null))
         }
         FormatKind::None => Ok(Json::Null),
-        FormatKind::Avro => {
+        FormatKind::Avro | FormatKind::JsonSr => {
             let values = codec.decode(Some(bytes))?;
             if codec.columns().len() == 1 && codec.is_unwrapped() {
                 return Ok(values.first().map(value_to_json).unwrap_or(Json::Null));

@@ -2,7 +2,7 @@
 //! registry (four bytes, big-endian), then the Avro binary datum. Schemas follow ksqlDB's
 //! conventions: a record `KsqlDataSourceSchema` whose fields are nullable unions.
 
-use crate::schema_registry::SchemaRegistry;
+use crate::schema_registry::{unframe, RegisteredSchema, SchemaRegistry};
 use apache_avro::types::Value as Avro;
 use apache_avro::Schema;
 use brook_planner::value::Value;
@@ -12,12 +12,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 pub struct AvroCodec {
-    registry: Arc<dyn SchemaRegistry>,
-    subject: String,
     schema: Schema,
-    schema_text: String,
-    /// The id of `schema`, registered on first write.
-    id: Mutex<Option<u32>>,
+    registered: RegisteredSchema,
     /// Writer schemas read so far, by id.
     writers: Mutex<HashMap<u32, Schema>>,
     columns: Vec<(String, DataType)>,
@@ -26,7 +22,7 @@ pub struct AvroCodec {
 
 impl std::fmt::Debug for AvroCodec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "AvroCodec({})", self.subject)
+        write!(f, "AvroCodec({})", self.registered.text)
     }
 }
 
@@ -46,11 +42,8 @@ impl AvroCodec {
         let schema =
             Schema::parse_str(&schema_text).map_err(|e| format!("invalid Avro schema: {e}"))?;
         Ok(Self {
-            registry,
-            subject,
             schema,
-            schema_text,
-            id: Mutex::new(None),
+            registered: RegisteredSchema::new(registry, subject, schema_text),
             writers: Mutex::new(HashMap::new()),
             columns,
             unwrapped,
@@ -71,35 +64,17 @@ impl AvroCodec {
         };
         let body = apache_avro::to_avro_datum(&self.schema, datum)
             .map_err(|e| format!("cannot write Avro: {e}"))?;
-        let id = {
-            let mut id = self.id.lock().unwrap_or_else(|p| p.into_inner());
-            match *id {
-                Some(i) => i,
-                None => {
-                    let i = self.registry.register(&self.subject, &self.schema_text)?;
-                    *id = Some(i);
-                    i
-                }
-            }
-        };
-        let mut out = Vec::with_capacity(body.len() + 5);
-        out.push(0);
-        out.extend_from_slice(&id.to_be_bytes());
-        out.extend_from_slice(&body);
-        Ok(out)
+        self.registered.frame(&body)
     }
 
     pub fn decode(&self, bytes: &[u8]) -> Result<Vec<Value>, String> {
-        if bytes.len() < 5 || bytes[0] != 0 {
-            return Err("Unknown magic byte!".into());
-        }
-        let id = u32::from_be_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]);
+        let (id, body) = unframe(bytes)?;
         let writer = {
             let mut writers = self.writers.lock().unwrap_or_else(|p| p.into_inner());
             match writers.get(&id) {
                 Some(s) => s.clone(),
                 None => {
-                    let text = self.registry.schema(id)?;
+                    let text = self.registered.registry().schema(id)?;
                     let s = Schema::parse_str(&text)
                         .map_err(|e| format!("invalid Avro schema {id}: {e}"))?;
                     writers.insert(id, s.clone());
@@ -107,7 +82,7 @@ impl AvroCodec {
                 }
             }
         };
-        let mut reader = &bytes[5..];
+        let mut reader = body;
         let datum = apache_avro::from_avro_datum(&writer, &mut reader, None)
             .map_err(|e| format!("cannot read Avro: {e}"))?;
         if self.unwrapped {

@@ -4,11 +4,12 @@ mod avro;
 mod delimited;
 pub mod inference;
 mod json;
+pub mod json_schema;
 
 pub use json::{from_json as json_to_value, to_json as value_to_json};
 mod kafka;
 
-use crate::schema_registry::SchemaRegistry;
+use crate::schema_registry::{unframe, RegisteredSchema, SchemaRegistry};
 use avro::AvroCodec;
 use brook_planner::catalog::{ColumnRole, SourceDef};
 use std::sync::Arc;
@@ -32,6 +33,8 @@ pub struct ColumnsCodec {
     unwrapped: bool,
     /// The AVRO codec, or why there is none.
     avro: Option<Result<Arc<AvroCodec>, String>>,
+    /// JSON_SR's registered schema, or why there is none.
+    json_schema: Option<Result<Arc<RegisteredSchema>, String>>,
 }
 
 impl ColumnsCodec {
@@ -44,21 +47,30 @@ impl ColumnsCodec {
         context: &FormatContext,
     ) -> Self {
         let unwrapped = columns.len() == 1 && (is_key || !format.wrap_single_value);
-        let avro = (format.kind == FormatKind::Avro && !columns.is_empty()).then(|| match &context
-            .registry
-        {
-            Some(registry) => {
-                AvroCodec::new(registry.clone(), subject, columns.clone(), unwrapped).map(Arc::new)
-            }
-            None => Err(
-                "the AVRO format needs a schema registry (ksql.schema.registry.url)".to_string(),
-            ),
+        let no_registry = || {
+            format!(
+                "the {} format needs a schema registry (ksql.schema.registry.url)",
+                format.kind
+            )
+        };
+        let registry = context.registry.as_ref().ok_or_else(no_registry);
+        let avro = (format.kind == FormatKind::Avro && !columns.is_empty()).then(|| {
+            registry.clone().and_then(|r| {
+                AvroCodec::new(r.clone(), subject.clone(), columns.clone(), unwrapped).map(Arc::new)
+            })
+        });
+        let json_schema = (format.kind == FormatKind::JsonSr && !columns.is_empty()).then(|| {
+            registry.clone().map(|r| {
+                let text = json_schema::schema_for(&columns, unwrapped).to_string();
+                Arc::new(RegisteredSchema::new(r.clone(), subject.clone(), text))
+            })
         });
         Self {
             format,
             columns,
             unwrapped,
             avro,
+            json_schema,
         }
     }
 
@@ -93,6 +105,7 @@ impl ColumnsCodec {
             FormatKind::Kafka => Ok(vec![kafka::decode(bytes, &self.columns[0].1)?]),
             FormatKind::None => Ok(vec![]),
             FormatKind::Avro => self.avro()?.decode(bytes),
+            FormatKind::JsonSr => json::decode(unframe(bytes)?.1, &self.columns, self.unwrapped),
             other => Err(format!("the {other} format is not supported yet")),
         }
     }
@@ -111,6 +124,14 @@ impl ColumnsCodec {
             FormatKind::Kafka => kafka::encode(&values[0]),
             FormatKind::None => Ok(None),
             FormatKind::Avro => self.avro()?.encode(values).map(Some),
+            FormatKind::JsonSr => {
+                let body = json::encode(values, &self.columns, self.unwrapped)?;
+                match &self.json_schema {
+                    Some(Ok(schema)) => schema.frame(&body).map(Some),
+                    Some(Err(e)) => Err(e.clone()),
+                    None => Err("no JSON schema".into()),
+                }
+            }
             other => Err(format!("the {other} format is not supported yet")),
         }
     }
