@@ -22,6 +22,9 @@ pub struct RunArgs {
     /// at once. Give each process of a service its own id.
     #[arg(long)]
     instance_id: Option<String>,
+    /// A Confluent-compatible schema registry (http://host:port), for AVRO and JSON_SR.
+    #[arg(long)]
+    schema_registry_url: Option<String>,
     /// A Kafka client setting passed to every client, as key=value (repeatable).
     #[arg(long = "kafka-property", value_name = "KEY=VALUE")]
     kafka_properties: Vec<String>,
@@ -82,6 +85,7 @@ pub async fn run(args: RunArgs) -> ExitCode {
     config.service_id = args.service_id.clone();
     config.embedded = embedded.clone();
     config.instance_id = args.instance_id.clone();
+    config.schema_registry_url = args.schema_registry_url.clone();
     let engine = match Engine::start(config).await {
         Ok(engine) => engine,
         Err(e) => {

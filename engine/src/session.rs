@@ -12,7 +12,7 @@ use crate::kafka::{EmbeddedBroker, KafkaSettings, Topics};
 use crate::pipeline::Pipeline;
 use crate::processing_log::ProcessingLog;
 use crate::query::{OutputRecord, PushQuery, QueryStatus};
-use crate::schema_registry::SchemaRegistry;
+use crate::schema_registry::{HttpRegistry, SchemaRegistry};
 use brook_planner::catalog::{Catalog, ColumnRole, SourceDef, WithClause};
 use brook_planner::plan::plan_query;
 use brook_planner::types::is_numeric;
@@ -36,6 +36,8 @@ pub struct EngineConfig {
     pub service_id: String,
     /// This process's stable identity in its queries' consumer groups, if it has one.
     pub instance_id: Option<String>,
+    /// ksqlDB's `ksql.schema.registry.url`, for AVRO and JSON_SR.
+    pub schema_registry_url: Option<String>,
 }
 
 impl EngineConfig {
@@ -45,6 +47,7 @@ impl EngineConfig {
             embedded: None,
             service_id: "default_".into(),
             instance_id: None,
+            schema_registry_url: None,
         }
     }
 }
@@ -108,11 +111,13 @@ impl Engine {
             log,
             instance_id: config.instance_id.clone(),
         });
-        Ok(Self::with_backend(
-            config,
-            backend,
-            FormatContext::default(),
-        ))
+        let formats = FormatContext {
+            registry: config
+                .schema_registry_url
+                .as_deref()
+                .map(|url| Arc::new(HttpRegistry::new(url)) as Arc<dyn SchemaRegistry>),
+        };
+        Ok(Self::with_backend(config, backend, formats))
     }
 
     /// An engine whose topics and queries live in the in-process driver, with a schema

@@ -208,7 +208,7 @@ fn register_schemas(case: &Case, registry: &MemoryRegistry) {
                 Some(id) => registry.register_with_id(&subject, id as u32, &text),
                 None => {
                     let _ = brook_engine::schema_registry::SchemaRegistry::register(
-                        registry, &subject, &text,
+                        registry, &subject, &text, "AVRO",
                     );
                 }
             }

@@ -43,7 +43,7 @@ impl AvroCodec {
             Schema::parse_str(&schema_text).map_err(|e| format!("invalid Avro schema: {e}"))?;
         Ok(Self {
             schema,
-            registered: RegisteredSchema::new(registry, subject, schema_text),
+            registered: RegisteredSchema::new(registry, subject, schema_text, "AVRO"),
             writers: Mutex::new(HashMap::new()),
             columns,
             unwrapped,

@@ -62,7 +62,12 @@ impl ColumnsCodec {
         let json_schema = (format.kind == FormatKind::JsonSr && !columns.is_empty()).then(|| {
             registry.clone().map(|r| {
                 let text = json_schema::schema_for(&columns, unwrapped).to_string();
-                Arc::new(RegisteredSchema::new(r.clone(), subject.clone(), text))
+                Arc::new(RegisteredSchema::new(
+                    r.clone(),
+                    subject.clone(),
+                    text,
+                    "JSON",
+                ))
             })
         });
         Self {
