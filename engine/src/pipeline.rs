@@ -192,6 +192,24 @@ impl Pipeline {
         let rowtime = match self.timestamp_column {
             Some(i) => match &row[i] {
                 Value::BigInt(t) | Value::Timestamp(t) if *t >= 0 => *t,
+                Value::String(text) if self.plan.source.timestamp_format.is_some() => {
+                    let pattern = Value::String(
+                        self.plan
+                            .source
+                            .timestamp_format
+                            .clone()
+                            .unwrap_or_default(),
+                    );
+                    brook_planner::functions::temporal::parse_millis(
+                        &Value::String(text.clone()),
+                        &pattern,
+                        None,
+                    )
+                    .map_err(|message| RecordError::Processing {
+                        message: format!("Failed to extract timestamp: {message}"),
+                        record: Box::new(record.clone()),
+                    })?
+                }
                 other => {
                     return Err(RecordError::Processing {
                         message: format!(

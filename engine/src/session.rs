@@ -423,9 +423,10 @@ impl Session {
                     )))
                 }
             };
+            // Inferred names are upper-cased, as unquoted names are.
             out.columns
                 .extend(columns.into_iter().map(|(name, data_type)| ast::ColumnDef {
-                    name,
+                    name: name.to_uppercase(),
                     data_type,
                     role: if is_key {
                         ast::ColumnRole::Key

@@ -14,6 +14,7 @@ pub struct SinkWriter {
     value_columns: Vec<usize>,
     /// The value column (index in `value_columns`) holding the record time, if any.
     timestamp_column: Option<usize>,
+    timestamp_format: Option<String>,
 }
 
 impl SinkWriter {
@@ -32,6 +33,7 @@ impl SinkWriter {
             key_columns,
             value_columns,
             timestamp_column,
+            timestamp_format: sink.timestamp_format.clone(),
         }
     }
 
@@ -57,6 +59,30 @@ impl SinkWriter {
                 .collect();
             let timestamp = match self.timestamp_column.map(|i| &vals[i]) {
                 Some(Value::BigInt(t)) | Some(Value::Timestamp(t)) => *t,
+                Some(Value::String(text)) => match &self.timestamp_format {
+                    Some(pattern) => match brook_planner::functions::temporal::parse_millis(
+                        &Value::String(text.clone()),
+                        &Value::String(pattern.clone()),
+                        None,
+                    ) {
+                        Ok(t) => t,
+                        Err(message) => {
+                            errors.push(RecordError::Processing {
+                                message,
+                                record: Box::new(InputRecord {
+                                    topic: self.topic.clone(),
+                                    partition: -1,
+                                    offset: -1,
+                                    timestamp: output.rowtime[row],
+                                    key: None,
+                                    value: None,
+                                }),
+                            });
+                            continue;
+                        }
+                    },
+                    None => output.rowtime[row],
+                },
                 _ => output.rowtime[row],
             };
             let encoded = self.codec.key.encode(&keys).and_then(|k| {

@@ -39,6 +39,8 @@ pub struct SourceDef {
     pub value_format: Format,
     /// The value column whose content is the record's time, instead of the Kafka timestamp.
     pub timestamp_column: Option<String>,
+    /// How a STRING timestamp column is written (a Java DateTimeFormatter pattern).
+    pub timestamp_format: Option<String>,
     /// Partitions asked for in `WITH (PARTITIONS=n)`, used when the topic must be created.
     pub partitions: Option<i32>,
     pub replicas: Option<i32>,
@@ -145,6 +147,7 @@ impl Catalog {
             key_format,
             value_format,
             timestamp_column: props.timestamp.clone(),
+            timestamp_format: props.timestamp_format.clone(),
             partitions: props.partitions,
             replicas: props.replicas,
             is_source: create.is_source,
@@ -183,6 +186,7 @@ pub fn validate_source(source: &SourceDef) -> Result<()> {
     if let Some(ts) = &source.timestamp_column {
         match source.column(ts) {
             Some(c) if matches!(c.data_type, DataType::BigInt | DataType::Timestamp) => {}
+            Some(c) if c.data_type == DataType::String && source.timestamp_format.is_some() => {}
             Some(c) => {
                 return Err(PlanError::new(format!(
                     "Timestamp column, `{ts}`, should be LONG(INT64) or TIMESTAMP, or a String with a timestamp_format specified. Got {}",
@@ -257,9 +261,6 @@ impl WithClause {
             return Err(PlanError::new(format!(
                 "Cannot supply both 'FORMAT' and '{other}' properties, as 'FORMAT' sets both key and value formats. Either use just 'FORMAT', or use '{other}' and 'VALUE_FORMAT'."
             )));
-        }
-        if out.timestamp_format.is_some() {
-            return Err(PlanError::new("TIMESTAMP_FORMAT is not supported yet"));
         }
         let _ = for_query;
         Ok(out)

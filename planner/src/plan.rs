@@ -308,6 +308,7 @@ pub fn sink_source(create: &ast::CreateAsSelect, plan: &QueryPlan, sql: &str) ->
         key_format,
         value_format,
         timestamp_column: props.timestamp.clone(),
+        timestamp_format: props.timestamp_format.clone(),
         partitions: props.partitions,
         replicas: props.replicas,
         is_source: false,

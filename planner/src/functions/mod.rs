@@ -6,6 +6,7 @@ mod maps;
 mod math;
 mod nulls;
 mod strings;
+pub mod temporal;
 
 use crate::types::{common_numeric, is_numeric};
 use crate::value::Value;
@@ -54,6 +55,7 @@ fn registry() -> &'static BTreeMap<&'static str, ScalarFunction> {
         all.extend(nulls::functions());
         all.extend(arrays::functions());
         all.extend(maps::functions());
+        all.extend(temporal::functions());
         all.into_iter().map(|f| (f.name, f)).collect()
     })
 }

@@ -1,0 +1,411 @@
+//! Date, time and timestamp functions. Patterns are Java's DateTimeFormatter patterns, as
+//! ksqlDB takes them; times are in UTC unless a zone offset is given.
+
+use super::{first_of, strict, ScalarFunction, Signature};
+use crate::value::Value;
+use brook_sql::ast::DataType;
+use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
+
+use DataType::{BigInt, Date, Int, String as Str, Time, Timestamp};
+
+const MS_PER_DAY: i64 = 86_400_000;
+
+pub(super) fn functions() -> Vec<ScalarFunction> {
+    vec![
+        ScalarFunction {
+            name: "FORMAT_TIMESTAMP",
+            resolve: |a| {
+                first_of(
+                    "FORMAT_TIMESTAMP",
+                    a,
+                    &[(&[Timestamp, Str], Str), (&[Timestamp, Str, Str], Str)],
+                )
+            },
+            eval: |v, _| strict(v, |v| format_millis(millis(&v[0]), &v[1], v.get(2))),
+        },
+        ScalarFunction {
+            name: "TIMESTAMPTOSTRING",
+            resolve: |a| {
+                first_of(
+                    "TIMESTAMPTOSTRING",
+                    a,
+                    &[(&[BigInt, Str], Str), (&[BigInt, Str, Str], Str)],
+                )
+            },
+            eval: |v, _| strict(v, |v| format_millis(millis(&v[0]), &v[1], v.get(2))),
+        },
+        ScalarFunction {
+            name: "PARSE_TIMESTAMP",
+            resolve: |a| {
+                first_of(
+                    "PARSE_TIMESTAMP",
+                    a,
+                    &[(&[Str, Str], Timestamp), (&[Str, Str, Str], Timestamp)],
+                )
+            },
+            eval: |v, _| {
+                strict(v, |v| {
+                    parse_millis(&v[0], &v[1], v.get(2)).map(Value::Timestamp)
+                })
+            },
+        },
+        ScalarFunction {
+            name: "STRINGTOTIMESTAMP",
+            resolve: |a| {
+                first_of(
+                    "STRINGTOTIMESTAMP",
+                    a,
+                    &[(&[Str, Str], BigInt), (&[Str, Str, Str], BigInt)],
+                )
+            },
+            eval: |v, _| {
+                strict(v, |v| {
+                    parse_millis(&v[0], &v[1], v.get(2)).map(Value::BigInt)
+                })
+            },
+        },
+        ScalarFunction {
+            name: "FORMAT_DATE",
+            resolve: |a| first_of("FORMAT_DATE", a, &[(&[Date, Str], Str)]),
+            eval: |v, _| strict(v, |v| format_millis(millis(&v[0]), &v[1], None)),
+        },
+        ScalarFunction {
+            name: "DATETOSTRING",
+            resolve: |a| first_of("DATETOSTRING", a, &[(&[Int, Str], Str)]),
+            eval: |v, _| {
+                strict(v, |v| {
+                    format_millis(millis(&v[0]) * MS_PER_DAY, &v[1], None)
+                })
+            },
+        },
+        ScalarFunction {
+            name: "PARSE_DATE",
+            resolve: |a| first_of("PARSE_DATE", a, &[(&[Str, Str], Date)]),
+            eval: |v, _| {
+                strict(v, |v| {
+                    parse_millis(&v[0], &v[1], None)
+                        .map(|ms| Value::Date(ms.div_euclid(MS_PER_DAY) as i32))
+                })
+            },
+        },
+        ScalarFunction {
+            name: "STRINGTODATE",
+            resolve: |a| first_of("STRINGTODATE", a, &[(&[Str, Str], Int)]),
+            eval: |v, _| {
+                strict(v, |v| {
+                    parse_millis(&v[0], &v[1], None)
+                        .map(|ms| Value::Int(ms.div_euclid(MS_PER_DAY) as i32))
+                })
+            },
+        },
+        ScalarFunction {
+            name: "FORMAT_TIME",
+            resolve: |a| first_of("FORMAT_TIME", a, &[(&[Time, Str], Str)]),
+            eval: |v, _| strict(v, |v| format_millis(millis(&v[0]), &v[1], None)),
+        },
+        ScalarFunction {
+            name: "PARSE_TIME",
+            resolve: |a| first_of("PARSE_TIME", a, &[(&[Str, Str], Time)]),
+            eval: |v, _| {
+                strict(v, |v| {
+                    let (Value::String(text), Value::String(pattern)) = (&v[0], &v[1]) else {
+                        return Ok(Value::Null);
+                    };
+                    let t = NaiveTime::parse_from_str(text, &parsing_pattern(pattern)).map_err(
+                        |e| {
+                            format!("Failed to parse time '{text}' with formatter '{pattern}': {e}")
+                        },
+                    )?;
+                    Ok(Value::Time(
+                        (t.signed_duration_since(NaiveTime::MIN).num_milliseconds()) as i32,
+                    ))
+                })
+            },
+        },
+        ScalarFunction {
+            name: "UNIX_TIMESTAMP",
+            resolve: |a| match a {
+                [] => Ok(Signature {
+                    params: vec![],
+                    returns: BigInt,
+                }),
+                _ => first_of("UNIX_TIMESTAMP", a, &[(&[Timestamp], BigInt)]),
+            },
+            eval: |v, _| {
+                Ok(match v.first() {
+                    None => Value::BigInt(Utc::now().timestamp_millis()),
+                    Some(Value::Timestamp(t)) => Value::BigInt(*t),
+                    Some(_) => Value::Null,
+                })
+            },
+        },
+        ScalarFunction {
+            name: "UNIX_DATE",
+            resolve: |a| match a {
+                [] => Ok(Signature {
+                    params: vec![],
+                    returns: Int,
+                }),
+                _ => first_of("UNIX_DATE", a, &[(&[Date], Int)]),
+            },
+            eval: |v, _| {
+                Ok(match v.first() {
+                    None => Value::Int(Utc::now().timestamp_millis().div_euclid(MS_PER_DAY) as i32),
+                    Some(Value::Date(d)) => Value::Int(*d),
+                    Some(_) => Value::Null,
+                })
+            },
+        },
+        ScalarFunction {
+            name: "FROM_UNIXTIME",
+            resolve: |a| first_of("FROM_UNIXTIME", a, &[(&[BigInt], Timestamp)]),
+            eval: |v, _| strict(v, |v| Ok(Value::Timestamp(millis(&v[0])))),
+        },
+        ScalarFunction {
+            name: "FROM_DAYS",
+            resolve: |a| first_of("FROM_DAYS", a, &[(&[Int], Date)]),
+            eval: |v, _| strict(v, |v| Ok(Value::Date(millis(&v[0]) as i32))),
+        },
+    ]
+}
+
+fn millis(v: &Value) -> i64 {
+    match v {
+        Value::Int(i) | Value::Date(i) | Value::Time(i) => *i as i64,
+        Value::BigInt(i) | Value::Timestamp(i) => *i,
+        _ => 0,
+    }
+}
+
+/// A zone given as `UTC`, `GMT`, `Z` or an offset such as `+05:30`.
+fn zone(v: Option<&Value>) -> Result<FixedOffset, String> {
+    let utc = FixedOffset::east_opt(0).ok_or("no UTC")?;
+    let Some(Value::String(name)) = v else {
+        return Ok(utc);
+    };
+    let trimmed = name.trim();
+    let offset = trimmed
+        .strip_prefix("UTC")
+        .or_else(|| trimmed.strip_prefix("GMT"))
+        .unwrap_or(trimmed);
+    if offset.is_empty() || offset == "Z" {
+        return Ok(utc);
+    }
+    let sign = match offset.chars().next() {
+        Some('+') => 1,
+        Some('-') => -1,
+        _ => {
+            return Err(format!(
+                "Unknown time zone '{name}': only UTC and offsets such as +05:30 are supported"
+            ))
+        }
+    };
+    let digits: String = offset[1..].chars().filter(|c| c.is_ascii_digit()).collect();
+    let (h, m) = match digits.len() {
+        1 | 2 => (digits.parse::<i32>().unwrap_or(0), 0),
+        4 => (
+            digits[..2].parse::<i32>().unwrap_or(0),
+            digits[2..].parse::<i32>().unwrap_or(0),
+        ),
+        _ => return Err(format!("Unknown time zone '{name}'")),
+    };
+    FixedOffset::east_opt(sign * (h * 3600 + m * 60))
+        .ok_or_else(|| format!("Unknown time zone '{name}'"))
+}
+
+fn format_millis(ms: i64, pattern: &Value, tz: Option<&Value>) -> Result<Value, String> {
+    let Value::String(pattern) = pattern else {
+        return Ok(Value::Null);
+    };
+    let offset = zone(tz)?;
+    let at: DateTime<FixedOffset> = Utc
+        .timestamp_millis_opt(ms)
+        .single()
+        .ok_or_else(|| format!("timestamp {ms} is out of range"))?
+        .with_timezone(&offset);
+    Ok(Value::String(
+        at.format(&chrono_pattern(pattern)).to_string(),
+    ))
+}
+
+/// Parses text with a Java pattern; what the pattern leaves out (the time, the date) is
+/// midnight or the epoch day, and a zone in the text wins over `tz`.
+pub fn parse_millis(text: &Value, pattern: &Value, tz: Option<&Value>) -> Result<i64, String> {
+    let (Value::String(text), Value::String(pattern)) = (text, pattern) else {
+        return Err("expected text and a pattern".into());
+    };
+    let format = parsing_pattern(pattern);
+    let bad = |e: chrono::ParseError| {
+        format!("Text '{text}' could not be parsed with pattern '{pattern}': {e}")
+    };
+    // Java's offset patterns read `Z` as UTC; chrono's want digits.
+    let zulu;
+    let text = match text.strip_suffix('Z') {
+        Some(rest) if format.contains("%z") => {
+            zulu = format!("{rest}+0000");
+            &zulu
+        }
+        Some(rest) if format.contains("%:z") => {
+            zulu = format!("{rest}+00:00");
+            &zulu
+        }
+        _ => text,
+    };
+    if let Ok(at) = DateTime::parse_from_str(text, &format) {
+        return Ok(at.timestamp_millis());
+    }
+    let offset = zone(tz)?;
+    let local = match NaiveDateTime::parse_from_str(text, &format) {
+        Ok(dt) => dt,
+        Err(e) => match NaiveDate::parse_from_str(text, &format) {
+            Ok(d) => d.and_time(NaiveTime::MIN),
+            Err(_) => match NaiveTime::parse_from_str(text, &format) {
+                Ok(t) => NaiveDate::from_ymd_opt(1970, 1, 1)
+                    .ok_or("no epoch")?
+                    .and_time(t),
+                Err(_) => return Err(bad(e)),
+            },
+        },
+    };
+    offset
+        .from_local_datetime(&local)
+        .single()
+        .map(|at| at.timestamp_millis())
+        .ok_or_else(|| format!("Text '{text}' is not a valid time"))
+}
+
+/// A Java DateTimeFormatter pattern in chrono's strftime syntax, for formatting.
+pub fn chrono_pattern(java: &str) -> String {
+    convert_pattern(java, false)
+}
+
+/// The same for parsing: a fraction of any length after a dot is accepted, as Java does.
+fn parsing_pattern(java: &str) -> String {
+    convert_pattern(java, true)
+}
+
+fn convert_pattern(java: &str, parsing: bool) -> String {
+    let mut out = String::new();
+    let chars: Vec<char> = java.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c == '\'' {
+            // Quoted literal text; '' is a quote.
+            i += 1;
+            if i < chars.len() && chars[i] == '\'' {
+                out.push('\'');
+                i += 1;
+                continue;
+            }
+            while i < chars.len() && chars[i] != '\'' {
+                literal(&mut out, chars[i]);
+                i += 1;
+            }
+            i += 1;
+            continue;
+        }
+        if parsing && c == '.' && chars.get(i + 1) == Some(&'S') {
+            out.push_str("%.f");
+            i += 1;
+            while i < chars.len() && chars[i] == 'S' {
+                i += 1;
+            }
+            continue;
+        }
+        if !c.is_ascii_alphabetic() {
+            literal(&mut out, c);
+            i += 1;
+            continue;
+        }
+        let mut n = 1;
+        while i + n < chars.len() && chars[i + n] == c {
+            n += 1;
+        }
+        i += n;
+        out.push_str(match (c, n) {
+            ('y' | 'u', 2) => "%y",
+            ('y' | 'u', _) => "%Y",
+            ('M', 1) => "%-m",
+            ('M', 2) => "%m",
+            ('M', 3) => "%b",
+            ('M', _) => "%B",
+            ('d', 1) => "%-d",
+            ('d', _) => "%d",
+            ('D', _) => "%j",
+            ('H', 1) => "%-H",
+            ('H', _) => "%H",
+            ('h', 1) => "%-I",
+            ('h', _) => "%I",
+            ('m', _) => "%M",
+            ('s', _) => "%S",
+            ('S', 1) => "%1f",
+            ('S', 2) => "%2f",
+            ('S', 3) => "%3f",
+            ('S', 6) => "%6f",
+            ('S', _) => "%9f",
+            ('a', _) => "%p",
+            ('E', 1..=3) => "%a",
+            ('E', _) => "%A",
+            ('X' | 'x' | 'Z', 1 | 2) => "%z",
+            ('X' | 'x' | 'Z', _) => "%:z",
+            ('z', _) => "%Z",
+            _ => "",
+        });
+    }
+    out
+}
+
+fn literal(out: &mut String, c: char) {
+    if c == '%' {
+        out.push_str("%%");
+    } else {
+        out.push(c);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn java_patterns_format_and_parse() {
+        assert_eq!(
+            chrono_pattern("yyyy-MM-dd'T'HH:mm:ss.SSSX"),
+            "%Y-%m-%dT%H:%M:%S.%3f%z"
+        );
+        let s = |x: &str| Value::String(x.into());
+        assert_eq!(
+            format_millis(1_526_075_913_000, &s("yyyy-MM-dd HH:mm:ss"), None).unwrap(),
+            s("2018-05-11 21:58:33")
+        );
+        assert_eq!(
+            parse_millis(&s("2018-05-11 21:58:33"), &s("yyyy-MM-dd HH:mm:ss"), None).unwrap(),
+            1_526_075_913_000
+        );
+        assert_eq!(
+            parse_millis(&s("2018-05-11"), &s("yyyy-MM-dd"), None).unwrap(),
+            1_525_996_800_000
+        );
+        assert_eq!(
+            parse_millis(
+                &s("2018-05-11 23:58:33"),
+                &s("yyyy-MM-dd HH:mm:ss"),
+                Some(&s("+02:00"))
+            )
+            .unwrap(),
+            1_526_075_913_000
+        );
+        assert!(parse_millis(&s("nope"), &s("yyyy"), None).is_err());
+        let zoned = s("yyyy-MM-dd'T'HH:mm:ssX");
+        assert_eq!(
+            parse_millis(&s("2018-05-11T21:58:33Z"), &zoned, None).unwrap(),
+            1_526_075_913_000
+        );
+        let fraction = s("yyyy-MM-dd'T'HH:mm:ss.SX");
+        assert_eq!(
+            parse_millis(&s("2019-08-27T13:31:09.2+0000"), &fraction, None).unwrap(),
+            1_566_912_669_200
+        );
+    }
+}
