@@ -293,6 +293,17 @@ impl Session {
         let create = &self.with_inferred_columns(create)?;
         let source = state.catalog.source_from_create(create, sql)?;
         let noun = kind_noun(create.kind);
+        let replaces_source = state
+            .catalog
+            .sources
+            .get(&create.name)
+            .is_some_and(|existing| existing.is_source);
+        if create.or_replace && (create.is_source || replaces_source) {
+            return Err(EngineError::new(format!(
+                "Cannot add {noun} '{}': CREATE OR REPLACE is not supported on source {noun}s.",
+                create.name
+            )));
+        }
         if let Some(existing) = state.catalog.sources.get(&create.name) {
             if create.if_not_exists {
                 return Ok(StatementResult::Status {
@@ -457,6 +468,18 @@ impl Session {
         state.sequence += 1;
         let sequence = state.sequence - 1;
         let (plan, sink) = state.catalog.plan_create_as(create, sql)?;
+        let replaces_source = state
+            .catalog
+            .sources
+            .get(&create.name)
+            .is_some_and(|existing| existing.is_source);
+        if create.or_replace && replaces_source {
+            let noun = kind_noun(create.kind);
+            return Err(EngineError::new(format!(
+                "Cannot add {noun} '{}': CREATE OR REPLACE is not supported on source {noun}s.",
+                create.name
+            )));
+        }
         if let Some(existing) = state.catalog.sources.get(&create.name) {
             if create.if_not_exists {
                 return Ok(StatementResult::Status {
@@ -780,6 +803,12 @@ impl Session {
                 "Cannot drop {}.\n{}\nYou need to terminate them before dropping {}.",
                 drop.name,
                 parts.join("\n"),
+                drop.name
+            )));
+        }
+        if drop.delete_topic && source.is_source {
+            return Err(EngineError::new(format!(
+                "Cannot delete topic for read-only source: {}",
                 drop.name
             )));
         }

@@ -139,6 +139,17 @@ impl Catalog {
             ));
         }
         let (key_format, value_format) = props.formats(None)?;
+        if props.wrap_single_value.is_some()
+            && columns
+                .iter()
+                .filter(|c| c.role == ColumnRole::Value)
+                .count()
+                != 1
+        {
+            return Err(PlanError::new(
+                "'WRAP_SINGLE_VALUE' is only valid for single-field value schemas",
+            ));
+        }
         let source = SourceDef {
             name: create.name.clone(),
             kind: create.kind,
@@ -168,20 +179,39 @@ pub fn validate_source(source: &SourceDef) -> Result<()> {
         .value_columns()
         .map(|c| (c.name.as_str(), &c.data_type))
         .collect();
-    source.key_format.validate(&keys, true)?;
-    source.value_format.validate(&values, false)?;
-    if !source.value_format.wrap_single_value && values.len() != 1 {
-        return Err(PlanError::new(
-            "'WRAP_SINGLE_VALUE' is only valid for single-field value schemas",
-        ));
+    fn contains_map(t: &DataType) -> bool {
+        match t {
+            DataType::Map(..) => true,
+            DataType::Array(inner) => contains_map(inner),
+            DataType::Struct(fields) => fields.iter().any(|(_, t)| contains_map(t)),
+            _ => false,
+        }
     }
     for c in source.key_columns() {
-        if matches!(c.data_type, DataType::Map(..)) {
+        if contains_map(&c.data_type) {
             return Err(PlanError::new(format!(
                 "Map keys, including types that contain maps, are not supported as they may lead to unexpected behavior due to inconsistent serialization. Key column name: `{}`. Column type: {}. See https://github.com/confluentinc/ksql/issues/6621 for more.",
                 c.name, c.data_type
             )));
         }
+    }
+    source.key_format.validate(&keys, true).map_err(|e| {
+        if source.key_format.kind == FormatKind::None {
+            return e;
+        }
+        let columns: Vec<String> = keys.iter().map(|(n, t)| format!("`{n}` {t} KEY")).collect();
+        PlanError::new(format!(
+            "Key format does not support schema.\nformat: {}\nschema: Persistence{{columns=[{}], features=[]}}\nreason: {}",
+            source.key_format.kind,
+            columns.join(", "),
+            e.message
+        ))
+    })?;
+    source.value_format.validate(&values, false)?;
+    if !source.value_format.wrap_single_value && values.len() != 1 {
+        return Err(PlanError::new(
+            "'WRAP_SINGLE_VALUE' is only valid for single-field value schemas",
+        ));
     }
     if let Some(ts) = &source.timestamp_column {
         match source.column(ts) {
@@ -189,7 +219,7 @@ pub fn validate_source(source: &SourceDef) -> Result<()> {
             Some(c) if c.data_type == DataType::String && source.timestamp_format.is_some() => {}
             Some(c) => {
                 return Err(PlanError::new(format!(
-                    "Timestamp column, `{ts}`, should be LONG(INT64) or TIMESTAMP, or a String with a timestamp_format specified. Got {}",
+                    "Timestamp column, `{ts}`, should be LONG(INT64), TIMESTAMP, or a String with a timestamp_format specified. Got {}",
                     c.data_type
                 )))
             }
@@ -259,7 +289,7 @@ impl WithClause {
                 "VALUE_FORMAT"
             };
             return Err(PlanError::new(format!(
-                "Cannot supply both 'FORMAT' and '{other}' properties, as 'FORMAT' sets both key and value formats. Either use just 'FORMAT', or use '{other}' and 'VALUE_FORMAT'."
+                "Cannot supply both '{other}' and 'FORMAT' properties, as 'FORMAT' sets both key and value formats. Either use just 'FORMAT', or use 'KEY_FORMAT' and 'VALUE_FORMAT'."
             )));
         }
         let _ = for_query;
@@ -299,6 +329,17 @@ impl WithClause {
             value.delimiter = d;
         }
         if let Some(wrap) = self.wrap_single_value {
+            let refuses = match value.kind {
+                FormatKind::Kafka | FormatKind::Delimited => wrap,
+                FormatKind::Protobuf | FormatKind::ProtobufNoSr => !wrap,
+                _ => false,
+            };
+            if refuses {
+                return Err(PlanError::new(format!(
+                    "Format '{}' does not support 'WRAP_SINGLE_VALUE' set to '{wrap}'.",
+                    value.kind
+                )));
+            }
             value.wrap_single_value = wrap;
         }
         Ok((key, value))

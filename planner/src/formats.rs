@@ -108,8 +108,14 @@ impl Format {
             }
             _ => {}
         }
-        for (_, t) in columns {
-            self.validate_type(t)?;
+        for (name, t) in columns {
+            self.validate_type(t).map_err(|e| {
+                if is_key {
+                    PlanError::new(format!("{}, column: `{name}`", e.message))
+                } else {
+                    e
+                }
+            })?;
         }
         Ok(())
     }
@@ -129,7 +135,7 @@ impl Format {
             (FormatKind::Kafka | FormatKind::Delimited, DataType::Struct(_)) => {
                 unsupported("STRUCT")
             }
-            (FormatKind::Json, DataType::Map(k, v)) => {
+            (FormatKind::Json | FormatKind::JsonSr, DataType::Map(k, v)) => {
                 if **k != DataType::String {
                     return Err(PlanError::new(
                         "JSON only supports MAP types with STRING keys",
@@ -165,11 +171,11 @@ pub fn parse_delimiter(text: &str) -> Result<char> {
     let mut chars = text.chars();
     match (chars.next(), chars.next()) {
         (Some(c), None) if !c.is_whitespace() => Ok(c),
-        (None, _) => Err(PlanError::new(
-            "Configuration VALUE_DELIMITER is invalid: Delimiter cannot be empty, if you meant to have a tab or space for delimiter, please use the special values 'TAB' or 'SPACE'\nExample valid value: ';'",
+        (None, _) | (Some(_), None) => Err(PlanError::new(
+            "Failed to prepare statement: Configuration VALUE_DELIMITER is invalid: Delimiter cannot be empty, if you meant to have a tab or space for delimiter, please use the special values 'TAB' or 'SPACE'\nExample valid value: ';'",
         )),
         _ => Err(PlanError::new(format!(
-            "Configuration VALUE_DELIMITER is invalid: Invalid delimiter value: '{text}'. Delimiter must be a single character or TAB or SPACE\nExample valid value: ';'"
+            "Failed to prepare statement: Configuration VALUE_DELIMITER is invalid: Invalid delimiter value: '{text}'. Delimiter must be a single character or TAB,SPACE\nExample valid value: ';'"
         ))),
     }
 }

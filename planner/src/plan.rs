@@ -93,7 +93,7 @@ pub fn plan_query(catalog: &Catalog, query: &ast::Query, sink: Option<&str>) -> 
     };
     let filter = match &query.filter {
         Some(f) => {
-            let typed = type_expr(f, &scope)?;
+            let typed = type_expr(f, &scope).map_err(|e| in_clause(e, "WHERE"))?;
             if typed.data_type != DataType::Boolean {
                 return Err(PlanError::new(format!(
                     "Type error in WHERE expression: Should evaluate to boolean but is {} instead.",
@@ -114,12 +114,32 @@ pub fn plan_query(catalog: &Catalog, query: &ast::Query, sink: Option<&str>) -> 
         query
             .partition_by
             .iter()
-            .map(|e| Ok((derived_name(e, &mut generated), type_expr(e, &scope)?)))
+            .map(|e| {
+                let typed = type_expr(e, &scope).map_err(|e| {
+                    let e = in_clause(e, "PARTITION BY");
+                    match e.message.strip_prefix("PARTITION BY column '") {
+                        Some(rest) => {
+                            let name = rest.split('\'').next().unwrap_or_default().to_string();
+                            PlanError::new(format!(
+                                "{} '{name}' must be a column in the source schema since PARTITION BY is applied on the input.",
+                                e.message
+                            ))
+                        }
+                        None => e,
+                    }
+                })?;
+                Ok((derived_name(e, &mut generated), typed))
+            })
             .collect::<Result<_>>()?
     } else {
         vec![]
     };
     let keyless = partition.len() == 1 && partition[0].1.is_null_literal();
+    if partition.len() > 1 && partition.iter().any(|(_, e)| e.is_null_literal()) {
+        return Err(PlanError::new(
+            "Cannot PARTITION BY multiple columns including NULL",
+        ));
+    }
     let partition: Vec<(String, TypedExpr)> = if keyless { vec![] } else { partition };
     for item in &query.select {
         match item {
@@ -167,7 +187,7 @@ pub fn plan_query(catalog: &Catalog, query: &ast::Query, sink: Option<&str>) -> 
                 }
             }
             SelectItem::Expr { expr, alias } => {
-                let typed = type_expr(expr, &scope)?;
+                let typed = type_expr(expr, &scope).map_err(|e| in_clause(e, "SELECT"))?;
                 let name = match alias {
                     Some(a) => a.clone(),
                     None => derived_name(expr, &mut generated),
@@ -209,25 +229,48 @@ pub fn plan_query(catalog: &Catalog, query: &ast::Query, sink: Option<&str>) -> 
             }
         }
     } else if let Some(sink) = sink {
-        // Each source key column must be selected as it is; its first selection is the key.
+        // Each source key column must be selected as it is, once; that selection is the key.
+        let mut missing = Vec::new();
         for key in source.key_columns() {
             let index = row
                 .iter()
                 .position(|c| c.name == key.name)
                 .unwrap_or(usize::MAX);
-            let selected = projection
+            let names: Vec<String> = projection
+                .iter()
+                .filter(|p| p.expr.kind == ExprKind::Column(index))
+                .map(|p| p.name.clone())
+                .collect();
+            if names.len() > 1 {
+                return Err(PlanError::new(format!(
+                    "The projection contains a key column (`{}`) more than once, aliased as: {}.",
+                    key.name,
+                    names.join(" and ")
+                )));
+            }
+            match projection
                 .iter_mut()
-                .find(|p| p.expr.kind == ExprKind::Column(index));
-            match selected {
+                .find(|p| p.expr.kind == ExprKind::Column(index))
+            {
                 Some(p) => p.key = true,
-                None => {
-                    return Err(PlanError::new(format!(
-                        "The query used to build `{sink}` must include the key column {} in its projection (eg, SELECT {}...).",
-                        key.name, key.name
-                    )))
-                }
+                None => missing.push(key.name.clone()),
             }
         }
+        if !missing.is_empty() {
+            let (noun, list) = if missing.len() == 1 {
+                ("key column", missing[0].clone())
+            } else {
+                let (last, rest) = missing.split_last().unwrap_or((&missing[0], &[]));
+                ("key columns", format!("{} and {last}", rest.join(", ")))
+            };
+            return Err(PlanError::new(format!(
+                "The query used to build `{sink}` must include the {noun} {list} in its projection (eg, SELECT {}...).",
+                missing.join(", ")
+            )));
+        }
+    }
+    if sink.is_some() && !projection.is_empty() && projection.iter().all(|p| p.key) {
+        return Err(PlanError::new("The projection contains no value columns."));
     }
     let mut seen = std::collections::BTreeSet::new();
     for p in &projection {
@@ -253,6 +296,17 @@ fn selected_with_alias(query: &ast::Query, name: &str) -> bool {
         .select
         .iter()
         .any(|i| matches!(i, SelectItem::Expr { alias: Some(a), .. } if a == name))
+}
+
+/// ksqlDB names the clause in which a column cannot be resolved.
+fn in_clause(e: PlanError, clause: &str) -> PlanError {
+    match e.message.strip_prefix("Column '") {
+        Some(rest) => PlanError {
+            message: format!("{clause} column '{rest}"),
+            position: e.position,
+        },
+        None => e,
+    }
 }
 
 /// ksqlDB's name for an unaliased select item: generated names count up from zero.
@@ -300,6 +354,11 @@ pub fn sink_source(create: &ast::CreateAsSelect, plan: &QueryPlan, sql: &str) ->
             },
         })
         .collect();
+    if props.wrap_single_value.is_some() && plan.projection.iter().filter(|p| !p.key).count() != 1 {
+        return Err(PlanError::new(
+            "'WRAP_SINGLE_VALUE' is only valid for single-field value schemas",
+        ));
+    }
     let sink = SourceDef {
         name: create.name.clone(),
         kind: create.kind,

@@ -319,10 +319,14 @@ pub fn type_expr(expr: &Expr, scope: &Scope) -> Result<TypedExpr> {
         }
         Expr::Cast { expr, to } => {
             let inner = t(expr)?;
-            check_cast(&inner.data_type, to)?;
             if inner.is_null_literal() {
-                return Ok(inner.coerce(to));
+                // A typed NULL: no longer a bare NULL literal, which has no type of its own.
+                return Ok(TypedExpr::new(
+                    ExprKind::Cast(inner.coerce(to).boxed()),
+                    to.clone(),
+                ));
             }
+            check_cast(&inner.data_type, to)?;
             TypedExpr::new(ExprKind::Cast(inner.boxed()), to.clone())
         }
         Expr::Case {
@@ -437,7 +441,13 @@ pub fn type_expr(expr: &Expr, scope: &Scope) -> Result<TypedExpr> {
             }
         }
         Expr::Array(items) => {
+            if items.is_empty() {
+                return Err(PlanError::new("Array constructor cannot be empty. Please supply at least one element (see https://github.com/confluentinc/ksql/issues/4239)."));
+            }
             let items = items.iter().map(t).collect::<Result<Vec<_>>>()?;
+            if items.iter().all(|i| i.is_null_literal()) {
+                return Err(PlanError::new("Cannot construct an array with all NULL elements (see https://github.com/confluentinc/ksql/issues/4239). As a workaround, you may cast a NULL value to the desired type."));
+            }
             let element = common_type(&items)?;
             let items = items.into_iter().map(|i| i.coerce(&element)).collect();
             TypedExpr::new(
@@ -577,7 +587,7 @@ fn coerce_literal(e: TypedExpr, to: &DataType) -> Result<TypedExpr> {
         if is_numeric(to) || *to == DataType::Boolean {
             let value = parse_literal_as(s, to).ok_or_else(|| {
                 PlanError::new(format!(
-                    "Invalid Predicate: invalid input syntax for type {to}: \"{s}\""
+                    "Invalid Predicate: invalid input syntax for type {to}: \"{s}\"."
                 ))
             })?;
             return Ok(TypedExpr::new(ExprKind::Literal(value), to.clone()));

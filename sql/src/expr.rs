@@ -53,7 +53,7 @@ pub(crate) fn convert_expr(e: &sp::Expr) -> Result<Expr, ExprError> {
             },
             _ => return Err(unsupported(e)),
         },
-        sp::Expr::Value(v) => Expr::Literal(convert_value(&v.value).ok_or_else(|| unsupported(e))?),
+        sp::Expr::Value(v) => Expr::Literal(convert_value(&v.value)?),
         sp::Expr::Nested(inner) => convert_expr(inner)?,
         sp::Expr::BinaryOp { left, op, right } => {
             if *op == sp::BinaryOperator::Arrow {
@@ -89,13 +89,16 @@ pub(crate) fn convert_expr(e: &sp::Expr) -> Result<Expr, ExprError> {
             }
         }
         sp::Expr::UnaryOp { op, expr } => match op {
-            UnaryOperator::Minus => match convert_expr(expr)? {
-                Expr::Literal(Literal::Integer(i)) => Expr::Literal(Literal::Integer(-i)),
-                Expr::Literal(Literal::Decimal(d)) => {
-                    Expr::Literal(Literal::Decimal(format!("-{d}")))
-                }
-                Expr::Literal(Literal::Double(d)) => Expr::Literal(Literal::Double(-d)),
-                other => Expr::Negate(Box::new(other)),
+            UnaryOperator::Minus => match negative_literal(expr)? {
+                Some(lit) => Expr::Literal(lit),
+                None => match convert_expr(expr)? {
+                    Expr::Literal(Literal::Integer(i)) => Expr::Literal(Literal::Integer(-i)),
+                    Expr::Literal(Literal::Decimal(d)) => {
+                        Expr::Literal(Literal::Decimal(format!("-{d}")))
+                    }
+                    Expr::Literal(Literal::Double(d)) => Expr::Literal(Literal::Double(-d)),
+                    other => Expr::Negate(Box::new(other)),
+                },
             },
             UnaryOperator::Plus => convert_expr(expr)?,
             UnaryOperator::Not => Expr::Not(b(expr)?),
@@ -254,28 +257,48 @@ fn plain_function(name: &str, args: Vec<Expr>) -> Expr {
     }
 }
 
-fn convert_value(v: &sp::Value) -> Option<Literal> {
-    Some(match v {
+fn convert_value(v: &sp::Value) -> Result<Literal, ExprError> {
+    Ok(match v {
         sp::Value::Number(text, _) => number_literal(text)?,
         sp::Value::SingleQuotedString(s) => Literal::String(s.clone()),
         sp::Value::Boolean(b) => Literal::Boolean(*b),
         sp::Value::Null => Literal::Null,
-        _ => return None,
+        other => return Err(unsupported(other)),
     })
 }
 
-fn number_literal(text: &str) -> Option<Literal> {
+/// `-<number>` as one literal, so that the most negative BIGINT can be written.
+fn negative_literal(e: &sp::Expr) -> Result<Option<Literal>, ExprError> {
+    match e {
+        sp::Expr::Value(v) => match &v.value {
+            sp::Value::Number(text, _) => number_literal(&format!("-{text}")).map(Some),
+            _ => Ok(None),
+        },
+        _ => Ok(None),
+    }
+}
+
+fn number_literal(text: &str) -> Result<Literal, ExprError> {
+    let error = |message: String| ExprError {
+        position: None,
+        message,
+    };
     if text.contains(['e', 'E']) {
-        return text.parse().ok().map(Literal::Double);
+        let d: f64 = text
+            .parse()
+            .map_err(|_| error(format!("Invalid numeric literal: {text}")))?;
+        if d.is_infinite() {
+            let shown = text.to_uppercase();
+            return Err(error(format!("Number overflows DOUBLE: {shown}")));
+        }
+        return Ok(Literal::Double(d));
     }
     if text.contains('.') {
-        return Some(Literal::Decimal(text.to_string()));
+        return Ok(Literal::Decimal(text.to_string()));
     }
-    match text.parse::<i64>() {
-        Ok(i) => Some(Literal::Integer(i)),
-        // Integers beyond BIGINT are DECIMAL in ksqlDB.
-        Err(_) => Some(Literal::Decimal(text.to_string())),
-    }
+    text.parse::<i64>()
+        .map(Literal::Integer)
+        .map_err(|_| error(format!("Invalid numeric literal: {text}")))
 }
 
 fn convert_function(f: &sp::Function) -> Result<Expr, ExprError> {
