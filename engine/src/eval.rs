@@ -226,6 +226,9 @@ pub fn evaluate(expr: &TypedExpr, columns: &[ArrayRef], len: usize) -> EvalResul
             columns,
             len,
         )?,
+        ExprKind::Explode(_) => {
+            return Err("a table function can only be a select item of its own".into())
+        }
         ExprKind::Function { function, args } => {
             let arrays = args.iter().map(eval).collect::<EvalResult<Vec<_>>>()?;
             let mut out = Vec::with_capacity(len);

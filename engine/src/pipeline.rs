@@ -10,8 +10,10 @@ use arrow::compute::filter;
 use arrow::datatypes::Int64Type;
 use brook_planner::catalog::ColumnRole;
 use brook_planner::plan::QueryPlan;
+use brook_planner::typing::ExprKind;
 use brook_planner::value::Value;
 use brook_sql::ast::DataType;
+use brook_sql::ast::SourceKind;
 
 /// A record as read from a topic.
 #[derive(Debug, Clone)]
@@ -113,6 +115,10 @@ impl Pipeline {
         let mut rows: Vec<Vec<Value>> = Vec::with_capacity(records.len());
         let mut kept: Vec<&InputRecord> = Vec::with_capacity(records.len());
         for record in records {
+            // A table has no row without a key.
+            if self.plan.source.kind == SourceKind::Table && record.key.is_none() {
+                continue;
+            }
             match self.decode(record) {
                 Ok(row) => {
                     rows.push(row);
@@ -242,7 +248,14 @@ impl Pipeline {
             columns.push(build_array(&c.data_type, &values)?);
         }
         let mut len = len;
-        if let Some(f) = &self.plan.filter {
+        if let (Some(f), SourceKind::Table) = (&self.plan.filter, self.plan.source.kind) {
+            // A table row that stops matching deletes its key downstream: it becomes a
+            // tombstone rather than disappearing.
+            let mask = null_as_false(evaluate(f, &columns, len)?.as_boolean());
+            for (t, keep) in tombstone.iter_mut().zip(mask.iter()) {
+                *t = *t || keep != Some(true);
+            }
+        } else if let Some(f) = &self.plan.filter {
             let mask = evaluate(f, &columns, len)?;
             let mask: BooleanArray = null_as_false(mask.as_boolean());
             columns = columns
@@ -261,18 +274,91 @@ impl Pipeline {
             .plan
             .projection
             .iter()
-            .map(|p| evaluate(&p.expr, &columns, len))
+            .map(|p| match &p.expr.kind {
+                ExprKind::Explode(array) => evaluate(array, &columns, len),
+                _ => evaluate(&p.expr, &columns, len),
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let rowtime_index = self.plan.row.len() - 3;
         let rowtime = columns[rowtime_index]
             .as_primitive::<Int64Type>()
             .values()
             .to_vec();
+        if self
+            .plan
+            .projection
+            .iter()
+            .any(|p| matches!(p.expr.kind, ExprKind::Explode(_)))
+        {
+            return self.explode(outputs, rowtime, tombstone, len);
+        }
         Ok(Output {
             columns: outputs,
             rowtime,
             tombstone,
             len,
+        })
+    }
+}
+
+impl Pipeline {
+    /// Expands rows around table functions: a row gives one row per element of its longest
+    /// exploded array (shorter ones give NULLs); the other columns repeat.
+    fn explode(
+        &self,
+        outputs: Vec<ArrayRef>,
+        rowtime: Vec<i64>,
+        tombstone: Vec<bool>,
+        len: usize,
+    ) -> Result<Output, String> {
+        let lists: Vec<Option<&arrow::array::ListArray>> = outputs
+            .iter()
+            .zip(&self.plan.projection)
+            .map(|(a, p)| matches!(p.expr.kind, ExprKind::Explode(_)).then(|| a.as_list::<i32>()))
+            .collect();
+        let mut rows: Vec<u32> = Vec::new();
+        let mut positions: Vec<Vec<Option<u32>>> = vec![Vec::new(); outputs.len()];
+        for row in 0..len {
+            let count = lists
+                .iter()
+                .flatten()
+                .map(|l| {
+                    if l.is_null(row) {
+                        0
+                    } else {
+                        l.value_length(row) as usize
+                    }
+                })
+                .max()
+                .unwrap_or(0);
+            for j in 0..count {
+                rows.push(row as u32);
+                for (i, list) in lists.iter().enumerate() {
+                    if let Some(l) = list {
+                        let start = l.value_offsets()[row] as usize;
+                        let n = l.value_length(row) as usize;
+                        positions[i].push((!l.is_null(row) && j < n).then_some((start + j) as u32));
+                    }
+                }
+            }
+        }
+        let row_index = arrow::array::UInt32Array::from(rows.clone());
+        let columns = outputs
+            .iter()
+            .enumerate()
+            .map(|(i, a)| match lists[i] {
+                Some(l) => {
+                    let idx = arrow::array::UInt32Array::from(positions[i].clone());
+                    arrow::compute::take(l.values(), &idx, None).map_err(|e| e.to_string())
+                }
+                None => arrow::compute::take(a, &row_index, None).map_err(|e| e.to_string()),
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        Ok(Output {
+            columns,
+            rowtime: rows.iter().map(|r| rowtime[*r as usize]).collect(),
+            tombstone: rows.iter().map(|r| tombstone[*r as usize]).collect(),
+            len: rows.len(),
         })
     }
 }

@@ -65,10 +65,9 @@ pub fn plan_query(catalog: &Catalog, query: &ast::Query, sink: Option<&str>) -> 
             format!("{} does not exist.", query.from.name),
         )
     })?;
-    if source.kind == SourceKind::Table {
-        return Err(PlanError::at(
-            query.from.position,
-            "Queries over tables are not supported yet",
+    if source.kind == SourceKind::Table && !query.partition_by.is_empty() {
+        return Err(PlanError::new(
+            "PARTITION BY is not supported for tables: a table is keyed by its primary key.",
         ));
     }
     if !query.group_by.is_empty() || query.having.is_some() {
@@ -272,6 +271,15 @@ pub fn plan_query(catalog: &Catalog, query: &ast::Query, sink: Option<&str>) -> 
     if sink.is_some() && !projection.is_empty() && projection.iter().all(|p| p.key) {
         return Err(PlanError::new("The projection contains no value columns."));
     }
+    if projection
+        .iter()
+        .any(|p| matches!(p.expr.kind, ExprKind::Explode(_)))
+        && source.kind == SourceKind::Table
+    {
+        return Err(PlanError::new(
+            "Table source is not supported with table functions",
+        ));
+    }
     let mut seen = std::collections::BTreeSet::new();
     for p in &projection {
         if !seen.insert(p.name.as_str()) {
@@ -324,10 +332,19 @@ fn derived_name(expr: &Expr, generated: &mut usize) -> String {
 /// The stream a `CREATE STREAM ... AS SELECT` creates: the query's output columns in the
 /// formats its WITH clause names, else its source's.
 pub fn sink_source(create: &ast::CreateAsSelect, plan: &QueryPlan, sql: &str) -> Result<SourceDef> {
-    if create.kind == SourceKind::Table {
-        return Err(PlanError::new(
-            "CREATE TABLE AS SELECT is not supported yet",
-        ));
+    // Without aggregation, a query over a stream gives a stream and over a table a table.
+    match (create.kind, plan.source.kind) {
+        (SourceKind::Table, SourceKind::Stream) => {
+            return Err(PlanError::new(
+                "Invalid result type. Your SELECT query produces a STREAM. Please use CREATE STREAM AS SELECT statement instead.",
+            ))
+        }
+        (SourceKind::Stream, SourceKind::Table) => {
+            return Err(PlanError::new(
+                "Invalid result type. Your SELECT query produces a TABLE. Please use CREATE TABLE AS SELECT statement instead.",
+            ))
+        }
+        _ => {}
     }
     let props = WithClause::read(&create.properties, true)?;
     let source = &plan.source;

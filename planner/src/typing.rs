@@ -124,6 +124,9 @@ pub enum ExprKind {
         init: Option<Box<TypedExpr>>,
         bodies: Vec<TypedExpr>,
     },
+    /// A table function (EXPLODE): one output row per element of the array. Only a select
+    /// item can be one; the query expands rows around it.
+    Explode(Box<TypedExpr>),
     /// Arguments have the function's parameter types.
     Function {
         function: FunctionRef,
@@ -492,6 +495,22 @@ pub fn type_expr(expr: &Expr, scope: &Scope) -> Result<TypedExpr> {
             position,
             ..
         } => {
+            if name == "EXPLODE" {
+                let arg = match args.as_slice() {
+                    [a] => t(a)?,
+                    _ => return Err(PlanError::at(*position, "EXPLODE takes one ARRAY argument")),
+                };
+                let DataType::Array(element) = arg.data_type.clone() else {
+                    return Err(PlanError::at(
+                        *position,
+                        format!(
+                            "Function 'explode' does not accept parameters ({}).\nValid alternatives are:\nexplode(ARRAY<DECIMAL> input)\nexplode(ARRAY<T> list)",
+                            arg.data_type
+                        ),
+                    ));
+                };
+                return Ok(TypedExpr::new(ExprKind::Explode(arg.boxed()), *element));
+            }
             if matches!(name.as_str(), "TRANSFORM" | "FILTER" | "REDUCE") {
                 return type_lambda_call(name, args, scope);
             }

@@ -415,6 +415,9 @@ fn schema_text(source: &SourceDef) -> String {
         .chain(source.columns.iter().filter(|c| c.role != ColumnRole::Key))
         .map(|c| {
             let role = match &c.role {
+                ColumnRole::Key if source.kind == brook_sql::ast::SourceKind::Table => {
+                    " PRIMARY KEY".to_string()
+                }
                 ColumnRole::Key => " KEY".to_string(),
                 ColumnRole::Value => String::new(),
                 ColumnRole::Header(None) => " HEADERS".to_string(),
@@ -428,7 +431,11 @@ fn schema_text(source: &SourceDef) -> String {
 
 /// Spelling differences that do not change a schema: quotes, case, type synonyms, spaces.
 fn normalize_schema(s: &str) -> String {
-    let s = s.replace('`', "").to_uppercase();
+    // A table's key may be written KEY or PRIMARY KEY.
+    let s = s
+        .replace('`', "")
+        .to_uppercase()
+        .replace("PRIMARY KEY", "KEY");
     let words: Vec<String> = regex::Regex::new(r"[A-Z_0-9]+|[^A-Z_0-9\s]")
         .map(|re| {
             re.find_iter(&s)
