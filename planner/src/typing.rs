@@ -520,7 +520,25 @@ pub fn type_expr(expr: &Expr, scope: &Scope) -> Result<TypedExpr> {
                     format!("Can't find any functions with the name '{name}'"),
                 ));
             };
-            let args = args.iter().map(t).collect::<Result<Vec<_>>>()?;
+            // Their first argument is a time unit written as a bare word.
+            let unit_first = matches!(
+                name.as_str(),
+                "TIMEADD" | "TIMESUB" | "TIMESTAMPADD" | "TIMESTAMPSUB" | "DATEADD" | "DATESUB"
+            );
+            let args = args
+                .iter()
+                .enumerate()
+                .map(|(i, a)| match a {
+                    Expr::Column {
+                        qualifier: None,
+                        name,
+                        ..
+                    } if unit_first && i == 0 && !scope.columns.iter().any(|c| &c.name == name) => {
+                        type_of_literal(&Literal::String(name.clone()))
+                    }
+                    other => t(other),
+                })
+                .collect::<Result<Vec<_>>>()?;
             let arg_types: Vec<Option<DataType>> = args
                 .iter()
                 .map(|a| (!a.is_null_literal()).then(|| a.data_type.clone()))

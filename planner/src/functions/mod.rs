@@ -2,6 +2,8 @@
 //! parameter and result types, and its evaluation of one row.
 
 mod arrays;
+mod encoding;
+mod json;
 mod maps;
 mod math;
 mod nulls;
@@ -56,6 +58,8 @@ fn registry() -> &'static BTreeMap<&'static str, ScalarFunction> {
         all.extend(arrays::functions());
         all.extend(maps::functions());
         all.extend(temporal::functions());
+        all.extend(json::functions());
+        all.extend(encoding::functions());
         all.into_iter().map(|f| (f.name, f)).collect()
     })
 }

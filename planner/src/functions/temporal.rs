@@ -1,7 +1,7 @@
 //! Date, time and timestamp functions. Patterns are Java's DateTimeFormatter patterns, as
 //! ksqlDB takes them; times are in UTC unless a zone offset is given.
 
-use super::{first_of, strict, ScalarFunction, Signature};
+use super::{exactly, first_of, strict, ScalarFunction, Signature};
 use crate::value::Value;
 use brook_sql::ast::DataType;
 use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
@@ -162,11 +162,69 @@ pub(super) fn functions() -> Vec<ScalarFunction> {
             eval: |v, _| strict(v, |v| Ok(Value::Timestamp(millis(&v[0])))),
         },
         ScalarFunction {
+            name: "TIMEADD",
+            resolve: |a| exactly("TIMEADD", a, &[Str, Int, Time], Time),
+            eval: |v, _| strict(v, |v| shift(v, 1)),
+        },
+        ScalarFunction {
+            name: "TIMESUB",
+            resolve: |a| exactly("TIMESUB", a, &[Str, Int, Time], Time),
+            eval: |v, _| strict(v, |v| shift(v, -1)),
+        },
+        ScalarFunction {
+            name: "TIMESTAMPADD",
+            resolve: |a| exactly("TIMESTAMPADD", a, &[Str, BigInt, Timestamp], Timestamp),
+            eval: |v, _| strict(v, |v| shift(v, 1)),
+        },
+        ScalarFunction {
+            name: "TIMESTAMPSUB",
+            resolve: |a| exactly("TIMESTAMPSUB", a, &[Str, BigInt, Timestamp], Timestamp),
+            eval: |v, _| strict(v, |v| shift(v, -1)),
+        },
+        ScalarFunction {
+            name: "DATEADD",
+            resolve: |a| exactly("DATEADD", a, &[Str, Int, Date], Date),
+            eval: |v, _| strict(v, |v| shift(v, 1)),
+        },
+        ScalarFunction {
+            name: "DATESUB",
+            resolve: |a| exactly("DATESUB", a, &[Str, Int, Date], Date),
+            eval: |v, _| strict(v, |v| shift(v, -1)),
+        },
+        ScalarFunction {
             name: "FROM_DAYS",
             resolve: |a| first_of("FROM_DAYS", a, &[(&[Int], Date)]),
             eval: |v, _| strict(v, |v| Ok(Value::Date(millis(&v[0]) as i32))),
         },
     ]
+}
+
+/// Units of TIMEADD and its kin, in milliseconds.
+fn unit_millis(unit: &str) -> Result<i64, String> {
+    Ok(match unit.to_uppercase().trim_end_matches('S') {
+        "MILLISECOND" => 1,
+        "SECOND" => 1_000,
+        "MINUTE" => 60_000,
+        "HOUR" => 3_600_000,
+        "DAY" => MS_PER_DAY,
+        other => return Err(format!("Unknown time unit: {other}")),
+    })
+}
+
+/// Moves a TIME (wrapping within the day), TIMESTAMP or DATE by `sign` times an interval.
+fn shift(v: &[Value], sign: i64) -> Result<Value, String> {
+    let Value::String(unit) = &v[0] else {
+        return Ok(Value::Null);
+    };
+    let by = sign * millis(&v[1]) * unit_millis(unit)?;
+    Ok(match &v[2] {
+        Value::Time(t) => Value::Time((*t as i64 + by).rem_euclid(MS_PER_DAY) as i32),
+        Value::Timestamp(t) => Value::Timestamp(t + by),
+        Value::Date(d) => {
+            Value::Date(((*d as i64 * MS_PER_DAY + by).div_euclid(MS_PER_DAY)) as i32)
+        }
+        _ => Value::Null,
+    })
 }
 
 fn millis(v: &Value) -> i64 {

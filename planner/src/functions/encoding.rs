@@ -1,0 +1,350 @@
+//! Bytes, text encodings, URL parameters, regular expressions and geography.
+
+use super::{exactly, first_of, int_arg, strict, ScalarFunction};
+use crate::value::Value;
+use base64::Engine;
+use brook_sql::ast::DataType;
+
+use DataType::{BigInt, Bytes, Double, Int, String as Str};
+
+pub(super) fn functions() -> Vec<ScalarFunction> {
+    vec![
+        ScalarFunction {
+            name: "TO_BYTES",
+            resolve: |a| exactly("TO_BYTES", a, &[Str, Str], Bytes),
+            eval: |v, _| {
+                strict(v, |v| match (&v[0], &v[1]) {
+                    (Value::String(s), Value::String(enc)) => decode_text(s, enc).map(Value::Bytes),
+                    _ => Ok(Value::Null),
+                })
+            },
+        },
+        ScalarFunction {
+            name: "FROM_BYTES",
+            resolve: |a| exactly("FROM_BYTES", a, &[Bytes, Str], Str),
+            eval: |v, _| {
+                strict(v, |v| match (&v[0], &v[1]) {
+                    (Value::Bytes(b), Value::String(enc)) => encode_text(b, enc).map(Value::String),
+                    _ => Ok(Value::Null),
+                })
+            },
+        },
+        ScalarFunction {
+            name: "ENCODE",
+            resolve: |a| exactly("ENCODE", a, &[Str, Str, Str], Str),
+            eval: |v, _| {
+                strict(v, |v| match (&v[0], &v[1], &v[2]) {
+                    (Value::String(s), Value::String(from), Value::String(to)) => {
+                        encode_text(&decode_text(s, from)?, to).map(Value::String)
+                    }
+                    _ => Ok(Value::Null),
+                })
+            },
+        },
+        ScalarFunction {
+            name: "INT_FROM_BYTES",
+            resolve: |a| {
+                first_of(
+                    "INT_FROM_BYTES",
+                    a,
+                    &[(&[Bytes], Int), (&[Bytes, Str], Int)],
+                )
+            },
+            eval: |v, _| {
+                strict(v, |v| {
+                    number_from_bytes(v, 4)
+                        .map(|b| Value::Int(i32::from_be_bytes([b[0], b[1], b[2], b[3]])))
+                })
+            },
+        },
+        ScalarFunction {
+            name: "BIGINT_FROM_BYTES",
+            resolve: |a| {
+                first_of(
+                    "BIGINT_FROM_BYTES",
+                    a,
+                    &[(&[Bytes], BigInt), (&[Bytes, Str], BigInt)],
+                )
+            },
+            eval: |v, _| {
+                strict(v, |v| {
+                    number_from_bytes(v, 8).map(|b| Value::BigInt(i64::from_be_bytes(eight(&b))))
+                })
+            },
+        },
+        ScalarFunction {
+            name: "DOUBLE_FROM_BYTES",
+            resolve: |a| {
+                first_of(
+                    "DOUBLE_FROM_BYTES",
+                    a,
+                    &[(&[Bytes], Double), (&[Bytes, Str], Double)],
+                )
+            },
+            eval: |v, _| {
+                strict(v, |v| {
+                    number_from_bytes(v, 8).map(|b| Value::Double(f64::from_be_bytes(eight(&b))))
+                })
+            },
+        },
+        ScalarFunction {
+            name: "URL_ENCODE_PARAM",
+            resolve: |a| exactly("URL_ENCODE_PARAM", a, &[Str], Str),
+            eval: |v, _| {
+                strict(v, |v| {
+                    Ok(match &v[0] {
+                        Value::String(s) => {
+                            Value::String(form_urlencoded::byte_serialize(s.as_bytes()).collect())
+                        }
+                        _ => Value::Null,
+                    })
+                })
+            },
+        },
+        ScalarFunction {
+            name: "URL_DECODE_PARAM",
+            resolve: |a| exactly("URL_DECODE_PARAM", a, &[Str], Str),
+            eval: |v, _| {
+                strict(v, |v| {
+                    Ok(match &v[0] {
+                        Value::String(s) => {
+                            let decoded: String =
+                                form_urlencoded::parse(format!("x={s}").as_bytes())
+                                    .next()
+                                    .map(|(_, v)| v.into_owned())
+                                    .unwrap_or_default();
+                            Value::String(decoded)
+                        }
+                        _ => Value::Null,
+                    })
+                })
+            },
+        },
+        ScalarFunction {
+            name: "REGEXP_EXTRACT",
+            resolve: |a| {
+                first_of(
+                    "REGEXP_EXTRACT",
+                    a,
+                    &[(&[Str, Str], Str), (&[Str, Str, Int], Str)],
+                )
+            },
+            eval: |v, _| {
+                strict(v, |v| {
+                    let (re, text) = regex_and_text(v)?;
+                    let group = v.get(2).and_then(int_arg).unwrap_or(0) as usize;
+                    Ok(re
+                        .captures(text)
+                        .and_then(|c| c.get(group))
+                        .map(|m| Value::String(m.as_str().to_string()))
+                        .unwrap_or(Value::Null))
+                })
+            },
+        },
+        ScalarFunction {
+            name: "REGEXP_EXTRACT_ALL",
+            resolve: |a| {
+                first_of(
+                    "REGEXP_EXTRACT_ALL",
+                    a,
+                    &[
+                        (&[Str, Str], DataType::Array(Box::new(Str))),
+                        (&[Str, Str, Int], DataType::Array(Box::new(Str))),
+                    ],
+                )
+            },
+            eval: |v, _| {
+                strict(v, |v| {
+                    let (re, text) = regex_and_text(v)?;
+                    let group = v.get(2).and_then(int_arg).unwrap_or(0) as usize;
+                    Ok(Value::Array(
+                        re.captures_iter(text)
+                            .map(|c| {
+                                c.get(group)
+                                    .map(|m| Value::String(m.as_str().to_string()))
+                                    .unwrap_or(Value::Null)
+                            })
+                            .collect(),
+                    ))
+                })
+            },
+        },
+        ScalarFunction {
+            name: "REGEXP_REPLACE",
+            resolve: |a| exactly("REGEXP_REPLACE", a, &[Str, Str, Str], Str),
+            eval: |v, _| {
+                strict(v, |v| {
+                    let (Value::String(text), Value::String(pattern), Value::String(with)) =
+                        (&v[0], &v[1], &v[2])
+                    else {
+                        return Ok(Value::Null);
+                    };
+                    let re = regex::Regex::new(pattern)
+                        .map_err(|e| format!("invalid regular expression: {e}"))?;
+                    Ok(Value::String(
+                        re.replace_all(text, java_replacement(with).as_str())
+                            .into_owned(),
+                    ))
+                })
+            },
+        },
+        ScalarFunction {
+            name: "REGEXP_SPLIT_TO_ARRAY",
+            resolve: |a| {
+                exactly(
+                    "REGEXP_SPLIT_TO_ARRAY",
+                    a,
+                    &[Str, Str],
+                    DataType::Array(Box::new(Str)),
+                )
+            },
+            eval: |v, _| {
+                strict(v, |v| {
+                    let (Value::String(text), Value::String(pattern)) = (&v[0], &v[1]) else {
+                        return Ok(Value::Null);
+                    };
+                    let re = regex::Regex::new(pattern)
+                        .map_err(|e| format!("invalid regular expression: {e}"))?;
+                    Ok(Value::Array(
+                        re.split(text)
+                            .map(|p| Value::String(p.to_string()))
+                            .collect(),
+                    ))
+                })
+            },
+        },
+        ScalarFunction {
+            name: "GEO_DISTANCE",
+            resolve: |a| {
+                first_of(
+                    "GEO_DISTANCE",
+                    a,
+                    &[
+                        (&[Double, Double, Double, Double], Double),
+                        (&[Double, Double, Double, Double, Str], Double),
+                    ],
+                )
+            },
+            eval: |v, _| {
+                strict(v, |v| {
+                    let f = |x: &Value| match x {
+                        Value::Double(d) => *d,
+                        _ => 0.0,
+                    };
+                    let radius = match v.get(4) {
+                    None => 6371.0,
+                    Some(Value::String(u)) => match u.to_uppercase().as_str() {
+                        "KM" | "KILOMETERS" | "KILOMETRES" => 6371.0,
+                        "MI" | "MILES" => 3959.0,
+                        other => return Err(format!("GeoDistance function units parameter must be one of MI, MILES, KM or KILOMETERS, got {other}")),
+                    },
+                    Some(_) => 6371.0,
+                };
+                    let (lat1, lon1, lat2, lon2) = (f(&v[0]), f(&v[1]), f(&v[2]), f(&v[3]));
+                    let (dlat, dlon) = ((lat2 - lat1).to_radians(), (lon2 - lon1).to_radians());
+                    let a = (dlat / 2.0).sin().powi(2)
+                        + lat1.to_radians().cos()
+                            * lat2.to_radians().cos()
+                            * (dlon / 2.0).sin().powi(2);
+                    Ok(Value::Double(2.0 * a.sqrt().asin() * radius))
+                })
+            },
+        },
+    ]
+}
+
+fn regex_and_text(v: &[Value]) -> Result<(regex::Regex, &str), String> {
+    let (Value::String(pattern), Value::String(text)) = (&v[0], &v[1]) else {
+        return Err("expected a pattern and text".into());
+    };
+    let re = regex::Regex::new(pattern).map_err(|e| format!("invalid regular expression: {e}"))?;
+    Ok((re, text))
+}
+
+/// Java's `$1` group references read as the regex crate's `${1}`.
+fn java_replacement(with: &str) -> String {
+    let mut out = String::new();
+    let mut chars = with.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '$' => {
+                let digits: String =
+                    std::iter::from_fn(|| chars.next_if(|d| d.is_ascii_digit())).collect();
+                out.push_str(&format!("${{{digits}}}"));
+            }
+            '\\' => {
+                if let Some(n) = chars.next() {
+                    if n == '$' {
+                        out.push_str("$$");
+                    } else {
+                        out.push(n);
+                    }
+                }
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+fn decode_text(s: &str, encoding: &str) -> Result<Vec<u8>, String> {
+    match encoding.to_lowercase().as_str() {
+        "hex" => {
+            let s = s
+                .strip_prefix("0x")
+                .or_else(|| s.strip_prefix("0X"))
+                .unwrap_or(s);
+            let s = if s.len() % 2 == 1 {
+                format!("0{s}")
+            } else {
+                s.to_string()
+            };
+            (0..s.len())
+                .step_by(2)
+                .map(|i| {
+                    u8::from_str_radix(&s[i..i + 2], 16).map_err(|_| format!("'{s}' is not hex"))
+                })
+                .collect()
+        }
+        "utf8" | "ascii" => Ok(s.as_bytes().to_vec()),
+        "base64" => base64::engine::general_purpose::STANDARD
+            .decode(s)
+            .map_err(|_| format!("'{s}' is not base64")),
+        other => Err(format!(
+            "Supported input encodings are: hex, utf8, ascii and base64, got {other}"
+        )),
+    }
+}
+
+fn encode_text(b: &[u8], encoding: &str) -> Result<String, String> {
+    match encoding.to_lowercase().as_str() {
+        "hex" => Ok(b.iter().map(|x| format!("{x:02x}")).collect()),
+        "utf8" | "ascii" => Ok(String::from_utf8_lossy(b).into_owned()),
+        "base64" => Ok(base64::engine::general_purpose::STANDARD.encode(b)),
+        other => Err(format!(
+            "Supported output encodings are: hex, utf8, ascii and base64, got {other}"
+        )),
+    }
+}
+
+/// The first bytes of a number of `size` bytes, big-endian unless the second argument
+/// says LITTLE_ENDIAN.
+fn number_from_bytes(v: &[Value], size: usize) -> Result<Vec<u8>, String> {
+    let Value::Bytes(b) = &v[0] else {
+        return Err("expected BYTES".into());
+    };
+    if b.len() != size {
+        return Err(format!("Number has {} bytes, expected {size}", b.len()));
+    }
+    let mut bytes = b.clone();
+    if matches!(v.get(1), Some(Value::String(o)) if o.eq_ignore_ascii_case("LITTLE_ENDIAN")) {
+        bytes.reverse();
+    }
+    Ok(bytes)
+}
+
+fn eight(b: &[u8]) -> [u8; 8] {
+    let mut out = [0u8; 8];
+    out.copy_from_slice(&b[..8]);
+    out
+}
