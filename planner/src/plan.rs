@@ -185,6 +185,31 @@ pub fn plan_query(catalog: &Catalog, query: &ast::Query, sink: Option<&str>) -> 
                     }
                 }
             }
+            SelectItem::Expr {
+                expr: Expr::Field { expr, field },
+                alias: None,
+            } if field == "*" => {
+                let inner = type_expr(expr, &scope).map_err(|e| in_clause(e, "SELECT"))?;
+                let DataType::Struct(fields) = inner.data_type.clone() else {
+                    return Err(PlanError::new(format!(
+                        "Expected STRUCT type for '->*' but got {}",
+                        inner.data_type
+                    )));
+                };
+                for (index, (name, t)) in fields.into_iter().enumerate() {
+                    projection.push(Projection {
+                        name,
+                        expr: TypedExpr {
+                            kind: ExprKind::StructField {
+                                expr: Box::new(inner.clone()),
+                                index,
+                            },
+                            data_type: t,
+                        },
+                        key: false,
+                    });
+                }
+            }
             SelectItem::Expr { expr, alias } => {
                 let typed = type_expr(expr, &scope).map_err(|e| in_clause(e, "SELECT"))?;
                 let name = match alias {

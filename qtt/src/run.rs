@@ -192,11 +192,9 @@ fn register_schemas(case: &Case, registry: &MemoryRegistry) {
                 &t["valueFormat"],
             ),
         ] {
-            if schema.is_null()
-                || !format
-                    .as_str()
-                    .is_some_and(|f| f.eq_ignore_ascii_case("AVRO"))
-            {
+            let registered = ["AVRO", "JSON", "JSON_SR"];
+            let format = format.as_str().unwrap_or_default();
+            if schema.is_null() || !registered.iter().any(|r| format.eq_ignore_ascii_case(r)) {
                 continue;
             }
             let text = match schema {

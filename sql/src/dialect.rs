@@ -56,6 +56,14 @@ impl Dialect for KsqlDialect {
         match parser.peek_token_ref().token {
             Token::Arrow => {
                 parser.next_token();
+                // `struct->*` selects every field of the struct.
+                if parser.consume_token(&Token::Mul) {
+                    return Some(Ok(Expr::BinaryOp {
+                        left: Box::new(expr.clone()),
+                        op: sqlparser::ast::BinaryOperator::Arrow,
+                        right: Box::new(Expr::Identifier(Ident::with_quote('`', "*"))),
+                    }));
+                }
                 Some(parser.parse_identifier().map(|field| Expr::BinaryOp {
                     left: Box::new(expr.clone()),
                     op: sqlparser::ast::BinaryOperator::Arrow,
