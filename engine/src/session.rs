@@ -428,6 +428,9 @@ impl Session {
                 brook_planner::formats::FormatKind::JsonSr => {
                     crate::formats::json_schema::columns_of(&schema, single)?
                 }
+                brook_planner::formats::FormatKind::Protobuf => {
+                    crate::formats::protobuf::columns_of(&schema)?
+                }
                 other => {
                     return Err(EngineError::new(format!(
                         "Reading columns from {other} schemas is not supported yet"

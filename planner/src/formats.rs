@@ -88,12 +88,6 @@ impl Format {
     /// Checks that this format can hold `columns` (as key columns when `is_key`).
     pub fn validate(&self, columns: &[(&str, &DataType)], is_key: bool) -> Result<()> {
         match self.kind {
-            FormatKind::Protobuf | FormatKind::ProtobufNoSr => {
-                return Err(PlanError::new(format!(
-                    "The '{}' format is not supported yet",
-                    self.kind
-                )))
-            }
             FormatKind::None if !columns.is_empty() => {
                 return Err(PlanError::new(format!(
                     "The 'NONE' format can only be used when no columns are defined. Got: [{}]",
@@ -134,6 +128,14 @@ impl Format {
             (FormatKind::Kafka | FormatKind::Delimited, DataType::Map(..)) => unsupported("MAP"),
             (FormatKind::Kafka | FormatKind::Delimited, DataType::Struct(_)) => {
                 unsupported("STRUCT")
+            }
+            (FormatKind::Protobuf | FormatKind::ProtobufNoSr, DataType::Map(k, v)) => {
+                if **k != DataType::String {
+                    return Err(PlanError::new(
+                        "PROTOBUF format only supports MAP types with STRING keys",
+                    ));
+                }
+                self.validate_type(v)
             }
             (FormatKind::Json | FormatKind::JsonSr, DataType::Map(k, v)) => {
                 if **k != DataType::String {

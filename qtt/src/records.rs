@@ -27,7 +27,15 @@ pub fn serialize(
                 Err(_) => Ok(Some(as_text())),
             }
         }
-        (Some(FormatKind::Avro | FormatKind::JsonSr), Some(codec)) => {
+        (
+            Some(
+                FormatKind::Avro
+                | FormatKind::JsonSr
+                | FormatKind::Protobuf
+                | FormatKind::ProtobufNoSr,
+            ),
+            Some(codec),
+        ) => {
             let values = if codec.columns().len() == 1 && !data.is_object() {
                 vec![json_to_value(data, &codec.columns()[0].1)?]
             } else {
@@ -74,9 +82,11 @@ pub fn deserialize(
             Ok(values.first().map(value_to_json).unwrap_or(Json::Null))
         }
         FormatKind::None => Ok(Json::Null),
-        FormatKind::Avro | FormatKind::JsonSr => {
+        FormatKind::Avro | FormatKind::JsonSr | FormatKind::Protobuf | FormatKind::ProtobufNoSr => {
             let values = codec.decode(Some(bytes))?;
-            if codec.columns().len() == 1 && codec.is_unwrapped() {
+            // Protobuf records are always messages; the others may hold one bare value.
+            let message = matches!(kind, FormatKind::Protobuf | FormatKind::ProtobufNoSr);
+            if !message && codec.columns().len() == 1 && codec.is_unwrapped() {
                 return Ok(values.first().map(value_to_json).unwrap_or(Json::Null));
             }
             Ok(Json::Object(
@@ -88,6 +98,5 @@ pub fn deserialize(
                     .collect(),
             ))
         }
-        other => Err(format!("the {other} format is not supported yet")),
     }
 }

@@ -192,7 +192,7 @@ fn register_schemas(case: &Case, registry: &MemoryRegistry) {
                 &t["valueFormat"],
             ),
         ] {
-            let registered = ["AVRO", "JSON", "JSON_SR"];
+            let registered = ["AVRO", "JSON", "JSON_SR", "PROTOBUF"];
             let format = format.as_str().unwrap_or_default();
             if schema.is_null() || !registered.iter().any(|r| format.eq_ignore_ascii_case(r)) {
                 continue;

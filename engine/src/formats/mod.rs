@@ -5,6 +5,7 @@ mod delimited;
 pub mod inference;
 mod json;
 pub mod json_schema;
+pub mod protobuf;
 
 pub use json::{from_json as json_to_value, to_json as value_to_json};
 mod kafka;
@@ -35,6 +36,8 @@ pub struct ColumnsCodec {
     avro: Option<Result<Arc<AvroCodec>, String>>,
     /// JSON_SR's registered schema, or why there is none.
     json_schema: Option<Result<Arc<RegisteredSchema>, String>>,
+    /// The PROTOBUF or PROTOBUF_NOSR codec, or why there is none.
+    protobuf: Option<Result<Arc<protobuf::ProtobufCodec>, String>>,
 }
 
 impl ColumnsCodec {
@@ -70,12 +73,31 @@ impl ColumnsCodec {
                 ))
             })
         });
+        let protobuf = match format.kind {
+            FormatKind::Protobuf if !columns.is_empty() => Some(registry.clone().and_then(|r| {
+                protobuf::ProtobufCodec::new(Some(r.clone()), subject.clone(), columns.clone())
+                    .map(Arc::new)
+            })),
+            FormatKind::ProtobufNoSr if !columns.is_empty() => Some(
+                protobuf::ProtobufCodec::new(None, subject.clone(), columns.clone()).map(Arc::new),
+            ),
+            _ => None,
+        };
         Self {
             format,
             columns,
             unwrapped,
             avro,
             json_schema,
+            protobuf,
+        }
+    }
+
+    fn protobuf(&self) -> Result<&protobuf::ProtobufCodec, String> {
+        match &self.protobuf {
+            Some(Ok(codec)) => Ok(codec),
+            Some(Err(e)) => Err(e.clone()),
+            None => Err("no PROTOBUF codec".into()),
         }
     }
 
@@ -111,7 +133,7 @@ impl ColumnsCodec {
             FormatKind::None => Ok(vec![]),
             FormatKind::Avro => self.avro()?.decode(bytes),
             FormatKind::JsonSr => json::decode(unframe(bytes)?.1, &self.columns, self.unwrapped),
-            other => Err(format!("the {other} format is not supported yet")),
+            FormatKind::Protobuf | FormatKind::ProtobufNoSr => self.protobuf()?.decode(bytes),
         }
     }
 
@@ -129,6 +151,9 @@ impl ColumnsCodec {
             FormatKind::Kafka => kafka::encode(&values[0]),
             FormatKind::None => Ok(None),
             FormatKind::Avro => self.avro()?.encode(values).map(Some),
+            FormatKind::Protobuf | FormatKind::ProtobufNoSr => {
+                self.protobuf()?.encode(values).map(Some)
+            }
             FormatKind::JsonSr => {
                 let body = json::encode(values, &self.columns, self.unwrapped)?;
                 match &self.json_schema {
@@ -137,7 +162,6 @@ impl ColumnsCodec {
                     None => Err("no JSON schema".into()),
                 }
             }
-            other => Err(format!("the {other} format is not supported yet")),
         }
     }
 }
