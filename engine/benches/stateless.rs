@@ -50,6 +50,7 @@ fn main() {
     let tiers = ["gold", "silver", "bronze"];
     let input: Vec<InputRecord> = (0..records)
         .map(|i| InputRecord {
+            headers: vec![],
             topic: "orders".into(),
             partition: 0,
             offset: i as i64,

@@ -13,6 +13,7 @@ use std::sync::Mutex;
 /// A record stored in a driver topic.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TopicRecord {
+    pub headers: crate::pipeline::Headers,
     pub key: Option<Vec<u8>>,
     pub value: Option<Vec<u8>>,
     pub timestamp: i64,
@@ -141,6 +142,7 @@ impl Driver {
             let offset = t.next_offset[partition as usize];
             t.next_offset[partition as usize] += 1;
             let record = TopicRecord {
+                headers: r.headers.clone(),
                 key: r.key.clone(),
                 value: r.value.clone(),
                 timestamp: r.timestamp,
@@ -182,6 +184,7 @@ impl Driver {
         let inputs: Vec<InputRecord> = records
             .iter()
             .map(|r| InputRecord {
+                headers: r.headers.clone(),
                 topic: topic.to_string(),
                 partition: r.partition,
                 offset: r.offset,
@@ -200,6 +203,7 @@ impl Driver {
             let log = errors
                 .iter()
                 .map(|e| OutputRecord {
+                    headers: vec![],
                     key: None,
                     value: Some(entry(&query.id, e, 0).to_string().into_bytes()),
                     timestamp: 0,

@@ -15,9 +15,13 @@ use brook_planner::value::Value;
 use brook_sql::ast::DataType;
 use brook_sql::ast::SourceKind;
 
+/// A record's headers: keys with optional values, in order.
+pub type Headers = Vec<(String, Option<Vec<u8>>)>;
+
 /// A record as read from a topic.
 #[derive(Debug, Clone)]
 pub struct InputRecord {
+    pub headers: Headers,
     pub topic: String,
     pub partition: i32,
     pub offset: i64,
@@ -67,11 +71,12 @@ pub struct Pipeline {
     timestamp_column: Option<usize>,
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 enum Slot {
     Key(usize),
     Value(usize),
-    Header,
+    /// All headers, or the last header with this key.
+    Header(Option<String>),
 }
 
 impl Pipeline {
@@ -90,11 +95,12 @@ impl Pipeline {
             .iter()
             .filter(|c| c.role != ColumnRole::Key)
         {
-            if c.role == ColumnRole::Value {
-                sources.push(Slot::Value(v));
-                v += 1;
-            } else {
-                sources.push(Slot::Header);
+            match &c.role {
+                ColumnRole::Header(key) => sources.push(Slot::Header(key.clone())),
+                _ => {
+                    sources.push(Slot::Value(v));
+                    v += 1;
+                }
             }
         }
         let timestamp_column = plan
@@ -192,7 +198,28 @@ impl Pipeline {
             .map(|slot| match slot {
                 Slot::Key(i) => key[*i].clone(),
                 Slot::Value(i) => value[*i].clone(),
-                Slot::Header => Value::Null,
+                Slot::Header(None) => Value::Array(
+                    record
+                        .headers
+                        .iter()
+                        .map(|(k, v)| {
+                            Value::Struct(vec![
+                                ("KEY".into(), Value::String(k.clone())),
+                                (
+                                    "VALUE".into(),
+                                    v.clone().map(Value::Bytes).unwrap_or(Value::Null),
+                                ),
+                            ])
+                        })
+                        .collect(),
+                ),
+                Slot::Header(Some(key)) => record
+                    .headers
+                    .iter()
+                    .rev()
+                    .find(|(k, _)| k == key)
+                    .and_then(|(_, v)| v.clone().map(Value::Bytes))
+                    .unwrap_or(Value::Null),
             })
             .collect();
         let rowtime = match self.timestamp_column {

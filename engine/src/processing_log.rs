@@ -37,6 +37,7 @@ impl ProcessingLog {
                 let text = entry(query_id, error, now).to_string();
                 tracing::warn!(query = query_id, "processing error: {text}");
                 OutputRecord {
+                    headers: vec![],
                     key: None,
                     value: Some(text.into_bytes()),
                     timestamp: now,

@@ -573,6 +573,16 @@ impl Session {
                 target.name
             )));
         }
+        if target
+            .columns
+            .iter()
+            .any(|c| matches!(c.role, ColumnRole::Header(_)))
+        {
+            return Err(EngineError::new(format!(
+                "Cannot insert into {} because it has header columns",
+                target.name
+            )));
+        }
         let mut plan = plan_query(&state.catalog, &insert.query, Some(&insert.target))?;
         let show = |cols: Vec<(&str, &DataType, bool)>| {
             cols.iter()
@@ -687,8 +697,27 @@ impl Session {
             .collect();
         let names: Vec<String> = match &insert.columns {
             Some(names) => names.clone(),
-            None => schema.iter().map(|c| c.name.clone()).collect(),
+            None => source
+                .key_columns()
+                .chain(source.columns.iter().filter(|c| c.role != ColumnRole::Key))
+                .map(|c| c.name.clone())
+                .collect(),
         };
+        let headers: Vec<&str> = names
+            .iter()
+            .filter(|n| {
+                source
+                    .column(n)
+                    .is_some_and(|c| matches!(c.role, ColumnRole::Header(_)))
+            })
+            .map(|n| n.as_str())
+            .collect();
+        if !headers.is_empty() {
+            return Err(EngineError::new(format!(
+                "Cannot insert into HEADER columns: {}",
+                headers.join(", ")
+            )));
+        }
         if names.len() != insert.values.len() {
             return Err(EngineError::new(format!(
                 "Failed to prepare statement: Expected a value for each column. Expected Columns: [{}]. Got {} values",
@@ -744,6 +773,7 @@ impl Session {
         })?;
         let timestamp = rowtime.unwrap_or_else(|| chrono::Utc::now().timestamp_millis());
         let record = OutputRecord {
+            headers: vec![],
             key,
             value,
             timestamp,

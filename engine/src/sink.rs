@@ -70,6 +70,7 @@ impl SinkWriter {
                             errors.push(RecordError::Processing {
                                 message,
                                 record: Box::new(InputRecord {
+                                    headers: vec![],
                                     topic: self.topic.clone(),
                                     partition: -1,
                                     offset: -1,
@@ -93,6 +94,7 @@ impl SinkWriter {
             });
             match encoded {
                 Ok((key, value)) => out.push(OutputRecord {
+                    headers: vec![],
                     key,
                     value,
                     timestamp,
@@ -103,6 +105,7 @@ impl SinkWriter {
                         self.topic
                     ),
                     record: Box::new(InputRecord {
+                        headers: vec![],
                         topic: self.topic.clone(),
                         partition: -1,
                         offset: -1,

@@ -122,6 +122,29 @@ impl Catalog {
                     format!("Duplicate column names: {}", c.name),
                 ));
             }
+            let header_type = DataType::Array(Box::new(DataType::Struct(vec![
+                ("KEY".into(), DataType::String),
+                ("VALUE".into(), DataType::Bytes),
+            ])));
+            match (&c.role, &c.header_key) {
+                (ast::ColumnRole::Headers, None)
+                    if self.resolve_type(&c.data_type)? != header_type =>
+                {
+                    return Err(PlanError::new(format!(
+                        "Invalid type for HEADERS column: expected {header_type}, got {}",
+                        c.data_type
+                    )))
+                }
+                (ast::ColumnRole::Headers, Some(key))
+                    if self.resolve_type(&c.data_type)? != DataType::Bytes =>
+                {
+                    return Err(PlanError::new(format!(
+                        "Invalid type for HEADER('{key}') column: expected BYTES, got {}",
+                        c.data_type
+                    )))
+                }
+                _ => {}
+            }
             let role = match c.role {
                 ast::ColumnRole::Key => ColumnRole::Key,
                 ast::ColumnRole::Value => ColumnRole::Value,

@@ -248,7 +248,23 @@ fn pipe_inputs(
             driver.produce(&pending_topic, &std::mem::take(&mut pending));
         }
         pending_topic = topic;
+        use base64::Engine as _;
+        let headers = input["headers"]
+            .as_array()
+            .map(|hs| {
+                hs.iter()
+                    .map(|h| {
+                        let key = h["KEY"].as_str().unwrap_or_default().to_string();
+                        let value = h["VALUE"]
+                            .as_str()
+                            .and_then(|v| base64::engine::general_purpose::STANDARD.decode(v).ok());
+                        (key, value)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
         pending.push(OutputRecord {
+            headers,
             key,
             value,
             timestamp: input["timestamp"].as_i64().unwrap_or(0),

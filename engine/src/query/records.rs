@@ -1,6 +1,6 @@
 //! Reading batches of records from a consumer and writing records to topics.
 
-use crate::pipeline::InputRecord;
+use crate::pipeline::{Headers, InputRecord};
 use rdkafka::consumer::StreamConsumer;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
@@ -44,7 +44,17 @@ pub(super) async fn next_batch(
 }
 
 fn owned(m: &rdkafka::message::BorrowedMessage<'_>) -> InputRecord {
+    use rdkafka::message::Headers as _;
+    let headers = m
+        .headers()
+        .map(|h| {
+            h.iter()
+                .map(|x| (x.key.to_string(), x.value.map(|v| v.to_vec())))
+                .collect()
+        })
+        .unwrap_or_default();
     InputRecord {
+        headers,
         topic: m.topic().to_string(),
         partition: m.partition(),
         offset: m.offset(),
@@ -59,6 +69,7 @@ pub struct OutputRecord {
     pub key: Option<Vec<u8>>,
     pub value: Option<Vec<u8>>,
     pub timestamp: i64,
+    pub headers: Headers,
 }
 
 /// Produces all records and waits until the broker has acknowledged every one of them.
@@ -77,6 +88,16 @@ pub async fn produce_all(
             }
             if let Some(v) = &r.value {
                 record = record.payload(v.as_slice());
+            }
+            if !r.headers.is_empty() {
+                let mut headers = rdkafka::message::OwnedHeaders::new();
+                for (key, value) in &r.headers {
+                    headers = headers.insert(rdkafka::message::Header {
+                        key,
+                        value: value.as_deref(),
+                    });
+                }
+                record = record.headers(headers);
             }
             match producer.send_result(record) {
                 Ok(delivery) => {
