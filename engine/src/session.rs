@@ -291,7 +291,8 @@ impl Session {
         let mut state = engine.state.lock().await;
         state.sequence += 1;
         let create = &self.with_inferred_columns(create)?;
-        let source = state.catalog.source_from_create(create, sql)?;
+        let mut source = state.catalog.source_from_create(create, sql)?;
+        self.apply_wrap_default(&create.properties, &mut source);
         let noun = kind_noun(create.kind);
         let replaces_source = state
             .catalog
@@ -359,6 +360,19 @@ impl Session {
             message: format!("{verb} created"),
             query_id: None,
         })
+    }
+
+    /// `ksql.persistence.wrap.single.values=false` unwraps single-column values that the
+    /// statement does not say how to write.
+    fn apply_wrap_default(&self, props: &ast::Properties, source: &mut SourceDef) {
+        let unwrap = self
+            .properties
+            .get("ksql.persistence.wrap.single.values")
+            .is_some_and(|v| v.eq_ignore_ascii_case("false"));
+        if unwrap && !props.contains_key("WRAP_SINGLE_VALUE") && source.value_columns().count() == 1
+        {
+            source.value_format.wrap_single_value = false;
+        }
     }
 
     /// Fills in key or value columns that a statement leaves out from the schema registry,
@@ -470,7 +484,13 @@ impl Session {
         let mut state = engine.state.lock().await;
         state.sequence += 1;
         let sequence = state.sequence - 1;
-        let (plan, sink) = state.catalog.plan_create_as(create, sql)?;
+        let (plan, mut sink) = state.catalog.plan_create_as(create, sql)?;
+        if !create.properties.contains_key("KAFKA_TOPIC") {
+            if let Some(prefix) = self.properties.get("ksql.output.topic.name.prefix") {
+                sink.topic = format!("{prefix}{}", sink.topic);
+            }
+        }
+        self.apply_wrap_default(&create.properties, &mut sink);
         let replaces_source = state
             .catalog
             .sources

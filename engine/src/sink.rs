@@ -86,6 +86,24 @@ impl SinkWriter {
                 },
                 _ => output.rowtime[row],
             };
+            if timestamp < 0 {
+                errors.push(RecordError::Processing {
+                    message: format!(
+                        "Error writing to topic {}: timestamp {timestamp} is negative",
+                        self.topic
+                    ),
+                    record: Box::new(InputRecord {
+                        headers: vec![],
+                        topic: self.topic.clone(),
+                        partition: -1,
+                        offset: -1,
+                        timestamp,
+                        key: None,
+                        value: None,
+                    }),
+                });
+                continue;
+            }
             let encoded = self.codec.key.encode(&keys).and_then(|k| {
                 if output.tombstone[row] {
                     return Ok((k, None));

@@ -52,7 +52,7 @@ pub(super) fn encode(values: &[Value], delimiter: char) -> Result<Vec<u8>, Strin
             Value::Null => {}
             other => {
                 let text = scalar_text(other).unwrap_or_default();
-                if needs_quotes(&text, delimiter) {
+                if needs_quotes(&text, delimiter, i == 0) {
                     out.push('"');
                     out.push_str(&text.replace('"', "\"\""));
                     out.push('"');
@@ -65,14 +65,20 @@ pub(super) fn encode(values: &[Value], delimiter: char) -> Result<Vec<u8>, Strin
     Ok(out.into_bytes())
 }
 
-/// Apache Commons CSV's minimal quoting, which ksqlDB writes with: a field is quoted when
-/// it is empty, starts with a character up to '#', ends with white space, or holds the
+/// Apache Commons CSV's minimal quoting, which ksqlDB writes with: the first field of a line
+/// is quoted when it is empty or starts with anything but a letter or digit, any other when
+/// it starts with a character up to '#'; any field that ends with white space or holds the
 /// delimiter, a quote or a line break.
-fn needs_quotes(text: &str, delimiter: char) -> bool {
+fn needs_quotes(text: &str, delimiter: char, first_field: bool) -> bool {
     let (Some(first), Some(last)) = (text.chars().next(), text.chars().last()) else {
-        return true;
+        return first_field;
     };
-    first <= '#'
+    let starts = if first_field {
+        !first.is_ascii_alphanumeric()
+    } else {
+        first <= '#'
+    };
+    starts
         || last <= ' '
         || text
             .chars()

@@ -32,6 +32,7 @@ pub struct ColumnsCodec {
     columns: Vec<(String, DataType)>,
     /// A single column written on its own rather than inside a record/object.
     unwrapped: bool,
+    is_key: bool,
     /// The AVRO codec, or why there is none.
     avro: Option<Result<Arc<AvroCodec>, String>>,
     /// JSON_SR's registered schema, or why there is none.
@@ -87,6 +88,7 @@ impl ColumnsCodec {
             format,
             columns,
             unwrapped,
+            is_key,
             avro,
             json_schema,
             protobuf,
@@ -143,6 +145,13 @@ impl ColumnsCodec {
             return Ok(None);
         }
         if self.unwrapped && values[0].is_null() && self.format.kind != FormatKind::Delimited {
+            return Ok(None);
+        }
+        // DELIMITED has no way to write a key of NULLs but to write no key.
+        if self.is_key
+            && self.format.kind == FormatKind::Delimited
+            && values.iter().all(Value::is_null)
+        {
             return Ok(None);
         }
         match self.format.kind {

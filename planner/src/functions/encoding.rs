@@ -24,6 +24,9 @@ pub(super) fn functions() -> Vec<ScalarFunction> {
             resolve: |a| exactly("FROM_BYTES", a, &[Bytes, Str], Str),
             eval: |v, _| {
                 strict(v, |v| match (&v[0], &v[1]) {
+                    (Value::Bytes(b), Value::String(enc)) if enc.eq_ignore_ascii_case("hex") => Ok(
+                        Value::String(b.iter().map(|x| format!("{x:02X}")).collect()),
+                    ),
                     (Value::Bytes(b), Value::String(enc)) => encode_text(b, enc).map(Value::String),
                     _ => Ok(Value::Null),
                 })

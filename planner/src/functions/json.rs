@@ -93,7 +93,11 @@ pub(super) fn functions() -> Vec<ScalarFunction> {
                         Some(Json::Object(o)) => Value::Map(
                             o.iter()
                                 .map(|(k, v)| {
-                                    (Value::String(k.clone()), Value::String(v.to_string()))
+                                    let text = match v {
+                                        Json::String(s) => s.clone(),
+                                        other => other.to_string(),
+                                    };
+                                    (Value::String(k.clone()), Value::String(text))
                                 })
                                 .collect(),
                         ),

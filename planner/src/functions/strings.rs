@@ -365,7 +365,9 @@ fn pad(v: &[Value], left: bool) -> Result<Value, String> {
 
 fn split(v: &[Value]) -> Result<Value, String> {
     Ok(match (&v[0], &v[1]) {
-        (Value::String(s), Value::String(d)) => Value::Array(if d.is_empty() {
+        (Value::String(s), Value::String(d)) => Value::Array(if s.is_empty() {
+            vec![Value::String(String::new())]
+        } else if d.is_empty() {
             s.chars().map(|c| Value::String(c.to_string())).collect()
         } else {
             s.split(d.as_str())
