@@ -294,41 +294,16 @@ impl Session {
         let mut source = state.catalog.source_from_create(create, sql)?;
         self.apply_wrap_default(&create.properties, &mut source);
         let noun = kind_noun(create.kind);
-        let replaces_source = state
-            .catalog
-            .sources
-            .get(&create.name)
-            .is_some_and(|existing| existing.is_source);
-        if create.or_replace && (create.is_source || replaces_source) {
-            return Err(EngineError::new(format!(
-                "Cannot add {noun} '{}': CREATE OR REPLACE is not supported on source {noun}s.",
-                create.name
-            )));
-        }
-        if let Some(existing) = state.catalog.sources.get(&create.name) {
-            if create.if_not_exists {
-                return Ok(StatementResult::Status {
-                    message: format!(
-                        "Cannot add {noun} '{}': A {noun} with the same name already exists",
-                        create.name
-                    ),
-                    query_id: None,
-                });
-            }
-            if !create.or_replace {
-                return Err(EngineError::new(format!(
-                    "Cannot add {noun} '{}': A {} with the same name already exists",
-                    create.name,
-                    kind_noun(existing.kind)
-                )));
-            }
-            if existing.kind != create.kind {
-                return Err(EngineError::new(format!(
-                    "Cannot add {noun} '{}': A {} with the same name already exists",
-                    create.name,
-                    kind_noun(existing.kind)
-                )));
-            }
+        if let Some(done) = admit(
+            &state.catalog,
+            &create.name,
+            create.kind,
+            create.or_replace,
+            create.if_not_exists,
+            create.is_source,
+            true,
+        )? {
+            return Ok(done);
         }
         match engine.backend.partitions(&source.topic).await? {
             Some(_) => {}
@@ -491,36 +466,16 @@ impl Session {
             }
         }
         self.apply_wrap_default(&create.properties, &mut sink);
-        let replaces_source = state
-            .catalog
-            .sources
-            .get(&create.name)
-            .is_some_and(|existing| existing.is_source);
-        if create.or_replace && replaces_source {
-            let noun = kind_noun(create.kind);
-            return Err(EngineError::new(format!(
-                "Cannot add {noun} '{}': CREATE OR REPLACE is not supported on source {noun}s.",
-                create.name
-            )));
-        }
-        if let Some(existing) = state.catalog.sources.get(&create.name) {
-            if create.if_not_exists {
-                return Ok(StatementResult::Status {
-                    message: format!(
-                        "Cannot add {} '{}': A {} with the same name already exists",
-                        kind_noun(create.kind),
-                        create.name,
-                        kind_noun(existing.kind)
-                    ),
-                    query_id: None,
-                });
-            }
-            return Err(EngineError::new(format!(
-                "Cannot add {} '{}': A {} with the same name already exists",
-                kind_noun(create.kind),
-                create.name,
-                kind_noun(existing.kind)
-            )));
+        if let Some(done) = admit(
+            &state.catalog,
+            &create.name,
+            create.kind,
+            create.or_replace,
+            create.if_not_exists,
+            false,
+            false,
+        )? {
+            return Ok(done);
         }
         let source_partitions = engine
             .backend
@@ -546,33 +501,16 @@ impl Session {
             }
         }
         let query_id = format!("CSAS_{}_{}", create.name.to_uppercase(), sequence);
-        let group_id = format!(
-            "_confluent-ksql-{}query_{query_id}",
-            engine.config.service_id
-        );
-        let handle = engine.backend.start_query(
-            NewQuery {
-                id: &query_id,
-                group_id: &group_id,
-                sql,
-                pipeline: Pipeline::new(plan, &engine.formats),
-                sink: &sink,
-            },
-            &self.properties,
-            &engine.formats,
+        let result = self.launch(
+            &mut state,
+            query_id,
+            sql,
+            plan,
+            &sink,
+            &create.query.from.name,
         )?;
-        let query = RunningQuery {
-            id: query_id.clone(),
-            source: create.query.from.name.clone(),
-            sink: sink.name.clone(),
-            handle,
-        };
         state.catalog.sources.insert(sink.name.clone(), sink);
-        state.queries.insert(query_id.clone(), query);
-        Ok(StatementResult::Status {
-            message: format!("Created query with ID {query_id}"),
-            query_id: Some(query_id),
-        })
+        Ok(result)
     }
 
     /// `INSERT INTO target SELECT ...`: a persistent query writing into an existing stream
@@ -640,6 +578,27 @@ impl Session {
             p.expr = p.expr.clone().coerce(&c.data_type);
         }
         let query_id = format!("INSERTQUERY_{sequence}");
+        self.launch(
+            &mut state,
+            query_id,
+            sql,
+            plan,
+            &target,
+            &insert.query.from.name,
+        )
+    }
+
+    /// Starts a persistent query writing into `sink` and records it as running.
+    fn launch(
+        &self,
+        state: &mut EngineState,
+        query_id: String,
+        sql: &str,
+        plan: brook_planner::plan::QueryPlan,
+        sink: &SourceDef,
+        source: &str,
+    ) -> Result<StatementResult> {
+        let engine = &self.engine;
         let group_id = format!(
             "_confluent-ksql-{}query_{query_id}",
             engine.config.service_id
@@ -650,7 +609,7 @@ impl Session {
                 group_id: &group_id,
                 sql,
                 pipeline: Pipeline::new(plan, &engine.formats),
-                sink: &target,
+                sink,
             },
             &self.properties,
             &engine.formats,
@@ -659,8 +618,8 @@ impl Session {
             query_id.clone(),
             RunningQuery {
                 id: query_id.clone(),
-                source: insert.query.from.name.clone(),
-                sink: target.name.clone(),
+                source: source.to_string(),
+                sink: sink.name.clone(),
                 handle,
             },
         );
@@ -877,6 +836,44 @@ impl Session {
             query_id: None,
         })
     }
+}
+
+/// Whether a stream or table named `name` may be created. `Ok(Some(..))` when IF NOT
+/// EXISTS makes the statement do nothing; an error when the name is taken and may not be
+/// replaced (`replaceable` says whether this statement can replace at all).
+fn admit(
+    catalog: &Catalog,
+    name: &str,
+    kind: SourceKind,
+    or_replace: bool,
+    if_not_exists: bool,
+    is_source: bool,
+    replaceable: bool,
+) -> Result<Option<StatementResult>> {
+    let noun = kind_noun(kind);
+    let existing = catalog.sources.get(name);
+    if or_replace && (is_source || existing.is_some_and(|e| e.is_source)) {
+        return Err(EngineError::new(format!(
+            "Cannot add {noun} '{name}': CREATE OR REPLACE is not supported on source {noun}s."
+        )));
+    }
+    let Some(existing) = existing else {
+        return Ok(None);
+    };
+    let taken = format!(
+        "Cannot add {noun} '{name}': A {} with the same name already exists",
+        kind_noun(existing.kind)
+    );
+    if if_not_exists {
+        return Ok(Some(StatementResult::Status {
+            message: taken,
+            query_id: None,
+        }));
+    }
+    if or_replace && replaceable && existing.kind == kind {
+        return Ok(None);
+    }
+    Err(EngineError::new(taken))
 }
 
 fn kind_noun(kind: SourceKind) -> &'static str {

@@ -18,6 +18,20 @@ pub struct SinkWriter {
 }
 
 impl SinkWriter {
+    /// What a row that could not be written is reported as: its sink topic, as it has no
+    /// input record of its own here.
+    fn failed(&self, timestamp: i64) -> Box<InputRecord> {
+        Box::new(InputRecord {
+            headers: vec![],
+            topic: self.topic.clone(),
+            partition: -1,
+            offset: -1,
+            timestamp,
+            key: None,
+            value: None,
+        })
+    }
+
     pub fn new(plan: &QueryPlan, sink: &SourceDef, formats: &FormatContext) -> Self {
         let n = plan.projection.len();
         let key_columns: Vec<usize> = (0..n).filter(|i| plan.projection[*i].key).collect();
@@ -69,15 +83,7 @@ impl SinkWriter {
                         Err(message) => {
                             errors.push(RecordError::Processing {
                                 message,
-                                record: Box::new(InputRecord {
-                                    headers: vec![],
-                                    topic: self.topic.clone(),
-                                    partition: -1,
-                                    offset: -1,
-                                    timestamp: output.rowtime[row],
-                                    key: None,
-                                    value: None,
-                                }),
+                                record: self.failed(output.rowtime[row]),
                             });
                             continue;
                         }
@@ -92,15 +98,7 @@ impl SinkWriter {
                         "Error writing to topic {}: timestamp {timestamp} is negative",
                         self.topic
                     ),
-                    record: Box::new(InputRecord {
-                        headers: vec![],
-                        topic: self.topic.clone(),
-                        partition: -1,
-                        offset: -1,
-                        timestamp,
-                        key: None,
-                        value: None,
-                    }),
+                    record: self.failed(timestamp),
                 });
                 continue;
             }
@@ -122,15 +120,7 @@ impl SinkWriter {
                         "Error serializing message to topic: {}. {message}",
                         self.topic
                     ),
-                    record: Box::new(InputRecord {
-                        headers: vec![],
-                        topic: self.topic.clone(),
-                        partition: -1,
-                        offset: -1,
-                        timestamp,
-                        key: None,
-                        value: None,
-                    }),
+                    record: self.failed(timestamp),
                 }),
             }
         }

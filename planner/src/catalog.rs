@@ -162,17 +162,13 @@ impl Catalog {
             ));
         }
         let (key_format, value_format) = props.formats(None)?;
-        if props.wrap_single_value.is_some()
-            && columns
+        check_wrap(
+            &props,
+            columns
                 .iter()
                 .filter(|c| c.role == ColumnRole::Value)
-                .count()
-                != 1
-        {
-            return Err(PlanError::new(
-                "'WRAP_SINGLE_VALUE' is only valid for single-field value schemas",
-            ));
-        }
+                .count(),
+        )?;
         let source = SourceDef {
             name: create.name.clone(),
             kind: create.kind,
@@ -190,6 +186,16 @@ impl Catalog {
         validate_source(&source)?;
         Ok(source)
     }
+}
+
+/// An explicit WRAP_SINGLE_VALUE needs exactly one value column.
+pub(crate) fn check_wrap(props: &WithClause, value_columns: usize) -> Result<()> {
+    if props.wrap_single_value.is_some() && value_columns != 1 {
+        return Err(PlanError::new(
+            "'WRAP_SINGLE_VALUE' is only valid for single-field value schemas",
+        ));
+    }
+    Ok(())
 }
 
 /// Checks formats against columns and the timestamp column.

@@ -396,11 +396,7 @@ pub fn sink_source(create: &ast::CreateAsSelect, plan: &QueryPlan, sql: &str) ->
             },
         })
         .collect();
-    if props.wrap_single_value.is_some() && plan.projection.iter().filter(|p| !p.key).count() != 1 {
-        return Err(PlanError::new(
-            "'WRAP_SINGLE_VALUE' is only valid for single-field value schemas",
-        ));
-    }
+    crate::catalog::check_wrap(&props, plan.projection.iter().filter(|p| !p.key).count())?;
     let sink = SourceDef {
         name: create.name.clone(),
         kind: create.kind,

@@ -2,6 +2,7 @@
 //! registry (four bytes, big-endian), then the Avro binary datum. Schemas follow ksqlDB's
 //! conventions: a record `KsqlDataSourceSchema` whose fields are nullable unions.
 
+use super::{decimal_bytes, decimal_from_bytes as from_be_bytes};
 use crate::schema_registry::{unframe, RegisteredSchema, SchemaRegistry};
 use apache_avro::types::Value as Avro;
 use apache_avro::Schema;
@@ -160,9 +161,7 @@ fn to_avro(v: &Value, t: &DataType) -> Avro {
         (Value::Double(d), _) => Avro::Double(*d),
         (Value::String(s), _) => Avro::String(s.clone()),
         (Value::Bytes(b), _) => Avro::Bytes(b.clone()),
-        (Value::Decimal(u, _), _) => {
-            Avro::Decimal(apache_avro::Decimal::from(minimal_be_bytes(*u)))
-        }
+        (Value::Decimal(u, _), _) => Avro::Decimal(apache_avro::Decimal::from(decimal_bytes(*u))),
         (Value::Date(d), _) => Avro::Date(*d),
         (Value::Time(ms), _) => Avro::TimeMillis(*ms),
         (Value::Timestamp(ms), _) => Avro::TimestampMillis(*ms),
@@ -190,21 +189,6 @@ fn to_avro(v: &Value, t: &DataType) -> Avro {
         _ => return Avro::Union(0, Box::new(Avro::Null)),
     };
     some(inner)
-}
-
-/// The shortest big-endian two's complement bytes of `v`.
-fn minimal_be_bytes(v: i128) -> Vec<u8> {
-    let bytes = v.to_be_bytes();
-    let mut start = 0;
-    while start < 15 {
-        let (b, next) = (bytes[start], bytes[start + 1]);
-        if (b == 0 && next & 0x80 == 0) || (b == 0xff && next & 0x80 != 0) {
-            start += 1;
-        } else {
-            break;
-        }
-    }
-    bytes[start..].to_vec()
 }
 
 fn unwrap_union(v: &Avro) -> &Avro {
@@ -278,14 +262,6 @@ fn from_avro(v: &Avro, t: &DataType) -> Result<Value, String> {
         ),
         _ => return Err(mismatch()),
     })
-}
-
-fn from_be_bytes(b: &[u8]) -> i128 {
-    let negative = b.first().is_some_and(|x| x & 0x80 != 0);
-    let mut full = [if negative { 0xff } else { 0 }; 16];
-    let n = b.len().min(16);
-    full[16 - n..].copy_from_slice(&b[b.len() - n..]);
-    i128::from_be_bytes(full)
 }
 
 #[cfg(test)]

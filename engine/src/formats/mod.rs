@@ -270,3 +270,28 @@ pub(crate) fn scalar_text(v: &Value) -> Option<String> {
         Value::Array(_) | Value::Map(_) | Value::Struct(_) => return None,
     })
 }
+
+/// A decimal's unscaled value as the shortest big-endian two's complement bytes, as Avro's
+/// and Connect's decimals hold it.
+pub(crate) fn decimal_bytes(v: i128) -> Vec<u8> {
+    let bytes = v.to_be_bytes();
+    let mut start = 0;
+    while start < 15 {
+        let (b, next) = (bytes[start], bytes[start + 1]);
+        if (b == 0 && next & 0x80 == 0) || (b == 0xff && next & 0x80 != 0) {
+            start += 1;
+        } else {
+            break;
+        }
+    }
+    bytes[start..].to_vec()
+}
+
+/// The unscaled value big-endian two's complement bytes hold.
+pub(crate) fn decimal_from_bytes(b: &[u8]) -> i128 {
+    let negative = b.first().is_some_and(|x| x & 0x80 != 0);
+    let mut full = [if negative { 0xff } else { 0 }; 16];
+    let n = b.len().min(16);
+    full[16 - n..].copy_from_slice(&b[b.len() - n..]);
+    i128::from_be_bytes(full)
+}

@@ -4,6 +4,7 @@
 //! `google.type.TimeOfDay` and `google.protobuf.Timestamp` for those types. proto3 has no
 //! NULL for scalars: they are written as their default and read back as it.
 
+use super::{decimal_bytes, decimal_from_bytes};
 use crate::schema_registry::{unframe, RegisteredSchema, SchemaRegistry};
 use brook_planner::value::Value;
 use brook_sql::ast::DataType;
@@ -288,7 +289,7 @@ fn to_pb(v: &Value, t: &DataType, kind: &Kind) -> Result<Option<Pb>, String> {
                 return Err("DECIMAL needs a message field".into());
             };
             let mut m = DynamicMessage::new(d.clone());
-            m.set_field_by_name("value", Pb::Bytes(bytes::Bytes::from(minimal_be_bytes(*u))));
+            m.set_field_by_name("value", Pb::Bytes(bytes::Bytes::from(decimal_bytes(*u))));
             m.set_field_by_name("precision", Pb::U32(*precision as u32));
             m.set_field_by_name("scale", Pb::I32(*s as i32));
             Pb::Message(m)
@@ -374,20 +375,6 @@ fn default_of(kind: &Kind) -> Pb {
     Pb::default_value(kind)
 }
 
-fn minimal_be_bytes(v: i128) -> Vec<u8> {
-    let bytes = v.to_be_bytes();
-    let mut start = 0;
-    while start < 15 {
-        let (b, next) = (bytes[start], bytes[start + 1]);
-        if (b == 0 && next & 0x80 == 0) || (b == 0xff && next & 0x80 != 0) {
-            start += 1;
-        } else {
-            break;
-        }
-    }
-    bytes[start..].to_vec()
-}
-
 fn from_pb(v: &Pb, t: &DataType) -> Result<Value, String> {
     let mismatch = || format!("cannot read protobuf {v:?} as {t}");
     let int = |v: &Pb| -> Option<i64> {
@@ -417,11 +404,7 @@ fn from_pb(v: &Pb, t: &DataType) -> Result<Value, String> {
                 Some(Pb::Bytes(b)) => b.to_vec(),
                 _ => vec![],
             };
-            let negative = bytes.first().is_some_and(|b| b & 0x80 != 0);
-            let mut full = [if negative { 0xff } else { 0 }; 16];
-            let n = bytes.len().min(16);
-            full[16 - n..].copy_from_slice(&bytes[bytes.len() - n..]);
-            Value::Decimal(i128::from_be_bytes(full), *scale)
+            Value::Decimal(decimal_from_bytes(&bytes), *scale)
         }
         (DataType::Date, Pb::Message(m)) => {
             let date = chrono::NaiveDate::from_ymd_opt(

@@ -117,14 +117,18 @@ pub(super) fn functions() -> Vec<ScalarFunction> {
             resolve: |a| element_of("ARRAY_MAX", a),
             eval: |v, _| {
                 strict(v, |v| {
-                    Ok(extreme(items(&v[0]), std::cmp::Ordering::Greater))
+                    Ok(super::pick(items(&v[0]), std::cmp::Ordering::Greater))
                 })
             },
         },
         ScalarFunction {
             name: "ARRAY_MIN",
             resolve: |a| element_of("ARRAY_MIN", a),
-            eval: |v, _| strict(v, |v| Ok(extreme(items(&v[0]), std::cmp::Ordering::Less))),
+            eval: |v, _| {
+                strict(v, |v| {
+                    Ok(super::pick(items(&v[0]), std::cmp::Ordering::Less))
+                })
+            },
         },
         ScalarFunction {
             name: "ARRAY_SORT",
@@ -262,15 +266,4 @@ fn element_of(name: &str, a: ArgTypes) -> Result<Signature, String> {
         }),
         _ => Err(no_match(name, a)),
     }
-}
-
-fn extreme(values: &[Value], wanted: std::cmp::Ordering) -> Value {
-    let mut best: Option<&Value> = None;
-    for v in values.iter().filter(|v| !v.is_null()) {
-        best = match best {
-            Some(b) if compare_values(v, b) != Some(wanted) => Some(b),
-            _ => Some(v),
-        };
-    }
-    best.cloned().unwrap_or(Value::Null)
 }

@@ -4,7 +4,7 @@ use super::{
     common_type, exactly, first_of, no_match, strict, ArgTypes, ScalarFunction, Signature,
 };
 use crate::types::is_numeric;
-use crate::value::{compare_values, Value};
+use crate::value::Value;
 use brook_sql::ast::DataType;
 
 use DataType::{BigInt, Double, Int};
@@ -140,12 +140,12 @@ pub(super) fn functions() -> Vec<ScalarFunction> {
         ScalarFunction {
             name: "GREATEST",
             resolve: |a| extreme("GREATEST", a),
-            eval: |v, _| Ok(pick(v, std::cmp::Ordering::Greater)),
+            eval: |v, _| Ok(super::pick(v, std::cmp::Ordering::Greater)),
         },
         ScalarFunction {
             name: "LEAST",
             resolve: |a| extreme("LEAST", a),
-            eval: |v, _| Ok(pick(v, std::cmp::Ordering::Less)),
+            eval: |v, _| Ok(super::pick(v, std::cmp::Ordering::Less)),
         },
     ]
 }
@@ -275,16 +275,4 @@ fn extreme(name: &str, a: ArgTypes) -> Result<Signature, String> {
         params: vec![t.clone(); a.len()],
         returns: t,
     })
-}
-
-/// The greatest (or least) non-NULL argument.
-fn pick(values: &[Value], wanted: std::cmp::Ordering) -> Value {
-    let mut best: Option<&Value> = None;
-    for v in values.iter().filter(|v| !v.is_null()) {
-        best = match best {
-            Some(b) if compare_values(v, b) != Some(wanted) => Some(b),
-            _ => Some(v),
-        };
-    }
-    best.cloned().unwrap_or(Value::Null)
 }

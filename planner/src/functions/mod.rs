@@ -170,3 +170,15 @@ pub(crate) fn int_arg(v: &Value) -> Option<i64> {
         _ => None,
     }
 }
+
+/// The greatest (or least, as `wanted` says) non-NULL value.
+pub(crate) fn pick(values: &[Value], wanted: std::cmp::Ordering) -> Value {
+    let mut best: Option<&Value> = None;
+    for v in values.iter().filter(|v| !v.is_null()) {
+        best = match best {
+            Some(b) if crate::value::compare_values(v, b) != Some(wanted) => Some(b),
+            _ => Some(v),
+        };
+    }
+    best.cloned().unwrap_or(Value::Null)
+}
