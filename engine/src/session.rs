@@ -775,8 +775,13 @@ impl Session {
                     query_id: None,
                 });
             }
+            let kind = if drop.kind == SourceKind::Stream {
+                "Stream"
+            } else {
+                "Table"
+            };
             return Err(EngineError::new(format!(
-                "Source {} does not exist.",
+                "{kind} {} does not exist.",
                 drop.name
             )));
         };

@@ -247,6 +247,45 @@ pub fn type_expr(expr: &Expr, scope: &Scope) -> Result<TypedExpr> {
             },
             DataType::Boolean,
         ),
+        Expr::IsDistinctFrom {
+            left,
+            right,
+            negated,
+        } => {
+            // CASE WHEN l IS NULL THEN r IS NOT NULL WHEN r IS NULL THEN TRUE ELSE l <> r END
+            let (l, r) = (t(left)?, t(right)?);
+            let is_null = |e: &TypedExpr, negated: bool| {
+                TypedExpr::new(
+                    ExprKind::IsNull {
+                        expr: e.clone().boxed(),
+                        negated,
+                    },
+                    DataType::Boolean,
+                )
+            };
+            let differ = compare(CmpOp::NotEq, l.clone(), r.clone())?;
+            let distinct = TypedExpr::new(
+                ExprKind::Case {
+                    whens: vec![
+                        (is_null(&l, false), is_null(&r, true)),
+                        (
+                            is_null(&r, false),
+                            TypedExpr::new(
+                                ExprKind::Literal(Value::Boolean(true)),
+                                DataType::Boolean,
+                            ),
+                        ),
+                    ],
+                    otherwise: Some(differ.boxed()),
+                },
+                DataType::Boolean,
+            );
+            if *negated {
+                TypedExpr::new(ExprKind::Not(distinct.boxed()), DataType::Boolean)
+            } else {
+                distinct
+            }
+        }
         Expr::Like {
             expr,
             pattern,

@@ -277,6 +277,12 @@ pub enum Expr {
         expr: Box<Expr>,
         negated: bool,
     },
+    /// `a IS [NOT] DISTINCT FROM b`: equality that treats NULLs as equal.
+    IsDistinctFrom {
+        left: Box<Expr>,
+        right: Box<Expr>,
+        negated: bool,
+    },
     Like {
         expr: Box<Expr>,
         pattern: Box<Expr>,

@@ -112,6 +112,16 @@ pub(crate) fn convert_expr(e: &sp::Expr) -> Result<Expr, ExprError> {
             expr: b(inner)?,
             negated: true,
         },
+        sp::Expr::IsDistinctFrom(l, r) => Expr::IsDistinctFrom {
+            left: b(l)?,
+            right: b(r)?,
+            negated: false,
+        },
+        sp::Expr::IsNotDistinctFrom(l, r) => Expr::IsDistinctFrom {
+            left: b(l)?,
+            right: b(r)?,
+            negated: true,
+        },
         sp::Expr::Like {
             negated,
             any: false,

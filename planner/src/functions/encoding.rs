@@ -351,3 +351,172 @@ fn eight(b: &[u8]) -> [u8; 8] {
     out.copy_from_slice(&b[..8]);
     out
 }
+
+/// The parts of a URI as java.net.URI splits them, which is what ksqlDB's URL functions
+/// read: `scheme://userinfo@host:port/path?query#fragment`.
+pub(super) struct UriParts<'a> {
+    pub scheme: Option<&'a str>,
+    pub host: Option<&'a str>,
+    pub port: Option<i32>,
+    pub path: &'a str,
+    pub query: Option<&'a str>,
+    pub fragment: Option<&'a str>,
+}
+
+pub(super) fn split_uri(uri: &str) -> UriParts<'_> {
+    let (rest, fragment) = match uri.split_once('#') {
+        Some((r, f)) => (r, Some(f)),
+        None => (uri, None),
+    };
+    let (rest, query) = match rest.split_once('?') {
+        Some((r, q)) => (r, Some(q)),
+        None => (rest, None),
+    };
+    let scheme_end = rest.find(':').filter(|i| {
+        let s = &rest[..*i];
+        s.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+    });
+    let (scheme, rest) = match scheme_end {
+        Some(i) => (Some(&rest[..i]), &rest[i + 1..]),
+        None => (None, rest),
+    };
+    let (authority, path) = match rest.strip_prefix("//") {
+        Some(r) => match r.find('/') {
+            Some(i) => (Some(&r[..i]), &r[i..]),
+            None => (Some(r), ""),
+        },
+        None => (None, rest),
+    };
+    let host_port = authority.map(|a| a.rsplit_once('@').map(|(_, h)| h).unwrap_or(a));
+    let (host, port) = match host_port {
+        Some(hp) => match hp.rsplit_once(':') {
+            Some((h, p)) if p.chars().all(|c| c.is_ascii_digit()) && !p.is_empty() => {
+                (Some(h), p.parse().ok())
+            }
+            _ => (Some(hp), None),
+        },
+        None => (None, None),
+    };
+    UriParts {
+        scheme,
+        host: host.filter(|h| !h.is_empty()),
+        port,
+        path,
+        query,
+        fragment,
+    }
+}
+
+fn url_part(v: &[Value], part: fn(&UriParts) -> Option<String>) -> Result<Value, String> {
+    Ok(match &v[0] {
+        Value::String(s) => part(&split_uri(s))
+            .map(Value::String)
+            .unwrap_or(Value::Null),
+        _ => Value::Null,
+    })
+}
+
+pub(super) fn url_functions() -> Vec<ScalarFunction> {
+    vec![
+        ScalarFunction {
+            name: "URL_EXTRACT_PROTOCOL",
+            resolve: |a| exactly("URL_EXTRACT_PROTOCOL", a, &[Str], Str),
+            eval: |v, _| strict(v, |v| url_part(v, |u| u.scheme.map(str::to_string))),
+        },
+        ScalarFunction {
+            name: "URL_EXTRACT_HOST",
+            resolve: |a| exactly("URL_EXTRACT_HOST", a, &[Str], Str),
+            eval: |v, _| strict(v, |v| url_part(v, |u| u.host.map(str::to_string))),
+        },
+        ScalarFunction {
+            name: "URL_EXTRACT_PATH",
+            resolve: |a| exactly("URL_EXTRACT_PATH", a, &[Str], Str),
+            eval: |v, _| strict(v, |v| url_part(v, |u| Some(u.path.to_string()))),
+        },
+        ScalarFunction {
+            name: "URL_EXTRACT_QUERY",
+            resolve: |a| exactly("URL_EXTRACT_QUERY", a, &[Str], Str),
+            eval: |v, _| strict(v, |v| url_part(v, |u| u.query.map(decode_component))),
+        },
+        ScalarFunction {
+            name: "URL_EXTRACT_FRAGMENT",
+            resolve: |a| exactly("URL_EXTRACT_FRAGMENT", a, &[Str], Str),
+            eval: |v, _| strict(v, |v| url_part(v, |u| u.fragment.map(decode_component))),
+        },
+        ScalarFunction {
+            name: "URL_EXTRACT_PORT",
+            resolve: |a| exactly("URL_EXTRACT_PORT", a, &[Str], Int),
+            eval: |v, _| {
+                strict(v, |v| {
+                    Ok(match &v[0] {
+                        Value::String(s) => {
+                            split_uri(s).port.map(Value::Int).unwrap_or(Value::Null)
+                        }
+                        _ => Value::Null,
+                    })
+                })
+            },
+        },
+        ScalarFunction {
+            name: "URL_EXTRACT_PARAMETER",
+            resolve: |a| exactly("URL_EXTRACT_PARAMETER", a, &[Str, Str], Str),
+            eval: |v, _| {
+                strict(v, |v| {
+                    let (Value::String(url), Value::String(name)) = (&v[0], &v[1]) else {
+                        return Ok(Value::Null);
+                    };
+                    let query = split_uri(url).query.unwrap_or_default();
+                    Ok(query
+                        .split('&')
+                        .find_map(|pair| match pair.split_once('=') {
+                            Some((k, v)) if k == name => Some(Value::String(v.to_string())),
+                            None if pair == name => Some(Value::Null),
+                            _ => None,
+                        })
+                        .unwrap_or(Value::Null))
+                })
+            },
+        },
+    ]
+}
+
+/// Percent-decoding, as java.net.URI decodes a query or fragment ('+' stays '+').
+fn decode_component(s: &str) -> String {
+    let hex = |b: u8| (b as char).to_digit(16);
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_uri;
+
+    #[test]
+    fn uris_split_as_java_splits_them() {
+        let u = split_uri("https://me@example.com:8080/a/b?x=1&y=%20#frag");
+        assert_eq!(u.scheme, Some("https"));
+        assert_eq!(u.host, Some("example.com"));
+        assert_eq!(u.port, Some(8080));
+        assert_eq!(u.path, "/a/b");
+        assert_eq!(u.query, Some("x=1&y=%20"));
+        assert_eq!(u.fragment, Some("frag"));
+        let bare = split_uri("http://www.test.com?query");
+        assert_eq!((bare.path, bare.port, bare.fragment), ("", None, None));
+        assert_eq!(split_uri("no-scheme/path").scheme, None);
+    }
+}

@@ -60,6 +60,7 @@ fn registry() -> &'static BTreeMap<&'static str, ScalarFunction> {
         all.extend(temporal::functions());
         all.extend(json::functions());
         all.extend(encoding::functions());
+        all.extend(encoding::url_functions());
         all.into_iter().map(|f| (f.name, f)).collect()
     })
 }

@@ -375,7 +375,9 @@ fn split(v: &[Value]) -> Result<Value, String> {
                 .collect()
         }),
         (Value::Bytes(s), Value::Bytes(d)) => {
-            if d.is_empty() {
+            if s.is_empty() {
+                Value::Array(vec![Value::Bytes(vec![])])
+            } else if d.is_empty() {
                 Value::Array(s.iter().map(|b| Value::Bytes(vec![*b])).collect())
             } else {
                 let mut parts = Vec::new();
