@@ -627,7 +627,7 @@ fn common_type(items: &[TypedExpr]) -> Result<DataType> {
         common = Some(match common {
             None => item.data_type.clone(),
             Some(c) if c == item.data_type => c,
-            Some(c) => common_numeric(&c, &item.data_type).ok_or_else(|| {
+            Some(c) => widen(&c, &item.data_type).ok_or_else(|| {
                 PlanError::new(format!(
                     "invalid input syntax: all elements must be of the same type, found {c} and {}",
                     item.data_type
@@ -638,13 +638,39 @@ fn common_type(items: &[TypedExpr]) -> Result<DataType> {
     Ok(common.unwrap_or(DataType::String))
 }
 
+/// The type two types both widen to: numbers to their common type, and arrays, maps and
+/// structs (with the same fields) element by element.
+fn widen(a: &DataType, b: &DataType) -> Option<DataType> {
+    if a == b {
+        return Some(a.clone());
+    }
+    match (a, b) {
+        (DataType::Array(x), DataType::Array(y)) => Some(DataType::Array(Box::new(widen(x, y)?))),
+        (DataType::Map(k1, v1), DataType::Map(k2, v2)) => Some(DataType::Map(
+            Box::new(widen(k1, k2)?),
+            Box::new(widen(v1, v2)?),
+        )),
+        (DataType::Struct(f1), DataType::Struct(f2)) if f1.len() == f2.len() => {
+            Some(DataType::Struct(
+                f1.iter()
+                    .zip(f2)
+                    .map(|((n1, t1), (n2, t2))| {
+                        (n1 == n2).then(|| widen(t1, t2).map(|t| (n1.clone(), t)))?
+                    })
+                    .collect::<Option<_>>()?,
+            ))
+        }
+        _ => common_numeric(a, b),
+    }
+}
+
 /// The type two operands are compared in, if they can be; a string literal compared with
 /// another type is read as that type.
 fn comparable_type(a: &DataType, b: &TypedExpr) -> Option<DataType> {
     if b.is_null_literal() || *a == b.data_type {
         return Some(a.clone());
     }
-    if let Some(common) = common_numeric(a, &b.data_type) {
+    if let Some(common) = widen(a, &b.data_type) {
         return Some(common);
     }
     if b.data_type == DataType::String && matches!(b.kind, ExprKind::Literal(_)) {
@@ -679,7 +705,11 @@ fn parse_literal_as(s: &str, to: &DataType) -> Option<Value> {
         DataType::BigInt => Value::BigInt(s.parse().ok()?),
         DataType::Double => Value::Double(s.parse().ok()?),
         DataType::Decimal { scale, .. } => Value::Decimal(parse_decimal(s, *scale)?, *scale),
-        DataType::Boolean => Value::Boolean(s.parse().ok()?),
+        DataType::Boolean => Value::Boolean(match s.to_ascii_lowercase().as_str() {
+            "true" => true,
+            "false" => false,
+            _ => return None,
+        }),
         _ => return None,
     })
 }
@@ -829,6 +859,12 @@ fn check_cast(from: &DataType, to: &DataType) -> Result<()> {
             ))
         || match (from, to) {
             (DataType::Array(a), DataType::Array(b)) => check_cast(a, b).is_ok(),
+            (DataType::Struct(a), DataType::Struct(b)) => {
+                a.len() == b.len()
+                    && a.iter()
+                        .zip(b)
+                        .all(|((_, x), (_, y))| check_cast(x, y).is_ok())
+            }
             (DataType::Map(k1, v1), DataType::Map(k2, v2)) => {
                 check_cast(k1, k2).is_ok() && check_cast(v1, v2).is_ok()
             }
