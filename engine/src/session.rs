@@ -87,6 +87,14 @@ struct EngineState {
     sequence: u64,
 }
 
+impl EngineState {
+    /// Counts a statement; returns its number, which query ids end with.
+    fn next_sequence(&mut self) -> u64 {
+        self.sequence += 1;
+        self.sequence - 1
+    }
+}
+
 impl Engine {
     /// An engine on Kafka (or the embedded broker the config names).
     pub async fn start(config: EngineConfig) -> Result<Arc<Self>> {
@@ -289,7 +297,7 @@ impl Session {
     ) -> Result<StatementResult> {
         let engine = self.engine.clone();
         let mut state = engine.state.lock().await;
-        state.sequence += 1;
+        state.next_sequence();
         let create = &self.with_inferred_columns(create)?;
         let mut source = state.catalog.source_from_create(create, sql)?;
         self.apply_wrap_default(&create.properties, &mut source);
@@ -457,8 +465,7 @@ impl Session {
     ) -> Result<StatementResult> {
         let engine = self.engine.clone();
         let mut state = engine.state.lock().await;
-        state.sequence += 1;
-        let sequence = state.sequence - 1;
+        let sequence = state.next_sequence();
         let (plan, mut sink) = state.catalog.plan_create_as(create, sql)?;
         if !create.properties.contains_key("KAFKA_TOPIC") {
             if let Some(prefix) = self.properties.get("ksql.output.topic.name.prefix") {
@@ -522,8 +529,7 @@ impl Session {
     ) -> Result<StatementResult> {
         let engine = self.engine.clone();
         let mut state = engine.state.lock().await;
-        state.sequence += 1;
-        let sequence = state.sequence - 1;
+        let sequence = state.next_sequence();
         let target = state.catalog.source(&insert.target)?.clone();
         if target.kind != SourceKind::Stream {
             return Err(EngineError::new(format!(
@@ -655,7 +661,7 @@ impl Session {
         let engine = self.engine.clone();
         let source = {
             let mut state = engine.state.lock().await;
-            state.sequence += 1;
+            state.next_sequence();
             state.catalog.source(&insert.target)?.clone()
         };
         if source.is_source {
@@ -767,7 +773,7 @@ impl Session {
     async fn drop_source(&mut self, drop: &ast::Drop) -> Result<StatementResult> {
         let engine = self.engine.clone();
         let mut state = engine.state.lock().await;
-        state.sequence += 1;
+        state.next_sequence();
         let Some(source) = state.catalog.sources.get(&drop.name).cloned() else {
             if drop.if_exists {
                 return Ok(StatementResult::Status {

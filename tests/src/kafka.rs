@@ -38,6 +38,8 @@ impl Record {
 }
 
 /// Kafka's default partitioner: murmur2 of the key bytes, as the Java clients compute it.
+/// Written here apart from Brook's own, so that tests check Brook's placement against an
+/// independent implementation.
 pub fn murmur2_partition(key: &[u8], partitions: i32) -> i32 {
     const M: u32 = 0x5bd1e995;
     let seed: u32 = 0x9747b28c;
