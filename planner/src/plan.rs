@@ -331,8 +331,15 @@ fn selected_with_alias(query: &ast::Query, name: &str) -> bool {
         .any(|i| matches!(i, SelectItem::Expr { alias: Some(a), .. } if a == name))
 }
 
-/// ksqlDB names the clause in which a column cannot be resolved.
+/// ksqlDB names the clause in which a column cannot be resolved, and calls a select item
+/// it cannot cast invalid.
 fn in_clause(e: PlanError, clause: &str) -> PlanError {
+    if clause == "SELECT" && e.message.starts_with("Cast of ") {
+        return PlanError {
+            message: format!("Invalid Select: {}", e.message),
+            position: e.position,
+        };
+    }
     match e.message.strip_prefix("Column '") {
         Some(rest) => PlanError {
             message: format!("{clause} column '{rest}"),
@@ -375,10 +382,17 @@ pub fn sink_source(create: &ast::CreateAsSelect, plan: &QueryPlan, sql: &str) ->
     let source = &plan.source;
     let (mut key_format, value_format) =
         props.formats(Some((&source.key_format, &source.value_format)))?;
-    if !plan.projection.iter().any(|p| p.key)
-        && props.key_format.is_none()
-        && props.format.is_none()
+    let keyless = !plan.projection.iter().any(|p| p.key);
+    if keyless
+        && props
+            .key_format
+            .is_some_and(|k| k != crate::formats::FormatKind::None)
     {
+        return Err(PlanError::new(
+            "Key format specified for stream without key columns.",
+        ));
+    }
+    if keyless && props.key_format.is_none() && props.format.is_none() {
         key_format = crate::formats::Format::new(crate::formats::FormatKind::None);
     }
     let columns = plan

@@ -582,6 +582,15 @@ impl StatementParser<'_> {
             vec![]
         };
         let partition_by = if self.eat_words(&["PARTITION", "BY"]) {
+            let clause_ends =
+                matches!(self.p.peek_token_ref().token, Token::EOF | Token::SemiColon)
+                    || ["HAVING", "EMIT", "LIMIT"].iter().any(|w| self.is_word(w));
+            if clause_ends {
+                return Err(ParseError::new(
+                    self.here(),
+                    "PARTITION BY requires at least one expression",
+                ));
+            }
             self.expr_list()?
         } else {
             vec![]

@@ -421,3 +421,13 @@ fn create_and_drop_type() {
         }
     );
 }
+
+#[test]
+fn partition_by_needs_an_expression() {
+    let err = parse_err("CREATE STREAM o AS SELECT * FROM s PARTITION BY EMIT CHANGES");
+    assert!(
+        err.message
+            .contains("PARTITION BY requires at least one expression"),
+        "{err}"
+    );
+}
