@@ -796,8 +796,12 @@ fn binary(op: BinaryOp, left: TypedExpr, right: TypedExpr) -> Result<TypedExpr> 
     };
     if let DataType::Decimal { .. } = common {
         let (Some(a), Some(b)) = (as_decimal(&left.data_type), as_decimal(&right.data_type)) else {
-            // A DOUBLE with a DECIMAL is DOUBLE arithmetic; common_numeric said DOUBLE then.
-            unreachable!("common_numeric gives DECIMAL only for integer and decimal operands")
+            // common_numeric gives DECIMAL only for integer and decimal operands; should that
+            // ever change, the statement fails rather than the process.
+            return Err(PlanError::new(format!(
+                "Error processing expression: Unsupported arithmetic types. {} {}",
+                left.data_type, right.data_type
+            )));
         };
         let result = decimal_result(op, a, b);
         let to_decimal = |e: TypedExpr, (p, s): (u8, i8)| {
