@@ -4,8 +4,9 @@
 //!
 //!     cargo bench -p brook-engine --bench stateless [-- RECORDS [BATCH]]
 
+use brook_engine::dataflow::Operators;
 use brook_engine::formats::FormatContext;
-use brook_engine::pipeline::{InputRecord, Pipeline};
+use brook_engine::pipeline::InputRecord;
 use brook_engine::sink::SinkWriter;
 use brook_planner::catalog::Catalog;
 use brook_sql::ast::StatementKind;
@@ -44,8 +45,9 @@ fn main() {
         .plan_create_as(csas, &statements[1].text)
         .expect("plan");
     let formats = FormatContext::default();
-    let writer = SinkWriter::new(&plan, &sink, &formats);
-    let pipeline = Pipeline::new(plan, &formats);
+    let operators = Operators::new(plan, &formats);
+    let writer = SinkWriter::new(operators.projection(), &sink, &formats);
+    let mut store = brook_state::Store::memory();
 
     let tiers = ["gold", "silver", "bronze"];
     let input: Vec<InputRecord> = (0..records)
@@ -72,8 +74,12 @@ fn main() {
     let mut written = 0usize;
     let mut errors = Vec::new();
     for chunk in input.chunks(batch) {
-        let output = pipeline.process(chunk, &mut errors);
-        written += writer.encode(&pipeline.plan, &output, &mut errors).len();
+        let output = operators
+            .process(chunk, &mut store, &mut errors)
+            .expect("process");
+        written += writer
+            .encode(operators.projection(), &output, &mut errors)
+            .len();
     }
     let elapsed = start.elapsed().as_secs_f64();
     assert!(errors.is_empty(), "{} records failed", errors.len());

@@ -1,5 +1,6 @@
 //! Where a session's topics live and its queries run: Kafka, or the in-process driver.
 
+use crate::dataflow::Operators;
 use crate::driver::Driver;
 use crate::formats::FormatContext;
 use crate::kafka::{KafkaSettings, Topics};
@@ -34,7 +35,7 @@ pub struct NewQuery<'a> {
     pub id: &'a str,
     pub group_id: &'a str,
     pub sql: &'a str,
-    pub pipeline: Pipeline,
+    pub operators: Operators,
     pub sink: &'a SourceDef,
 }
 
@@ -114,14 +115,14 @@ impl Backend {
             id,
             group_id,
             sql,
-            pipeline,
+            operators,
             sink,
         } = query;
         match self {
             Backend::Kafka(k) => PersistentQuery::start(
                 id.to_string(),
                 sql.to_string(),
-                pipeline,
+                operators,
                 sink.clone(),
                 &k.settings,
                 group_id,
@@ -133,12 +134,12 @@ impl Backend {
             )
             .map(QueryHandle::Kafka),
             Backend::Driver(d) => {
-                let writer = SinkWriter::new(&pipeline.plan, sink, formats);
+                let writer = SinkWriter::new(operators.projection(), sink, formats);
                 let from_beginning = properties
                     .get("auto.offset.reset")
                     .map(|v| v.eq_ignore_ascii_case("earliest"))
                     .unwrap_or(true);
-                d.add_query(id.to_string(), pipeline, writer, from_beginning);
+                d.add_query(id.to_string(), operators, writer, from_beginning);
                 Ok(QueryHandle::Driver)
             }
         }

@@ -2,8 +2,9 @@
 //! synchronously as records arrive, in order, with nothing cached. It plays the role Kafka
 //! Streams' TopologyTestDriver plays for ksqlDB, for the conformance runner and unit tests.
 
+use crate::dataflow::Operators;
 use crate::partitioner::partition_for;
-use crate::pipeline::{InputRecord, Pipeline, RecordError};
+use crate::pipeline::{InputRecord, RecordError};
 use crate::processing_log::entry;
 use crate::query::OutputRecord;
 use crate::sink::SinkWriter;
@@ -30,8 +31,10 @@ struct Topic {
 struct DriverQuery {
     id: String,
     source_topic: String,
-    pipeline: Pipeline,
+    operators: Operators,
     sink: SinkWriter,
+    /// One task holds all the query's state: the driver runs a single task per query.
+    store: brook_state::Store,
 }
 
 pub struct Driver {
@@ -96,12 +99,12 @@ impl Driver {
     pub fn add_query(
         &self,
         id: String,
-        pipeline: Pipeline,
+        operators: Operators,
         sink: SinkWriter,
         from_beginning: bool,
     ) {
         let mut state = self.lock();
-        let source_topic = pipeline.plan.source.topic.clone();
+        let source_topic = operators.source().topic.clone();
         let existing: Vec<TopicRecord> = match (from_beginning, state.topics.get(&source_topic)) {
             (true, Some(t)) => t.records.clone(),
             _ => vec![],
@@ -109,12 +112,13 @@ impl Driver {
         state.queries.push(DriverQuery {
             id,
             source_topic: source_topic.clone(),
-            pipeline,
+            operators,
             sink,
+            store: brook_state::Store::memory(),
         });
         let index = state.queries.len() - 1;
         for chunk in existing.chunks(self.batch_size) {
-            let produced = self.run_query(&state, index, &source_topic, chunk);
+            let produced = self.run_query(&mut state, index, &source_topic, chunk);
             self.deliver(&mut state, produced);
         }
     }
@@ -175,12 +179,12 @@ impl Driver {
     /// Runs one query over records of its source; returns what it writes, by topic.
     fn run_query(
         &self,
-        state: &State,
+        state: &mut State,
         index: usize,
         topic: &str,
         records: &[TopicRecord],
     ) -> Vec<(String, Vec<OutputRecord>)> {
-        let query = &state.queries[index];
+        let query = &mut state.queries[index];
         let inputs: Vec<InputRecord> = records
             .iter()
             .map(|r| InputRecord {
@@ -194,10 +198,24 @@ impl Driver {
             })
             .collect();
         let mut errors: Vec<RecordError> = Vec::new();
-        let output = query.pipeline.process(&inputs, &mut errors);
-        let records = query
-            .sink
-            .encode(&query.pipeline.plan, &output, &mut errors);
+        let records = match query
+            .operators
+            .process(&inputs, &mut query.store, &mut errors)
+        {
+            Ok(output) => {
+                let _ = query.store.flush(None);
+                query
+                    .sink
+                    .encode(query.operators.projection(), &output, &mut errors)
+            }
+            Err(message) => {
+                errors.extend(inputs.iter().map(|r| RecordError::Processing {
+                    message: message.clone(),
+                    record: Box::new(r.clone()),
+                }));
+                vec![]
+            }
+        };
         let mut produced = vec![(query.sink.topic.clone(), records)];
         if !errors.is_empty() {
             let log = errors

@@ -1,8 +1,10 @@
 //! Running Brook statements: sessions, formats, operators over Arrow batches, persistent
 //! and push queries on Kafka, and the processing log.
 
+pub mod aggregation;
 pub mod arrays;
 mod backend;
+pub mod dataflow;
 pub mod driver;
 mod error;
 pub mod eval;

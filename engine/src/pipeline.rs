@@ -9,7 +9,7 @@ use arrow::array::{Array, ArrayRef, AsArray, BooleanArray};
 use arrow::compute::filter;
 use arrow::datatypes::Int64Type;
 use brook_planner::catalog::ColumnRole;
-use brook_planner::plan::QueryPlan;
+use brook_planner::plan::{Projection, QueryPlan};
 use brook_planner::typing::ExprKind;
 use brook_planner::value::Value;
 use brook_sql::ast::DataType;
@@ -50,14 +50,16 @@ pub struct Output {
     pub rowtime: Vec<i64>,
     /// Rows that came from a record without a value: their value stays absent.
     pub tombstone: Vec<bool>,
+    /// The window of each row, for windowed aggregations (empty otherwise).
+    pub windows: Vec<Option<brook_state::WindowKey>>,
     pub len: usize,
 }
 
 impl Output {
-    pub fn row(&self, plan: &QueryPlan, row: usize) -> Vec<Value> {
+    pub fn row(&self, projection: &[Projection], row: usize) -> Vec<Value> {
         self.columns
             .iter()
-            .zip(&plan.projection)
+            .zip(projection)
             .map(|(a, p)| value_at(a, &p.expr.data_type, row))
             .collect()
     }
@@ -323,6 +325,7 @@ impl Pipeline {
             columns: outputs,
             rowtime,
             tombstone,
+            windows: Vec::new(),
             len,
         })
     }
@@ -385,6 +388,7 @@ impl Pipeline {
             columns,
             rowtime: rows.iter().map(|r| rowtime[*r as usize]).collect(),
             tombstone: rows.iter().map(|r| tombstone[*r as usize]).collect(),
+            windows: Vec::new(),
             len: rows.len(),
         })
     }
@@ -401,6 +405,7 @@ fn empty_output(plan: &QueryPlan) -> Output {
             .collect(),
         rowtime: vec![],
         tombstone: vec![],
+        windows: vec![],
         len: 0,
     }
 }
@@ -425,6 +430,7 @@ fn concat_outputs(parts: Vec<Output>, plan: &QueryPlan) -> Result<Output, String
             .iter()
             .flat_map(|p| p.tombstone.iter().copied())
             .collect(),
+        windows: Vec::new(),
         len: parts.iter().map(|p| p.len).sum(),
     })
 }

@@ -466,7 +466,7 @@ impl Session {
         let engine = self.engine.clone();
         let mut state = engine.state.lock().await;
         let sequence = state.next_sequence();
-        let (plan, mut sink) = state.catalog.plan_create_as(create, sql)?;
+        let (flow, mut sink) = state.catalog.plan_create_as(create, sql)?;
         if !create.properties.contains_key("KAFKA_TOPIC") {
             if let Some(prefix) = self.properties.get("ksql.output.topic.name.prefix") {
                 sink.topic = format!("{prefix}{}", sink.topic);
@@ -484,13 +484,15 @@ impl Session {
         )? {
             return Ok(done);
         }
-        let source_partitions = engine
-            .backend
-            .partitions(&plan.source.topic)
-            .await?
-            .ok_or_else(|| {
-                EngineError::new(format!("Kafka topic does not exist: {}", plan.source.topic))
-            })?;
+        let source_topic = flow.source().topic.clone();
+        let source_partitions =
+            engine
+                .backend
+                .partitions(&source_topic)
+                .await?
+                .ok_or_else(|| {
+                    EngineError::new(format!("Kafka topic does not exist: {source_topic}"))
+                })?;
         let partitions = sink.partitions.unwrap_or(source_partitions);
         match engine.backend.partitions(&sink.topic).await? {
             Some(existing) if sink.partitions.is_some_and(|p| p != existing) => {
@@ -512,7 +514,7 @@ impl Session {
             &mut state,
             query_id,
             sql,
-            plan,
+            flow,
             &sink,
             &create.query.from.name,
         )?;
@@ -588,7 +590,7 @@ impl Session {
             &mut state,
             query_id,
             sql,
-            plan,
+            brook_planner::plan::Dataflow::Stateless(plan),
             &target,
             &insert.query.from.name,
         )
@@ -600,7 +602,7 @@ impl Session {
         state: &mut EngineState,
         query_id: String,
         sql: &str,
-        plan: brook_planner::plan::QueryPlan,
+        flow: brook_planner::plan::Dataflow,
         sink: &SourceDef,
         source: &str,
     ) -> Result<StatementResult> {
@@ -614,7 +616,7 @@ impl Session {
                 id: &query_id,
                 group_id: &group_id,
                 sql,
-                pipeline: Pipeline::new(plan, &engine.formats),
+                operators: crate::dataflow::Operators::new(flow, &engine.formats),
                 sink,
             },
             &self.properties,

@@ -3,8 +3,8 @@
 use crate::formats::{FormatContext, RecordCodec};
 use crate::pipeline::{InputRecord, Output, RecordError};
 use crate::query::OutputRecord;
-use brook_planner::catalog::SourceDef;
-use brook_planner::plan::QueryPlan;
+use brook_planner::catalog::{SourceDef, WindowType};
+use brook_planner::plan::Projection;
 use brook_planner::value::Value;
 
 pub struct SinkWriter {
@@ -15,6 +15,18 @@ pub struct SinkWriter {
     /// The value column (index in `value_columns`) holding the record time, if any.
     timestamp_column: Option<usize>,
     timestamp_format: Option<String>,
+    window: Option<WindowType>,
+}
+
+/// A windowed key as ksqlDB writes it: the key, then the window start for time windows, or
+/// the end and the start for session windows (8 bytes each, big-endian).
+pub fn windowed_key(key: Option<Vec<u8>>, kind: WindowType, w: brook_state::WindowKey) -> Vec<u8> {
+    let mut out = key.unwrap_or_default();
+    if kind == WindowType::Session {
+        out.extend_from_slice(&w.end.to_be_bytes());
+    }
+    out.extend_from_slice(&w.start.to_be_bytes());
+    out
 }
 
 impl SinkWriter {
@@ -32,14 +44,14 @@ impl SinkWriter {
         })
     }
 
-    pub fn new(plan: &QueryPlan, sink: &SourceDef, formats: &FormatContext) -> Self {
-        let n = plan.projection.len();
-        let key_columns: Vec<usize> = (0..n).filter(|i| plan.projection[*i].key).collect();
-        let value_columns: Vec<usize> = (0..n).filter(|i| !plan.projection[*i].key).collect();
+    pub fn new(projection: &[Projection], sink: &SourceDef, formats: &FormatContext) -> Self {
+        let n = projection.len();
+        let key_columns: Vec<usize> = (0..n).filter(|i| projection[*i].key).collect();
+        let value_columns: Vec<usize> = (0..n).filter(|i| !projection[*i].key).collect();
         let timestamp_column = sink.timestamp_column.as_ref().and_then(|ts| {
             value_columns
                 .iter()
-                .position(|i| &plan.projection[*i].name == ts)
+                .position(|i| &projection[*i].name == ts)
         });
         Self {
             topic: sink.topic.clone(),
@@ -48,19 +60,20 @@ impl SinkWriter {
             value_columns,
             timestamp_column,
             timestamp_format: sink.timestamp_format.clone(),
+            window: sink.window.map(|w| w.kind),
         }
     }
 
     /// Encodes each output row; rows that cannot be written are reported instead.
     pub fn encode(
         &self,
-        plan: &QueryPlan,
+        projection: &[Projection],
         output: &Output,
         errors: &mut Vec<RecordError>,
     ) -> Vec<OutputRecord> {
         let mut out = Vec::with_capacity(output.len);
         for row in 0..output.len {
-            let values = output.row(plan, row);
+            let values = output.row(projection, row);
             let keys: Vec<Value> = self
                 .key_columns
                 .iter()
@@ -102,7 +115,12 @@ impl SinkWriter {
                 });
                 continue;
             }
+            let window = output.windows.get(row).copied().flatten();
             let encoded = self.codec.key.encode(&keys).and_then(|k| {
+                let k = match (self.window, window) {
+                    (Some(kind), Some(w)) => Some(windowed_key(k, kind, w)),
+                    _ => k,
+                };
                 if output.tombstone[row] {
                     return Ok((k, None));
                 }

@@ -48,6 +48,52 @@ pub struct SourceDef {
     pub is_source: bool,
     /// The statement that created it.
     pub sql: String,
+    /// For a windowed table (or a stream of windowed keys): how its keys are windowed.
+    pub window: Option<SourceWindow>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WindowType {
+    Tumbling,
+    Hopping,
+    Session,
+}
+
+impl WindowType {
+    pub fn name(self) -> &'static str {
+        match self {
+            WindowType::Tumbling => "TUMBLING",
+            WindowType::Hopping => "HOPPING",
+            WindowType::Session => "SESSION",
+        }
+    }
+}
+
+/// A windowed source's window: its type and, for time windows, its size in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SourceWindow {
+    pub kind: WindowType,
+    pub size: Option<i64>,
+}
+
+impl SourceWindow {
+    pub fn of(window: &brook_sql::ast::Window) -> Self {
+        use brook_sql::ast::WindowKind;
+        match window.kind {
+            WindowKind::Tumbling { size } => Self {
+                kind: WindowType::Tumbling,
+                size: Some(size),
+            },
+            WindowKind::Hopping { size, .. } => Self {
+                kind: WindowType::Hopping,
+                size: Some(size),
+            },
+            WindowKind::Session { .. } => Self {
+                kind: WindowType::Session,
+                size: None,
+            },
+        }
+    }
 }
 
 impl SourceDef {
@@ -182,6 +228,7 @@ impl Catalog {
             replicas: props.replicas,
             is_source: create.is_source,
             sql: sql.to_string(),
+            window: props.window,
         };
         validate_source(&source)?;
         Ok(source)
@@ -278,12 +325,40 @@ pub struct WithClause {
     pub timestamp_format: Option<String>,
     pub key_schema_id: Option<u32>,
     pub value_schema_id: Option<u32>,
+    pub window: Option<SourceWindow>,
+}
+
+/// `'30 SECONDS'` in milliseconds.
+fn parse_duration(key: &str, text: &str) -> Result<i64> {
+    let invalid = |why: String| {
+        PlanError::new(format!(
+            "Configuration {key} is invalid: Invalid duration: '{text}'. {why}"
+        ))
+    };
+    let mut words = text.split_whitespace();
+    let (Some(n), Some(unit), None) = (words.next(), words.next(), words.next()) else {
+        return Err(invalid("Not recognizable as a duration.".into()));
+    };
+    let n: i64 = n
+        .parse()
+        .map_err(|_| invalid("Not recognizable as a duration.".into()))?;
+    let upper = unit.to_uppercase();
+    let millis = match upper.trim_end_matches('S') {
+        "MILLISECOND" => 1,
+        "SECOND" => 1000,
+        "MINUTE" => 60_000,
+        "HOUR" => 3_600_000,
+        "DAY" => 86_400_000,
+        _ => return Err(invalid(format!("Unknown time unit: '{upper}'"))),
+    };
+    Ok(n * millis)
 }
 
 impl WithClause {
     pub fn read(props: &Properties, for_query: bool) -> Result<Self> {
         let mut out = WithClause::default();
         let mut unknown = Vec::new();
+        let mut window_size = None;
         for (key, value) in props {
             let text = value.as_property_text();
             match key.as_str() {
@@ -300,6 +375,21 @@ impl WithClause {
                 "TIMESTAMP_FORMAT" => out.timestamp_format = Some(text),
                 "KEY_SCHEMA_ID" => out.key_schema_id = Some(schema_id(key, value)?),
                 "VALUE_SCHEMA_ID" => out.value_schema_id = Some(schema_id(key, value)?),
+                "WINDOW_TYPE" => {
+                    let kind = match text.to_uppercase().as_str() {
+                        "TUMBLING" => WindowType::Tumbling,
+                        "HOPPING" => WindowType::Hopping,
+                        "SESSION" => WindowType::Session,
+                        other => {
+                            return Err(PlanError::new(format!(
+                                "Invalid value {other} for property WINDOW_TYPE: String must be one of: SESSION, HOPPING, TUMBLING"
+                            )))
+                        }
+                    };
+                    let size = out.window.and_then(|w| w.size);
+                    out.window = Some(SourceWindow { kind, size });
+                }
+                "WINDOW_SIZE" => window_size = Some(parse_duration(key, &text)?),
                 // The record names to read; Brook matches fields by name, whatever the record.
                 "KEY_SCHEMA_FULL_NAME" | "VALUE_SCHEMA_FULL_NAME" => {}
                 _ => unknown.push(key.clone()),
@@ -322,6 +412,26 @@ impl WithClause {
             )));
         }
         let _ = for_query;
+        match (&mut out.window, window_size) {
+            (Some(w), Some(_)) if w.kind == WindowType::Session => {
+                return Err(PlanError::new(
+                    "'WINDOW_SIZE' should not be set for SESSION windows.",
+                ))
+            }
+            (Some(w), None) if w.kind != WindowType::Session => {
+                return Err(PlanError::new(format!(
+                    "{} windows require 'WINDOW_SIZE' to be provided in the WITH clause.",
+                    w.kind.name()
+                )))
+            }
+            (Some(w), size) => w.size = size,
+            (None, Some(_)) => {
+                return Err(PlanError::new(
+                    "'WINDOW_SIZE' should only be set for windowed sources: add WINDOW_TYPE.",
+                ))
+            }
+            (None, None) => {}
+        }
         Ok(out)
     }
 

@@ -1,6 +1,7 @@
 //! The metastore (streams, tables, their columns and formats), typing of expressions against
 //! a source's row, and the plans that the engine runs. No I/O happens here.
 
+pub mod aggregate;
 pub mod catalog;
 mod error;
 pub mod formats;

@@ -1,11 +1,13 @@
 //! Query analysis: a `SELECT` against the catalog becomes a plan of typed expressions over
 //! its source's row, and a `CREATE ... AS SELECT` also yields the source it creates.
 
+use crate::aggregate::AggregatePlan;
 use crate::catalog::{
     validate_source, Catalog, Column, ColumnRole, SourceDef, WithClause, RESERVED_COLUMNS,
     ROWOFFSET, ROWPARTITION, ROWTIME,
 };
 use crate::error::{PlanError, Result};
+use crate::functions::aggregates::Udaf;
 use crate::typing::{type_expr, ExprKind, RowColumn, Scope, TypedExpr};
 use brook_sql::ast::{self, DataType, Emit, Expr, SelectItem, SourceKind};
 
@@ -361,11 +363,67 @@ fn derived_name(expr: &Expr, generated: &mut usize) -> String {
     }
 }
 
+/// What a query runs: stateless operators, or an aggregation.
+#[derive(Debug, Clone, PartialEq)]
+#[allow(clippy::large_enum_variant)] // one per query, moved rarely
+pub enum Dataflow {
+    Stateless(QueryPlan),
+    Aggregate(AggregatePlan),
+}
+
+impl Dataflow {
+    /// The source the query reads.
+    pub fn source(&self) -> &SourceDef {
+        match self {
+            Dataflow::Stateless(p) => &p.source,
+            Dataflow::Aggregate(a) => &a.pre.source,
+        }
+    }
+
+    /// The query's output columns.
+    pub fn projection(&self) -> &[Projection] {
+        match self {
+            Dataflow::Stateless(p) => &p.projection,
+            Dataflow::Aggregate(a) => &a.projection,
+        }
+    }
+
+    /// What kind of source its output is.
+    pub fn output_kind(&self) -> SourceKind {
+        match self {
+            Dataflow::Stateless(p) => p.source.kind,
+            Dataflow::Aggregate(_) => SourceKind::Table,
+        }
+    }
+
+    pub fn limit(&self) -> Option<u64> {
+        match self {
+            Dataflow::Stateless(p) => p.limit,
+            Dataflow::Aggregate(_) => None,
+        }
+    }
+}
+
+/// Plans any query: an aggregation when it groups, else a stateless query.
+pub fn plan_dataflow(
+    catalog: &Catalog,
+    query: &ast::Query,
+    sink: Option<&str>,
+) -> Result<Dataflow> {
+    if crate::aggregate::is_aggregation(query) {
+        let plan = crate::aggregate::plan_aggregate(catalog, query, sink)?;
+        Ok(Dataflow::Aggregate(plan))
+    } else {
+        plan_query(catalog, query, sink).map(Dataflow::Stateless)
+    }
+}
+
 /// The stream a `CREATE STREAM ... AS SELECT` creates: the query's output columns in the
 /// formats its WITH clause names, else its source's.
-pub fn sink_source(create: &ast::CreateAsSelect, plan: &QueryPlan, sql: &str) -> Result<SourceDef> {
+pub fn sink_source(create: &ast::CreateAsSelect, flow: &Dataflow, sql: &str) -> Result<SourceDef> {
+    let projection = flow.projection();
     // Without aggregation, a query over a stream gives a stream and over a table a table.
-    match (create.kind, plan.source.kind) {
+    match (create.kind, flow.output_kind()) {
         (SourceKind::Table, SourceKind::Stream) => {
             return Err(PlanError::new(
                 "Invalid result type. Your SELECT query produces a STREAM. Please use CREATE STREAM AS SELECT statement instead.",
@@ -379,10 +437,10 @@ pub fn sink_source(create: &ast::CreateAsSelect, plan: &QueryPlan, sql: &str) ->
         _ => {}
     }
     let props = WithClause::read(&create.properties, true)?;
-    let source = &plan.source;
+    let source = flow.source();
     let (mut key_format, value_format) =
         props.formats(Some((&source.key_format, &source.value_format)))?;
-    let keyless = !plan.projection.iter().any(|p| p.key);
+    let keyless = !projection.iter().any(|p| p.key);
     if keyless
         && props
             .key_format
@@ -395,11 +453,10 @@ pub fn sink_source(create: &ast::CreateAsSelect, plan: &QueryPlan, sql: &str) ->
     if keyless && props.key_format.is_none() && props.format.is_none() {
         key_format = crate::formats::Format::new(crate::formats::FormatKind::None);
     }
-    let columns = plan
-        .projection
+    let columns = projection
         .iter()
         .filter(|p| p.key)
-        .chain(plan.projection.iter().filter(|p| !p.key))
+        .chain(projection.iter().filter(|p| !p.key))
         .map(|p| Column {
             name: p.name.clone(),
             data_type: p.expr.data_type.clone(),
@@ -410,7 +467,7 @@ pub fn sink_source(create: &ast::CreateAsSelect, plan: &QueryPlan, sql: &str) ->
             },
         })
         .collect();
-    crate::catalog::check_wrap(&props, plan.projection.iter().filter(|p| !p.key).count())?;
+    crate::catalog::check_wrap(&props, projection.iter().filter(|p| !p.key).count())?;
     let sink = SourceDef {
         name: create.name.clone(),
         kind: create.kind,
@@ -424,7 +481,25 @@ pub fn sink_source(create: &ast::CreateAsSelect, plan: &QueryPlan, sql: &str) ->
         replicas: props.replicas,
         is_source: false,
         sql: sql.to_string(),
+        window: match flow {
+            Dataflow::Aggregate(a) => a.window.as_ref().map(crate::catalog::SourceWindow::of),
+            Dataflow::Stateless(p) => p.source.window,
+        },
     };
+    if let Dataflow::Aggregate(a) = flow {
+        // ksqlDB keeps aggregate states in the value format: DELIMITED holds only primitives.
+        let complex = a.aggregates.iter().any(|c| {
+            !matches!(
+                c.aggregate.udaf,
+                Udaf::Count | Udaf::Sum | Udaf::Min | Udaf::Max
+            )
+        });
+        if complex && sink.value_format.kind == crate::formats::FormatKind::Delimited {
+            return Err(PlanError::new(
+                "One of the functions used in the statement has an intermediate type that the value format can not handle. Please remove the function or change the format.",
+            ));
+        }
+    }
     validate_source(&sink)?;
     Ok(sink)
 }
@@ -435,9 +510,9 @@ impl Catalog {
         &self,
         create: &ast::CreateAsSelect,
         sql: &str,
-    ) -> Result<(QueryPlan, SourceDef)> {
-        let plan = plan_query(self, &create.query, Some(&create.name))?;
-        let sink = sink_source(create, &plan, sql)?;
-        Ok((plan, sink))
+    ) -> Result<(Dataflow, SourceDef)> {
+        let flow = plan_dataflow(self, &create.query, Some(&create.name))?;
+        let sink = sink_source(create, &flow, sql)?;
+        Ok((flow, sink))
     }
 }

@@ -3,7 +3,7 @@
 
 /// A value of one of ksqlDB's types. Temporal values use ksqlDB's units: DATE in days since
 /// the epoch, TIME in milliseconds of the day, TIMESTAMP in milliseconds since the epoch.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Value {
     Null,
     Boolean(bool),

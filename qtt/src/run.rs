@@ -241,9 +241,17 @@ fn pipe_inputs(
             source.map(|s| s.value_format.kind),
             &input["value"],
         )?;
-        if input.get("window").is_some() {
-            return Err("windowed input records are not supported yet".into());
-        }
+        let key = match (&input.get("window"), source.and_then(|s| s.window)) {
+            (Some(w), Some(sw)) => Some(brook_engine::sink::windowed_key(
+                key,
+                sw.kind,
+                brook_state::WindowKey {
+                    start: w["start"].as_i64().unwrap_or(0),
+                    end: w["end"].as_i64().unwrap_or(0),
+                },
+            )),
+            _ => key,
+        };
         if topic != pending_topic && !pending.is_empty() {
             driver.produce(&pending_topic, &std::mem::take(&mut pending));
         }
@@ -333,14 +341,21 @@ fn check_outputs(
             ));
         }
         for (i, (e, a)) in expected.iter().zip(&actual).enumerate() {
-            if e.get("window").is_some() {
-                return Err("windowed output records are not supported yet".into());
-            }
+            let (key_bytes, window) = split_window(a.key.as_deref(), source);
             let key = read(
                 codec.as_ref().map(|c| &c.key),
                 source.map(|s| s.key_format.kind),
-                a.key.as_deref(),
+                key_bytes,
             )?;
+            if let Some(w) = e.get("window") {
+                let expected = (w["start"].as_i64(), w["end"].as_i64());
+                let actual = window.map(|(s, e)| (Some(s), Some(e)));
+                if actual != Some(expected) {
+                    return Err(format!(
+                        "topic {topic} record {i}: expected window {w}, got {window:?}"
+                    ));
+                }
+            }
             let value = read(
                 codec.as_ref().map(|c| &c.value),
                 source.map(|s| s.value_format.kind),
@@ -403,6 +418,22 @@ fn check_post(post: &Json, driver: &Driver, sources: &[SourceDef]) -> Result<(),
                 ));
             }
         }
+        if let Some(kind) = expected["keyFormat"]["windowType"].as_str() {
+            let actual = source.window.map(|w| w.kind.name()).unwrap_or("none");
+            if !kind.eq_ignore_ascii_case(actual) {
+                return Err(format!(
+                    "post: {name} has window type {actual}, expected {kind}"
+                ));
+            }
+        }
+        if let Some(size) = expected["keyFormat"]["windowSize"].as_i64() {
+            let actual = source.window.and_then(|w| w.size);
+            if actual != Some(size) {
+                return Err(format!(
+                    "post: {name} has window size {actual:?}, expected {size}"
+                ));
+            }
+        }
         if let Some(f) = format_of(&expected["valueFormat"]) {
             if !f.eq_ignore_ascii_case(source.value_format.kind.name()) {
                 return Err(format!(
@@ -462,4 +493,35 @@ fn normalize_schema(s: &str) -> String {
         })
         .unwrap_or_default();
     words.join(" ")
+}
+
+/// A windowed source's record key: the key itself and the window's start and end.
+fn split_window<'a>(
+    key: Option<&'a [u8]>,
+    source: Option<&SourceDef>,
+) -> (Option<&'a [u8]>, Option<(i64, i64)>) {
+    use brook_planner::catalog::WindowType;
+    let (Some(key), Some(window)) = (key, source.and_then(|s| s.window)) else {
+        return (key, None);
+    };
+    let long = |b: &[u8]| {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(b);
+        i64::from_be_bytes(a)
+    };
+    match window.kind {
+        WindowType::Session if key.len() >= 16 => {
+            let n = key.len() - 16;
+            let end = long(&key[n..n + 8]);
+            let start = long(&key[n + 8..]);
+            (Some(&key[..n]), Some((start, end)))
+        }
+        WindowType::Tumbling | WindowType::Hopping if key.len() >= 8 => {
+            let n = key.len() - 8;
+            let start = long(&key[n..]);
+            let end = start + window.size.unwrap_or(0);
+            (Some(&key[..n]), Some((start, end)))
+        }
+        _ => (Some(key), None),
+    }
 }

@@ -142,6 +142,23 @@ pub struct Query {
     pub having: Option<Expr>,
     pub emit: Option<Emit>,
     pub limit: Option<u64>,
+    pub window: Option<Window>,
+}
+
+/// `WINDOW TUMBLING (SIZE ..)`, `HOPPING (SIZE .., ADVANCE BY ..)` or `SESSION (gap)`, with
+/// durations in milliseconds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Window {
+    pub kind: WindowKind,
+    pub retention: Option<i64>,
+    pub grace: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WindowKind {
+    Tumbling { size: i64 },
+    Hopping { size: i64, advance: i64 },
+    Session { gap: i64 },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -334,4 +351,139 @@ pub enum Expr {
         params: Vec<String>,
         body: Box<Expr>,
     },
+}
+
+impl Expr {
+    /// A copy where every node `f` replaces is replaced (its children are not visited), and
+    /// the others are rebuilt from rewritten children.
+    pub fn rewrite(&self, f: &mut dyn FnMut(&Expr) -> Option<Expr>) -> Expr {
+        if let Some(replaced) = f(self) {
+            return replaced;
+        }
+        let mut r = |e: &Expr| e.rewrite(f);
+        match self {
+            Expr::Column { .. } | Expr::Literal(_) => self.clone(),
+            Expr::Binary { op, left, right } => Expr::Binary {
+                op: *op,
+                left: Box::new(r(left)),
+                right: Box::new(r(right)),
+            },
+            Expr::Negate(e) => Expr::Negate(Box::new(r(e))),
+            Expr::Not(e) => Expr::Not(Box::new(r(e))),
+            Expr::IsNull { expr, negated } => Expr::IsNull {
+                expr: Box::new(r(expr)),
+                negated: *negated,
+            },
+            Expr::IsDistinctFrom {
+                left,
+                right,
+                negated,
+            } => Expr::IsDistinctFrom {
+                left: Box::new(r(left)),
+                right: Box::new(r(right)),
+                negated: *negated,
+            },
+            Expr::Like {
+                expr,
+                pattern,
+                escape,
+                negated,
+            } => Expr::Like {
+                expr: Box::new(r(expr)),
+                pattern: Box::new(r(pattern)),
+                escape: *escape,
+                negated: *negated,
+            },
+            Expr::Between {
+                expr,
+                low,
+                high,
+                negated,
+            } => Expr::Between {
+                expr: Box::new(r(expr)),
+                low: Box::new(r(low)),
+                high: Box::new(r(high)),
+                negated: *negated,
+            },
+            Expr::InList {
+                expr,
+                list,
+                negated,
+            } => Expr::InList {
+                expr: Box::new(r(expr)),
+                list: list.iter().map(&mut r).collect(),
+                negated: *negated,
+            },
+            Expr::Cast { expr, to } => Expr::Cast {
+                expr: Box::new(r(expr)),
+                to: to.clone(),
+            },
+            Expr::Case {
+                operand,
+                whens,
+                otherwise,
+            } => Expr::Case {
+                operand: operand.as_ref().map(|o| Box::new(r(o))),
+                whens: whens.iter().map(|(w, t)| (r(w), r(t))).collect(),
+                otherwise: otherwise.as_ref().map(|o| Box::new(r(o))),
+            },
+            Expr::Field { expr, field } => Expr::Field {
+                expr: Box::new(r(expr)),
+                field: field.clone(),
+            },
+            Expr::Subscript { expr, index } => Expr::Subscript {
+                expr: Box::new(r(expr)),
+                index: Box::new(r(index)),
+            },
+            Expr::Function {
+                name,
+                args,
+                distinct,
+                star,
+                position,
+            } => Expr::Function {
+                name: name.clone(),
+                args: args.iter().map(&mut r).collect(),
+                distinct: *distinct,
+                star: *star,
+                position: *position,
+            },
+            Expr::Array(items) => Expr::Array(items.iter().map(&mut r).collect()),
+            Expr::Map(entries) => Expr::Map(entries.iter().map(|(k, v)| (r(k), r(v))).collect()),
+            Expr::Struct(fields) => {
+                Expr::Struct(fields.iter().map(|(n, e)| (n.clone(), r(e))).collect())
+            }
+            Expr::Lambda { params, body } => Expr::Lambda {
+                params: params.clone(),
+                body: Box::new(r(body)),
+            },
+        }
+    }
+
+    /// The same expression with every position cleared, to compare expressions as written.
+    pub fn without_positions(&self) -> Expr {
+        self.rewrite(&mut |e| match e {
+            Expr::Column {
+                qualifier, name, ..
+            } => Some(Expr::Column {
+                qualifier: qualifier.clone(),
+                name: name.clone(),
+                position: Position::default(),
+            }),
+            Expr::Function {
+                name,
+                args,
+                distinct,
+                star,
+                ..
+            } => Some(Expr::Function {
+                name: name.clone(),
+                args: args.iter().map(|a| a.without_positions()).collect(),
+                distinct: *distinct,
+                star: *star,
+                position: Position::default(),
+            }),
+            _ => None,
+        })
+    }
 }

@@ -558,11 +558,11 @@ impl StatementParser<'_> {
             alias,
             position,
         };
-        if self.is_word("WINDOW") {
-            return self.error(
-                "WHERE, GROUP BY, PARTITION BY, EMIT or LIMIT (windows are not supported yet)",
-            );
-        }
+        let window = if self.eat_word("WINDOW") {
+            Some(self.window()?)
+        } else {
+            None
+        };
         if ["JOIN", "LEFT", "RIGHT", "FULL", "INNER"]
             .iter()
             .any(|w| self.is_word(w))
@@ -634,7 +634,105 @@ impl StatementParser<'_> {
             having,
             emit,
             limit,
+            window,
         })
+    }
+
+    fn window(&mut self) -> Result<Window, ParseError> {
+        // A window may be named: `WINDOW w TUMBLING (...)`.
+        if !["TUMBLING", "HOPPING", "SESSION"]
+            .iter()
+            .any(|w| self.is_word(w))
+        {
+            self.identifier()?;
+        }
+        let kind = if self.eat_word("TUMBLING") {
+            0
+        } else if self.eat_word("HOPPING") {
+            1
+        } else if self.eat_word("SESSION") {
+            2
+        } else {
+            return self.error("TUMBLING, HOPPING or SESSION");
+        };
+        self.expect_token(&Token::LParen)?;
+        let (mut size, mut advance, mut retention, mut grace) = (None, None, None, None);
+        if kind == 2 {
+            size = Some(self.duration()?);
+            if !self.eat_token(&Token::Comma) {
+                self.expect_token(&Token::RParen)?;
+                return Ok(Window {
+                    kind: WindowKind::Session {
+                        gap: size.unwrap_or_default(),
+                    },
+                    retention: None,
+                    grace: None,
+                });
+            }
+        }
+        loop {
+            if kind != 2 && size.is_none() {
+                self.expect_word("SIZE")?;
+                size = Some(self.duration()?);
+            } else if kind == 1 && advance.is_none() && self.eat_words(&["ADVANCE", "BY"]) {
+                advance = Some(self.duration()?);
+            } else if retention.is_none() && self.eat_word("RETENTION") {
+                retention = Some(self.duration()?);
+            } else if grace.is_none() && self.eat_words(&["GRACE", "PERIOD"]) {
+                grace = Some(self.duration()?);
+            } else if self.eat_token(&Token::RParen) {
+                break;
+            } else {
+                return self.error("ADVANCE BY, RETENTION, GRACE PERIOD or )");
+            }
+            if !self.eat_token(&Token::Comma) {
+                self.expect_token(&Token::RParen)?;
+                break;
+            }
+        }
+        let size = size.unwrap_or_default();
+        let kind = match kind {
+            0 => WindowKind::Tumbling { size },
+            1 => WindowKind::Hopping {
+                size,
+                advance: match advance {
+                    Some(a) => a,
+                    None => return self.error("ADVANCE BY"),
+                },
+            },
+            _ => WindowKind::Session { gap: size },
+        };
+        Ok(Window {
+            kind,
+            retention,
+            grace,
+        })
+    }
+
+    /// `30 SECONDS`: a whole number and a time unit, in milliseconds.
+    fn duration(&mut self) -> Result<i64, ParseError> {
+        let n = match &self.p.peek_token_ref().token {
+            Token::Number(n, _) => match n.parse::<i64>() {
+                Ok(n) => n,
+                Err(_) => return self.error("a whole number"),
+            },
+            _ => return self.error("a duration"),
+        };
+        self.p.next_token();
+        let unit = match &self.p.peek_token_ref().token {
+            Token::Word(w) => w.value.to_uppercase(),
+            _ => return self.error("a time unit"),
+        };
+        let millis = match unit.trim_end_matches('S') {
+            "MILLISECOND" => 1,
+            "SECOND" => 1000,
+            "MINUTE" => 60_000,
+            "HOUR" => 3_600_000,
+            "DAY" => 86_400_000,
+            _ => return self.error("a time unit"),
+        };
+        self.p.next_token();
+        Ok(n * millis)
     }
 
     fn select_item(&mut self) -> Result<SelectItem, ParseError> {

@@ -166,6 +166,11 @@ pub fn to_json(v: &Value) -> Json {
         Value::Date(i) => Json::from(*i),
         Value::Time(i) => Json::from(*i),
         Value::Timestamp(i) => Json::from(*i),
+        // As Jackson writes them: non-finite numbers as strings.
+        Value::Double(d) if d.is_nan() => Json::String("NaN".into()),
+        Value::Double(d) if d.is_infinite() => {
+            Json::String(if *d > 0.0 { "Infinity" } else { "-Infinity" }.into())
+        }
         Value::Double(d) => Number::from_f64(*d).map(Json::Number).unwrap_or(Json::Null),
         Value::Decimal(..) => {
             let text = scalar_text(v).unwrap_or_default();

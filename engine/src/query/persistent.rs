@@ -3,9 +3,9 @@
 //! produced, so a crash repeats work but never loses it.
 
 use super::records::{next_batch, produce_all};
+use crate::dataflow::Operators;
 use crate::formats::FormatContext;
 use crate::kafka::KafkaSettings;
-use crate::pipeline::Pipeline;
 use crate::processing_log::ProcessingLog;
 use crate::sink::SinkWriter;
 use brook_planner::catalog::SourceDef;
@@ -38,7 +38,9 @@ const MAX_BATCH: usize = 1000;
 
 struct Runner {
     id: String,
-    pipeline: Pipeline,
+    operators: Operators,
+    /// Each input partition's state (a task's store).
+    stores: BTreeMap<i32, brook_state::Store>,
     sink: SinkWriter,
     consumer: StreamConsumer,
     producer: FutureProducer,
@@ -50,7 +52,7 @@ impl PersistentQuery {
     pub fn start(
         id: String,
         sql: String,
-        pipeline: Pipeline,
+        operators: Operators,
         sink: SourceDef,
         settings: &KafkaSettings,
         group_id: &str,
@@ -64,16 +66,18 @@ impl PersistentQuery {
             .consumer_config(group_id, properties, instance_id)
             .create()
             .map_err(|e| format!("cannot create a consumer: {e}"))?;
-        let source = pipeline.plan.source.name.clone();
+        let source = operators.source().name.clone();
+        let topic = operators.source().topic.clone();
         consumer
-            .subscribe(&[pipeline.plan.source.topic.as_str()])
-            .map_err(|e| format!("cannot subscribe to {}: {e}", pipeline.plan.source.topic))?;
+            .subscribe(&[topic.as_str()])
+            .map_err(|e| format!("cannot subscribe to {topic}: {e}"))?;
         let status = Arc::new(Mutex::new(QueryStatus::Running));
         let (stop, stop_rx) = watch::channel(false);
         let runner = Runner {
             id: id.clone(),
-            sink: SinkWriter::new(&pipeline.plan, &sink, formats),
-            pipeline,
+            sink: SinkWriter::new(operators.projection(), &sink, formats),
+            operators,
+            stores: BTreeMap::new(),
             consumer,
             producer,
             log,
@@ -119,11 +123,31 @@ impl PersistentQuery {
 }
 
 impl Runner {
-    async fn run(self, mut stop: watch::Receiver<bool>) -> Result<(), String> {
+    async fn run(mut self, mut stop: watch::Receiver<bool>) -> Result<(), String> {
         while let Some(batch) = next_batch(&self.consumer, &mut stop, MAX_BATCH).await {
             let mut errors = Vec::new();
-            let output = self.pipeline.process(&batch, &mut errors);
-            let records = self.sink.encode(&self.pipeline.plan, &output, &mut errors);
+            let mut records = Vec::new();
+            // Each partition is a task with its own state.
+            let mut partitions: Vec<i32> = batch.iter().map(|r| r.partition).collect();
+            partitions.sort_unstable();
+            partitions.dedup();
+            for partition in partitions {
+                let part: Vec<_> = batch
+                    .iter()
+                    .filter(|r| r.partition == partition)
+                    .cloned()
+                    .collect();
+                let store = self
+                    .stores
+                    .entry(partition)
+                    .or_insert_with(brook_state::Store::memory);
+                let output = self.operators.process(&part, store, &mut errors)?;
+                store.flush(None).map_err(|e| e.to_string())?;
+                records.extend(
+                    self.sink
+                        .encode(self.operators.projection(), &output, &mut errors),
+                );
+            }
             produce_all(&self.producer, &self.sink.topic, &records).await?;
             if !errors.is_empty() {
                 self.log.log(&self.id, &errors).await?;

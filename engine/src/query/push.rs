@@ -65,7 +65,11 @@ pub fn start_push_query(
                 if limit.is_some_and(|l| sent >= l) {
                     return;
                 }
-                if tx.send(Ok(output.row(&pipeline.plan, row))).await.is_err() {
+                if tx
+                    .send(Ok(output.row(&pipeline.plan.projection, row)))
+                    .await
+                    .is_err()
+                {
                     return;
                 }
                 sent += 1;

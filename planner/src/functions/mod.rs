@@ -1,6 +1,7 @@
 //! The scalar function registry: each function's name, how its argument types resolve to
 //! parameter and result types, and its evaluation of one row.
 
+pub mod aggregates;
 mod arrays;
 mod encoding;
 mod json;

@@ -1,0 +1,559 @@
+//! The aggregation operator of one task: each row of the stateless stage updates the state
+//! of its grouping key (and window) in the task's store, in record order, and the updated
+//! aggregate rows go through HAVING and the projection. Tables are aggregated by taking the
+//! previous row of a key away before adding its new one.
+
+use crate::arrays::{build_array, value_at};
+use crate::eval::{evaluate, null_as_false};
+use crate::formats::FormatContext;
+use crate::pipeline::{InputRecord, Output, Pipeline, RecordError};
+use arrow::array::{ArrayRef, AsArray};
+use arrow::row::{RowConverter, SortField};
+use brook_planner::aggregate::AggregatePlan;
+use brook_planner::plan::Projection;
+use brook_planner::types::arrow_type;
+use brook_planner::value::Value;
+use brook_sql::ast::WindowKind;
+use brook_state::{window_key, window_range, Store, WindowKey};
+
+/// ksqlDB's grace period when a window names none.
+const DEFAULT_GRACE_MS: i64 = 24 * 60 * 60 * 1000;
+
+/// Store key prefixes: aggregate states, a table source's current rows, and the results
+/// EMIT FINAL holds back until their window closes.
+const AGGREGATES: u8 = 0;
+const SOURCE_ROWS: u8 = 1;
+const SUPPRESSED: u8 = 2;
+const STREAM_TIME: &[u8] = &[3];
+
+/// An aggregate row as stored: the grouping key's values, each aggregate's state, and the
+/// time of the record that last changed it.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Stored {
+    keys: Vec<Value>,
+    states: Vec<Value>,
+    rowtime: i64,
+}
+
+/// An aggregate row that changed.
+struct Change {
+    keys: Vec<Value>,
+    results: Vec<Value>,
+    rowtime: i64,
+    window: Option<WindowKey>,
+    /// The key (or window) no longer exists.
+    deleted: bool,
+}
+
+pub struct Aggregation {
+    pub plan: AggregatePlan,
+    pre: Pipeline,
+    converter: Option<RowConverter>,
+}
+
+fn encode<T: serde::Serialize>(v: &T) -> Vec<u8> {
+    postcard::to_allocvec(v).unwrap_or_default()
+}
+
+fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
+    postcard::from_bytes(bytes).map_err(|e| format!("corrupt state: {e}"))
+}
+
+fn prefixed(prefix: u8, key: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(key.len() + 1);
+    out.push(prefix);
+    out.extend_from_slice(key);
+    out
+}
+
+impl Aggregation {
+    pub fn new(plan: AggregatePlan, formats: &FormatContext) -> Self {
+        let pre = Pipeline::new(plan.pre.clone(), formats);
+        let fields: Vec<SortField> = plan.pre.projection[..plan.keys]
+            .iter()
+            .map(|p| SortField::new(arrow_type(&p.expr.data_type)))
+            .collect();
+        let converter = RowConverter::new(fields).ok();
+        Self {
+            plan,
+            pre,
+            converter,
+        }
+    }
+
+    pub fn projection(&self) -> &[Projection] {
+        &self.plan.projection
+    }
+
+    fn grace(&self) -> i64 {
+        self.plan
+            .window
+            .as_ref()
+            .and_then(|w| w.grace)
+            .unwrap_or(DEFAULT_GRACE_MS)
+    }
+
+    /// Group keys as bytes whose order is the keys' order (or a plain encoding for types
+    /// without an order-preserving one).
+    fn key_bytes(&self, output: &Output) -> Result<Vec<Vec<u8>>, String> {
+        let columns: Vec<ArrayRef> = output.columns[..self.plan.keys].to_vec();
+        if let Some(converter) = &self.converter {
+            if let Ok(rows) = converter.convert_columns(&columns) {
+                return Ok((0..output.len)
+                    .map(|i| rows.row(i).as_ref().to_vec())
+                    .collect());
+            }
+        }
+        Ok((0..output.len)
+            .map(|i| {
+                let values: Vec<Value> = self.plan.pre.projection[..self.plan.keys]
+                    .iter()
+                    .zip(&columns)
+                    .map(|(p, a)| value_at(a.as_ref(), &p.expr.data_type, i))
+                    .collect();
+                encode(&values)
+            })
+            .collect())
+    }
+
+    /// Runs records through the aggregation; the output is the projected changes.
+    pub fn process(
+        &self,
+        records: &[InputRecord],
+        store: &mut Store,
+        errors: &mut Vec<RecordError>,
+    ) -> Result<Output, String> {
+        let pre = self.pre.process(records, errors);
+        let keys = self.key_bytes(&pre)?;
+        let mut stream_time: i64 = match store.get(STREAM_TIME).map_err(|e| e.to_string())? {
+            Some(b) => decode(&b)?,
+            None => i64::MIN,
+        };
+        let mut changes = Vec::new();
+        let columns = &pre.columns;
+        let value = |column: usize, row: usize| {
+            value_at(
+                columns[column].as_ref(),
+                &self.plan.pre.projection[column].expr.data_type,
+                row,
+            )
+        };
+        for (row, key) in keys.iter().enumerate() {
+            let group: Vec<Value> = (0..self.plan.keys).map(|c| value(c, row)).collect();
+            let args: Vec<Vec<Value>> = self
+                .plan
+                .aggregates
+                .iter()
+                .map(|a| a.args.iter().map(|c| value(*c, row)).collect())
+                .collect();
+            let sequence = match value(self.plan.offset_column, row) {
+                Value::BigInt(o) => o,
+                _ => 0,
+            };
+            let rowtime = pre.rowtime[row];
+            let result = if self.plan.source_keys.is_empty() {
+                if group.iter().any(Value::is_null) {
+                    // ksqlDB drops rows whose grouping key is NULL.
+                    continue;
+                }
+                stream_time = stream_time.max(rowtime);
+                self.add_row(
+                    store,
+                    key,
+                    group,
+                    &args,
+                    sequence,
+                    rowtime,
+                    stream_time,
+                    &mut changes,
+                )
+            } else {
+                let source_key: Vec<Value> = self
+                    .plan
+                    .source_keys
+                    .iter()
+                    .map(|c| value(*c, row))
+                    .collect();
+                self.update_table_row(
+                    store,
+                    &encode(&source_key),
+                    (key, group),
+                    &args,
+                    pre.tombstone[row],
+                    rowtime,
+                    &mut changes,
+                )
+            };
+            if let Err(message) = result {
+                errors.push(RecordError::Processing {
+                    message,
+                    record: Box::new(InputRecord {
+                        headers: vec![],
+                        topic: self.plan.pre.source.topic.clone(),
+                        partition: -1,
+                        offset: sequence,
+                        timestamp: rowtime,
+                        key: None,
+                        value: None,
+                    }),
+                });
+            }
+            if self.plan.emit_final {
+                self.release_closed(store, stream_time, &mut changes)?;
+            }
+        }
+        if stream_time != i64::MIN {
+            store.put(STREAM_TIME, &encode(&stream_time));
+        }
+        self.project(changes)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn add_row(
+        &self,
+        store: &mut Store,
+        key: &[u8],
+        group: Vec<Value>,
+        args: &[Vec<Value>],
+        sequence: i64,
+        rowtime: i64,
+        stream_time: i64,
+        changes: &mut Vec<Change>,
+    ) -> Result<(), String> {
+        let Some(window) = &self.plan.window else {
+            let store_key = prefixed(AGGREGATES, key);
+            let states = self.load(store, &store_key)?;
+            let states = self.add(states, args, sequence)?;
+            self.save(store, &store_key, &group, &states, rowtime, None, changes);
+            return Ok(());
+        };
+        let close = stream_time.saturating_sub(self.grace());
+        let windows: Vec<WindowKey> = match window.kind {
+            WindowKind::Tumbling { size } => {
+                let start = rowtime - rowtime.rem_euclid(size.max(1));
+                vec![WindowKey {
+                    start,
+                    end: start + size,
+                }]
+            }
+            WindowKind::Hopping { size, advance } => {
+                let advance = advance.max(1);
+                let last = rowtime - rowtime.rem_euclid(advance);
+                let mut start = (last - size + advance).max(0);
+                start += (advance - start.rem_euclid(advance)) % advance;
+                let mut out = Vec::new();
+                while start <= last {
+                    out.push(WindowKey {
+                        start,
+                        end: start + size,
+                    });
+                    start += advance;
+                }
+                out
+            }
+            WindowKind::Session { gap } => {
+                return self.add_to_session(
+                    store, key, group, args, sequence, rowtime, gap, close, changes,
+                )
+            }
+        };
+        for w in windows {
+            if w.end <= close {
+                // The window has closed: a late record.
+                continue;
+            }
+            let store_key = prefixed(AGGREGATES, &window_key(key, w));
+            let states = self.load(store, &store_key)?;
+            let states = self.add(states, args, sequence)?;
+            self.save(
+                store,
+                &store_key,
+                &group,
+                &states,
+                rowtime,
+                Some(w),
+                changes,
+            );
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn add_to_session(
+        &self,
+        store: &mut Store,
+        key: &[u8],
+        group: Vec<Value>,
+        args: &[Vec<Value>],
+        sequence: i64,
+        rowtime: i64,
+        gap: i64,
+        close: i64,
+        changes: &mut Vec<Change>,
+    ) -> Result<(), String> {
+        let prefix = prefixed(AGGREGATES, key);
+        let (low, high) = window_range(&prefix, i64::MIN, rowtime.saturating_add(gap));
+        let mut merged = WindowKey {
+            start: rowtime,
+            end: rowtime,
+        };
+        let mut states = self.initial();
+        let mut absorbed = Vec::new();
+        // A merged session's time is the latest of its records'.
+        let mut latest = rowtime;
+        for (store_key, bytes) in store.range(&low, &high).map_err(|e| e.to_string())? {
+            let Some((_, w)) = WindowKey::of(&store_key) else {
+                continue;
+            };
+            if w.end < rowtime.saturating_sub(gap) {
+                continue;
+            }
+            let stored: Stored = decode(&bytes)?;
+            states = self
+                .plan
+                .aggregates
+                .iter()
+                .zip(states.into_iter().zip(stored.states))
+                .map(|(a, (s, t))| a.aggregate.merge(s, t))
+                .collect::<Result<_, _>>()?;
+            merged.start = merged.start.min(w.start);
+            merged.end = merged.end.max(w.end);
+            latest = latest.max(stored.rowtime);
+            absorbed.push((store_key, w, stored.rowtime));
+        }
+        if merged.end <= close {
+            return Ok(());
+        }
+        for (store_key, w, old_time) in absorbed {
+            store.delete(&store_key);
+            changes.push(Change {
+                keys: group.clone(),
+                results: vec![],
+                rowtime: old_time,
+                window: Some(w),
+                deleted: true,
+            });
+        }
+        let states = self.add(states, args, sequence)?;
+        let store_key = window_key(&prefix, merged);
+        self.save(
+            store,
+            &store_key,
+            &group,
+            &states,
+            latest,
+            Some(merged),
+            changes,
+        );
+        Ok(())
+    }
+
+    /// Replaces a table source's row: its old values leave their group, its new ones join.
+    #[allow(clippy::too_many_arguments)]
+    fn update_table_row(
+        &self,
+        store: &mut Store,
+        source_key: &[u8],
+        (key, group): (&[u8], Vec<Value>),
+        args: &[Vec<Value>],
+        deleted: bool,
+        rowtime: i64,
+        changes: &mut Vec<Change>,
+    ) -> Result<(), String> {
+        let row_key = prefixed(SOURCE_ROWS, source_key);
+        if let Some(bytes) = store.get(&row_key).map_err(|e| e.to_string())? {
+            let (old_key, old_group, old_args): (Vec<u8>, Vec<Value>, Vec<Vec<Value>>) =
+                decode(&bytes)?;
+            let store_key = prefixed(AGGREGATES, &old_key);
+            let states = self.load(store, &store_key)?;
+            let states = self
+                .plan
+                .aggregates
+                .iter()
+                .zip(states.into_iter().zip(&old_args))
+                .map(|(a, (s, args))| a.aggregate.undo(s, args))
+                .collect::<Result<Vec<_>, _>>()?;
+            // A row that stays in its group changes it once: the new values follow at once.
+            let regrouped = old_key != key || deleted || group.iter().any(Value::is_null);
+            let mut removal = Vec::new();
+            self.save(
+                store,
+                &store_key,
+                &old_group,
+                &states,
+                rowtime,
+                None,
+                &mut removal,
+            );
+            if regrouped {
+                changes.extend(removal);
+            }
+        }
+        if deleted || group.iter().any(Value::is_null) {
+            store.delete(&row_key);
+            return Ok(());
+        }
+        store.put(&row_key, &encode(&(key.to_vec(), &group, args)));
+        let store_key = prefixed(AGGREGATES, key);
+        let states = self.load(store, &store_key)?;
+        let states = self.add(states, args, 0)?;
+        self.save(store, &store_key, &group, &states, rowtime, None, changes);
+        Ok(())
+    }
+
+    fn initial(&self) -> Vec<Value> {
+        self.plan
+            .aggregates
+            .iter()
+            .map(|a| a.aggregate.init())
+            .collect()
+    }
+
+    fn load(&self, store: &Store, store_key: &[u8]) -> Result<Vec<Value>, String> {
+        match store.get(store_key).map_err(|e| e.to_string())? {
+            Some(bytes) => Ok(decode::<Stored>(&bytes)?.states),
+            None => Ok(self.initial()),
+        }
+    }
+
+    fn add(
+        &self,
+        states: Vec<Value>,
+        args: &[Vec<Value>],
+        sequence: i64,
+    ) -> Result<Vec<Value>, String> {
+        self.plan
+            .aggregates
+            .iter()
+            .zip(states.into_iter().zip(args))
+            .map(|(a, (s, args))| a.aggregate.add(s, args, sequence))
+            .collect()
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn save(
+        &self,
+        store: &mut Store,
+        store_key: &[u8],
+        group: &[Value],
+        states: &[Value],
+        rowtime: i64,
+        window: Option<WindowKey>,
+        changes: &mut Vec<Change>,
+    ) {
+        let stored = Stored {
+            keys: group.to_vec(),
+            states: states.to_vec(),
+            rowtime,
+        };
+        let bytes = encode(&stored);
+        store.put(store_key, &bytes);
+        if self.plan.emit_final {
+            if let Some(w) = window {
+                // Held back, ordered by window end, until the window closes.
+                let mut held = vec![SUPPRESSED];
+                held.extend_from_slice(&window_key(&(w.end as u64 ^ (1 << 63)).to_be_bytes(), w));
+                held.extend_from_slice(&store_key[1..]);
+                store.put(&held, &bytes);
+                return;
+            }
+        }
+        changes.push(Change {
+            keys: group.to_vec(),
+            results: self.results(states),
+            rowtime,
+            window,
+            deleted: false,
+        });
+    }
+
+    fn results(&self, states: &[Value]) -> Vec<Value> {
+        self.plan
+            .aggregates
+            .iter()
+            .zip(states)
+            .map(|(a, s)| a.aggregate.result(s))
+            .collect()
+    }
+
+    /// EMIT FINAL: emits the held-back results of windows that closed.
+    fn release_closed(
+        &self,
+        store: &mut Store,
+        stream_time: i64,
+        changes: &mut Vec<Change>,
+    ) -> Result<(), String> {
+        let close = stream_time.saturating_sub(self.grace());
+        let low = vec![SUPPRESSED];
+        let mut high = vec![SUPPRESSED];
+        high.extend_from_slice(&((close as u64) ^ (1 << 63)).to_be_bytes());
+        high.push(0xFF);
+        for (held, bytes) in store.range(&low, &high).map_err(|e| e.to_string())? {
+            let stored: Stored = decode(&bytes)?;
+            let window = WindowKey::of(&held[..1 + 8 + 16]).map(|(_, w)| w);
+            if window.is_some_and(|w| w.end > close) {
+                continue;
+            }
+            store.delete(&held);
+            changes.push(Change {
+                keys: stored.keys,
+                results: self.results(&stored.states),
+                rowtime: stored.rowtime,
+                window,
+                deleted: false,
+            });
+        }
+        Ok(())
+    }
+
+    /// HAVING and the projection over the changed aggregate rows.
+    fn project(&self, changes: Vec<Change>) -> Result<Output, String> {
+        let len = changes.len();
+        let windowed = self.plan.window.is_some();
+        let rows: Vec<Vec<Value>> = changes
+            .iter()
+            .map(|c| {
+                let mut row = c.keys.clone();
+                if c.deleted {
+                    row.extend(self.plan.aggregates.iter().map(|_| Value::Null));
+                } else {
+                    row.extend(c.results.iter().cloned());
+                }
+                row.push(Value::BigInt(c.rowtime));
+                if windowed {
+                    let w = c.window.unwrap_or(WindowKey { start: 0, end: 0 });
+                    row.push(Value::BigInt(w.start));
+                    row.push(Value::BigInt(w.end));
+                }
+                row
+            })
+            .collect();
+        let mut columns = Vec::with_capacity(self.plan.row.len());
+        for (i, c) in self.plan.row.iter().enumerate() {
+            let values: Vec<&Value> = rows.iter().map(|r| &r[i]).collect();
+            columns.push(build_array(&c.data_type, &values)?);
+        }
+        let mut tombstone: Vec<bool> = changes.iter().map(|c| c.deleted).collect();
+        if let Some(having) = &self.plan.having {
+            // A group that stops matching HAVING is deleted downstream.
+            let mask = evaluate(having, &columns, len)?;
+            let mask = null_as_false(mask.as_boolean());
+            for (t, keep) in tombstone.iter_mut().zip(mask.iter()) {
+                *t = *t || keep != Some(true);
+            }
+        }
+        let outputs = self
+            .plan
+            .projection
+            .iter()
+            .map(|p| evaluate(&p.expr, &columns, len))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Output {
+            columns: outputs,
+            rowtime: changes.iter().map(|c| c.rowtime).collect(),
+            tombstone,
+            windows: changes.iter().map(|c| c.window).collect(),
+            len,
+        })
+    }
+}

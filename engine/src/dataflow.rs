@@ -1,0 +1,56 @@
+//! A query's operators, whatever its plan: stateless filter and projection, or an
+//! aggregation. Backends run them the same way, handing each task's store in.
+
+use crate::aggregation::Aggregation;
+use crate::formats::FormatContext;
+use crate::pipeline::{InputRecord, Output, Pipeline, RecordError};
+use brook_planner::catalog::SourceDef;
+use brook_planner::plan::{Dataflow, Projection};
+use brook_state::Store;
+
+#[allow(clippy::large_enum_variant)] // one per query
+pub enum Operators {
+    Stateless(Pipeline),
+    Aggregate(Aggregation),
+}
+
+impl Operators {
+    pub fn new(flow: Dataflow, formats: &FormatContext) -> Self {
+        match flow {
+            Dataflow::Stateless(plan) => Operators::Stateless(Pipeline::new(plan, formats)),
+            Dataflow::Aggregate(plan) => Operators::Aggregate(Aggregation::new(plan, formats)),
+        }
+    }
+
+    pub fn source(&self) -> &SourceDef {
+        match self {
+            Operators::Stateless(p) => &p.plan.source,
+            Operators::Aggregate(a) => &a.plan.pre.source,
+        }
+    }
+
+    pub fn projection(&self) -> &[Projection] {
+        match self {
+            Operators::Stateless(p) => &p.plan.projection,
+            Operators::Aggregate(a) => a.projection(),
+        }
+    }
+
+    /// Whether the operators keep state, and so need a store per task.
+    pub fn stateful(&self) -> bool {
+        matches!(self, Operators::Aggregate(_))
+    }
+
+    /// Processes records of one task, in order. A failure of the store fails the batch.
+    pub fn process(
+        &self,
+        records: &[InputRecord],
+        store: &mut Store,
+        errors: &mut Vec<RecordError>,
+    ) -> Result<Output, String> {
+        match self {
+            Operators::Stateless(p) => Ok(p.process(records, errors)),
+            Operators::Aggregate(a) => a.process(records, store, errors),
+        }
+    }
+}

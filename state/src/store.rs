@@ -1,0 +1,209 @@
+//! An ordered key-value store with a write buffer and a recorded changelog offset.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+#[derive(Debug, thiserror::Error)]
+#[error("state store: {0}")]
+pub struct StateError(pub String);
+
+type Result<T> = std::result::Result<T, StateError>;
+
+/// Where the changelog offset of a RocksDB store is kept, apart from the data.
+const META: &str = "brook-meta";
+const CHANGELOG_OFFSET: &[u8] = b"changelog-offset";
+
+enum Backend {
+    Memory {
+        data: BTreeMap<Vec<u8>, Vec<u8>>,
+        offset: Option<i64>,
+    },
+    Rocks(rocksdb::DB),
+}
+
+/// One store of one task.
+pub struct Store {
+    backend: Backend,
+    /// Writes since the last flush: a value, or `None` for a delete.
+    pending: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+}
+
+fn rocks_error(e: rocksdb::Error) -> StateError {
+    StateError(e.to_string())
+}
+
+impl Store {
+    pub fn memory() -> Self {
+        Self {
+            backend: Backend::Memory {
+                data: BTreeMap::new(),
+                offset: None,
+            },
+            pending: BTreeMap::new(),
+        }
+    }
+
+    /// Opens (or creates) the RocksDB store in `dir`.
+    pub fn open(dir: &Path) -> Result<Self> {
+        let mut options = rocksdb::Options::default();
+        options.create_if_missing(true);
+        options.create_missing_column_families(true);
+        let db = rocksdb::DB::open_cf(&options, dir, [rocksdb::DEFAULT_COLUMN_FAMILY_NAME, META])
+            .map_err(rocks_error)?;
+        Ok(Self {
+            backend: Backend::Rocks(db),
+            pending: BTreeMap::new(),
+        })
+    }
+
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        if let Some(v) = self.pending.get(key) {
+            return Ok(v.clone());
+        }
+        match &self.backend {
+            Backend::Memory { data, .. } => Ok(data.get(key).cloned()),
+            Backend::Rocks(db) => db.get(key).map_err(rocks_error),
+        }
+    }
+
+    pub fn put(&mut self, key: &[u8], value: &[u8]) {
+        self.pending.insert(key.to_vec(), Some(value.to_vec()));
+    }
+
+    pub fn delete(&mut self, key: &[u8]) {
+        self.pending.insert(key.to_vec(), None);
+    }
+
+    /// The entries with `from <= key < to`, in key order.
+    pub fn range(&self, from: &[u8], to: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+        match &self.backend {
+            Backend::Memory { data, .. } => {
+                for (k, v) in data.range(from.to_vec()..to.to_vec()) {
+                    merged.insert(k.clone(), v.clone());
+                }
+            }
+            Backend::Rocks(db) => {
+                let mut options = rocksdb::ReadOptions::default();
+                options.set_iterate_upper_bound(to.to_vec());
+                let mode = rocksdb::IteratorMode::From(from, rocksdb::Direction::Forward);
+                for item in db.iterator_opt(mode, options) {
+                    let (k, v) = item.map_err(rocks_error)?;
+                    merged.insert(k.to_vec(), v.to_vec());
+                }
+            }
+        }
+        for (k, v) in self.pending.range(from.to_vec()..to.to_vec()) {
+            match v {
+                Some(v) => merged.insert(k.clone(), v.clone()),
+                None => merged.remove(k),
+            };
+        }
+        Ok(merged.into_iter().collect())
+    }
+
+    /// The writes since the last flush, in key order: what the changelog must receive.
+    pub fn pending(&self) -> impl Iterator<Item = (&[u8], Option<&[u8]>)> {
+        self.pending
+            .iter()
+            .map(|(k, v)| (k.as_slice(), v.as_deref()))
+    }
+
+    /// Makes the pending writes durable together with the changelog offset they reach, in
+    /// one atomic write.
+    pub fn flush(&mut self, changelog_offset: Option<i64>) -> Result<()> {
+        let pending = std::mem::take(&mut self.pending);
+        match &mut self.backend {
+            Backend::Memory { data, offset } => {
+                for (k, v) in pending {
+                    match v {
+                        Some(v) => data.insert(k, v),
+                        None => data.remove(&k),
+                    };
+                }
+                if changelog_offset.is_some() {
+                    *offset = changelog_offset;
+                }
+            }
+            Backend::Rocks(db) => {
+                let mut batch = rocksdb::WriteBatch::default();
+                for (k, v) in pending {
+                    match v {
+                        Some(v) => batch.put(k, v),
+                        None => batch.delete(k),
+                    }
+                }
+                if let Some(o) = changelog_offset {
+                    let meta = db
+                        .cf_handle(META)
+                        .ok_or_else(|| StateError("missing metadata column family".into()))?;
+                    batch.put_cf(&meta, CHANGELOG_OFFSET, o.to_be_bytes());
+                }
+                db.write(batch).map_err(rocks_error)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The changelog offset the stored data reaches: restore reads the changelog after it.
+    pub fn changelog_offset(&self) -> Result<Option<i64>> {
+        match &self.backend {
+            Backend::Memory { offset, .. } => Ok(*offset),
+            Backend::Rocks(db) => {
+                let meta = db
+                    .cf_handle(META)
+                    .ok_or_else(|| StateError("missing metadata column family".into()))?;
+                let bytes = db.get_cf(&meta, CHANGELOG_OFFSET).map_err(rocks_error)?;
+                Ok(bytes.and_then(|b| {
+                    <[u8; 8]>::try_from(b.as_slice())
+                        .ok()
+                        .map(i64::from_be_bytes)
+                }))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exercise(mut store: Store) {
+        store.put(b"b", b"2");
+        store.put(b"a", b"1");
+        store.put(b"c", b"3");
+        assert_eq!(store.get(b"a").unwrap(), Some(b"1".to_vec()));
+        store.flush(Some(7)).unwrap();
+        store.delete(b"b");
+        assert_eq!(store.get(b"b").unwrap(), None);
+        let keys: Vec<Vec<u8>> = store
+            .range(b"a", b"c")
+            .unwrap()
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(keys, vec![b"a".to_vec()]);
+        assert_eq!(store.pending().count(), 1);
+        store.flush(Some(8)).unwrap();
+        assert_eq!(store.changelog_offset().unwrap(), Some(8));
+        assert_eq!(store.pending().count(), 0);
+    }
+
+    #[test]
+    fn memory_store_reads_its_writes() {
+        exercise(Store::memory());
+    }
+
+    #[test]
+    fn rocksdb_store_reads_its_writes_and_survives_reopening() {
+        let dir = std::env::temp_dir().join(format!("brook-state-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        exercise(Store::open(&dir).unwrap());
+        let reopened = Store::open(&dir).unwrap();
+        assert_eq!(reopened.get(b"c").unwrap(), Some(b"3".to_vec()));
+        assert_eq!(reopened.get(b"b").unwrap(), None);
+        assert_eq!(reopened.changelog_offset().unwrap(), Some(8));
+        drop(reopened);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
