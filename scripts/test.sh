@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Runs every check and test of Brook, installing what they need first: the test broker
-# (noida-db, a Kafka-compatible broker from PyPI). Integration tests start it themselves.
+# Runs every check and test of Brook, installing what they need first: libclang (RocksDB's
+# bindings are generated with it) and the test broker (noida-db, a Kafka-compatible broker
+# from PyPI). Integration tests start the broker themselves.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+scripts/build-deps.sh
 
 NOIDA_VERSION=0.2.3
 if [ "$(python3 -c 'import importlib.metadata as m; print(m.version("noida-db"))' 2>/dev/null)" != "$NOIDA_VERSION" ]; then

@@ -25,6 +25,9 @@ pub struct RunArgs {
     /// A Confluent-compatible schema registry (http://host:port), for AVRO and JSON_SR.
     #[arg(long)]
     schema_registry_url: Option<String>,
+    /// Where stateful queries keep their state stores (a folder per service and query).
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
     /// A Kafka client setting passed to every client, as key=value (repeatable).
     #[arg(long = "kafka-property", value_name = "KEY=VALUE")]
     kafka_properties: Vec<String>,
@@ -83,6 +86,9 @@ pub async fn run(args: RunArgs) -> ExitCode {
     }
     let mut config = EngineConfig::new(settings);
     config.service_id = args.service_id.clone();
+    if let Some(dir) = &args.state_dir {
+        config.state_dir = dir.clone();
+    }
     config.embedded = embedded.clone();
     config.instance_id = args.instance_id.clone();
     config.schema_registry_url = args.schema_registry_url.clone();

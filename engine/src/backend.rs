@@ -22,6 +22,8 @@ pub struct KafkaBackend {
     pub log: Arc<ProcessingLog>,
     /// This process's identity in its consumer groups (static membership), if any.
     pub instance_id: Option<String>,
+    /// This service's state directory: a folder per query holds its tasks' stores.
+    pub state_dir: std::path::PathBuf,
 }
 
 pub enum Backend {
@@ -93,6 +95,25 @@ impl Backend {
         }
     }
 
+    pub fn is_kafka(&self) -> bool {
+        matches!(self, Backend::Kafka(_))
+    }
+
+    /// Creates a state store's compacted changelog topic, unless it exists.
+    pub async fn create_changelog(&self, topic: &str, partitions: i32) -> Result<(), String> {
+        match self {
+            Backend::Kafka(k) => {
+                if k.topics.partitions(topic).await?.is_some() {
+                    return Ok(());
+                }
+                k.topics
+                    .create(topic, partitions, 1, &[("cleanup.policy", "compact")])
+                    .await
+            }
+            Backend::Driver(_) => Ok(()),
+        }
+    }
+
     /// Writes records and waits until they are durable (acknowledged, or stored).
     pub async fn produce(&self, topic: &str, records: &[OutputRecord]) -> Result<(), String> {
         match self {
@@ -131,6 +152,7 @@ impl Backend {
                 k.producer.clone(),
                 k.log.clone(),
                 formats,
+                k.state_dir.join(id),
             )
             .map(QueryHandle::Kafka),
             Backend::Driver(d) => {

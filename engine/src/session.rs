@@ -38,6 +38,8 @@ pub struct EngineConfig {
     pub instance_id: Option<String>,
     /// ksqlDB's `ksql.schema.registry.url`, for AVRO and JSON_SR.
     pub schema_registry_url: Option<String>,
+    /// Where stateful queries keep their stores, as ksqlDB's `ksql.streams.state.dir`.
+    pub state_dir: std::path::PathBuf,
 }
 
 impl EngineConfig {
@@ -48,6 +50,7 @@ impl EngineConfig {
             service_id: "default_".into(),
             instance_id: None,
             schema_registry_url: None,
+            state_dir: std::env::temp_dir().join("brook-state"),
         }
     }
 }
@@ -118,6 +121,7 @@ impl Engine {
             producer,
             log,
             instance_id: config.instance_id.clone(),
+            state_dir: config.state_dir.join(&config.service_id),
         });
         let formats = FormatContext {
             registry: config
@@ -509,7 +513,26 @@ impl Session {
                     .await?
             }
         }
-        let query_id = format!("CSAS_{}_{}", create.name.to_uppercase(), sequence);
+        let prefix = match create.kind {
+            SourceKind::Table => "CTAS",
+            SourceKind::Stream => "CSAS",
+        };
+        let query_id = format!("{prefix}_{}_{}", create.name.to_uppercase(), sequence);
+        if let brook_planner::plan::Dataflow::Aggregate(plan) = &flow {
+            if source_partitions > 1 && !plan.groups_by_source_key() && engine.backend.is_kafka() {
+                return Err(EngineError::new(
+                    "GROUP BY expressions other than the source's key columns need a repartition topic, which Brook does not create yet: group by the key, or read a topic with one partition.",
+                ));
+            }
+            let changelog = format!(
+                "_confluent-ksql-{}query_{query_id}-Aggregate-Aggregate-Materialize-changelog",
+                engine.config.service_id
+            );
+            engine
+                .backend
+                .create_changelog(&changelog, source_partitions)
+                .await?;
+        }
         let result = self.launch(
             &mut state,
             query_id,

@@ -41,6 +41,19 @@ pub struct AggregatePlan {
     pub emit_final: bool,
 }
 
+impl AggregatePlan {
+    /// Whether the grouping key is the source's key, so that rows of one group are already
+    /// in one partition.
+    pub fn groups_by_source_key(&self) -> bool {
+        let key_count = self.pre.source.key_columns().count();
+        key_count == self.keys
+            && self.pre.projection[..self.keys]
+                .iter()
+                .enumerate()
+                .all(|(i, p)| p.expr.kind == ExprKind::Column(i))
+    }
+}
+
 /// Whether a query aggregates.
 pub fn is_aggregation(query: &ast::Query) -> bool {
     let mut found = false;

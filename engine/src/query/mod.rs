@@ -4,7 +4,9 @@
 mod persistent;
 mod push;
 mod records;
+mod task_state;
 
 pub use persistent::{PersistentQuery, QueryStatus};
 pub use push::{start_push_query, PushQuery};
 pub use records::{produce_all, OutputRecord};
+pub use task_state::TaskStates;

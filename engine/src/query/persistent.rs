@@ -39,8 +39,8 @@ const MAX_BATCH: usize = 1000;
 struct Runner {
     id: String,
     operators: Operators,
-    /// Each input partition's state (a task's store).
-    stores: BTreeMap<i32, brook_state::Store>,
+    /// Each input partition's state (a task's store), for stateful operators.
+    states: Option<super::TaskStates>,
     sink: SinkWriter,
     consumer: StreamConsumer,
     producer: FutureProducer,
@@ -61,6 +61,7 @@ impl PersistentQuery {
         producer: FutureProducer,
         log: Arc<ProcessingLog>,
         formats: &FormatContext,
+        state_dir: std::path::PathBuf,
     ) -> Result<Self, String> {
         let consumer: StreamConsumer = settings
             .consumer_config(group_id, properties, instance_id)
@@ -76,8 +77,14 @@ impl PersistentQuery {
         let runner = Runner {
             id: id.clone(),
             sink: SinkWriter::new(operators.projection(), &sink, formats),
+            states: operators.stateful().then(|| {
+                super::TaskStates::new(
+                    state_dir,
+                    format!("{group_id}-Aggregate-Aggregate-Materialize-changelog"),
+                    settings.clone(),
+                )
+            }),
             operators,
-            stores: BTreeMap::new(),
             consumer,
             producer,
             log,
@@ -137,18 +144,21 @@ impl Runner {
                     .filter(|r| r.partition == partition)
                     .cloned()
                     .collect();
-                let store = self
-                    .stores
-                    .entry(partition)
-                    .or_insert_with(brook_state::Store::memory);
+                let mut stateless = brook_state::Store::memory();
+                let store = match &mut self.states {
+                    Some(states) => states.store(partition)?,
+                    None => &mut stateless,
+                };
                 let output = self.operators.process(&part, store, &mut errors)?;
-                store.flush(None).map_err(|e| e.to_string())?;
                 records.extend(
                     self.sink
                         .encode(self.operators.projection(), &output, &mut errors),
                 );
             }
             produce_all(&self.producer, &self.sink.topic, &records).await?;
+            if let Some(states) = &mut self.states {
+                states.checkpoint(&self.producer).await?;
+            }
             if !errors.is_empty() {
                 self.log.log(&self.id, &errors).await?;
             }
