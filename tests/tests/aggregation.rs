@@ -60,12 +60,13 @@ fn final_table(records: &[brook_tests::Record]) -> Table {
     table
 }
 
-fn sql(input: &str, output: &str) -> String {
+fn sql(input: &str, output: &str, cache: u64) -> String {
     format!(
         "SET 'auto.offset.reset' = 'earliest';
          SET 'max.poll.interval.ms' = '6000';
          SET 'session.timeout.ms' = '6000';
          SET 'heartbeat.interval.ms' = '1000';
+         SET 'cache.max.bytes.buffering' = '{cache}';
          CREATE STREAM amounts (k STRING KEY, amount BIGINT)
            WITH (kafka_topic = '{input}', value_format = 'JSON');
          CREATE TABLE totals WITH (kafka_topic = '{output}') AS
@@ -90,7 +91,7 @@ fn args<'a>(b: &'a str, service: &'a str, state: &'a Path) -> Vec<String> {
 
 /// Runs the first half, stops (cleanly or not), optionally deletes the state directory,
 /// runs the second half, and returns the final table and how many updates were written.
-fn run_in_two_halves(stop: fn(BrookRun), delete_state: bool) -> (Table, Table, usize) {
+fn run_in_two_halves(stop: fn(BrookRun), delete_state: bool, cache: u64) -> (Table, Table, usize) {
     let b = broker();
     let input = unique("amounts");
     let output = unique("TOTALS");
@@ -98,7 +99,7 @@ fn run_in_two_halves(stop: fn(BrookRun), delete_state: bool) -> (Table, Table, u
     let state = std::env::temp_dir().join(unique("brook-state"));
     b.create_topic(&input, 4);
     let (records, expected) = inputs();
-    let sql = sql(&input, &output);
+    let sql = sql(&input, &output, cache);
     let args = args(&b.bootstrap, &service, &state);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
 
@@ -109,9 +110,21 @@ fn run_in_two_halves(stop: fn(BrookRun), delete_state: bool) -> (Table, Table, u
         "Created query with ID CTAS_TOTALS_",
         Duration::from_secs(60),
     );
+    // The windows the first half opens: all present means the query got that far.
+    let first_windows: std::collections::BTreeSet<(String, i64)> = records[..half]
+        .iter()
+        .map(|(k, _, ts)| {
+            let name = String::from_utf8_lossy(k.as_deref().unwrap_or_default()).into_owned();
+            (name, ts - ts.rem_euclid(WINDOW_MS))
+        })
+        .collect();
     let first = wait_for(Duration::from_secs(300), || {
-        let got = b.read_topic(&output, half, Duration::from_secs(2));
-        (got.len() >= half).then_some(())
+        let got = b.read_topic(&output, first_windows.len(), Duration::from_secs(2));
+        let table = final_table(&got);
+        first_windows
+            .iter()
+            .all(|k| table.contains_key(k))
+            .then_some(())
     });
     assert!(
         first.is_some(),
@@ -148,7 +161,8 @@ fn clean_stop(run: BrookRun) {
 
 #[test]
 fn windowed_count_and_sum_survive_a_clean_restart_exactly() {
-    let (table, expected, written) = run_in_two_halves(clean_stop, false);
+    // Without the record cache, every record gives exactly one update.
+    let (table, expected, written) = run_in_two_halves(clean_stop, false, 0);
     assert_eq!(table, expected);
     assert_eq!(
         written, TOTAL as usize,
@@ -158,13 +172,13 @@ fn windowed_count_and_sum_survive_a_clean_restart_exactly() {
 
 #[test]
 fn state_is_rebuilt_from_the_changelog_when_the_local_store_is_gone() {
-    let (table, expected, _) = run_in_two_halves(clean_stop, true);
+    let (table, expected, _) = run_in_two_halves(clean_stop, true, 10_000_000);
     assert_eq!(table, expected);
 }
 
 #[test]
 fn kill_9_mid_stream_leaves_no_window_missing_a_record() {
-    let (table, expected, _) = run_in_two_halves(BrookRun::kill9, false);
+    let (table, expected, _) = run_in_two_halves(BrookRun::kill9, false, 10_000_000);
     // At-least-once: records processed again after the kill may be counted twice.
     for (key, (count, sum)) in &expected {
         let (c, s) = table[key];

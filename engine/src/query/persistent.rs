@@ -39,6 +39,8 @@ const MAX_BATCH: usize = 1000;
 struct Runner {
     id: String,
     operators: Operators,
+    /// How many bytes of updates are coalesced by key between commits (0: none).
+    cache_bytes: u64,
     /// Each input partition's state (a task's store), for stateful operators.
     states: Option<super::TaskStates>,
     sink: SinkWriter,
@@ -77,6 +79,11 @@ impl PersistentQuery {
         let runner = Runner {
             id: id.clone(),
             sink: SinkWriter::new(operators.projection(), &sink, formats),
+            cache_bytes: if operators.stateful() {
+                super::record_cache::cache_bytes(properties)
+            } else {
+                0
+            },
             states: operators.stateful().then(|| {
                 super::TaskStates::new(
                     state_dir,
@@ -155,6 +162,7 @@ impl Runner {
                         .encode(self.operators.projection(), &output, &mut errors),
                 );
             }
+            let records = super::record_cache::coalesce(records, self.cache_bytes);
             produce_all(&self.producer, &self.sink.topic, &records).await?;
             if let Some(states) = &mut self.states {
                 states.checkpoint(&self.producer).await?;
