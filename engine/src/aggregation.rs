@@ -51,7 +51,7 @@ pub struct Aggregation {
     converter: Option<RowConverter>,
 }
 
-fn encode<T: serde::Serialize>(v: &T) -> Vec<u8> {
+fn encode<T: serde::Serialize + ?Sized>(v: &T) -> Vec<u8> {
     postcard::to_allocvec(v).unwrap_or_default()
 }
 
@@ -124,7 +124,101 @@ impl Aggregation {
         errors: &mut Vec<RecordError>,
     ) -> Result<Output, String> {
         let pre = self.pre.process(records, errors);
-        let keys = self.key_bytes(&pre)?;
+        self.aggregate(&pre, store, errors)
+    }
+
+    /// Whether rows must move between partitions before they are aggregated: their group
+    /// is not their source key, so one group's rows may be in several partitions.
+    pub fn needs_repartition(&self) -> bool {
+        !self.plan.groups_by_source_key()
+    }
+
+    /// The stateless stage's rows as records of the repartition topic: keyed by their
+    /// group, so that each group's rows meet in one partition, with the whole row as value.
+    pub fn repartition_records(
+        &self,
+        records: &[InputRecord],
+        errors: &mut Vec<RecordError>,
+    ) -> Vec<crate::query::OutputRecord> {
+        let pre = self.pre.process(records, errors);
+        let types: Vec<_> = self
+            .plan
+            .pre
+            .projection
+            .iter()
+            .map(|p| &p.expr.data_type)
+            .collect();
+        (0..pre.len)
+            .map(|row| {
+                let values: Vec<Value> = pre
+                    .columns
+                    .iter()
+                    .zip(&types)
+                    .map(|(a, t)| value_at(a.as_ref(), t, row))
+                    .collect();
+                crate::query::OutputRecord {
+                    headers: vec![],
+                    key: Some(encode(&values[..self.plan.keys])),
+                    value: Some(encode(&(values, pre.tombstone[row]))),
+                    timestamp: pre.rowtime[row],
+                }
+            })
+            .collect()
+    }
+
+    /// Aggregates records read back from the repartition topic.
+    pub fn process_repartitioned(
+        &self,
+        records: &[InputRecord],
+        store: &mut Store,
+        errors: &mut Vec<RecordError>,
+    ) -> Result<Output, String> {
+        let mut rows: Vec<Vec<Value>> = Vec::with_capacity(records.len());
+        let mut rowtime = Vec::with_capacity(records.len());
+        let mut tombstone = Vec::with_capacity(records.len());
+        for r in records {
+            match decode::<(Vec<Value>, bool)>(r.value.as_deref().unwrap_or_default()) {
+                Ok((values, deleted)) if values.len() == self.plan.pre.projection.len() => {
+                    rows.push(values);
+                    rowtime.push(r.timestamp);
+                    tombstone.push(deleted);
+                }
+                _ => errors.push(RecordError::Deserialization {
+                    target: "value",
+                    message: "not a row of this query's repartition topic".into(),
+                    record: Box::new(r.clone()),
+                }),
+            }
+        }
+        let columns = self
+            .plan
+            .pre
+            .projection
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let values: Vec<&Value> = rows.iter().map(|r| &r[i]).collect();
+                build_array(&p.expr.data_type, &values)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let pre = Output {
+            columns,
+            rowtime,
+            tombstone,
+            windows: vec![],
+            len: rows.len(),
+        };
+        self.aggregate(&pre, store, errors)
+    }
+
+    /// Updates the states with the stateless stage's rows, in order.
+    fn aggregate(
+        &self,
+        pre: &Output,
+        store: &mut Store,
+        errors: &mut Vec<RecordError>,
+    ) -> Result<Output, String> {
+        let keys = self.key_bytes(pre)?;
         let mut stream_time: i64 = match store.get(STREAM_TIME).map_err(|e| e.to_string())? {
             Some(b) => decode(&b)?,
             None => i64::MIN,

@@ -95,20 +95,19 @@ impl Backend {
         }
     }
 
-    pub fn is_kafka(&self) -> bool {
-        matches!(self, Backend::Kafka(_))
-    }
-
-    /// Creates a state store's compacted changelog topic, unless it exists.
-    pub async fn create_changelog(&self, topic: &str, partitions: i32) -> Result<(), String> {
+    /// Creates a query's internal topic (a changelog, a repartition topic) unless it exists.
+    pub async fn create_internal_topic(
+        &self,
+        topic: &str,
+        partitions: i32,
+        config: &[(&str, &str)],
+    ) -> Result<(), String> {
         match self {
             Backend::Kafka(k) => {
                 if k.topics.partitions(topic).await?.is_some() {
                     return Ok(());
                 }
-                k.topics
-                    .create(topic, partitions, 1, &[("cleanup.policy", "compact")])
-                    .await
+                k.topics.create(topic, partitions, 1, config).await
             }
             Backend::Driver(_) => Ok(()),
         }

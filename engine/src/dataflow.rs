@@ -36,6 +36,13 @@ impl Operators {
         }
     }
 
+    pub fn aggregation(&self) -> Option<&Aggregation> {
+        match self {
+            Operators::Aggregate(a) => Some(a),
+            Operators::Stateless(_) => None,
+        }
+    }
+
     /// Whether the operators keep state, and so need a store per task.
     pub fn stateful(&self) -> bool {
         matches!(self, Operators::Aggregate(_))

@@ -519,18 +519,28 @@ impl Session {
         };
         let query_id = format!("{prefix}_{}_{}", create.name.to_uppercase(), sequence);
         if let brook_planner::plan::Dataflow::Aggregate(plan) = &flow {
-            if source_partitions > 1 && !plan.groups_by_source_key() && engine.backend.is_kafka() {
-                return Err(EngineError::new(
-                    "GROUP BY expressions other than the source's key columns need a repartition topic, which Brook does not create yet: group by the key, or read a topic with one partition.",
-                ));
-            }
-            let changelog = format!(
-                "_confluent-ksql-{}query_{query_id}-Aggregate-Aggregate-Materialize-changelog",
+            let group_id = format!(
+                "_confluent-ksql-{}query_{query_id}",
                 engine.config.service_id
             );
+            if !plan.groups_by_source_key() {
+                engine
+                    .backend
+                    .create_internal_topic(
+                        &crate::query::repartition_topic(&group_id),
+                        source_partitions,
+                        &[],
+                    )
+                    .await?;
+            }
+            let changelog = format!("{group_id}-Aggregate-Aggregate-Materialize-changelog");
             engine
                 .backend
-                .create_changelog(&changelog, source_partitions)
+                .create_internal_topic(
+                    &changelog,
+                    source_partitions,
+                    &[("cleanup.policy", "compact")],
+                )
                 .await?;
         }
         let result = self.launch(

@@ -185,3 +185,75 @@ fn kill_9_mid_stream_leaves_no_window_missing_a_record() {
         assert!(c >= *count && s >= *sum, "{key:?}: {c}/{s} < {count}/{sum}");
     }
 }
+
+#[test]
+fn grouping_by_a_value_column_repartitions_rows_to_their_group() {
+    let b = broker();
+    let input = unique("sales");
+    let output = unique("BY_REGION");
+    b.create_topic(&input, 4);
+    let base = recent_timestamp();
+    let mut records = Vec::new();
+    let mut expected: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+    for i in 0..20_000i64 {
+        let region = format!("r{}", i % 13);
+        let amount = i % 11;
+        records.push((
+            Some(format!("sale-{i}").into_bytes()),
+            Some(
+                json!({"region": region, "amount": amount})
+                    .to_string()
+                    .into_bytes(),
+            ),
+            base + i,
+        ));
+        let e = expected.entry(region).or_insert((0, 0));
+        e.0 += 1;
+        e.1 += amount;
+    }
+    b.produce(&input, &records);
+    let sql = format!(
+        "SET 'auto.offset.reset' = 'earliest';
+         CREATE STREAM sales (id STRING KEY, region STRING, amount BIGINT)
+           WITH (kafka_topic = '{input}', value_format = 'JSON');
+         CREATE TABLE by_region WITH (kafka_topic = '{output}') AS
+           SELECT region, COUNT(*) AS cnt, SUM(amount) AS total
+           FROM sales GROUP BY region;"
+    );
+    let service = unique("svc");
+    let state = std::env::temp_dir().join(unique("brook-state"));
+    let args = [
+        "--bootstrap-servers",
+        b.bootstrap.as_str(),
+        "--service-id",
+        service.as_str(),
+        "--state-dir",
+        state.to_str().unwrap_or_default(),
+    ];
+    let run = BrookRun::start("repartition", &sql, &args);
+    let done = wait_for(Duration::from_secs(300), || {
+        let got = b.read_topic(&output, expected.len(), Duration::from_secs(2));
+        let mut table: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+        for r in &got {
+            let v = r.value_json();
+            table.insert(
+                r.key_str(),
+                (
+                    v["CNT"].as_i64().unwrap_or(-1),
+                    v["TOTAL"].as_i64().unwrap_or(-1),
+                ),
+            );
+        }
+        (table == expected).then_some(())
+    });
+    let stderr = run.stderr();
+    assert!(run.terminate().success());
+    let _ = std::fs::remove_dir_all(&state);
+    assert!(
+        done.is_some(),
+        "the per-region totals never matched; stderr:\n{stderr}"
+    );
+    let repartition =
+        format!("_confluent-ksql-{service}query_CTAS_BY_REGION_1-Aggregate-GroupBy-repartition");
+    assert_eq!(b.partitions(&repartition), Some(4), "the repartition topic");
+}

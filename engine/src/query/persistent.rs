@@ -39,6 +39,8 @@ const MAX_BATCH: usize = 1000;
 struct Runner {
     id: String,
     operators: Operators,
+    /// The internal topic rows pass through to reach their group's partition, if any.
+    repartition: Option<String>,
     /// How many bytes of updates are coalesced by key between commits (0: none).
     cache_bytes: u64,
     /// Each input partition's state (a task's store), for stateful operators.
@@ -47,6 +49,11 @@ struct Runner {
     consumer: StreamConsumer,
     producer: FutureProducer,
     log: Arc<ProcessingLog>,
+}
+
+/// The repartition topic of the query with consumer group `group_id`, as ksqlDB names it.
+pub fn repartition_topic(group_id: &str) -> String {
+    format!("{group_id}-Aggregate-GroupBy-repartition")
 }
 
 impl PersistentQuery {
@@ -71,14 +78,21 @@ impl PersistentQuery {
             .map_err(|e| format!("cannot create a consumer: {e}"))?;
         let source = operators.source().name.clone();
         let topic = operators.source().topic.clone();
+        let repartition = operators
+            .aggregation()
+            .is_some_and(|a| a.needs_repartition())
+            .then(|| repartition_topic(group_id));
+        let mut topics = vec![topic.as_str()];
+        topics.extend(repartition.as_deref());
         consumer
-            .subscribe(&[topic.as_str()])
-            .map_err(|e| format!("cannot subscribe to {topic}: {e}"))?;
+            .subscribe(&topics)
+            .map_err(|e| format!("cannot subscribe to {}: {e}", topics.join(", ")))?;
         let status = Arc::new(Mutex::new(QueryStatus::Running));
         let (stop, stop_rx) = watch::channel(false);
         let runner = Runner {
             id: id.clone(),
             sink: SinkWriter::new(operators.projection(), &sink, formats),
+            repartition,
             cache_bytes: if operators.stateful() {
                 super::record_cache::cache_bytes(properties)
             } else {
@@ -141,22 +155,42 @@ impl Runner {
         while let Some(batch) = next_batch(&self.consumer, &mut stop, MAX_BATCH).await {
             let mut errors = Vec::new();
             let mut records = Vec::new();
+            // Source records of a repartitioned aggregation go to the repartition topic;
+            // the aggregation reads them back from there.
+            let mut tasks: Vec<&crate::pipeline::InputRecord> = batch.iter().collect();
+            if let (Some(topic), Some(aggregation)) =
+                (&self.repartition, self.operators.aggregation())
+            {
+                let source: Vec<_> = batch
+                    .iter()
+                    .filter(|r| &r.topic != topic)
+                    .cloned()
+                    .collect();
+                let moved = aggregation.repartition_records(&source, &mut errors);
+                produce_all(&self.producer, topic, &moved).await?;
+                tasks.retain(|r| &r.topic == topic);
+            }
             // Each partition is a task with its own state.
-            let mut partitions: Vec<i32> = batch.iter().map(|r| r.partition).collect();
+            let mut partitions: Vec<i32> = tasks.iter().map(|r| r.partition).collect();
             partitions.sort_unstable();
             partitions.dedup();
             for partition in partitions {
-                let part: Vec<_> = batch
+                let part: Vec<_> = tasks
                     .iter()
                     .filter(|r| r.partition == partition)
-                    .cloned()
+                    .map(|r| (*r).clone())
                     .collect();
                 let mut stateless = brook_state::Store::memory();
                 let store = match &mut self.states {
                     Some(states) => states.store(partition)?,
                     None => &mut stateless,
                 };
-                let output = self.operators.process(&part, store, &mut errors)?;
+                let output = match (&self.repartition, self.operators.aggregation()) {
+                    (Some(_), Some(aggregation)) => {
+                        aggregation.process_repartitioned(&part, store, &mut errors)?
+                    }
+                    _ => self.operators.process(&part, store, &mut errors)?,
+                };
                 records.extend(
                     self.sink
                         .encode(self.operators.projection(), &output, &mut errors),
