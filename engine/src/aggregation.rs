@@ -43,6 +43,8 @@ struct Change {
     window: Option<WindowKey>,
     /// The key (or window) no longer exists.
     deleted: bool,
+    /// The results before this change, if the row existed.
+    previous: Option<Vec<Value>>,
 }
 
 pub struct Aggregation {
@@ -246,6 +248,10 @@ impl Aggregation {
             };
             let rowtime = pre.rowtime[row];
             let result = if self.plan.source_keys.is_empty() {
+                // A stream record without a value has nothing to aggregate.
+                if pre.tombstone[row] {
+                    continue;
+                }
                 if group.iter().any(Value::is_null) {
                     // ksqlDB drops rows whose grouping key is NULL.
                     continue;
@@ -426,6 +432,7 @@ impl Aggregation {
                 rowtime: old_time,
                 window: Some(w),
                 deleted: true,
+                previous: None,
             });
         }
         let states = self.add(states, args, sequence)?;
@@ -535,6 +542,15 @@ impl Aggregation {
         window: Option<WindowKey>,
         changes: &mut Vec<Change>,
     ) {
+        let previous = match &self.plan.having {
+            Some(_) => store
+                .get(store_key)
+                .ok()
+                .flatten()
+                .and_then(|b| decode::<Stored>(&b).ok())
+                .map(|old| self.results(&old.states)),
+            None => None,
+        };
         let stored = Stored {
             keys: group.to_vec(),
             states: states.to_vec(),
@@ -558,6 +574,7 @@ impl Aggregation {
             rowtime,
             window,
             deleted: false,
+            previous,
         });
     }
 
@@ -595,6 +612,7 @@ impl Aggregation {
                 rowtime: stored.rowtime,
                 window,
                 deleted: false,
+                previous: None,
             });
         }
         Ok(())
@@ -602,9 +620,85 @@ impl Aggregation {
 
     /// HAVING and the projection over the changed aggregate rows.
     fn project(&self, changes: Vec<Change>) -> Result<Output, String> {
+        let mut changes = changes;
+        if let Some(having) = &self.plan.having {
+            // A group that did not match HAVING before is not deleted downstream either:
+            // it was never there.
+            let before: Vec<Change> = changes
+                .iter()
+                .map(|c| Change {
+                    keys: c.keys.clone(),
+                    results: c.previous.clone().unwrap_or_default(),
+                    rowtime: c.rowtime,
+                    window: c.window,
+                    deleted: c.previous.is_none(),
+                    previous: None,
+                })
+                .collect();
+            let matched = self.matches(having, &before)?;
+            let now = self.matches(having, &changes)?;
+            let mut keep = changes
+                .iter()
+                .zip(now.iter().zip(&matched))
+                .map(|(c, (n, m))| c.deleted || *n || *m)
+                .collect::<Vec<_>>()
+                .into_iter();
+            changes.retain(|_| keep.next().unwrap_or(true));
+        }
         let len = changes.len();
+        let rows: Vec<Vec<Value>> = self.rows(&changes);
+        let mut columns = Vec::with_capacity(self.plan.row.len());
+        for (i, c) in self.plan.row.iter().enumerate() {
+            let values: Vec<&Value> = rows.iter().map(|r| &r[i]).collect();
+            columns.push(build_array(&c.data_type, &values)?);
+        }
+        let mut tombstone: Vec<bool> = changes.iter().map(|c| c.deleted).collect();
+        if let Some(having) = &self.plan.having {
+            let mask = self.matches(having, &changes)?;
+            for (t, keep) in tombstone.iter_mut().zip(mask) {
+                *t = *t || !keep;
+            }
+        }
+        let outputs = self
+            .plan
+            .projection
+            .iter()
+            .map(|p| evaluate(&p.expr, &columns, len))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Output {
+            columns: outputs,
+            rowtime: changes.iter().map(|c| c.rowtime).collect(),
+            tombstone,
+            windows: changes.iter().map(|c| c.window).collect(),
+            len,
+        })
+    }
+
+    /// Whether each changed row matches `having` (deleted rows do not).
+    fn matches(
+        &self,
+        having: &brook_planner::typing::TypedExpr,
+        changes: &[Change],
+    ) -> Result<Vec<bool>, String> {
+        let rows = self.rows(changes);
+        let mut columns = Vec::with_capacity(self.plan.row.len());
+        for (i, c) in self.plan.row.iter().enumerate() {
+            let values: Vec<&Value> = rows.iter().map(|r| &r[i]).collect();
+            columns.push(build_array(&c.data_type, &values)?);
+        }
+        let mask = evaluate(having, &columns, rows.len())?;
+        let mask = null_as_false(mask.as_boolean());
+        Ok(changes
+            .iter()
+            .zip(mask.iter())
+            .map(|(c, m)| !c.deleted && m == Some(true))
+            .collect())
+    }
+
+    /// The aggregate rows of changes: keys, results, ROWTIME and the window bounds.
+    fn rows(&self, changes: &[Change]) -> Vec<Vec<Value>> {
         let windowed = self.plan.window.is_some();
-        let rows: Vec<Vec<Value>> = changes
+        changes
             .iter()
             .map(|c| {
                 let mut row = c.keys.clone();
@@ -621,33 +715,6 @@ impl Aggregation {
                 }
                 row
             })
-            .collect();
-        let mut columns = Vec::with_capacity(self.plan.row.len());
-        for (i, c) in self.plan.row.iter().enumerate() {
-            let values: Vec<&Value> = rows.iter().map(|r| &r[i]).collect();
-            columns.push(build_array(&c.data_type, &values)?);
-        }
-        let mut tombstone: Vec<bool> = changes.iter().map(|c| c.deleted).collect();
-        if let Some(having) = &self.plan.having {
-            // A group that stops matching HAVING is deleted downstream.
-            let mask = evaluate(having, &columns, len)?;
-            let mask = null_as_false(mask.as_boolean());
-            for (t, keep) in tombstone.iter_mut().zip(mask.iter()) {
-                *t = *t || keep != Some(true);
-            }
-        }
-        let outputs = self
-            .plan
-            .projection
-            .iter()
-            .map(|p| evaluate(&p.expr, &columns, len))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Output {
-            columns: outputs,
-            rowtime: changes.iter().map(|c| c.rowtime).collect(),
-            tombstone,
-            windows: changes.iter().map(|c| c.window).collect(),
-            len,
-        })
+            .collect()
     }
 }

@@ -14,6 +14,35 @@ use brook_planner::typing::ExprKind;
 use brook_planner::value::Value;
 use brook_sql::ast::DataType;
 use brook_sql::ast::SourceKind;
+use brook_state::WindowKey;
+
+/// A windowed key's own bytes and its window: the start follows the key for time windows
+/// (the end is start + size), the end and then the start for session windows.
+pub fn split_window(
+    key: Option<&[u8]>,
+    kind: brook_planner::catalog::WindowType,
+    size: Option<i64>,
+) -> Option<(Option<&[u8]>, Option<WindowKey>)> {
+    use brook_planner::catalog::WindowType;
+    let Some(key) = key else {
+        return Some((None, None));
+    };
+    let long = |b: &[u8]| <[u8; 8]>::try_from(b).ok().map(i64::from_be_bytes);
+    match kind {
+        WindowType::Session => {
+            let n = key.len().checked_sub(16)?;
+            let end = long(&key[n..n + 8])?;
+            let start = long(&key[n + 8..])?;
+            Some((Some(&key[..n]), Some(WindowKey { start, end })))
+        }
+        WindowType::Tumbling | WindowType::Hopping => {
+            let n = key.len().checked_sub(8)?;
+            let start = long(&key[n..])?;
+            let end = start + size.unwrap_or(0);
+            Some((Some(&key[..n]), Some(WindowKey { start, end })))
+        }
+    }
+}
 
 /// A record's headers: keys with optional values, in order.
 pub type Headers = Vec<(String, Option<Vec<u8>>)>;
@@ -127,6 +156,13 @@ impl Pipeline {
             if self.plan.source.kind == SourceKind::Table && record.key.is_none() {
                 continue;
             }
+            // A windowed stream's deletes (a merged session) are no events.
+            if self.plan.source.kind == SourceKind::Stream
+                && self.plan.source.window.is_some()
+                && record.value.is_none()
+            {
+                continue;
+            }
             match self.decode(record) {
                 Ok(row) => {
                     rows.push(row);
@@ -184,10 +220,15 @@ impl Pipeline {
             message,
             record: Box::new(record.clone()),
         };
+        let (key_bytes, window) = match self.plan.source.window {
+            Some(w) => split_window(record.key.as_deref(), w.kind, w.size)
+                .ok_or_else(|| err("key", "a windowed key is too short for its window".into()))?,
+            None => (record.key.as_deref(), None),
+        };
         let key = self
             .codec
             .key
-            .decode(record.key.as_deref())
+            .decode(key_bytes)
             .map_err(|m| err("key", m))?;
         let value = self
             .codec
@@ -259,6 +300,11 @@ impl Pipeline {
         row.push(Value::BigInt(rowtime));
         row.push(Value::Int(record.partition));
         row.push(Value::BigInt(record.offset));
+        if self.plan.source.window.is_some() {
+            let w = window.unwrap_or(WindowKey { start: 0, end: 0 });
+            row.push(Value::BigInt(w.start));
+            row.push(Value::BigInt(w.end));
+        }
         // Past the row's columns: whether the record had no value.
         row.push(Value::Boolean(record.value.is_none()));
         Ok(row)
@@ -308,7 +354,22 @@ impl Pipeline {
                 _ => evaluate(&p.expr, &columns, len),
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let rowtime_index = self.plan.row.len() - 3;
+        let rowtime_index =
+            self.plan.row.len() - brook_planner::plan::pseudo_columns(&self.plan.source);
+        let windows: Vec<Option<WindowKey>> = match self.plan.source.window {
+            Some(_) => {
+                let n = self.plan.row.len();
+                let starts = columns[n - 2].as_primitive::<Int64Type>();
+                let ends = columns[n - 1].as_primitive::<Int64Type>();
+                starts
+                    .values()
+                    .iter()
+                    .zip(ends.values().iter())
+                    .map(|(s, e)| Some(WindowKey { start: *s, end: *e }))
+                    .collect()
+            }
+            None => Vec::new(),
+        };
         let rowtime = columns[rowtime_index]
             .as_primitive::<Int64Type>()
             .values()
@@ -325,7 +386,7 @@ impl Pipeline {
             columns: outputs,
             rowtime,
             tombstone,
-            windows: Vec::new(),
+            windows,
             len,
         })
     }

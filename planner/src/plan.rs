@@ -4,7 +4,7 @@
 use crate::aggregate::AggregatePlan;
 use crate::catalog::{
     validate_source, Catalog, Column, ColumnRole, SourceDef, WithClause, RESERVED_COLUMNS,
-    ROWOFFSET, ROWPARTITION, ROWTIME,
+    ROWOFFSET, ROWPARTITION, ROWTIME, WINDOWEND, WINDOWSTART,
 };
 use crate::error::{PlanError, Result};
 use crate::functions::aggregates::Udaf;
@@ -55,7 +55,23 @@ pub fn source_row(source: &SourceDef) -> Vec<RowColumn> {
                 data_type: DataType::BigInt,
             },
         ])
+        .chain(source.window.iter().flat_map(|_| {
+            [WINDOWSTART, WINDOWEND].map(|name| RowColumn {
+                name: name.into(),
+                data_type: DataType::BigInt,
+            })
+        }))
         .collect()
+}
+
+/// How many pseudo columns end a source's row: ROWTIME, ROWPARTITION, ROWOFFSET, and for
+/// a windowed source WINDOWSTART and WINDOWEND.
+pub fn pseudo_columns(source: &SourceDef) -> usize {
+    if source.window.is_some() {
+        5
+    } else {
+        3
+    }
 }
 
 /// Plans a query. `sink` names the source a persistent query writes, which must carry the
@@ -106,7 +122,7 @@ pub fn plan_query(catalog: &Catalog, query: &ast::Query, sink: Option<&str>) -> 
         None => None,
     };
 
-    let visible = row.len() - 3;
+    let visible = row.len() - pseudo_columns(source);
     let mut projection = Vec::new();
     let mut generated = 0;
     // PARTITION BY rekeys each row: its expressions become the key columns, and the old key

@@ -500,28 +500,11 @@ fn split_window<'a>(
     key: Option<&'a [u8]>,
     source: Option<&SourceDef>,
 ) -> (Option<&'a [u8]>, Option<(i64, i64)>) {
-    use brook_planner::catalog::WindowType;
-    let (Some(key), Some(window)) = (key, source.and_then(|s| s.window)) else {
+    let Some(window) = source.and_then(|s| s.window) else {
         return (key, None);
     };
-    let long = |b: &[u8]| {
-        let mut a = [0u8; 8];
-        a.copy_from_slice(b);
-        i64::from_be_bytes(a)
-    };
-    match window.kind {
-        WindowType::Session if key.len() >= 16 => {
-            let n = key.len() - 16;
-            let end = long(&key[n..n + 8]);
-            let start = long(&key[n + 8..]);
-            (Some(&key[..n]), Some((start, end)))
-        }
-        WindowType::Tumbling | WindowType::Hopping if key.len() >= 8 => {
-            let n = key.len() - 8;
-            let start = long(&key[n..]);
-            let end = start + window.size.unwrap_or(0);
-            (Some(&key[..n]), Some((start, end)))
-        }
-        _ => (Some(key), None),
+    match brook_engine::pipeline::split_window(key, window.kind, window.size) {
+        Some((key, w)) => (key, w.map(|w| (w.start, w.end))),
+        None => (key, None),
     }
 }
