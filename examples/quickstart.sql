@@ -1,5 +1,5 @@
--- Brook quick start: a stream of page views, a filtered stream derived from it, and a
--- push query that prints the derived rows.
+-- Brook quick start: a stream of page views, a filtered stream derived from it, a table of
+-- visits per user and hour, and a push query that prints the derived rows.
 --
 --   cargo run --release -p brook -- run examples/quickstart.sql
 --
@@ -31,6 +31,14 @@ CREATE STREAM long_visits AS
          CASE WHEN device->mobile THEN 'mobile' ELSE 'desktop' END AS kind
   FROM pageviews
   WHERE duration_ms >= 900 AND page LIKE '/%'
+  EMIT CHANGES;
+
+-- Visits per user and hour, kept up to date in a RocksDB store with a changelog topic.
+CREATE TABLE visits_per_user AS
+  SELECT user_id, COUNT(*) AS visits, SUM(duration_ms) AS total_ms
+  FROM pageviews
+  WINDOW TUMBLING (SIZE 1 HOUR)
+  GROUP BY user_id
   EMIT CHANGES;
 
 SELECT * FROM long_visits EMIT CHANGES LIMIT 3;
