@@ -61,6 +61,14 @@ fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
     postcard::from_bytes(bytes).map_err(|e| format!("corrupt state: {e}"))
 }
 
+/// Where EMIT FINAL queues a window until it closes: ordered by window end.
+fn held_key(store_key: &[u8], w: WindowKey) -> Vec<u8> {
+    let mut held = vec![SUPPRESSED];
+    held.extend_from_slice(&window_key(&((w.end as u64) ^ (1 << 63)).to_be_bytes(), w));
+    held.extend_from_slice(&store_key[1..]);
+    held
+}
+
 fn prefixed(prefix: u8, key: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(key.len() + 1);
     out.push(prefix);
@@ -87,12 +95,30 @@ impl Aggregation {
         &self.plan.projection
     }
 
+    /// How late a record may be for its window. EMIT FINAL closes windows at their end
+    /// unless a grace period is given, as ksqlDB does.
     fn grace(&self) -> i64 {
+        let default = if self.plan.emit_final {
+            0
+        } else {
+            DEFAULT_GRACE_MS
+        };
         self.plan
             .window
             .as_ref()
             .and_then(|w| w.grace)
-            .unwrap_or(DEFAULT_GRACE_MS)
+            .unwrap_or(default)
+    }
+
+    /// How long a time window is kept after it starts: its RETENTION, or its size plus the
+    /// grace period. Sessions are kept until they close.
+    fn retention(&self) -> Option<i64> {
+        let window = self.plan.window.as_ref()?;
+        let size = match window.kind {
+            WindowKind::Tumbling { size } | WindowKind::Hopping { size, .. } => size,
+            WindowKind::Session { .. } => return None,
+        };
+        Some(window.retention.unwrap_or(size + self.grace()))
     }
 
     /// Group keys as bytes whose order is the keys' order (or a plain encoding for types
@@ -352,9 +378,11 @@ impl Aggregation {
                 out
             }
             WindowKind::Session { gap } => {
+                // A session closes once no record within its gap can still come in time.
+                let close = close.saturating_sub(gap);
                 return self.add_to_session(
                     store, key, group, args, sequence, rowtime, gap, close, changes,
-                )
+                );
             }
         };
         for w in windows {
@@ -363,17 +391,14 @@ impl Aggregation {
                 continue;
             }
             let store_key = prefixed(AGGREGATES, &window_key(key, w));
+            // A window's time is the latest of its records'.
+            let latest = match store.get(&store_key).map_err(|e| e.to_string())? {
+                Some(bytes) => decode::<Stored>(&bytes)?.rowtime.max(rowtime),
+                None => rowtime,
+            };
             let states = self.load(store, &store_key)?;
             let states = self.add(states, args, sequence)?;
-            self.save(
-                store,
-                &store_key,
-                &group,
-                &states,
-                rowtime,
-                Some(w),
-                changes,
-            );
+            self.save(store, &store_key, &group, &states, latest, Some(w), changes);
         }
         Ok(())
     }
@@ -405,7 +430,8 @@ impl Aggregation {
             let Some((_, w)) = WindowKey::of(&store_key) else {
                 continue;
             };
-            if w.end < rowtime.saturating_sub(gap) {
+            // Sessions that closed are gone (expired), and others too far away stay apart.
+            if w.end < rowtime.saturating_sub(gap) || w.end < close {
                 continue;
             }
             let stored: Stored = decode(&bytes)?;
@@ -421,11 +447,16 @@ impl Aggregation {
             latest = latest.max(stored.rowtime);
             absorbed.push((store_key, w, stored.rowtime));
         }
-        if merged.end <= close {
+        if merged.end < close {
             return Ok(());
         }
         for (store_key, w, old_time) in absorbed {
             store.delete(&store_key);
+            if self.plan.emit_final {
+                // Never shown: only its place in the queue of windows to emit goes.
+                store.delete(&held_key(&store_key, w));
+                continue;
+            }
             changes.push(Change {
                 keys: group.clone(),
                 results: vec![],
@@ -561,10 +592,7 @@ impl Aggregation {
         if self.plan.emit_final {
             if let Some(w) = window {
                 // Held back, ordered by window end, until the window closes.
-                let mut held = vec![SUPPRESSED];
-                held.extend_from_slice(&window_key(&(w.end as u64 ^ (1 << 63)).to_be_bytes(), w));
-                held.extend_from_slice(&store_key[1..]);
-                store.put(&held, &bytes);
+                store.put(&held_key(store_key, w), &bytes);
                 return;
             }
         }
@@ -594,11 +622,19 @@ impl Aggregation {
         stream_time: i64,
         changes: &mut Vec<Change>,
     ) -> Result<(), String> {
-        let close = stream_time.saturating_sub(self.grace());
+        let mut close = stream_time.saturating_sub(self.grace());
+        if let Some(WindowKind::Session { gap }) = self.plan.window.as_ref().map(|w| w.kind) {
+            // Sessions close strictly before the stream time minus gap and grace.
+            close = close.saturating_sub(gap).saturating_sub(1);
+        }
         let low = vec![SUPPRESSED];
         let mut high = vec![SUPPRESSED];
         high.extend_from_slice(&((close as u64) ^ (1 << 63)).to_be_bytes());
         high.push(0xFF);
+        let expired = self
+            .retention()
+            .map(|r| stream_time.saturating_sub(r))
+            .unwrap_or(i64::MIN);
         for (held, bytes) in store.range(&low, &high).map_err(|e| e.to_string())? {
             let stored: Stored = decode(&bytes)?;
             let window = WindowKey::of(&held[..1 + 8 + 16]).map(|(_, w)| w);
@@ -606,6 +642,10 @@ impl Aggregation {
                 continue;
             }
             store.delete(&held);
+            if window.is_some_and(|w| w.start < expired) {
+                // Past its retention, the window is gone from the store: nothing to emit.
+                continue;
+            }
             changes.push(Change {
                 keys: stored.keys,
                 results: self.results(&stored.states),

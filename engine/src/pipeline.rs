@@ -156,13 +156,6 @@ impl Pipeline {
             if self.plan.source.kind == SourceKind::Table && record.key.is_none() {
                 continue;
             }
-            // A windowed stream's deletes (a merged session) are no events.
-            if self.plan.source.kind == SourceKind::Stream
-                && self.plan.source.window.is_some()
-                && record.value.is_none()
-            {
-                continue;
-            }
             match self.decode(record) {
                 Ok(row) => {
                     rows.push(row);
@@ -332,7 +325,12 @@ impl Pipeline {
             }
         } else if let Some(f) = &self.plan.filter {
             let mask = evaluate(f, &columns, len)?;
-            let mask: BooleanArray = null_as_false(mask.as_boolean());
+            // A stream record without a value matches no condition.
+            let mask: BooleanArray = null_as_false(mask.as_boolean())
+                .iter()
+                .zip(&tombstone)
+                .map(|(m, t)| Some(m == Some(true) && !t))
+                .collect();
             columns = columns
                 .iter()
                 .map(|c| filter(c, &mask).map_err(|e| e.to_string()))
