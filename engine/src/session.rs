@@ -470,7 +470,10 @@ impl Session {
         let engine = self.engine.clone();
         let mut state = engine.state.lock().await;
         let sequence = state.next_sequence();
-        let (flow, mut sink) = state.catalog.plan_create_as(create, sql)?;
+        let (mut flow, mut sink) = state.catalog.plan_create_as(create, sql)?;
+        if let brook_planner::plan::Dataflow::Aggregate(plan) = &mut flow {
+            plan.configure(&self.properties);
+        }
         if !create.properties.contains_key("KAFKA_TOPIC") {
             if let Some(prefix) = self.properties.get("ksql.output.topic.name.prefix") {
                 sink.topic = format!("{prefix}{}", sink.topic);

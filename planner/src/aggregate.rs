@@ -42,6 +42,24 @@ pub struct AggregatePlan {
 }
 
 impl AggregatePlan {
+    /// Applies the function settings of the session (`ksql.functions.collect_list.limit`,
+    /// `ksql.functions.collect_set.limit`).
+    pub fn configure(&mut self, properties: &std::collections::BTreeMap<String, String>) {
+        use crate::functions::aggregates::Udaf;
+        let limit = |name: &str| {
+            properties
+                .get(&format!("ksql.functions.{name}.limit"))
+                .and_then(|v| v.trim().parse::<usize>().ok())
+        };
+        for call in &mut self.aggregates {
+            match &mut call.aggregate.udaf {
+                Udaf::CollectList(n) => *n = limit("collect_list").unwrap_or(*n),
+                Udaf::CollectSet(n) => *n = limit("collect_set").unwrap_or(*n),
+                _ => {}
+            }
+        }
+    }
+
     /// Whether the grouping key is the source's key, so that rows of one group are already
     /// in one partition.
     pub fn groups_by_source_key(&self) -> bool {

@@ -507,7 +507,7 @@ pub fn sink_source(create: &ast::CreateAsSelect, flow: &Dataflow, sql: &str) -> 
         let complex = a.aggregates.iter().any(|c| {
             !matches!(
                 c.aggregate.udaf,
-                Udaf::Count | Udaf::Sum | Udaf::Min | Udaf::Max
+                Udaf::Count | Udaf::Sum | Udaf::SumList | Udaf::Min | Udaf::Max
             )
         });
         if complex && sink.value_format.kind == crate::formats::FormatKind::Delimited {

@@ -415,6 +415,46 @@ pub fn type_expr(expr: &Expr, scope: &Scope) -> Result<TypedExpr> {
             )
         }
         Expr::Field { expr, field } => {
+            // A field of each exploded element: explode the array of those fields.
+            if let Expr::Function {
+                name,
+                args,
+                distinct,
+                star,
+                position,
+            } = expr.as_ref()
+            {
+                if name == "EXPLODE" && args.len() == 1 {
+                    let element = "KSQL_EXPLODED_ELEMENT".to_string();
+                    let fields = Expr::Function {
+                        name: "TRANSFORM".into(),
+                        args: vec![
+                            args[0].clone(),
+                            Expr::Lambda {
+                                params: vec![element.clone()],
+                                body: Box::new(Expr::Field {
+                                    expr: Box::new(Expr::Column {
+                                        qualifier: None,
+                                        name: element,
+                                        position: *position,
+                                    }),
+                                    field: field.clone(),
+                                }),
+                            },
+                        ],
+                        distinct: *distinct,
+                        star: *star,
+                        position: *position,
+                    };
+                    return t(&Expr::Function {
+                        name: name.clone(),
+                        args: vec![fields],
+                        distinct: *distinct,
+                        star: *star,
+                        position: *position,
+                    });
+                }
+            }
             let inner = t(expr)?;
             let DataType::Struct(fields) = &inner.data_type else {
                 return Err(PlanError::new(format!(
@@ -549,6 +589,29 @@ pub fn type_expr(expr: &Expr, scope: &Scope) -> Result<TypedExpr> {
                     ));
                 };
                 return Ok(TypedExpr::new(ExprKind::Explode(arg.boxed()), *element));
+            }
+            if name == "CUBE_EXPLODE" {
+                let arg = match args.as_slice() {
+                    [a] => t(a)?,
+                    _ => {
+                        return Err(PlanError::at(
+                            *position,
+                            "CUBE_EXPLODE takes one ARRAY argument",
+                        ))
+                    }
+                };
+                let function = FunctionRef(&functions::arrays::CUBE);
+                let signature = (function.0.resolve)(&[Some(arg.data_type.clone())])
+                    .map_err(|m| PlanError::at(*position, m))?;
+                let element = arg.data_type.clone();
+                let cube = TypedExpr::new(
+                    ExprKind::Function {
+                        function,
+                        args: vec![arg],
+                    },
+                    signature.returns,
+                );
+                return Ok(TypedExpr::new(ExprKind::Explode(cube.boxed()), element));
             }
             if matches!(name.as_str(), "TRANSFORM" | "FILTER" | "REDUCE") {
                 return type_lambda_call(name, args, scope);

@@ -16,6 +16,8 @@ pub struct Case {
     pub outputs: Vec<Json>,
     pub topics: Vec<Json>,
     pub expected_exception: Option<String>,
+    /// The message of the exception's cause, when the test names one.
+    pub expected_cause: Option<String>,
     pub post: Option<Json>,
     /// Why the file itself turns this case off.
     pub disabled: Option<String>,
@@ -108,6 +110,9 @@ pub fn load_cases(path: &Path) -> Result<Vec<Case>, String> {
                             .unwrap_or("")
                             .to_string()
                     }),
+                    expected_cause: test["expectedException"]["causeMessage"]
+                        .as_str()
+                        .map(str::to_string),
                     post: test.get("post").cloned(),
                     disabled,
                 });

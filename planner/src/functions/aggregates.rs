@@ -18,11 +18,14 @@ pub enum Udaf {
     Count,
     CountDistinct,
     Sum,
+    /// The sum of the elements of arrays.
+    SumList,
     Avg,
     Min,
     Max,
-    CollectList,
-    CollectSet,
+    /// With the most elements kept.
+    CollectList(usize),
+    CollectSet(usize),
     TopK(usize),
     TopKDistinct(usize),
     Histogram,
@@ -51,6 +54,7 @@ pub fn is_aggregate(name: &str) -> bool {
         "COUNT"
             | "COUNT_DISTINCT"
             | "SUM"
+            | "SUM_LIST"
             | "AVG"
             | "MIN"
             | "MAX"
@@ -108,6 +112,14 @@ pub fn resolve(name: &str, types: &[DataType], params: &[Value]) -> Result<Aggre
         "COUNT_DISTINCT" => (Udaf::CountDistinct, DataType::BigInt),
         "SUM" if numeric && params.is_empty() => (Udaf::Sum, first.clone().ok_or_else(fail)?),
         "AVG" if numeric && params.is_empty() => (Udaf::Avg, DataType::Double),
+        "SUM_LIST" if params.is_empty() => match &first {
+            Some(DataType::Array(e))
+                if matches!(**e, DataType::Int | DataType::BigInt | DataType::Double) =>
+            {
+                (Udaf::SumList, (**e).clone())
+            }
+            _ => return Err(fail()),
+        },
         "MIN" | "MAX" if params.is_empty() => {
             let t = first.clone().ok_or_else(fail)?;
             let comparable = numeric
@@ -129,9 +141,9 @@ pub fn resolve(name: &str, types: &[DataType], params: &[Value]) -> Result<Aggre
         "COLLECT_LIST" | "COLLECT_SET" if params.is_empty() => {
             let t = first.clone().ok_or_else(fail)?;
             let udaf = if upper == "COLLECT_LIST" {
-                Udaf::CollectList
+                Udaf::CollectList(COLLECTION_LIMIT)
             } else {
-                Udaf::CollectSet
+                Udaf::CollectSet(COLLECTION_LIMIT)
             };
             (udaf, DataType::Array(Box::new(t)))
         }
@@ -197,6 +209,24 @@ pub fn resolve(name: &str, types: &[DataType], params: &[Value]) -> Result<Aggre
     })
 }
 
+/// Equality where maps are sets of entries, whatever their order.
+fn same(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Map(x), Value::Map(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.iter().any(|(k2, v2)| same(k, k2) && same(v, v2)))
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same(a, b))
+        }
+        (Value::Struct(x), Value::Struct(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|((n, a), (m, b))| n == m && same(a, b))
+        }
+        _ => a == b,
+    }
+}
+
 fn count(v: &Value) -> i64 {
     match v {
         Value::BigInt(n) => *n,
@@ -250,7 +280,7 @@ impl Aggregate {
     pub fn init(&self) -> Value {
         match &self.udaf {
             Udaf::Count => Value::BigInt(0),
-            Udaf::Sum => self.zero(),
+            Udaf::Sum | Udaf::SumList => self.zero(),
             Udaf::Min | Udaf::Max => Value::Null,
             Udaf::Histogram => Value::Map(vec![]),
             // Moments: count, sum and sum of squares (and for two columns the cross terms).
@@ -297,6 +327,13 @@ impl Aggregate {
                     self.plus(&state, &arg, 1)?
                 }
             }
+            Udaf::SumList => {
+                let mut sum = state;
+                for element in items(&arg).iter().filter(|e| !e.is_null()) {
+                    sum = self.plus(&sum, element, 1)?;
+                }
+                sum
+            }
             Udaf::Avg => match (&state, double(&arg)) {
                 (Value::Array(s), Some(_)) => {
                     let sum = if s[1].is_null() {
@@ -322,16 +359,16 @@ impl Aggregate {
                     state
                 }
             }
-            Udaf::CollectList => {
+            Udaf::CollectList(limit) => {
                 let mut list = items(&state);
-                if list.len() < COLLECTION_LIMIT {
+                if list.len() < *limit {
                     list.push(arg);
                 }
                 Value::Array(list)
             }
-            Udaf::CollectSet => {
+            Udaf::CollectSet(limit) => {
                 let mut set = items(&state);
-                if set.len() < COLLECTION_LIMIT && !set.contains(&arg) {
+                if set.len() < *limit && !set.iter().any(|v| same(v, &arg)) {
                     set.push(arg);
                 }
                 Value::Array(set)
@@ -398,6 +435,13 @@ impl Aggregate {
                 }
             }
             Udaf::Sum if !arg.is_null() => self.plus(&state, &arg, -1)?,
+            Udaf::SumList => {
+                let mut sum = state;
+                for element in items(&arg).iter().filter(|e| !e.is_null()) {
+                    sum = self.plus(&sum, element, -1)?;
+                }
+                sum
+            }
             Udaf::Avg => match (&state, double(&arg)) {
                 (Value::Array(s), Some(_)) if !s[1].is_null() => Value::Array(vec![
                     Value::BigInt(count(&s[0]) - 1),
@@ -405,7 +449,7 @@ impl Aggregate {
                 ]),
                 _ => state,
             },
-            Udaf::CollectList | Udaf::CollectSet => {
+            Udaf::CollectList(_) | Udaf::CollectSet(_) => {
                 let mut list = items(&state);
                 if let Some(i) = list.iter().position(|v| *v == arg) {
                     list.remove(i);
@@ -457,7 +501,7 @@ impl Aggregate {
     pub fn merge(&self, earlier: Value, later: Value) -> Result<Value, String> {
         Ok(match &self.udaf {
             Udaf::Count => Value::BigInt(count(&earlier) + count(&later)),
-            Udaf::Sum => self.plus(&earlier, &later, 1)?,
+            Udaf::Sum | Udaf::SumList => self.plus(&earlier, &later, 1)?,
             Udaf::Avg => match (&earlier, &later) {
                 (Value::Array(a), Value::Array(b)) => Value::Array(vec![
                     Value::BigInt(count(&a[0]) + count(&b[0])),
@@ -475,8 +519,8 @@ impl Aggregate {
                 state
             }
             Udaf::CountDistinct
-            | Udaf::CollectList
-            | Udaf::CollectSet
+            | Udaf::CollectList(_)
+            | Udaf::CollectSet(_)
             | Udaf::TopK(_)
             | Udaf::TopKDistinct(_) => {
                 let mut state = earlier;

@@ -267,3 +267,42 @@ fn element_of(name: &str, a: ArgTypes) -> Result<Signature, String> {
         _ => Err(no_match(name, a)),
     }
 }
+
+/// The arrays CUBE_EXPLODE emits, as one array of arrays: every combination of the
+/// elements kept or replaced by NULL, counting in binary with the first element as the
+/// highest bit, without repeats. Not registered: only CUBE_EXPLODE uses it.
+pub static CUBE: ScalarFunction = ScalarFunction {
+    name: "CUBE_EXPLODE",
+    resolve: |a| match a {
+        [Some(t @ DataType::Array(_))] => Ok(Signature {
+            params: vec![t.clone()],
+            returns: DataType::Array(Box::new(t.clone())),
+        }),
+        _ => Err(no_match("CUBE_EXPLODE", a)),
+    },
+    eval: |v, _| {
+        let elements = items(&v[0]);
+        let n = elements.len().min(16);
+        let mut out: Vec<Value> = Vec::new();
+        for mask in 0u32..(1 << n) {
+            let combination = Value::Array(
+                elements
+                    .iter()
+                    .take(n)
+                    .enumerate()
+                    .map(|(j, e)| {
+                        if mask & (1 << (n - 1 - j)) != 0 {
+                            e.clone()
+                        } else {
+                            Value::Null
+                        }
+                    })
+                    .collect(),
+            );
+            if !out.contains(&combination) {
+                out.push(combination);
+            }
+        }
+        Ok(Value::Array(out))
+    },
+};

@@ -2,7 +2,7 @@
 //! parameter and result types, and its evaluation of one row.
 
 pub mod aggregates;
-mod arrays;
+pub mod arrays;
 mod encoding;
 mod json;
 mod maps;
