@@ -4,7 +4,6 @@ use crate::dataflow::Operators;
 use crate::driver::Driver;
 use crate::formats::FormatContext;
 use crate::kafka::{KafkaSettings, Topics};
-use crate::pipeline::Pipeline;
 use crate::processing_log::ProcessingLog;
 use crate::query::{
     produce_all, start_push_query, OutputRecord, PersistentQuery, PushQuery, QueryStatus,
@@ -170,13 +169,13 @@ impl Backend {
         &self,
         id: String,
         group_id: &str,
-        pipeline: Pipeline,
+        operators: Operators,
         properties: &BTreeMap<String, String>,
     ) -> Result<PushQuery, String> {
         match self {
             Backend::Kafka(k) => start_push_query(
                 id,
-                pipeline,
+                operators,
                 &k.settings,
                 group_id,
                 properties,

@@ -36,6 +36,14 @@ impl Operators {
         }
     }
 
+    /// The rows a push query ends after (`LIMIT`).
+    pub fn limit(&self) -> Option<u64> {
+        match self {
+            Operators::Stateless(p) => p.plan.limit,
+            Operators::Aggregate(a) => a.plan.limit,
+        }
+    }
+
     pub fn aggregation(&self) -> Option<&Aggregation> {
         match self {
             Operators::Aggregate(a) => Some(a),

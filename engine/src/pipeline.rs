@@ -12,7 +12,6 @@ use brook_planner::catalog::ColumnRole;
 use brook_planner::plan::{Projection, QueryPlan};
 use brook_planner::typing::ExprKind;
 use brook_planner::value::Value;
-use brook_sql::ast::DataType;
 use brook_sql::ast::SourceKind;
 use brook_state::WindowKey;
 
@@ -492,12 +491,4 @@ fn concat_outputs(parts: Vec<Output>, plan: &QueryPlan) -> Result<Output, String
         windows: Vec::new(),
         len: parts.iter().map(|p| p.len).sum(),
     })
-}
-
-/// The types of a plan's output columns, for front ends.
-pub fn output_columns(plan: &QueryPlan) -> Vec<(String, DataType)> {
-    plan.projection
-        .iter()
-        .map(|p| (p.name.clone(), p.expr.data_type.clone()))
-        .collect()
 }

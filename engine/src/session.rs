@@ -9,7 +9,6 @@ use crate::error::EngineError;
 use crate::eval::evaluate;
 use crate::formats::{FormatContext, RecordCodec};
 use crate::kafka::{EmbeddedBroker, KafkaSettings, Topics};
-use crate::pipeline::Pipeline;
 use crate::processing_log::ProcessingLog;
 use crate::query::{OutputRecord, PushQuery, QueryStatus};
 use crate::schema_registry::{HttpRegistry, SchemaRegistry};
@@ -682,21 +681,24 @@ impl Session {
 
     async fn push_query(&mut self, query: &ast::Query) -> Result<StatementResult> {
         let engine = self.engine.clone();
-        let plan = {
+        let mut flow = {
             let state = engine.state.lock().await;
-            plan_query(&state.catalog, query, None)?
+            brook_planner::plan::plan_dataflow(&state.catalog, query, None)?
         };
+        if let brook_planner::plan::Dataflow::Aggregate(plan) = &mut flow {
+            plan.configure(&self.properties);
+        }
         let n = engine.transient_ids.fetch_add(1, Ordering::Relaxed);
         let nonce = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos())
             .unwrap_or_default();
-        let id = format!("transient_{}_{nonce}{n}", plan.source.name);
+        let id = format!("transient_{}_{nonce}{n}", flow.source().name);
         let group_id = format!("_confluent-ksql-{}{id}", engine.config.service_id);
         let push = engine.backend.start_push(
             id,
             &group_id,
-            Pipeline::new(plan, &engine.formats),
+            crate::dataflow::Operators::new(flow, &engine.formats),
             &self.properties,
         )?;
         Ok(StatementResult::Rows(push))

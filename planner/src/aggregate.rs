@@ -39,6 +39,8 @@ pub struct AggregatePlan {
     pub having: Option<TypedExpr>,
     pub projection: Vec<Projection>,
     pub emit_final: bool,
+    /// For a push query, the rows after which it ends.
+    pub limit: Option<u64>,
 }
 
 impl AggregatePlan {
@@ -168,6 +170,11 @@ pub fn plan_aggregate(
     if query.group_by.is_empty() {
         return Err(PlanError::new(
             "Non-aggregate SELECT expression(s) not part of GROUP BY: aggregations need a GROUP BY clause.",
+        ));
+    }
+    if sink.is_none() && query.emit.is_none() {
+        return Err(PlanError::new(
+            "Pull queries are not supported yet; add EMIT CHANGES for a push query.",
         ));
     }
     if query.emit == Some(Emit::Final) && query.window.is_none() {
@@ -548,5 +555,6 @@ pub fn plan_aggregate(
         having,
         projection,
         emit_final: query.emit == Some(Emit::Final),
+        limit: query.limit,
     })
 }

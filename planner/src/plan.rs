@@ -415,7 +415,7 @@ impl Dataflow {
     pub fn limit(&self) -> Option<u64> {
         match self {
             Dataflow::Stateless(p) => p.limit,
-            Dataflow::Aggregate(_) => None,
+            Dataflow::Aggregate(a) => a.limit,
         }
     }
 }

@@ -63,3 +63,31 @@ fn planning_errors_stop_the_run_with_the_statement_position() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_push_query_aggregates_as_rows_arrive() {
+    let mut run = BrookRun::start(
+        "push-aggregate",
+        "SET 'auto.offset.reset' = 'earliest';
+         CREATE STREAM pv (user_id STRING KEY, page STRING)
+           WITH (kafka_topic='pv', value_format='JSON', partitions=2);
+         INSERT INTO pv (user_id, page) VALUES ('alice', '/a');
+         INSERT INTO pv (user_id, page) VALUES ('bob', '/a');
+         INSERT INTO pv (user_id, page) VALUES ('alice', '/b');
+         SELECT page, COUNT(*) AS n FROM pv GROUP BY page EMIT CHANGES LIMIT 3;",
+        &[],
+    );
+    run.wait_for_stdout("Limit Reached", Duration::from_secs(120));
+    let out = run.stdout();
+    // The two partitions may interleave, but each page counts up in order.
+    let rows: Vec<&str> = out.lines().filter(|l| l.starts_with("| /")).collect();
+    let a: Vec<&&str> = rows.iter().filter(|l| l.starts_with("| /a ")).collect();
+    assert_eq!(rows.len(), 3, "{out}");
+    assert!(a[0].contains("| 1 ") && a[1].contains("| 2 "), "{out}");
+    assert!(
+        rows.iter()
+            .any(|l| l.starts_with("| /b ") && l.contains("| 1 ")),
+        "{out}"
+    );
+    let _ = run.terminate();
+}

@@ -2,8 +2,8 @@
 //! has `LIMIT` rows, stops the query, or goes away.
 
 use super::records::next_batch;
+use crate::dataflow::Operators;
 use crate::kafka::KafkaSettings;
-use crate::pipeline::Pipeline;
 use crate::processing_log::ProcessingLog;
 use brook_planner::value::Value;
 use brook_sql::ast::DataType;
@@ -31,7 +31,7 @@ impl PushQuery {
 
 pub fn start_push_query(
     id: String,
-    pipeline: Pipeline,
+    operators: Operators,
     settings: &KafkaSettings,
     group_id: &str,
     properties: &BTreeMap<String, String>,
@@ -41,11 +41,18 @@ pub fn start_push_query(
         .consumer_config(group_id, properties, None)
         .create()
         .map_err(|e| format!("cannot create a consumer: {e}"))?;
+    let topic = operators.source().topic.clone();
     consumer
-        .subscribe(&[pipeline.plan.source.topic.as_str()])
-        .map_err(|e| format!("cannot subscribe to {}: {e}", pipeline.plan.source.topic))?;
-    let columns = crate::pipeline::output_columns(&pipeline.plan);
-    let limit = pipeline.plan.limit;
+        .subscribe(&[topic.as_str()])
+        .map_err(|e| format!("cannot subscribe to {topic}: {e}"))?;
+    let columns = operators
+        .projection()
+        .iter()
+        .map(|p| (p.name.clone(), p.expr.data_type.clone()))
+        .collect();
+    let limit = operators.limit();
+    // One consumer reads every partition, so one store holds all the query's state.
+    let mut store = brook_state::Store::memory();
     // A small buffer: a slow client slows the query down rather than filling memory.
     let (tx, rows) = mpsc::channel(256);
     let (stop, mut stop_rx) = watch::channel(false);
@@ -54,7 +61,14 @@ pub fn start_push_query(
         let mut sent: u64 = 0;
         while let Some(batch) = next_batch(&consumer, &mut stop_rx, 500).await {
             let mut errors = Vec::new();
-            let output = pipeline.process(&batch, &mut errors);
+            let output = match operators.process(&batch, &mut store, &mut errors) {
+                Ok(output) => output,
+                Err(e) => {
+                    let _ = tx.send(Err(e)).await;
+                    return;
+                }
+            };
+            let _ = store.flush(None);
             if !errors.is_empty() {
                 if let Err(e) = log.log(&task_id, &errors).await {
                     let _ = tx.send(Err(e)).await;
@@ -66,7 +80,7 @@ pub fn start_push_query(
                     return;
                 }
                 if tx
-                    .send(Ok(output.row(&pipeline.plan.projection, row)))
+                    .send(Ok(output.row(operators.projection(), row)))
                     .await
                     .is_err()
                 {
