@@ -49,6 +49,8 @@ struct Change {
 
 pub struct Aggregation {
     pub plan: AggregatePlan,
+    /// Records dropped because their window had closed, since last asked.
+    late: std::sync::atomic::AtomicU64,
     pre: Pipeline,
     converter: Option<RowConverter>,
 }
@@ -86,9 +88,19 @@ impl Aggregation {
         let converter = RowConverter::new(fields).ok();
         Self {
             plan,
+            late: Default::default(),
             pre,
             converter,
         }
+    }
+
+    fn count_late(&self) {
+        self.late.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// How many records came too late for their window since the last call.
+    pub fn take_late(&self) -> u64 {
+        self.late.swap(0, std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn projection(&self) -> &[Projection] {
@@ -388,6 +400,7 @@ impl Aggregation {
         for w in windows {
             if w.end <= close {
                 // The window has closed: a late record.
+                self.count_late();
                 continue;
             }
             let store_key = prefixed(AGGREGATES, &window_key(key, w));
@@ -448,6 +461,7 @@ impl Aggregation {
             absorbed.push((store_key, w, stored.rowtime));
         }
         if merged.end < close {
+            self.count_late();
             return Ok(());
         }
         for (store_key, w, old_time) in absorbed {
@@ -756,5 +770,75 @@ impl Aggregation {
                 row
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use brook_planner::catalog::Catalog;
+    use brook_planner::plan::Dataflow;
+    use brook_sql::ast::StatementKind;
+
+    fn aggregation(sql: &str) -> Aggregation {
+        let statements =
+            brook_sql::parse_statements(sql, &mut Default::default()).expect("statements");
+        let mut catalog = Catalog::default();
+        let StatementKind::CreateSource(create) = &statements[0].kind else {
+            panic!("a CREATE STREAM first")
+        };
+        let source = catalog
+            .source_from_create(create, &statements[0].text)
+            .expect("source");
+        catalog.sources.insert(source.name.clone(), source);
+        let StatementKind::CreateAsSelect(ctas) = &statements[1].kind else {
+            panic!("a CREATE TABLE AS SELECT second")
+        };
+        let (flow, _) = catalog
+            .plan_create_as(ctas, &statements[1].text)
+            .expect("plan");
+        let Dataflow::Aggregate(plan) = flow else {
+            panic!("an aggregation")
+        };
+        Aggregation::new(plan, &FormatContext::default())
+    }
+
+    fn record(offset: i64, key: &str, timestamp: i64) -> InputRecord {
+        InputRecord {
+            headers: vec![],
+            topic: "t".into(),
+            partition: 0,
+            offset,
+            timestamp,
+            key: Some(key.as_bytes().to_vec()),
+            value: Some(b"{\"V\": 1}".to_vec()),
+        }
+    }
+
+    #[test]
+    fn late_records_are_dropped_and_counted() {
+        let a = aggregation(
+            "CREATE STREAM s (k STRING KEY, v BIGINT) WITH (kafka_topic='t', value_format='JSON');
+             CREATE TABLE c AS SELECT k, COUNT(*) AS n FROM s
+               WINDOW TUMBLING (SIZE 10 MILLISECONDS, GRACE PERIOD 5 MILLISECONDS) GROUP BY k;",
+        );
+        let mut store = Store::memory();
+        let mut errors = Vec::new();
+        let records = [
+            record(0, "a", 1),
+            record(1, "a", 30),
+            // Window [0, 10) closed at stream time 15.
+            record(2, "a", 2),
+            // Window [20, 30) is still open until 35.
+            record(3, "a", 25),
+        ];
+        let out = a
+            .process(&records, &mut store, &mut errors)
+            .expect("process");
+        assert_eq!(out.len, 3);
+        assert_eq!(a.take_late(), 1);
+        assert_eq!(a.take_late(), 0);
+        let starts: Vec<i64> = out.windows.iter().flatten().map(|w| w.start).collect();
+        assert_eq!(starts, vec![0, 30, 20]);
     }
 }

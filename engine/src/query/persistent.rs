@@ -204,6 +204,14 @@ impl Runner {
             if !errors.is_empty() {
                 self.log.log(&self.id, &errors).await?;
             }
+            if let Some(late) = self.operators.aggregation().map(|a| a.take_late()) {
+                if late > 0 {
+                    tracing::warn!(
+                        "query {}: dropped {late} records that came after their window closed (past its grace period)",
+                        self.id
+                    );
+                }
+            }
             self.commit(&batch, CommitMode::Async)?;
         }
         // Everything produced so far is acknowledged; make the last offsets durable.
