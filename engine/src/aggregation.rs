@@ -35,6 +35,16 @@ struct Stored {
     rowtime: i64,
 }
 
+/// What the repartition topic carries to a group: a stream row's arguments, or a table
+/// row's old arguments to take away and (or) new ones to add.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Repartitioned {
+    group: Vec<Value>,
+    old: Option<Vec<Vec<Value>>>,
+    new: Option<Vec<Vec<Value>>>,
+    sequence: i64,
+}
+
 /// An aggregate row that changed.
 struct Change {
     keys: Vec<Value>,
@@ -174,54 +184,129 @@ impl Aggregation {
     }
 
     /// The stateless stage's rows as records of the repartition topic: keyed by their
-    /// group, so that each group's rows meet in one partition, with the whole row as value.
+    /// group, so that each group's rows meet in one partition. A table row that changes
+    /// also sends its old values to their group, to be taken away; `store` is the source
+    /// partition's task store, which remembers each table row's last values.
     pub fn repartition_records(
         &self,
         records: &[InputRecord],
+        store: &mut Store,
         errors: &mut Vec<RecordError>,
-    ) -> Vec<crate::query::OutputRecord> {
+    ) -> Result<Vec<crate::query::OutputRecord>, String> {
         let pre = self.pre.process(records, errors);
-        let types: Vec<_> = self
-            .plan
-            .pre
-            .projection
-            .iter()
-            .map(|p| &p.expr.data_type)
-            .collect();
-        (0..pre.len)
-            .map(|row| {
-                let values: Vec<Value> = pre
-                    .columns
-                    .iter()
-                    .zip(&types)
-                    .map(|(a, t)| value_at(a.as_ref(), t, row))
-                    .collect();
-                crate::query::OutputRecord {
-                    headers: vec![],
-                    key: Some(encode(&values[..self.plan.keys])),
-                    value: Some(encode(&(values, pre.tombstone[row]))),
-                    timestamp: pre.rowtime[row],
-                }
+        let value = |column: usize, row: usize| {
+            value_at(
+                pre.columns[column].as_ref(),
+                &self.plan.pre.projection[column].expr.data_type,
+                row,
+            )
+        };
+        let mut out = Vec::new();
+        let mut send = |change: &Repartitioned, timestamp: i64| {
+            out.push(crate::query::OutputRecord {
+                headers: vec![],
+                key: Some(encode(&change.group)),
+                value: Some(encode(change)),
+                timestamp,
             })
-            .collect()
+        };
+        for row in 0..pre.len {
+            let group: Vec<Value> = (0..self.plan.keys).map(|c| value(c, row)).collect();
+            let args: Vec<Vec<Value>> = self
+                .plan
+                .aggregates
+                .iter()
+                .map(|a| a.args.iter().map(|c| value(*c, row)).collect())
+                .collect();
+            let sequence = match value(self.plan.offset_column, row) {
+                Value::BigInt(o) => o,
+                _ => 0,
+            };
+            let timestamp = pre.rowtime[row];
+            let keyless = group.iter().any(Value::is_null);
+            if self.plan.source_keys.is_empty() {
+                if !pre.tombstone[row] && !keyless {
+                    send(
+                        &Repartitioned {
+                            group,
+                            old: None,
+                            new: Some(args),
+                            sequence,
+                        },
+                        timestamp,
+                    );
+                }
+                continue;
+            }
+            let source_key: Vec<Value> = self
+                .plan
+                .source_keys
+                .iter()
+                .map(|c| value(*c, row))
+                .collect();
+            let row_key = prefixed(SOURCE_ROWS, &encode(&source_key));
+            let previous: Option<(Vec<Value>, Vec<Vec<Value>>)> =
+                match store.get(&row_key).map_err(|e| e.to_string())? {
+                    Some(bytes) => Some(decode(&bytes)?),
+                    None => None,
+                };
+            let deleted = pre.tombstone[row] || keyless;
+            match previous {
+                Some((old_group, old_args)) if !deleted && old_group == group => send(
+                    &Repartitioned {
+                        group: group.clone(),
+                        old: Some(old_args),
+                        new: Some(args.clone()),
+                        sequence,
+                    },
+                    timestamp,
+                ),
+                previous => {
+                    if let Some((old_group, old_args)) = previous {
+                        send(
+                            &Repartitioned {
+                                group: old_group,
+                                old: Some(old_args),
+                                new: None,
+                                sequence,
+                            },
+                            timestamp,
+                        );
+                    }
+                    if !deleted {
+                        send(
+                            &Repartitioned {
+                                group: group.clone(),
+                                old: None,
+                                new: Some(args.clone()),
+                                sequence,
+                            },
+                            timestamp,
+                        );
+                    }
+                }
+            }
+            if deleted {
+                store.delete(&row_key);
+            } else {
+                store.put(&row_key, &encode(&(group, args)));
+            }
+        }
+        Ok(out)
     }
 
-    /// Aggregates records read back from the repartition topic.
+    /// Aggregates the changes read back from the repartition topic.
     pub fn process_repartitioned(
         &self,
         records: &[InputRecord],
         store: &mut Store,
         errors: &mut Vec<RecordError>,
     ) -> Result<Output, String> {
-        let mut rows: Vec<Vec<Value>> = Vec::with_capacity(records.len());
-        let mut rowtime = Vec::with_capacity(records.len());
-        let mut tombstone = Vec::with_capacity(records.len());
+        let mut changes_in = Vec::with_capacity(records.len());
         for r in records {
-            match decode::<(Vec<Value>, bool)>(r.value.as_deref().unwrap_or_default()) {
-                Ok((values, deleted)) if values.len() == self.plan.pre.projection.len() => {
-                    rows.push(values);
-                    rowtime.push(r.timestamp);
-                    tombstone.push(deleted);
+            match decode::<Repartitioned>(r.value.as_deref().unwrap_or_default()) {
+                Ok(change) if change.group.len() == self.plan.keys => {
+                    changes_in.push((change, r.timestamp))
                 }
                 _ => errors.push(RecordError::Deserialization {
                     target: "value",
@@ -230,25 +315,110 @@ impl Aggregation {
                 }),
             }
         }
-        let columns = self
-            .plan
-            .pre
-            .projection
+        let groups: Vec<&Vec<Value>> = changes_in.iter().map(|(c, _)| &c.group).collect();
+        let keys = self.group_bytes(&groups)?;
+        let mut stream_time: i64 = match store.get(STREAM_TIME).map_err(|e| e.to_string())? {
+            Some(b) => decode(&b)?,
+            None => i64::MIN,
+        };
+        let mut changes = Vec::new();
+        for ((change, rowtime), key) in changes_in.into_iter().zip(&keys) {
+            let result = match (&change.old, &change.new) {
+                (None, Some(args)) if self.plan.source_keys.is_empty() => {
+                    stream_time = stream_time.max(rowtime);
+                    self.add_row(
+                        store,
+                        key,
+                        change.group.clone(),
+                        args,
+                        change.sequence,
+                        rowtime,
+                        stream_time,
+                        &mut changes,
+                    )
+                }
+                (old, new) => self.change_group(
+                    store,
+                    key,
+                    &change.group,
+                    old.as_deref(),
+                    new.as_deref(),
+                    rowtime,
+                    &mut changes,
+                ),
+            };
+            if let Err(message) = result {
+                errors.push(RecordError::Processing {
+                    message,
+                    record: Box::new(InputRecord {
+                        headers: vec![],
+                        topic: self.plan.pre.source.topic.clone(),
+                        partition: -1,
+                        offset: change.sequence,
+                        timestamp: rowtime,
+                        key: None,
+                        value: None,
+                    }),
+                });
+            }
+            if self.plan.emit_final {
+                self.release_closed(store, stream_time, &mut changes)?;
+            }
+        }
+        if stream_time != i64::MIN {
+            store.put(STREAM_TIME, &encode(&stream_time));
+        }
+        self.project(changes)
+    }
+
+    /// A table row's old values leave a group and (or) its new ones join it: one change.
+    #[allow(clippy::too_many_arguments)]
+    fn change_group(
+        &self,
+        store: &mut Store,
+        key: &[u8],
+        group: &[Value],
+        old: Option<&[Vec<Value>]>,
+        new: Option<&[Vec<Value>]>,
+        rowtime: i64,
+        changes: &mut Vec<Change>,
+    ) -> Result<(), String> {
+        let store_key = prefixed(AGGREGATES, key);
+        let mut states = self.load(store, &store_key)?;
+        if let Some(old) = old {
+            states = self
+                .plan
+                .aggregates
+                .iter()
+                .zip(states.into_iter().zip(old))
+                .map(|(a, (s, args))| a.aggregate.undo(s, args))
+                .collect::<Result<Vec<_>, _>>()?;
+        }
+        if let Some(new) = new {
+            states = self.add(states, new, 0)?;
+        }
+        self.save(store, &store_key, group, &states, rowtime, None, changes);
+        Ok(())
+    }
+
+    /// Group keys as store keys, as `key_bytes` makes them from columns.
+    fn group_bytes(&self, groups: &[&Vec<Value>]) -> Result<Vec<Vec<u8>>, String> {
+        let columns = self.plan.pre.projection[..self.plan.keys]
             .iter()
             .enumerate()
             .map(|(i, p)| {
-                let values: Vec<&Value> = rows.iter().map(|r| &r[i]).collect();
+                let values: Vec<&Value> = groups.iter().map(|g| &g[i]).collect();
                 build_array(&p.expr.data_type, &values)
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let pre = Output {
+        let output = Output {
             columns,
-            rowtime,
-            tombstone,
+            rowtime: vec![],
+            tombstone: vec![],
             windows: vec![],
-            len: rows.len(),
+            len: groups.len(),
         };
-        self.aggregate(&pre, store, errors)
+        self.key_bytes(&output)
     }
 
     /// Updates the states with the stateless stage's rows, in order.

@@ -526,12 +526,15 @@ impl Session {
                 engine.config.service_id
             );
             if !plan.groups_by_source_key() {
-                if plan.pre.source.kind == SourceKind::Table
-                    && matches!(engine.backend, crate::backend::Backend::Kafka(_))
-                {
-                    return Err(EngineError::new(
-                        "Aggregating a table by anything but its primary key is not supported on Kafka yet: a changed row would have to leave its old group in another partition.",
-                    ));
+                if plan.pre.source.kind == SourceKind::Table {
+                    engine
+                        .backend
+                        .create_internal_topic(
+                            &crate::query::source_changelog(&group_id),
+                            source_partitions,
+                            &[("cleanup.policy", "compact")],
+                        )
+                        .await?;
                 }
                 engine
                     .backend

@@ -257,3 +257,88 @@ fn grouping_by_a_value_column_repartitions_rows_to_their_group() {
         format!("_confluent-ksql-{service}query_CTAS_BY_REGION_1-Aggregate-GroupBy-repartition");
     assert_eq!(b.partitions(&repartition), Some(4), "the repartition topic");
 }
+
+#[test]
+fn a_table_aggregated_by_a_value_column_follows_updates_and_deletes() {
+    let b = broker();
+    let input = unique("users");
+    let output = unique("PER_REGION");
+    b.create_topic(&input, 4);
+    let base = recent_timestamp();
+    let regions = ["north", "south", "east", "west", "center"];
+    // Users join, then many move to another region or leave (a tombstone).
+    let mut current: BTreeMap<String, (String, i64)> = BTreeMap::new();
+    let mut records = Vec::new();
+    for i in 0..6_000i64 {
+        let user = format!("u{}", i % 2_000);
+        let ts = base + i;
+        if i >= 4_000 && i % 7 == 0 {
+            records.push((Some(user.clone().into_bytes()), None, ts));
+            current.remove(&user);
+            continue;
+        }
+        let region = regions[((i * 31) % 5) as usize].to_string();
+        let score = i % 13;
+        records.push((
+            Some(user.clone().into_bytes()),
+            Some(
+                json!({"region": region, "score": score})
+                    .to_string()
+                    .into_bytes(),
+            ),
+            ts,
+        ));
+        current.insert(user, (region, score));
+    }
+    let mut expected: BTreeMap<String, (i64, i64)> =
+        regions.iter().map(|r| (r.to_string(), (0, 0))).collect();
+    for (region, score) in current.values() {
+        let e = expected.entry(region.clone()).or_insert((0, 0));
+        e.0 += 1;
+        e.1 += score;
+    }
+    b.produce(&input, &records);
+    let sql = format!(
+        "SET 'auto.offset.reset' = 'earliest';
+         CREATE TABLE users (id STRING PRIMARY KEY, region STRING, score BIGINT)
+           WITH (kafka_topic = '{input}', value_format = 'JSON');
+         CREATE TABLE per_region WITH (kafka_topic = '{output}') AS
+           SELECT region, COUNT(*) AS cnt, SUM(score) AS total
+           FROM users GROUP BY region;"
+    );
+    let service = unique("svc");
+    let state = std::env::temp_dir().join(unique("brook-state"));
+    let args = [
+        "--bootstrap-servers",
+        b.bootstrap.as_str(),
+        "--service-id",
+        service.as_str(),
+        "--state-dir",
+        state.to_str().unwrap_or_default(),
+    ];
+    let run = BrookRun::start("table-aggregate", &sql, &args);
+    let mut last = BTreeMap::new();
+    let done = wait_for(Duration::from_secs(300), || {
+        let got = b.read_topic(&output, expected.len(), Duration::from_secs(2));
+        let mut table: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+        for r in &got {
+            let v = r.value_json();
+            table.insert(
+                r.key_str(),
+                (
+                    v["CNT"].as_i64().unwrap_or(-1),
+                    v["TOTAL"].as_i64().unwrap_or(-1),
+                ),
+            );
+        }
+        last = table.clone();
+        (table == expected).then_some(())
+    });
+    let stderr = run.stderr();
+    assert!(run.terminate().success());
+    let _ = std::fs::remove_dir_all(&state);
+    assert!(
+        done.is_some(),
+        "per-region totals {last:?} never matched {expected:?}; stderr:\n{stderr}"
+    );
+}

@@ -7,7 +7,7 @@ mod record_cache;
 mod records;
 mod task_state;
 
-pub use persistent::{repartition_topic, PersistentQuery, QueryStatus};
+pub use persistent::{repartition_topic, source_changelog, PersistentQuery, QueryStatus};
 pub use push::{start_push_query, PushQuery};
 pub use records::{produce_all, OutputRecord};
 pub use task_state::TaskStates;

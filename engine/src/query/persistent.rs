@@ -41,6 +41,8 @@ struct Runner {
     operators: Operators,
     /// The internal topic rows pass through to reach their group's partition, if any.
     repartition: Option<String>,
+    /// For a repartitioned table: each source partition's last values of its rows.
+    source_states: Option<super::TaskStates>,
     /// How many bytes of updates are coalesced by key between commits (0: none).
     cache_bytes: u64,
     /// Each input partition's state (a task's store), for stateful operators.
@@ -49,6 +51,11 @@ struct Runner {
     consumer: StreamConsumer,
     producer: FutureProducer,
     log: Arc<ProcessingLog>,
+}
+
+/// The changelog of the last values of a repartitioned table's rows.
+pub fn source_changelog(group_id: &str) -> String {
+    format!("{group_id}-Aggregate-GroupBy-Source-changelog")
 }
 
 /// The repartition topic of the query with consumer group `group_id`, as ksqlDB names it.
@@ -92,6 +99,15 @@ impl PersistentQuery {
         let runner = Runner {
             id: id.clone(),
             sink: SinkWriter::new(operators.projection(), &sink, formats),
+            source_states: (repartition.is_some()
+                && operators.source().kind == brook_sql::ast::SourceKind::Table)
+                .then(|| {
+                    super::TaskStates::new(
+                        state_dir.join("source"),
+                        source_changelog(group_id),
+                        settings.clone(),
+                    )
+                }),
             repartition,
             cache_bytes: if operators.stateful() {
                 super::record_cache::cache_bytes(properties)
@@ -161,12 +177,27 @@ impl Runner {
             if let (Some(topic), Some(aggregation)) =
                 (&self.repartition, self.operators.aggregation())
             {
-                let source: Vec<_> = batch
+                let mut moved = Vec::new();
+                let mut partitions: Vec<i32> = batch
                     .iter()
                     .filter(|r| &r.topic != topic)
-                    .cloned()
+                    .map(|r| r.partition)
                     .collect();
-                let moved = aggregation.repartition_records(&source, &mut errors);
+                partitions.sort_unstable();
+                partitions.dedup();
+                for partition in partitions {
+                    let part: Vec<_> = batch
+                        .iter()
+                        .filter(|r| &r.topic != topic && r.partition == partition)
+                        .cloned()
+                        .collect();
+                    let mut unused = brook_state::Store::memory();
+                    let store = match &mut self.source_states {
+                        Some(states) => states.store(partition)?,
+                        None => &mut unused,
+                    };
+                    moved.extend(aggregation.repartition_records(&part, store, &mut errors)?);
+                }
                 produce_all(&self.producer, topic, &moved).await?;
                 tasks.retain(|r| &r.topic == topic);
             }
@@ -199,6 +230,9 @@ impl Runner {
             let records = super::record_cache::coalesce(records, self.cache_bytes);
             produce_all(&self.producer, &self.sink.topic, &records).await?;
             if let Some(states) = &mut self.states {
+                states.checkpoint(&self.producer).await?;
+            }
+            if let Some(states) = &mut self.source_states {
                 states.checkpoint(&self.producer).await?;
             }
             if !errors.is_empty() {
