@@ -40,6 +40,8 @@ impl BrookRun {
             .arg("run")
             .arg(file)
             .args(args)
+            // Info logs show what the process did (restores, rebalances) to assertions.
+            .env("BROOK_LOG", std::env::var("BROOK_LOG").unwrap_or_else(|_| "info".into()))
             .stdin(Stdio::null())
             .stdout(stdout)
             .stderr(stderr)

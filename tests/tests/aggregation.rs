@@ -342,3 +342,86 @@ fn a_table_aggregated_by_a_value_column_follows_updates_and_deletes() {
         "per-region totals {last:?} never matched {expected:?}; stderr:\n{stderr}"
     );
 }
+
+#[test]
+fn a_second_process_takes_over_partitions_with_their_state() {
+    let b = broker();
+    let input = unique("amounts");
+    let output = unique("TOTALS");
+    let service = unique("svc");
+    b.create_topic(&input, 4);
+    let (records, expected) = inputs();
+    let half = records.len() / 2;
+    let mut first_half = Table::new();
+    for (k, v, ts) in &records[..half] {
+        let name = String::from_utf8_lossy(k.as_deref().unwrap_or_default()).into_owned();
+        let amount = serde_json::from_slice::<serde_json::Value>(v.as_deref().unwrap_or_default())
+            .map(|v| v["amount"].as_i64().unwrap_or(0))
+            .unwrap_or(0);
+        let e = first_half
+            .entry((name, ts - ts.rem_euclid(WINDOW_MS)))
+            .or_insert((0, 0));
+        e.0 += 1;
+        e.1 += amount;
+    }
+    let sql = sql(&input, &output, 10_000_000);
+    let state_a = std::env::temp_dir().join(unique("brook-state-a"));
+    let state_b = std::env::temp_dir().join(unique("brook-state-b"));
+    let args = |state: &Path, instance: &str| {
+        vec![
+            "--bootstrap-servers".to_string(),
+            b.bootstrap.clone(),
+            "--service-id".into(),
+            service.clone(),
+            "--instance-id".into(),
+            instance.into(),
+            "--state-dir".into(),
+            state.display().to_string(),
+        ]
+    };
+    let args_a = args(&state_a, "a");
+    let args_b = args(&state_b, "b");
+    let table_now = || final_table(&b.read_topic(&output, 1, Duration::from_secs(2)));
+
+    // One process aggregates the first half alone.
+    b.produce(&input, &records[..half]);
+    let a = BrookRun::start(
+        "scale-a",
+        &sql,
+        &args_a.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    let first = wait_for(Duration::from_secs(300), || {
+        (table_now() == first_half).then_some(())
+    });
+    assert!(first.is_some(), "first half; stderr:\n{}", a.stderr());
+
+    // A second process joins: it gets some partitions, and their state from the changelog.
+    let b_run = BrookRun::start(
+        "scale-b",
+        &sql,
+        &args_b.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    std::thread::sleep(Duration::from_secs(10));
+    b.produce(&input, &records[half..]);
+    let done = wait_for(Duration::from_secs(300), || {
+        (table_now() == expected).then_some(())
+    });
+    let (stderr_a, stderr_b) = (a.stderr(), b_run.stderr());
+    assert!(b_run.terminate().success());
+    assert!(a.terminate().success());
+    let _ = std::fs::remove_dir_all(&state_a);
+    let _ = std::fs::remove_dir_all(&state_b);
+    let restored: usize = stderr_b
+        .lines()
+        .filter_map(|l| l.split("restored ").nth(1))
+        .filter_map(|rest| rest.split(' ').next()?.parse::<usize>().ok())
+        .sum();
+    assert!(
+        restored > 0,
+        "the second process restored no state:\n{stderr_b}"
+    );
+    assert!(
+        done.is_some(),
+        "totals differ after the second process joined;\nA:\n{stderr_a}\nB:\n{stderr_b}"
+    );
+}

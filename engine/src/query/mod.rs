@@ -3,6 +3,7 @@
 
 mod persistent;
 mod push;
+mod rebalance;
 mod record_cache;
 mod records;
 mod task_state;

@@ -2,6 +2,7 @@
 //! Offsets are committed only after the broker acknowledged everything the records
 //! produced, so a crash repeats work but never loses it.
 
+use super::rebalance::RebalanceContext;
 use super::records::{next_batch, produce_all};
 use crate::dataflow::Operators;
 use crate::formats::FormatContext;
@@ -48,7 +49,8 @@ struct Runner {
     /// Each input partition's state (a task's store), for stateful operators.
     states: Option<super::TaskStates>,
     sink: SinkWriter,
-    consumer: StreamConsumer,
+    consumer: StreamConsumer<RebalanceContext>,
+    rebalances: RebalanceContext,
     producer: FutureProducer,
     log: Arc<ProcessingLog>,
 }
@@ -79,9 +81,10 @@ impl PersistentQuery {
         formats: &FormatContext,
         state_dir: std::path::PathBuf,
     ) -> Result<Self, String> {
-        let consumer: StreamConsumer = settings
+        let rebalances = RebalanceContext::default();
+        let consumer: StreamConsumer<RebalanceContext> = settings
             .consumer_config(group_id, properties, instance_id)
-            .create()
+            .create_with_context(rebalances.clone())
             .map_err(|e| format!("cannot create a consumer: {e}"))?;
         let source = operators.source().name.clone();
         let topic = operators.source().topic.clone();
@@ -109,6 +112,7 @@ impl PersistentQuery {
                     )
                 }),
             repartition,
+            rebalances,
             cache_bytes: if operators.stateful() {
                 super::record_cache::cache_bytes(properties)
             } else {
@@ -169,6 +173,19 @@ impl PersistentQuery {
 impl Runner {
     async fn run(mut self, mut stop: watch::Receiver<bool>) -> Result<(), String> {
         while let Some(batch) = next_batch(&self.consumer, &mut stop, MAX_BATCH).await {
+            // Stores of partitions this process lost are closed; if they come back, they
+            // are reopened and catch up with their changelogs.
+            for (topic, partition) in self.rebalances.take_revoked() {
+                let states =
+                    if Some(&topic) == self.repartition.as_ref() || self.repartition.is_none() {
+                        &mut self.states
+                    } else {
+                        &mut self.source_states
+                    };
+                if let Some(states) = states {
+                    states.close(partition);
+                }
+            }
             let mut errors = Vec::new();
             let mut records = Vec::new();
             // Source records of a repartitioned aggregation go to the repartition topic;

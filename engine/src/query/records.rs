@@ -1,7 +1,7 @@
 //! Reading batches of records from a consumer and writing records to topics.
 
 use crate::pipeline::{Headers, InputRecord};
-use rdkafka::consumer::StreamConsumer;
+use rdkafka::consumer::{ConsumerContext, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
@@ -10,8 +10,8 @@ use tokio::sync::watch;
 
 /// Waits for at least one record (or a stop request, returning `None`), then takes what is
 /// already there, up to `max` records.
-pub(super) async fn next_batch(
-    consumer: &StreamConsumer,
+pub(super) async fn next_batch<C: ConsumerContext + 'static>(
+    consumer: &StreamConsumer<C>,
     stop: &mut watch::Receiver<bool>,
     max: usize,
 ) -> Option<Vec<InputRecord>> {

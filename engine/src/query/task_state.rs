@@ -51,6 +51,16 @@ impl TaskStates {
             .ok_or_else(|| "state store vanished".to_string())
     }
 
+    /// Closes a task's store (its writes are all checkpointed by then).
+    pub fn close(&mut self, partition: i32) {
+        if self.stores.remove(&partition).is_some() {
+            tracing::debug!(
+                "closed the store of {} partition {partition}",
+                self.changelog
+            );
+        }
+    }
+
     /// Applies the changelog records the local store has not seen.
     fn restore(&self, partition: i32, store: &mut Store) -> Result<usize, String> {
         let consumer: BaseConsumer = self
