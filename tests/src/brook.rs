@@ -41,7 +41,10 @@ impl BrookRun {
             .arg(file)
             .args(args)
             // Info logs show what the process did (restores, rebalances) to assertions.
-            .env("BROOK_LOG", std::env::var("BROOK_LOG").unwrap_or_else(|_| "info".into()))
+            .env(
+                "BROOK_LOG",
+                std::env::var("BROOK_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdin(Stdio::null())
             .stdout(stdout)
             .stderr(stderr)

@@ -16,6 +16,8 @@ pub const COLLECTION_LIMIT: usize = 1000;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Udaf {
     Count,
+    /// The value every row has, or NULL when they differ.
+    Attr,
     CountDistinct,
     Sum,
     /// The sum of the elements of arrays.
@@ -52,6 +54,7 @@ pub fn is_aggregate(name: &str) -> bool {
     matches!(
         name.to_uppercase().as_str(),
         "COUNT"
+            | "ATTR"
             | "COUNT_DISTINCT"
             | "SUM"
             | "SUM_LIST"
@@ -110,6 +113,7 @@ pub fn resolve(name: &str, types: &[DataType], params: &[Value]) -> Result<Aggre
     let (udaf, returns) = match upper.as_str() {
         "COUNT" => (Udaf::Count, DataType::BigInt),
         "COUNT_DISTINCT" => (Udaf::CountDistinct, DataType::BigInt),
+        "ATTR" if params.is_empty() => (Udaf::Attr, first.clone().ok_or_else(fail)?),
         "SUM" if numeric && params.is_empty() => (Udaf::Sum, first.clone().ok_or_else(fail)?),
         "AVG" if numeric && params.is_empty() => (Udaf::Avg, DataType::Double),
         "SUM_LIST" if params.is_empty() => match &first {
@@ -227,6 +231,27 @@ fn same(a: &Value, b: &Value) -> bool {
     }
 }
 
+/// ATTR's state: each distinct value (NULL included) with how many rows have it.
+fn attr_count(state: Value, value: &Value, by: i64) -> Value {
+    let mut entries = items(&state);
+    match entries
+        .iter()
+        .position(|e| items(e).first().is_some_and(|v| same(v, value)))
+    {
+        Some(i) => {
+            let n = items(&entries[i]).get(1).map(count).unwrap_or(0) + by;
+            if n <= 0 {
+                entries.remove(i);
+            } else {
+                entries[i] = Value::Array(vec![value.clone(), Value::BigInt(n)]);
+            }
+        }
+        None if by > 0 => entries.push(Value::Array(vec![value.clone(), Value::BigInt(by)])),
+        None => {}
+    }
+    Value::Array(entries)
+}
+
 fn count(v: &Value) -> i64 {
     match v {
         Value::BigInt(n) => *n,
@@ -313,6 +338,7 @@ impl Aggregate {
                     state
                 }
             }
+            Udaf::Attr => attr_count(state, &arg, 1),
             Udaf::CountDistinct => {
                 let mut seen = items(&state);
                 if !arg.is_null() && !seen.contains(&arg) {
@@ -434,6 +460,7 @@ impl Aggregate {
                     state
                 }
             }
+            Udaf::Attr => attr_count(state, &arg, -1),
             Udaf::Sum if !arg.is_null() => self.plus(&state, &arg, -1)?,
             Udaf::SumList => {
                 let mut sum = state;
@@ -501,6 +528,16 @@ impl Aggregate {
     pub fn merge(&self, earlier: Value, later: Value) -> Result<Value, String> {
         Ok(match &self.udaf {
             Udaf::Count => Value::BigInt(count(&earlier) + count(&later)),
+            Udaf::Attr => {
+                let mut state = earlier;
+                for entry in items(&later) {
+                    let entry = items(&entry);
+                    if let (Some(v), Some(n)) = (entry.first(), entry.get(1)) {
+                        state = attr_count(state, v, count(n));
+                    }
+                }
+                state
+            }
             Udaf::Sum | Udaf::SumList => self.plus(&earlier, &later, 1)?,
             Udaf::Avg => match (&earlier, &later) {
                 (Value::Array(a), Value::Array(b)) => Value::Array(vec![
@@ -592,6 +629,10 @@ impl Aggregate {
     pub fn result(&self, state: &Value) -> Value {
         match &self.udaf {
             Udaf::CountDistinct => Value::BigInt(items(state).len() as i64),
+            Udaf::Attr => match items(state).as_slice() {
+                [only] => items(only).into_iter().next().unwrap_or(Value::Null),
+                _ => Value::Null,
+            },
             Udaf::Avg => match state {
                 Value::Array(s) if count(&s[0]) > 0 => match double(&s[1]) {
                     Some(sum) => Value::Double(sum / count(&s[0]) as f64),
