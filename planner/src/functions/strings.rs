@@ -161,8 +161,23 @@ pub(super) fn functions() -> Vec<ScalarFunction> {
                     let code = match &v[0] {
                         Value::Int(i) => Some(*i as u32),
                         Value::String(s) => {
-                            let hex = s.strip_prefix("\\u").or_else(|| s.strip_prefix("U+"));
-                            hex.and_then(|h| u32::from_str_radix(h, 16).ok())
+                            // One code unit, or a surrogate pair, as Java writes them.
+                            let units: Option<Vec<u16>> = s
+                                .split("\\u")
+                                .skip(1)
+                                .map(|h| u16::from_str_radix(h, 16).ok())
+                                .collect();
+                            match units.as_deref() {
+                                Some([_]) | Some([_, _]) if s.starts_with("\\u") => {
+                                    char::decode_utf16(units.unwrap_or_default())
+                                        .next()
+                                        .and_then(|c| c.ok())
+                                        .map(u32::from)
+                                }
+                                _ => s
+                                    .strip_prefix("U+")
+                                    .and_then(|h| u32::from_str_radix(h, 16).ok()),
+                            }
                         }
                         _ => None,
                     };
@@ -330,11 +345,12 @@ fn pad(v: &[Value], left: bool) -> Result<Value, String> {
     }
     let len = len as usize;
     fn build<T: Clone>(input: &[T], fill: &[T], len: usize, left: bool) -> Option<Vec<T>> {
-        if input.len() >= len {
-            return Some(input[..len].to_vec());
-        }
+        // ksqlDB gives NULL for an empty padding, whatever the lengths.
         if fill.is_empty() {
             return None;
+        }
+        if input.len() >= len {
+            return Some(input[..len].to_vec());
         }
         let padding: Vec<T> = fill
             .iter()
