@@ -470,6 +470,29 @@ pub fn cast(array: &ArrayRef, from: &DataType, to: &DataType) -> EvalResult<Arra
             Value::Decimal(u, s) => Value::String(format_decimal(u, s)),
             _ => Value::Null,
         }),
+        // ksqlDB reads a partial date as its first day: `2020-05` is 2020-05-01.
+        (DataType::String, DataType::Date) => per_row(&|v| match v {
+            Value::String(s) => {
+                let s = s.trim();
+                let full = match s.matches('-').count() {
+                    0 => format!("{s}-01-01"),
+                    1 => format!("{s}-01"),
+                    _ => s.to_string(),
+                };
+                chrono::NaiveDate::parse_from_str(&full, "%Y-%m-%d")
+                    .ok()
+                    .and_then(|d| {
+                        let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1)?;
+                        Some(Value::Date((d - epoch).num_days() as i32))
+                    })
+                    .unwrap_or(Value::Null)
+            }
+            _ => Value::Null,
+        }),
+        (DataType::Date, DataType::Timestamp) => per_row(&|v| match v {
+            Value::Date(d) => Value::Timestamp(d as i64 * 86_400_000),
+            _ => Value::Null,
+        }),
         (DataType::String, DataType::Boolean) => per_row(&|v| match v {
             Value::String(s) => Value::Boolean(s.trim().eq_ignore_ascii_case("true")),
             _ => Value::Null,

@@ -736,6 +736,13 @@ fn comparable_type(a: &DataType, b: &TypedExpr) -> Option<DataType> {
     if let Some(common) = widen(a, &b.data_type) {
         return Some(common);
     }
+    // A DATE compares with a TIMESTAMP as its first instant.
+    if matches!(
+        (a, &b.data_type),
+        (DataType::Date, DataType::Timestamp) | (DataType::Timestamp, DataType::Date)
+    ) {
+        return Some(DataType::Timestamp);
+    }
     if b.data_type == DataType::String && matches!(b.kind, ExprKind::Literal(_)) {
         return Some(a.clone());
     }
