@@ -270,6 +270,12 @@ pub fn plan_query(catalog: &Catalog, query: &ast::Query, sink: Option<&str>) -> 
                 }
             }
         }
+        // Key columns come in PARTITION BY's order.
+        let position = |p: &Projection| partition.iter().position(|(_, e)| *e == p.expr);
+        let (mut keys, values): (Vec<Projection>, Vec<Projection>) =
+            projection.drain(..).partition(|p| p.key);
+        keys.sort_by_key(|p| position(p));
+        projection = keys.into_iter().chain(values).collect();
     } else if let Some(sink) = sink {
         // Each source key column must be selected as it is, once; that selection is the key.
         let mut missing = Vec::new();
