@@ -254,7 +254,21 @@ pub fn plan_query(catalog: &Catalog, query: &ast::Query, sink: Option<&str>) -> 
     }
 
     if let (Some(sink), false) = (sink, query.partition_by.is_empty()) {
-        // Each partitioning expression must be selected; that selection is a key column.
+        // Each partitioning expression must be selected once; that selection is a key
+        // column.
+        for (name, expr) in &partition {
+            let names: Vec<&str> = projection
+                .iter()
+                .filter(|p| p.expr == *expr)
+                .map(|p| p.name.as_str())
+                .collect();
+            if names.len() > 1 {
+                return Err(PlanError::new(format!(
+                    "The projection contains a key column (`{name}`) more than once, aliased as: {}.",
+                    names.join(" and ")
+                )));
+            }
+        }
         for (name, expr) in &partition {
             match projection.iter_mut().find(|p| p.expr == *expr) {
                 Some(p) => {
