@@ -712,7 +712,10 @@ impl Session {
         let source = {
             let mut state = engine.state.lock().await;
             state.next_sequence();
-            state.catalog.source(&insert.target)?.clone()
+            match state.catalog.sources.get(&insert.target) {
+                Some(source) => source.clone(),
+                None => return Err(unknown_insert_target(&state.catalog, &insert.target)),
+            }
         };
         if source.is_source {
             return Err(EngineError::new(format!(
@@ -935,6 +938,28 @@ fn admit(
         return Ok(None);
     }
     Err(EngineError::new(taken))
+}
+
+/// ksqlDB's error for INSERT VALUES into a missing source, with a hint when only the
+/// case differs (quoted names keep their case, unquoted ones are upper-cased).
+fn unknown_insert_target(catalog: &brook_planner::catalog::Catalog, target: &str) -> EngineError {
+    let mut message = format!("Cannot insert values into an unknown stream/table: `{target}`");
+    if let Some(other) = catalog
+        .sources
+        .keys()
+        .find(|name| name.eq_ignore_ascii_case(target))
+    {
+        if *other == other.to_uppercase() {
+            message.push_str(&format!(
+                "\nDid you mean {other}? Hint: try removing double quotes from the source name."
+            ));
+        } else {
+            message.push_str(&format!(
+                "\nDid you mean \"{other}\"? Hint: wrap the source name in double quotes to make it case-sensitive."
+            ));
+        }
+    }
+    EngineError::new(message)
 }
 
 fn kind_noun(kind: SourceKind) -> &'static str {

@@ -27,7 +27,7 @@ impl Dialect for KsqlDialect {
     }
 
     fn is_delimited_identifier_start(&self, ch: char) -> bool {
-        ch == '`'
+        ch == '`' || ch == '"'
     }
 
     fn parse_prefix(&self, parser: &mut Parser) -> Option<Result<Expr, ParserError>> {
