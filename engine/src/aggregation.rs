@@ -575,11 +575,13 @@ impl Aggregation {
             }
             let store_key = prefixed(AGGREGATES, &window_key(key, w));
             // A window's time is the latest of its records'.
-            let latest = match store.get(&store_key).map_err(|e| e.to_string())? {
-                Some(bytes) => decode::<Stored>(&bytes)?.rowtime.max(rowtime),
-                None => rowtime,
+            let (states, latest) = match store.get(&store_key).map_err(|e| e.to_string())? {
+                Some(bytes) => {
+                    let stored = decode::<Stored>(&bytes)?;
+                    (stored.states, stored.rowtime.max(rowtime))
+                }
+                None => (self.initial(), rowtime),
             };
-            let states = self.load(store, &store_key)?;
             let states = self.add(states, args, sequence)?;
             self.save(store, &store_key, &group, &states, latest, Some(w), changes);
         }
