@@ -337,10 +337,10 @@ pub fn type_expr(expr: &Expr, scope: &Scope) -> Result<TypedExpr> {
             let mut e = t(expr)?;
             let mut items = list.iter().map(t).collect::<Result<Vec<_>>>()?;
             let mut common = e.data_type.clone();
-            for item in &items {
+            for (item, written) in items.iter().zip(list) {
                 common = comparable_type(&common, item).ok_or_else(|| {
                     PlanError::new(format!(
-                        "Invalid Predicate: cannot compare {} to {} in IN list",
+                        "Invalid Predicate: operator does not exist: {} = {} ({written})\nHint: You might need to add explicit type casts.",
                         e.data_type, item.data_type
                     ))
                 })?;

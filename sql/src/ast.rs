@@ -487,3 +487,68 @@ impl Expr {
         })
     }
 }
+
+/// An expression as ksqlDB prints it in messages: `ARRAY_LENGTH(VAL0)`, `MAP('a':=V)`.
+impl std::fmt::Display for Expr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let list = |items: &[Expr]| {
+            items
+                .iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        match self {
+            Expr::Column {
+                qualifier: Some(q),
+                name,
+                ..
+            } => write!(f, "{q}.{name}"),
+            Expr::Column { name, .. } => write!(f, "{name}"),
+            Expr::Literal(Literal::Null) => write!(f, "null"),
+            Expr::Literal(Literal::Boolean(b)) => write!(f, "{b}"),
+            Expr::Literal(Literal::Integer(n)) => write!(f, "{n}"),
+            Expr::Literal(Literal::Decimal(text)) => write!(f, "{text}"),
+            Expr::Literal(Literal::Double(d)) => write!(f, "{d:E}"),
+            Expr::Literal(Literal::String(s)) => write!(f, "'{}'", s.replace('\'', "''")),
+            Expr::Binary { op, left, right } => write!(f, "({left} {} {right})", op.symbol()),
+            Expr::Negate(e) => write!(f, "-{e}"),
+            Expr::Not(e) => write!(f, "(NOT {e})"),
+            Expr::IsNull { expr, negated } => {
+                write!(f, "({expr} IS {}NULL)", if *negated { "NOT " } else { "" })
+            }
+            Expr::Cast { expr, to } => write!(f, "CAST({expr} AS {to})"),
+            Expr::Field { expr, field } => write!(f, "{expr}->{field}"),
+            Expr::Subscript { expr, index } => write!(f, "{expr}[{index}]"),
+            Expr::Function {
+                name, args, star, ..
+            } => {
+                if *star {
+                    write!(f, "{name}(*)")
+                } else {
+                    write!(f, "{name}({})", list(args))
+                }
+            }
+            Expr::Array(items) => write!(f, "ARRAY[{}]", list(items)),
+            Expr::Map(entries) => write!(
+                f,
+                "MAP({})",
+                entries
+                    .iter()
+                    .map(|(k, v)| format!("{k}:={v}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Expr::Struct(fields) => write!(
+                f,
+                "STRUCT({})",
+                fields
+                    .iter()
+                    .map(|(n, v)| format!("{n}:={v}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            other => write!(f, "{other:?}"),
+        }
+    }
+}
