@@ -196,10 +196,10 @@ pub fn plan_aggregate(
     };
     let filter = match &query.filter {
         Some(f) => {
-            let typed = type_expr(f, &scope)?;
+            let typed = type_expr(f, &scope).map_err(|e| crate::plan::in_clause(e, "WHERE"))?;
             if typed.data_type != DataType::Boolean {
                 return Err(PlanError::new(format!(
-                    "Type error in WHERE expression: Should evaluate to boolean but is {} instead.",
+                    "Type error in WHERE expression: Should evaluate to boolean but is {f} ({}) instead.",
                     typed.data_type
                 )));
             }
@@ -445,7 +445,21 @@ pub fn plan_aggregate(
                 Some(name) if row.iter().any(|c| c.name == name) => PlanError::new(format!(
                     "Non-aggregate {clause} expression(s) not part of GROUP BY: {name}"
                 )),
-                _ => err,
+                _ => {
+                    // Name aggregates as written, not as the columns they became.
+                    let mut message = err.message;
+                    for (i, (call, _)) in calls.iter().enumerate().rev() {
+                        message =
+                            message.replace(&format!("KSQL_AGG_VARIABLE_{i}"), &call.to_string());
+                    }
+                    crate::plan::in_clause(
+                        PlanError {
+                            message,
+                            position: err.position,
+                        },
+                        clause,
+                    )
+                }
             }
         })
     };
@@ -521,7 +535,7 @@ pub fn plan_aggregate(
             let typed = type_post(h, "HAVING")?;
             if typed.data_type != DataType::Boolean {
                 return Err(PlanError::new(format!(
-                    "Type error in HAVING expression: Should evaluate to boolean but is {} instead.",
+                    "Type error in HAVING expression: Should evaluate to boolean but is {h} ({}) instead.",
                     typed.data_type
                 )));
             }

@@ -113,7 +113,7 @@ pub fn plan_query(catalog: &Catalog, query: &ast::Query, sink: Option<&str>) -> 
             let typed = type_expr(f, &scope).map_err(|e| in_clause(e, "WHERE"))?;
             if typed.data_type != DataType::Boolean {
                 return Err(PlanError::new(format!(
-                    "Type error in WHERE expression: Should evaluate to boolean but is {} instead.",
+                    "Type error in WHERE expression: Should evaluate to boolean but is {f} ({}) instead.",
                     typed.data_type
                 )));
             }
@@ -371,7 +371,13 @@ fn selected_with_alias(query: &ast::Query, name: &str) -> bool {
 
 /// ksqlDB names the clause in which a column cannot be resolved, and calls a select item
 /// it cannot cast invalid.
-fn in_clause(e: PlanError, clause: &str) -> PlanError {
+pub(crate) fn in_clause(e: PlanError, clause: &str) -> PlanError {
+    if matches!(clause, "WHERE" | "HAVING") && e.message.starts_with("Cannot compare ") {
+        return PlanError {
+            message: format!("Error in {clause} expression: {}", e.message),
+            position: e.position,
+        };
+    }
     if clause == "SELECT" && e.message.starts_with("Cast of ") {
         return PlanError {
             message: format!("Invalid Select: {}", e.message),

@@ -224,7 +224,37 @@ pub fn type_expr(expr: &Expr, scope: &Scope) -> Result<TypedExpr> {
             )
         }
         Expr::Literal(lit) => type_of_literal(lit)?,
-        Expr::Binary { op, left, right } => binary(*op, t(left)?, t(right)?)?,
+        Expr::Binary {
+            op,
+            left: l,
+            right: r,
+        } => {
+            let (left, right) = (t(l)?, t(r)?);
+            // ksqlDB does not read a string as a number, or the reverse, in a comparison.
+            let string_vs_other = |a: &TypedExpr, b: &TypedExpr| {
+                a.data_type == DataType::String
+                    && !b.is_null_literal()
+                    && b.data_type != DataType::String
+                    && (is_numeric(&b.data_type) || b.data_type == DataType::Boolean)
+            };
+            // ROWTIME and the window bounds compare with date-time strings.
+            let time_column = |e: &Expr| {
+                matches!(e, Expr::Column { name, .. }
+                    if ["ROWTIME", "WINDOWSTART", "WINDOWEND"].contains(&name.as_str()))
+            };
+            if let Some(name) = comparison_name(*op) {
+                if !time_column(l)
+                    && !time_column(r)
+                    && (string_vs_other(&left, &right) || string_vs_other(&right, &left))
+                {
+                    return Err(PlanError::new(format!(
+                        "Cannot compare {l} ({}) to {r} ({}) with {name}.",
+                        left.data_type, right.data_type
+                    )));
+                }
+            }
+            binary(*op, left, right)?
+        }
         Expr::Negate(inner) => {
             let inner = t(inner)?;
             if !is_numeric(&inner.data_type) {
@@ -817,6 +847,19 @@ fn compare(op: CmpOp, left: TypedExpr, right: TypedExpr) -> Result<TypedExpr> {
         },
         DataType::Boolean,
     ))
+}
+
+/// The name ksqlDB gives a comparison in its messages.
+fn comparison_name(op: BinaryOp) -> Option<&'static str> {
+    Some(match op {
+        BinaryOp::Eq => "EQUAL",
+        BinaryOp::NotEq => "NOT_EQUAL",
+        BinaryOp::Lt => "LESS_THAN",
+        BinaryOp::LtEq => "LESS_THAN_OR_EQUAL",
+        BinaryOp::Gt => "GREATER_THAN",
+        BinaryOp::GtEq => "GREATER_THAN_OR_EQUAL",
+        _ => return None,
+    })
 }
 
 fn binary(op: BinaryOp, left: TypedExpr, right: TypedExpr) -> Result<TypedExpr> {
