@@ -451,6 +451,34 @@ fn div_round(n: i128, d: i128) -> Option<i128> {
 }
 
 /// Casts with ksqlDB's rules: text forms follow Java's, failures give NULL.
+fn java_string(v: &Value) -> String {
+    match v {
+        Value::Null => "null".into(),
+        Value::Array(items) => format!(
+            "[{}]",
+            items.iter().map(java_string).collect::<Vec<_>>().join(", ")
+        ),
+        Value::Map(entries) => format!(
+            "{{{}}}",
+            entries
+                .iter()
+                .map(|(k, v)| format!("{}={}", java_string(k), java_string(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Value::Struct(fields) => format!(
+            "Struct{{{}}}",
+            fields
+                .iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(n, v)| format!("{n}={}", java_string(v)))
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
+        other => brook_planner::value::display(other).unwrap_or_default(),
+    }
+}
+
 pub fn cast(array: &ArrayRef, from: &DataType, to: &DataType) -> EvalResult<ArrayRef> {
     if from == to {
         return Ok(array.clone());
@@ -509,6 +537,78 @@ pub fn cast(array: &ArrayRef, from: &DataType, to: &DataType) -> EvalResult<Arra
                 }
                 _ => Value::Null,
             })
+        }
+        // As Java's toString writes them: `[1, 3]`, `{k=1}`, `Struct{A=1,B=x}`.
+        (DataType::Array(_) | DataType::Map(..) | DataType::Struct(_), DataType::String) => {
+            per_row(&|v| match v {
+                Value::Null => Value::Null,
+                other => Value::String(java_string(&other)),
+            })
+        }
+        // Java narrows by wrapping.
+        (DataType::BigInt, DataType::Int) => per_row(&|v| match v {
+            Value::BigInt(n) => Value::Int(n as i32),
+            _ => Value::Null,
+        }),
+        (DataType::Array(from_element), DataType::Array(to_element)) => {
+            let list = array.as_list::<i32>();
+            let values = cast(list.values(), from_element, to_element)?;
+            let field = Arc::new(arrow::datatypes::Field::new(
+                "item",
+                arrow_type(to_element),
+                true,
+            ));
+            Ok(Arc::new(
+                ListArray::try_new(field, list.offsets().clone(), values, list.nulls().cloned())
+                    .map_err(arrow_err)?,
+            ))
+        }
+        (DataType::Map(from_key, from_value), DataType::Map(to_key, to_value)) => {
+            let map = array.as_map();
+            let keys = cast(map.keys(), from_key, to_key)?;
+            let values = cast(map.values(), from_value, to_value)?;
+            let fields = brook_planner::types::map_entry_fields(to_key, to_value);
+            let entries = StructArray::try_new(fields.clone(), vec![keys, values], None)
+                .map_err(arrow_err)?;
+            let field = Arc::new(arrow::datatypes::Field::new(
+                "entries",
+                arrow::datatypes::DataType::Struct(fields),
+                false,
+            ));
+            Ok(Arc::new(
+                MapArray::try_new(
+                    field,
+                    map.offsets().clone(),
+                    entries,
+                    map.nulls().cloned(),
+                    false,
+                )
+                .map_err(arrow_err)?,
+            ))
+        }
+        // Fields are matched by name; a field the source lacks is NULL.
+        (DataType::Struct(from_fields), DataType::Struct(to_fields)) => {
+            let source = array.as_struct();
+            let columns = to_fields
+                .iter()
+                .map(|(name, t)| {
+                    match from_fields
+                        .iter()
+                        .position(|(n, _)| n.eq_ignore_ascii_case(name))
+                    {
+                        Some(i) => cast(source.column(i), &from_fields[i].1, t),
+                        None => Ok(new_null_array(&arrow_type(t), array.len())),
+                    }
+                })
+                .collect::<EvalResult<Vec<_>>>()?;
+            Ok(Arc::new(
+                StructArray::try_new(
+                    brook_planner::types::struct_fields(to_fields),
+                    columns,
+                    source.nulls().cloned(),
+                )
+                .map_err(arrow_err)?,
+            ))
         }
         (DataType::Double, DataType::Int | DataType::BigInt) => per_row(&|v| match v {
             Value::Double(d) => match to {

@@ -967,7 +967,7 @@ fn check_cast(from: &DataType, to: &DataType) -> Result<()> {
     };
     let ok = from == to
         || (is_numeric(from) && is_numeric(to))
-        || *to == DataType::String && scalar(from)
+        || *to == DataType::String
         || *from == DataType::String && scalar(to)
         || (matches!(from, DataType::Timestamp | DataType::Date | DataType::Time)
             && matches!(
