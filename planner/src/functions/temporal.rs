@@ -13,6 +13,11 @@ const MS_PER_DAY: i64 = 86_400_000;
 pub(super) fn functions() -> Vec<ScalarFunction> {
     vec![
         ScalarFunction {
+            name: "CONVERT_TZ",
+            resolve: |a| first_of("CONVERT_TZ", a, &[(&[Timestamp, Str, Str], Timestamp)]),
+            eval: |v, _| strict(v, |v| convert_tz(millis(&v[0]), &v[1], &v[2])),
+        },
+        ScalarFunction {
             name: "FORMAT_TIMESTAMP",
             resolve: |a| {
                 first_of(
@@ -235,13 +240,68 @@ fn millis(v: &Value) -> i64 {
     }
 }
 
-/// A zone given as `UTC`, `GMT`, `Z` or an offset such as `+05:30`.
-fn zone(v: Option<&Value>) -> Result<FixedOffset, String> {
-    let utc = FixedOffset::east_opt(0).ok_or("no UTC")?;
+/// A time zone: a fixed offset, or a region whose offset depends on the date.
+#[derive(Clone, Copy)]
+enum Zone {
+    Fixed(FixedOffset),
+    Region(chrono_tz::Tz),
+}
+
+impl Zone {
+    /// The local date-time of an instant.
+    fn local(self, ms: i64) -> Result<NaiveDateTime, String> {
+        let at = Utc
+            .timestamp_millis_opt(ms)
+            .single()
+            .ok_or_else(|| format!("timestamp {ms} is out of range"))?;
+        Ok(match self {
+            Zone::Fixed(o) => at.with_timezone(&o).naive_local(),
+            Zone::Region(tz) => at.with_timezone(&tz).naive_local(),
+        })
+    }
+
+    /// An instant as text in this zone; a pattern chrono cannot apply is an error.
+    fn format(self, ms: i64, pattern: &str) -> Result<String, String> {
+        use std::fmt::Write;
+        let at = Utc
+            .timestamp_millis_opt(ms)
+            .single()
+            .ok_or_else(|| format!("timestamp {ms} is out of range"))?;
+        let mut out = String::new();
+        let written = match self {
+            Zone::Fixed(o) => write!(out, "{}", at.with_timezone(&o).format(pattern)),
+            Zone::Region(tz) => write!(out, "{}", at.with_timezone(&tz).format(pattern)),
+        };
+        written.map_err(|_| format!("cannot format a timestamp with the pattern '{pattern}'"))?;
+        Ok(out)
+    }
+
+    /// The instant of a local date-time (the earlier one when clocks went back).
+    fn instant(self, local: &NaiveDateTime) -> Option<i64> {
+        match self {
+            Zone::Fixed(o) => o
+                .from_local_datetime(local)
+                .earliest()
+                .map(|t| t.timestamp_millis()),
+            Zone::Region(tz) => tz
+                .from_local_datetime(local)
+                .earliest()
+                .map(|t| t.timestamp_millis()),
+        }
+    }
+}
+
+/// A zone given as a region (`America/Los_Angeles`), `UTC`, `GMT`, `Z` or an offset such
+/// as `+05:30`.
+fn zone(v: Option<&Value>) -> Result<Zone, String> {
+    let utc = Zone::Fixed(FixedOffset::east_opt(0).ok_or("no UTC")?);
     let Some(Value::String(name)) = v else {
         return Ok(utc);
     };
     let trimmed = name.trim();
+    if let Ok(tz) = trimmed.parse::<chrono_tz::Tz>() {
+        return Ok(Zone::Region(tz));
+    }
     let offset = trimmed
         .strip_prefix("UTC")
         .or_else(|| trimmed.strip_prefix("GMT"))
@@ -252,11 +312,7 @@ fn zone(v: Option<&Value>) -> Result<FixedOffset, String> {
     let sign = match offset.chars().next() {
         Some('+') => 1,
         Some('-') => -1,
-        _ => {
-            return Err(format!(
-                "Unknown time zone '{name}': only UTC and offsets such as +05:30 are supported"
-            ))
-        }
+        _ => return Err(format!("Unknown time zone '{name}'")),
     };
     let digits: String = offset[1..].chars().filter(|c| c.is_ascii_digit()).collect();
     let (h, m) = match digits.len() {
@@ -268,22 +324,28 @@ fn zone(v: Option<&Value>) -> Result<FixedOffset, String> {
         _ => return Err(format!("Unknown time zone '{name}'")),
     };
     FixedOffset::east_opt(sign * (h * 3600 + m * 60))
+        .map(Zone::Fixed)
         .ok_or_else(|| format!("Unknown time zone '{name}'"))
+}
+
+/// CONVERT_TZ: the wall-clock time in `to` of a timestamp read as wall-clock time in
+/// `from`.
+pub fn convert_tz(ms: i64, from: &Value, to: &Value) -> Result<Value, String> {
+    let local = Zone::Fixed(FixedOffset::east_opt(0).ok_or("no UTC")?).local(ms)?;
+    let instant = zone(Some(from))?
+        .instant(&local)
+        .ok_or_else(|| format!("{local} does not exist in {from:?}"))?;
+    let converted = zone(Some(to))?.local(instant)?;
+    Ok(Value::Timestamp(converted.and_utc().timestamp_millis()))
 }
 
 fn format_millis(ms: i64, pattern: &Value, tz: Option<&Value>) -> Result<Value, String> {
     let Value::String(pattern) = pattern else {
         return Ok(Value::Null);
     };
-    let offset = zone(tz)?;
-    let at: DateTime<FixedOffset> = Utc
-        .timestamp_millis_opt(ms)
-        .single()
-        .ok_or_else(|| format!("timestamp {ms} is out of range"))?
-        .with_timezone(&offset);
-    Ok(Value::String(
-        at.format(&chrono_pattern(pattern)).to_string(),
-    ))
+    zone(tz)?
+        .format(ms, &chrono_pattern(pattern))
+        .map(Value::String)
 }
 
 /// Parses text with a Java pattern; what the pattern leaves out (the time, the date) is
@@ -326,9 +388,7 @@ pub fn parse_millis(text: &Value, pattern: &Value, tz: Option<&Value>) -> Result
         },
     };
     offset
-        .from_local_datetime(&local)
-        .single()
-        .map(|at| at.timestamp_millis())
+        .instant(&local)
         .ok_or_else(|| format!("Text '{text}' is not a valid time"))
 }
 
