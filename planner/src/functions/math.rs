@@ -270,6 +270,26 @@ fn round(v: &[Value], t: &DataType) -> Value {
 }
 
 fn extreme(name: &str, a: ArgTypes) -> Result<Signature, String> {
+    if !a.is_empty() && a.iter().all(Option::is_none) {
+        return Err(format!(
+            "Function '{}' cannot be resolved due to ambiguous method parameters ({}).",
+            name.to_lowercase(),
+            vec!["null"; a.len()].join(", ")
+        ));
+    }
+    // Strings among dates, times or timestamps are read as such.
+    let temporal = a
+        .iter()
+        .flatten()
+        .find(|t| matches!(t, DataType::Date | DataType::Time | DataType::Timestamp));
+    if let Some(t) = temporal {
+        if a.iter().flatten().all(|x| x == t || *x == DataType::String) {
+            return Ok(Signature {
+                params: vec![t.clone(); a.len()],
+                returns: t.clone(),
+            });
+        }
+    }
     let t = common_type(name, a)?;
     Ok(Signature {
         params: vec![t.clone(); a.len()],
