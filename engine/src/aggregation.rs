@@ -174,7 +174,8 @@ impl Aggregation {
         errors: &mut Vec<RecordError>,
     ) -> Result<Output, String> {
         let pre = self.pre.process(records, errors);
-        self.aggregate(&pre, store, errors)
+        let changes = self.group_changes(&pre, store)?;
+        self.apply(changes, store, errors)
     }
 
     /// Whether rows must move between partitions before they are aggregated: their group
@@ -194,6 +195,26 @@ impl Aggregation {
         errors: &mut Vec<RecordError>,
     ) -> Result<Vec<crate::query::OutputRecord>, String> {
         let pre = self.pre.process(records, errors);
+        Ok(self
+            .group_changes(&pre, store)?
+            .into_iter()
+            .map(|(change, timestamp)| crate::query::OutputRecord {
+                headers: vec![],
+                key: Some(encode(&change.group)),
+                value: Some(encode(&change)),
+                timestamp,
+            })
+            .collect())
+    }
+
+    /// What the stateless stage's rows change, group by group: a stream row adds its
+    /// arguments; a table row takes its last values (which `store` remembers) out of their
+    /// group and adds its new ones.
+    fn group_changes(
+        &self,
+        pre: &Output,
+        store: &mut Store,
+    ) -> Result<Vec<(Repartitioned, i64)>, String> {
         let value = |column: usize, row: usize| {
             value_at(
                 pre.columns[column].as_ref(),
@@ -202,14 +223,7 @@ impl Aggregation {
             )
         };
         let mut out = Vec::new();
-        let mut send = |change: &Repartitioned, timestamp: i64| {
-            out.push(crate::query::OutputRecord {
-                headers: vec![],
-                key: Some(encode(&change.group)),
-                value: Some(encode(change)),
-                timestamp,
-            })
-        };
+        let mut send = |change: Repartitioned, timestamp: i64| out.push((change, timestamp));
         for row in 0..pre.len {
             let group: Vec<Value> = (0..self.plan.keys).map(|c| value(c, row)).collect();
             let args: Vec<Vec<Value>> = self
@@ -227,7 +241,7 @@ impl Aggregation {
             if self.plan.source_keys.is_empty() {
                 if !pre.tombstone[row] && !keyless {
                     send(
-                        &Repartitioned {
+                        Repartitioned {
                             group,
                             old: None,
                             new: Some(args),
@@ -253,7 +267,7 @@ impl Aggregation {
             let deleted = pre.tombstone[row] || keyless;
             match previous {
                 Some((old_group, old_args)) if !deleted && old_group == group => send(
-                    &Repartitioned {
+                    Repartitioned {
                         group: group.clone(),
                         old: Some(old_args),
                         new: Some(args.clone()),
@@ -264,7 +278,7 @@ impl Aggregation {
                 previous => {
                     if let Some((old_group, old_args)) = previous {
                         send(
-                            &Repartitioned {
+                            Repartitioned {
                                 group: old_group,
                                 old: Some(old_args),
                                 new: None,
@@ -275,7 +289,7 @@ impl Aggregation {
                     }
                     if !deleted {
                         send(
-                            &Repartitioned {
+                            Repartitioned {
                                 group: group.clone(),
                                 old: None,
                                 new: Some(args.clone()),
@@ -315,6 +329,17 @@ impl Aggregation {
                 }),
             }
         }
+        self.apply(changes_in, store, errors)
+    }
+
+    /// Applies group changes in order: streams through their windows, tables by taking
+    /// old values away and adding new ones.
+    fn apply(
+        &self,
+        changes_in: Vec<(Repartitioned, i64)>,
+        store: &mut Store,
+        errors: &mut Vec<RecordError>,
+    ) -> Result<Output, String> {
         let groups: Vec<&Vec<Value>> = changes_in.iter().map(|(c, _)| &c.group).collect();
         let keys = self.group_bytes(&groups)?;
         let mut stream_time: i64 = match store.get(STREAM_TIME).map_err(|e| e.to_string())? {
@@ -419,101 +444,6 @@ impl Aggregation {
             len: groups.len(),
         };
         self.key_bytes(&output)
-    }
-
-    /// Updates the states with the stateless stage's rows, in order.
-    fn aggregate(
-        &self,
-        pre: &Output,
-        store: &mut Store,
-        errors: &mut Vec<RecordError>,
-    ) -> Result<Output, String> {
-        let keys = self.key_bytes(pre)?;
-        let mut stream_time: i64 = match store.get(STREAM_TIME).map_err(|e| e.to_string())? {
-            Some(b) => decode(&b)?,
-            None => i64::MIN,
-        };
-        let mut changes = Vec::new();
-        let columns = &pre.columns;
-        let value = |column: usize, row: usize| {
-            value_at(
-                columns[column].as_ref(),
-                &self.plan.pre.projection[column].expr.data_type,
-                row,
-            )
-        };
-        for (row, key) in keys.iter().enumerate() {
-            let group: Vec<Value> = (0..self.plan.keys).map(|c| value(c, row)).collect();
-            let args: Vec<Vec<Value>> = self
-                .plan
-                .aggregates
-                .iter()
-                .map(|a| a.args.iter().map(|c| value(*c, row)).collect())
-                .collect();
-            let sequence = match value(self.plan.offset_column, row) {
-                Value::BigInt(o) => o,
-                _ => 0,
-            };
-            let rowtime = pre.rowtime[row];
-            let result = if self.plan.source_keys.is_empty() {
-                // A stream record without a value has nothing to aggregate.
-                if pre.tombstone[row] {
-                    continue;
-                }
-                if group.iter().any(Value::is_null) {
-                    // ksqlDB drops rows whose grouping key is NULL.
-                    continue;
-                }
-                stream_time = stream_time.max(rowtime);
-                self.add_row(
-                    store,
-                    key,
-                    group,
-                    &args,
-                    sequence,
-                    rowtime,
-                    stream_time,
-                    &mut changes,
-                )
-            } else {
-                let source_key: Vec<Value> = self
-                    .plan
-                    .source_keys
-                    .iter()
-                    .map(|c| value(*c, row))
-                    .collect();
-                self.update_table_row(
-                    store,
-                    &encode(&source_key),
-                    (key, group),
-                    &args,
-                    pre.tombstone[row],
-                    rowtime,
-                    &mut changes,
-                )
-            };
-            if let Err(message) = result {
-                errors.push(RecordError::Processing {
-                    message,
-                    record: Box::new(InputRecord {
-                        headers: vec![],
-                        topic: self.plan.pre.source.topic.clone(),
-                        partition: -1,
-                        offset: sequence,
-                        timestamp: rowtime,
-                        key: None,
-                        value: None,
-                    }),
-                });
-            }
-            if self.plan.emit_final {
-                self.release_closed(store, stream_time, &mut changes)?;
-            }
-        }
-        if stream_time != i64::MIN {
-            store.put(STREAM_TIME, &encode(&stream_time));
-        }
-        self.project(changes)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -663,59 +593,6 @@ impl Aggregation {
             Some(merged),
             changes,
         );
-        Ok(())
-    }
-
-    /// Replaces a table source's row: its old values leave their group, its new ones join.
-    #[allow(clippy::too_many_arguments)]
-    fn update_table_row(
-        &self,
-        store: &mut Store,
-        source_key: &[u8],
-        (key, group): (&[u8], Vec<Value>),
-        args: &[Vec<Value>],
-        deleted: bool,
-        rowtime: i64,
-        changes: &mut Vec<Change>,
-    ) -> Result<(), String> {
-        let row_key = prefixed(SOURCE_ROWS, source_key);
-        if let Some(bytes) = store.get(&row_key).map_err(|e| e.to_string())? {
-            let (old_key, old_group, old_args): (Vec<u8>, Vec<Value>, Vec<Vec<Value>>) =
-                decode(&bytes)?;
-            let store_key = prefixed(AGGREGATES, &old_key);
-            let states = self.load(store, &store_key)?;
-            let states = self
-                .plan
-                .aggregates
-                .iter()
-                .zip(states.into_iter().zip(&old_args))
-                .map(|(a, (s, args))| a.aggregate.undo(s, args))
-                .collect::<Result<Vec<_>, _>>()?;
-            // A row that stays in its group changes it once: the new values follow at once.
-            let regrouped = old_key != key || deleted || group.iter().any(Value::is_null);
-            let mut removal = Vec::new();
-            self.save(
-                store,
-                &store_key,
-                &old_group,
-                &states,
-                rowtime,
-                None,
-                &mut removal,
-            );
-            if regrouped {
-                changes.extend(removal);
-            }
-        }
-        if deleted || group.iter().any(Value::is_null) {
-            store.delete(&row_key);
-            return Ok(());
-        }
-        store.put(&row_key, &encode(&(key.to_vec(), &group, args)));
-        let store_key = prefixed(AGGREGATES, key);
-        let states = self.load(store, &store_key)?;
-        let states = self.add(states, args, 0)?;
-        self.save(store, &store_key, &group, &states, rowtime, None, changes);
         Ok(())
     }
 
