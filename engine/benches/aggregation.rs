@@ -4,13 +4,12 @@
 //!
 //!     cargo bench -p brook-engine --bench aggregation [-- RECORDS KEYS [BATCH]]
 
+mod plans;
+
 use brook_engine::dataflow::Operators;
 use brook_engine::formats::FormatContext;
 use brook_engine::pipeline::InputRecord;
 use brook_engine::sink::SinkWriter;
-use brook_planner::catalog::Catalog;
-use brook_sql::ast::StatementKind;
-use std::collections::BTreeMap;
 use std::time::Instant;
 
 fn main() {
@@ -28,21 +27,7 @@ fn main() {
                     WITH (kafka_topic='amounts', value_format='JSON');
                   CREATE TABLE totals AS SELECT k, COUNT(*) AS cnt, SUM(amount) AS total
                     FROM amounts WINDOW TUMBLING (SIZE 1 MINUTE) GROUP BY k;";
-    let statements = brook_sql::parse_statements(script, &mut BTreeMap::new()).expect("parse");
-    let mut catalog = Catalog::default();
-    let StatementKind::CreateSource(create) = &statements[0].kind else {
-        unreachable!()
-    };
-    let source = catalog
-        .source_from_create(create, &statements[0].text)
-        .expect("source");
-    catalog.sources.insert(source.name.clone(), source);
-    let StatementKind::CreateAsSelect(ctas) = &statements[1].kind else {
-        unreachable!()
-    };
-    let (plan, sink) = catalog
-        .plan_create_as(ctas, &statements[1].text)
-        .expect("plan");
+    let (plan, sink) = plans::plan(script);
     let formats = FormatContext::default();
     let operators = Operators::new(plan, &formats);
     let writer = SinkWriter::new(operators.projection(), &sink, &formats);

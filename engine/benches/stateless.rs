@@ -4,13 +4,12 @@
 //!
 //!     cargo bench -p brook-engine --bench stateless [-- RECORDS [BATCH]]
 
+mod plans;
+
 use brook_engine::dataflow::Operators;
 use brook_engine::formats::FormatContext;
 use brook_engine::pipeline::InputRecord;
 use brook_engine::sink::SinkWriter;
-use brook_planner::catalog::Catalog;
-use brook_sql::ast::StatementKind;
-use std::collections::BTreeMap;
 use std::time::Instant;
 
 fn main() {
@@ -29,21 +28,7 @@ fn main() {
                     WITH (kafka_topic='orders', value_format='JSON');
                   CREATE STREAM big AS SELECT k, id, amount * 2 AS doubled, name + '!' AS shout
                     FROM orders WHERE amount > 50 AND tier IN ('gold', 'silver');";
-    let statements = brook_sql::parse_statements(script, &mut BTreeMap::new()).expect("parse");
-    let mut catalog = Catalog::default();
-    let StatementKind::CreateSource(create) = &statements[0].kind else {
-        unreachable!()
-    };
-    let source = catalog
-        .source_from_create(create, &statements[0].text)
-        .expect("source");
-    catalog.sources.insert(source.name.clone(), source);
-    let StatementKind::CreateAsSelect(csas) = &statements[1].kind else {
-        unreachable!()
-    };
-    let (plan, sink) = catalog
-        .plan_create_as(csas, &statements[1].text)
-        .expect("plan");
+    let (plan, sink) = plans::plan(script);
     let formats = FormatContext::default();
     let operators = Operators::new(plan, &formats);
     let writer = SinkWriter::new(operators.projection(), &sink, &formats);

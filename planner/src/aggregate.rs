@@ -194,19 +194,7 @@ pub fn plan_aggregate(
         columns: &row,
         qualifiers: qualifiers.clone(),
     };
-    let filter = match &query.filter {
-        Some(f) => {
-            let typed = type_expr(f, &scope).map_err(|e| crate::plan::in_clause(e, "WHERE"))?;
-            if typed.data_type != DataType::Boolean {
-                return Err(PlanError::new(format!(
-                    "Type error in WHERE expression: Should evaluate to boolean but is {f} ({}) instead.",
-                    typed.data_type
-                )));
-            }
-            Some(typed)
-        }
-        None => None,
-    };
+    let filter = crate::plan::plan_filter(query, &scope)?;
 
     // The grouping key.
     let mut pre: Vec<Projection> = Vec::new();
@@ -543,15 +531,7 @@ pub fn plan_aggregate(
         }
         None => None,
     };
-    let mut seen = std::collections::BTreeSet::new();
-    for p in &projection {
-        if !seen.insert(p.name.as_str()) {
-            return Err(PlanError::new(format!(
-                "Duplicate value columns found in schema: `{}` {}",
-                p.name, p.expr.data_type
-            )));
-        }
-    }
+    crate::plan::check_unique_names(&projection)?;
     Ok(AggregatePlan {
         pre: QueryPlan {
             source: source.clone(),

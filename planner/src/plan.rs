@@ -108,19 +108,7 @@ pub fn plan_query(catalog: &Catalog, query: &ast::Query, sink: Option<&str>) -> 
         columns: &row,
         qualifiers,
     };
-    let filter = match &query.filter {
-        Some(f) => {
-            let typed = type_expr(f, &scope).map_err(|e| in_clause(e, "WHERE"))?;
-            if typed.data_type != DataType::Boolean {
-                return Err(PlanError::new(format!(
-                    "Type error in WHERE expression: Should evaluate to boolean but is {f} ({}) instead.",
-                    typed.data_type
-                )));
-            }
-            Some(typed)
-        }
-        None => None,
-    };
+    let filter = plan_filter(query, &scope)?;
 
     let visible = row.len() - pseudo_columns(source);
     let mut projection = Vec::new();
@@ -343,15 +331,7 @@ pub fn plan_query(catalog: &Catalog, query: &ast::Query, sink: Option<&str>) -> 
             "Table source is not supported with table functions",
         ));
     }
-    let mut seen = std::collections::BTreeSet::new();
-    for p in &projection {
-        if !seen.insert(p.name.as_str()) {
-            return Err(PlanError::new(format!(
-                "Duplicate value columns found in schema: `{}` {}",
-                p.name, p.expr.data_type
-            )));
-        }
-    }
+    check_unique_names(&projection)?;
 
     Ok(QueryPlan {
         source: source.clone(),
@@ -371,6 +351,35 @@ fn selected_with_alias(query: &ast::Query, name: &str) -> bool {
 
 /// ksqlDB names the clause in which a column cannot be resolved, and calls a select item
 /// it cannot cast invalid.
+/// A query's WHERE clause, typed against its source's row; it must be a condition.
+pub(crate) fn plan_filter(query: &ast::Query, scope: &Scope) -> Result<Option<TypedExpr>> {
+    let Some(f) = &query.filter else {
+        return Ok(None);
+    };
+    let typed = type_expr(f, scope).map_err(|e| in_clause(e, "WHERE"))?;
+    if typed.data_type != DataType::Boolean {
+        return Err(PlanError::new(format!(
+            "Type error in WHERE expression: Should evaluate to boolean but is {f} ({}) instead.",
+            typed.data_type
+        )));
+    }
+    Ok(Some(typed))
+}
+
+/// Output columns need distinct names.
+pub(crate) fn check_unique_names(projection: &[Projection]) -> Result<()> {
+    let mut seen = std::collections::BTreeSet::new();
+    for p in projection {
+        if !seen.insert(p.name.as_str()) {
+            return Err(PlanError::new(format!(
+                "Duplicate value columns found in schema: `{}` {}",
+                p.name, p.expr.data_type
+            )));
+        }
+    }
+    Ok(())
+}
+
 pub(crate) fn in_clause(e: PlanError, clause: &str) -> PlanError {
     if matches!(clause, "WHERE" | "HAVING") && e.message.starts_with("Cannot compare ") {
         return PlanError {
