@@ -55,6 +55,17 @@ struct Runner {
     log: Arc<ProcessingLog>,
 }
 
+/// Records by partition, each partition's in their order.
+fn by_partition<'a>(
+    records: impl IntoIterator<Item = &'a crate::pipeline::InputRecord>,
+) -> BTreeMap<i32, Vec<crate::pipeline::InputRecord>> {
+    let mut parts: BTreeMap<i32, Vec<_>> = BTreeMap::new();
+    for r in records {
+        parts.entry(r.partition).or_default().push(r.clone());
+    }
+    parts
+}
+
 /// The changelog of the last values of a repartitioned table's rows.
 pub fn source_changelog(group_id: &str) -> String {
     format!("{group_id}-Aggregate-GroupBy-Source-changelog")
@@ -195,19 +206,8 @@ impl Runner {
                 (&self.repartition, self.operators.aggregation())
             {
                 let mut moved = Vec::new();
-                let mut partitions: Vec<i32> = batch
-                    .iter()
-                    .filter(|r| &r.topic != topic)
-                    .map(|r| r.partition)
-                    .collect();
-                partitions.sort_unstable();
-                partitions.dedup();
-                for partition in partitions {
-                    let part: Vec<_> = batch
-                        .iter()
-                        .filter(|r| &r.topic != topic && r.partition == partition)
-                        .cloned()
-                        .collect();
+                let source = by_partition(batch.iter().filter(|r| &r.topic != topic));
+                for (partition, part) in source {
                     let mut unused = brook_state::Store::memory();
                     let store = match &mut self.source_states {
                         Some(states) => states.store(partition)?,
@@ -219,15 +219,7 @@ impl Runner {
                 tasks.retain(|r| &r.topic == topic);
             }
             // Each partition is a task with its own state.
-            let mut partitions: Vec<i32> = tasks.iter().map(|r| r.partition).collect();
-            partitions.sort_unstable();
-            partitions.dedup();
-            for partition in partitions {
-                let part: Vec<_> = tasks
-                    .iter()
-                    .filter(|r| r.partition == partition)
-                    .map(|r| (*r).clone())
-                    .collect();
+            for (partition, part) in by_partition(tasks) {
                 let mut stateless = brook_state::Store::memory();
                 let store = match &mut self.states {
                     Some(states) => states.store(partition)?,
