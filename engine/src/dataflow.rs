@@ -3,6 +3,7 @@
 
 use crate::aggregation::Aggregation;
 use crate::formats::FormatContext;
+use crate::join::Join;
 use crate::pipeline::{InputRecord, Output, Pipeline, RecordError};
 use brook_planner::catalog::SourceDef;
 use brook_planner::plan::{Dataflow, Projection};
@@ -12,6 +13,7 @@ use brook_state::Store;
 pub enum Operators {
     Stateless(Pipeline),
     Aggregate(Aggregation),
+    Join(Join),
 }
 
 impl Operators {
@@ -19,6 +21,7 @@ impl Operators {
         match flow {
             Dataflow::Stateless(plan) => Operators::Stateless(Pipeline::new(plan, formats)),
             Dataflow::Aggregate(plan) => Operators::Aggregate(Aggregation::new(plan, formats)),
+            Dataflow::Join(plan) => Operators::Join(Join::new(plan, formats)),
         }
     }
 
@@ -26,6 +29,15 @@ impl Operators {
         match self {
             Operators::Stateless(p) => &p.plan.source,
             Operators::Aggregate(a) => &a.plan.pre.source,
+            Operators::Join(j) => &j.plan.inputs[0].pre.source,
+        }
+    }
+
+    /// The topics the operators read.
+    pub fn topics(&self) -> Vec<String> {
+        match self {
+            Operators::Join(j) => j.topics(),
+            _ => vec![self.source().topic.clone()],
         }
     }
 
@@ -33,6 +45,7 @@ impl Operators {
         match self {
             Operators::Stateless(p) => &p.plan.projection,
             Operators::Aggregate(a) => a.projection(),
+            Operators::Join(j) => j.projection(),
         }
     }
 
@@ -41,19 +54,20 @@ impl Operators {
         match self {
             Operators::Stateless(p) => p.plan.limit,
             Operators::Aggregate(a) => a.plan.limit,
+            Operators::Join(j) => j.plan.post.limit,
         }
     }
 
     pub fn aggregation(&self) -> Option<&Aggregation> {
         match self {
             Operators::Aggregate(a) => Some(a),
-            Operators::Stateless(_) => None,
+            _ => None,
         }
     }
 
     /// Whether the operators keep state, and so need a store per task.
     pub fn stateful(&self) -> bool {
-        matches!(self, Operators::Aggregate(_))
+        matches!(self, Operators::Aggregate(_) | Operators::Join(_))
     }
 
     /// Processes records of one task, in order. A failure of the store fails the batch.
@@ -66,6 +80,7 @@ impl Operators {
         match self {
             Operators::Stateless(p) => Ok(p.process(records, errors)),
             Operators::Aggregate(a) => a.process(records, store, errors),
+            Operators::Join(j) => j.process(records, store, errors),
         }
     }
 }

@@ -25,12 +25,16 @@ pub struct TopicRecord {
 struct Topic {
     partitions: i32,
     records: Vec<TopicRecord>,
+    /// When each record was written, counted over all topics: queries over several
+    /// topics read them in that order.
+    sequence: Vec<u64>,
     next_offset: Vec<i64>,
 }
 
 struct DriverQuery {
     id: String,
-    source_topic: String,
+    /// The topics it reads.
+    source_topics: Vec<String>,
     operators: Operators,
     sink: SinkWriter,
     /// One task holds all the query's state: the driver runs a single task per query.
@@ -48,6 +52,7 @@ pub struct Driver {
 struct State {
     topics: BTreeMap<String, Topic>,
     queries: Vec<DriverQuery>,
+    written: u64,
 }
 
 impl Driver {
@@ -74,6 +79,7 @@ impl Driver {
             .or_insert_with(|| Topic {
                 partitions: partitions.max(1),
                 records: Vec::new(),
+                sequence: Vec::new(),
                 next_offset: vec![0; partitions.max(1) as usize],
             });
     }
@@ -104,21 +110,41 @@ impl Driver {
         from_beginning: bool,
     ) {
         let mut state = self.lock();
-        let source_topic = operators.source().topic.clone();
-        let existing: Vec<TopicRecord> = match (from_beginning, state.topics.get(&source_topic)) {
-            (true, Some(t)) => t.records.clone(),
-            _ => vec![],
-        };
+        let source_topics = operators.topics();
+        // What the topics hold, in the order it was written.
+        let mut existing: Vec<(u64, String, TopicRecord)> = Vec::new();
+        if from_beginning {
+            for topic in &source_topics {
+                if let Some(t) = state.topics.get(topic) {
+                    if existing.iter().any(|(_, name, _)| name == topic) {
+                        continue;
+                    }
+                    for (r, seq) in t.records.iter().zip(&t.sequence) {
+                        existing.push((*seq, topic.clone(), r.clone()));
+                    }
+                }
+            }
+        }
+        existing.sort_by_key(|(seq, _, _)| *seq);
         state.queries.push(DriverQuery {
             id,
-            source_topic: source_topic.clone(),
+            source_topics: source_topics.clone(),
             operators,
             sink,
             store: brook_state::Store::memory(),
         });
         let index = state.queries.len() - 1;
-        for chunk in existing.chunks(self.batch_size) {
-            let produced = self.run_query(&mut state, index, &source_topic, chunk);
+        let mut start = 0;
+        while start < existing.len() {
+            let topic = existing[start].1.clone();
+            let run: Vec<TopicRecord> = existing[start..]
+                .iter()
+                .take_while(|(_, t, _)| *t == topic)
+                .take(self.batch_size)
+                .map(|(_, _, r)| r.clone())
+                .collect();
+            start += run.len();
+            let produced = self.run_query(&mut state, index, &topic, &run);
             self.deliver(&mut state, produced);
         }
     }
@@ -154,10 +180,12 @@ impl Driver {
                 offset,
             };
             t.records.push(record.clone());
+            state.written += 1;
+            t.sequence.push(state.written);
             stored.push(record);
         }
         let readers: Vec<usize> = (0..state.queries.len())
-            .filter(|i| state.queries[*i].source_topic == topic)
+            .filter(|i| state.queries[*i].source_topics.iter().any(|t| t == topic))
             .collect();
         for index in readers {
             let produced = self.run_query(state, index, topic, &stored);
@@ -171,6 +199,7 @@ impl Driver {
             Topic {
                 partitions: 1,
                 records: Vec::new(),
+                sequence: Vec::new(),
                 next_offset: vec![0],
             },
         );

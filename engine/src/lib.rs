@@ -9,6 +9,7 @@ pub mod driver;
 mod error;
 pub mod eval;
 pub mod formats;
+pub mod join;
 pub mod kafka;
 mod lambdas;
 mod partitioner;

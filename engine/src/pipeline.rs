@@ -302,6 +302,25 @@ impl Pipeline {
         Ok(row)
     }
 
+    /// Rows already made (the plan's row, then whether the row is a tombstone) through
+    /// the filter and projection.
+    pub(crate) fn evaluate_rows(&self, rows: &[Vec<Value>]) -> Result<Output, String> {
+        self.evaluate(rows)
+    }
+
+    /// The row columns of rows already made.
+    pub(crate) fn columns(&self, rows: &[Vec<Value>]) -> Result<Vec<ArrayRef>, String> {
+        self.plan
+            .row
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let values: Vec<&Value> = rows.iter().map(|r| &r[i]).collect();
+                build_array(&c.data_type, &values)
+            })
+            .collect()
+    }
+
     fn evaluate(&self, rows: &[Vec<Value>]) -> Result<Output, String> {
         let len = rows.len();
         let tombstone_index = self.plan.row.len();
@@ -309,11 +328,7 @@ impl Pipeline {
             .iter()
             .map(|r| matches!(r.get(tombstone_index), Some(Value::Boolean(true))))
             .collect();
-        let mut columns = Vec::with_capacity(self.plan.row.len());
-        for (i, c) in self.plan.row.iter().enumerate() {
-            let values: Vec<&Value> = rows.iter().map(|r| &r[i]).collect();
-            columns.push(build_array(&c.data_type, &values)?);
-        }
+        let mut columns = self.columns(rows)?;
         let mut len = len;
         if let (Some(f), SourceKind::Table) = (&self.plan.filter, self.plan.source.kind) {
             // A table row that stops matching deletes its key downstream: it becomes a

@@ -6,6 +6,7 @@ pub mod catalog;
 mod error;
 pub mod formats;
 pub mod functions;
+pub mod join;
 pub mod plan;
 pub mod types;
 pub mod typing;

@@ -420,6 +420,7 @@ fn derived_name(expr: &Expr, generated: &mut usize) -> String {
 pub enum Dataflow {
     Stateless(QueryPlan),
     Aggregate(AggregatePlan),
+    Join(crate::join::JoinPlan),
 }
 
 impl Dataflow {
@@ -428,6 +429,15 @@ impl Dataflow {
         match self {
             Dataflow::Stateless(p) => &p.source,
             Dataflow::Aggregate(a) => &a.pre.source,
+            Dataflow::Join(j) => &j.inputs[0].pre.source,
+        }
+    }
+
+    /// Every source the query reads.
+    pub fn sources(&self) -> Vec<&SourceDef> {
+        match self {
+            Dataflow::Join(j) => j.inputs.iter().map(|i| &i.pre.source).collect(),
+            _ => vec![self.source()],
         }
     }
 
@@ -436,6 +446,7 @@ impl Dataflow {
         match self {
             Dataflow::Stateless(p) => &p.projection,
             Dataflow::Aggregate(a) => &a.projection,
+            Dataflow::Join(j) => &j.post.projection,
         }
     }
 
@@ -444,6 +455,7 @@ impl Dataflow {
         match self {
             Dataflow::Stateless(p) => p.source.kind,
             Dataflow::Aggregate(_) => SourceKind::Table,
+            Dataflow::Join(j) => j.output_kind(),
         }
     }
 
@@ -451,6 +463,7 @@ impl Dataflow {
         match self {
             Dataflow::Stateless(p) => p.limit,
             Dataflow::Aggregate(a) => a.limit,
+            Dataflow::Join(j) => j.post.limit,
         }
     }
 }
@@ -461,7 +474,9 @@ pub fn plan_dataflow(
     query: &ast::Query,
     sink: Option<&str>,
 ) -> Result<Dataflow> {
-    if crate::aggregate::is_aggregation(query) {
+    if !query.joins.is_empty() {
+        crate::join::plan_join(catalog, query, sink).map(Dataflow::Join)
+    } else if crate::aggregate::is_aggregation(query) {
         let plan = crate::aggregate::plan_aggregate(catalog, query, sink)?;
         Ok(Dataflow::Aggregate(plan))
     } else {
@@ -535,6 +550,7 @@ pub fn sink_source(create: &ast::CreateAsSelect, flow: &Dataflow, sql: &str) -> 
         window: match flow {
             Dataflow::Aggregate(a) => a.window.as_ref().map(crate::catalog::SourceWindow::of),
             Dataflow::Stateless(p) => p.source.window,
+            Dataflow::Join(j) => j.inputs[0].pre.source.window,
         },
     };
     if let Dataflow::Aggregate(a) = flow {

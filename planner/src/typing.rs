@@ -135,7 +135,7 @@ pub enum ExprKind {
 }
 
 impl TypedExpr {
-    fn new(kind: ExprKind, data_type: DataType) -> Self {
+    pub fn new(kind: ExprKind, data_type: DataType) -> Self {
         Self { kind, data_type }
     }
 

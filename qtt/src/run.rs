@@ -156,6 +156,14 @@ async fn execute(case: &Case, options: &Options) -> Result<(), String> {
             "expected error containing {expected:?}, but every statement succeeded"
         ));
     }
+    if std::env::var_os("BROOK_QTT_DEBUG").is_some() {
+        for r in driver.records(&format!("{SERVICE_ID}ksql_processing_log")) {
+            eprintln!(
+                "processing log: {}",
+                String::from_utf8_lossy(r.value.as_deref().unwrap_or_default())
+            );
+        }
+    }
     check_outputs(case, &driver, &sources, engine.formats())?;
     if let Some(post) = &case.post {
         check_post(post, &driver, &sources)?;

@@ -136,6 +136,8 @@ pub struct Drop {
 pub struct Query {
     pub select: Vec<SelectItem>,
     pub from: Relation,
+    /// Sources joined to `from`, left to right.
+    pub joins: Vec<Join>,
     pub filter: Option<Expr>,
     pub partition_by: Vec<Expr>,
     pub group_by: Vec<Expr>,
@@ -159,6 +161,32 @@ pub enum WindowKind {
     Tumbling { size: i64 },
     Hopping { size: i64, advance: i64 },
     Session { gap: i64 },
+}
+
+/// `[INNER | LEFT [OUTER] | RIGHT [OUTER] | FULL [OUTER]] JOIN relation [WITHIN ..] ON expr`
+#[derive(Debug, Clone, PartialEq)]
+pub struct Join {
+    pub kind: JoinKind,
+    pub relation: Relation,
+    pub within: Option<JoinWithin>,
+    pub on: Expr,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JoinKind {
+    Inner,
+    Left,
+    Right,
+    Outer,
+}
+
+/// A stream-stream join's window: how far the right record's time may be before and
+/// after the left's, in milliseconds, and how late records may come.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JoinWithin {
+    pub before: i64,
+    pub after: i64,
+    pub grace: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

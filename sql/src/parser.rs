@@ -558,19 +558,15 @@ impl StatementParser<'_> {
             alias,
             position,
         };
+        let mut joins = Vec::new();
+        while let Some(kind) = self.join_kind()? {
+            joins.push(self.join(kind)?);
+        }
         let window = if self.eat_word("WINDOW") {
             Some(self.window()?)
         } else {
             None
         };
-        if ["JOIN", "LEFT", "RIGHT", "FULL", "INNER"]
-            .iter()
-            .any(|w| self.is_word(w))
-        {
-            return self.error(
-                "WHERE, GROUP BY, PARTITION BY, EMIT or LIMIT (joins are not supported yet)",
-            );
-        }
         let filter = if self.eat_word("WHERE") {
             Some(self.expr()?)
         } else {
@@ -628,6 +624,7 @@ impl StatementParser<'_> {
         Ok(Query {
             select,
             from,
+            joins,
             filter,
             partition_by,
             group_by,
@@ -706,6 +703,70 @@ impl StatementParser<'_> {
             kind,
             retention,
             grace,
+        })
+    }
+
+    /// The words that start a join, if they come next.
+    fn join_kind(&mut self) -> Result<Option<JoinKind>, ParseError> {
+        let kind = if self.eat_word("JOIN") {
+            return Ok(Some(JoinKind::Inner));
+        } else if self.eat_word("INNER") {
+            JoinKind::Inner
+        } else if self.eat_word("LEFT") {
+            JoinKind::Left
+        } else if self.eat_word("RIGHT") {
+            JoinKind::Right
+        } else if self.eat_word("FULL") {
+            JoinKind::Outer
+        } else {
+            return Ok(None);
+        };
+        if kind != JoinKind::Inner {
+            self.eat_word("OUTER");
+        }
+        self.expect_word("JOIN")?;
+        Ok(Some(kind))
+    }
+
+    fn join(&mut self, kind: JoinKind) -> Result<Join, ParseError> {
+        let position = self.here();
+        let name = self.identifier()?;
+        let alias = self.alias()?;
+        let within = if self.eat_word("WITHIN") {
+            let (before, after) = if self.eat_token(&Token::LParen) {
+                let before = self.duration()?;
+                self.expect_token(&Token::Comma)?;
+                let after = self.duration()?;
+                self.expect_token(&Token::RParen)?;
+                (before, after)
+            } else {
+                let size = self.duration()?;
+                (size, size)
+            };
+            let grace = if self.eat_words(&["GRACE", "PERIOD"]) {
+                Some(self.duration()?)
+            } else {
+                None
+            };
+            Some(JoinWithin {
+                before,
+                after,
+                grace,
+            })
+        } else {
+            None
+        };
+        self.expect_word("ON")?;
+        let on = self.expr()?;
+        Ok(Join {
+            kind,
+            relation: Relation {
+                name,
+                alias,
+                position,
+            },
+            within,
+            on,
         })
     }
 

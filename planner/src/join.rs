@@ -1,0 +1,943 @@
+//! Join planning: `FROM a JOIN b ON .. [JOIN c ON ..]` as a chain of steps, each joining
+//! the rows joined so far with one more source, as ksqlDB plans them (left-deep).
+//!
+//! Every source's row keeps its columns under the names `ALIAS_COLUMN`; the joined row is
+//! the join key, then each source's row in FROM order, then the result's ROWTIME. WHERE
+//! and the projection are typed against the joined row.
+
+use crate::catalog::{
+    Catalog, Column, ColumnRole, SourceDef, ROWOFFSET, ROWPARTITION, ROWTIME, WINDOWEND,
+    WINDOWSTART,
+};
+use crate::error::{PlanError, Result};
+use crate::formats::FormatKind;
+use crate::plan::{
+    check_unique_names, in_clause, plan_filter, pseudo_columns, source_row, Projection, QueryPlan,
+};
+use crate::typing::{type_expr, ExprKind, RowColumn, Scope, TypedExpr};
+use brook_sql::ast::{self, DataType, Expr, JoinKind, JoinWithin, SelectItem, SourceKind};
+
+/// The name of the joined row's key when no source column holds it: ksqlDB's synthetic
+/// key column.
+pub const SYNTHETIC_KEY: &str = "ROWKEY";
+/// The joined row's key column when source columns hold it: not a name queries can use.
+const HIDDEN_KEY: &str = "$JOIN_KEY";
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct JoinPlan {
+    /// Each source's rows: its row columns, then the join keys computed on it.
+    pub inputs: Vec<JoinInput>,
+    /// `steps[i]` joins the rows of `inputs[..=i]` with `inputs[i + 1]`.
+    pub steps: Vec<JoinStep>,
+    /// The joined rows through WHERE and the projection; its source stands for the
+    /// joined row.
+    pub post: QueryPlan,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct JoinInput {
+    /// The source's row, projected as is and followed by join keys.
+    pub pre: QueryPlan,
+    pub alias: String,
+    /// How many of the projected columns are the source's row.
+    pub width: usize,
+    /// Positions of the source's primary key columns in its row (tables only).
+    pub primary_key: Vec<usize>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct JoinStep {
+    pub kind: JoinKind,
+    /// The input whose row computes the left key, and where in its projection.
+    pub left_key: (usize, usize),
+    /// Where in the right input's projection its key is.
+    pub right_key: usize,
+    pub left_kind: SourceKind,
+    pub right_kind: SourceKind,
+    pub within: Option<JoinWithin>,
+    /// A table-table join from a column of the left table to the right's primary key:
+    /// its results are keyed by the left table's key.
+    pub foreign_key: bool,
+}
+
+impl JoinStep {
+    pub fn output_kind(&self) -> SourceKind {
+        if self.left_kind == SourceKind::Table && self.right_kind == SourceKind::Table {
+            SourceKind::Table
+        } else {
+            SourceKind::Stream
+        }
+    }
+}
+
+impl JoinPlan {
+    pub fn output_kind(&self) -> SourceKind {
+        self.steps
+            .last()
+            .map(JoinStep::output_kind)
+            .unwrap_or(SourceKind::Stream)
+    }
+
+    /// Whether results are keyed by the left table's primary key (a foreign-key join).
+    pub fn foreign_key(&self) -> bool {
+        self.steps.iter().any(|s| s.foreign_key)
+    }
+}
+
+/// A source of the join as expressions name it.
+struct Side<'a> {
+    source: &'a SourceDef,
+    alias: String,
+    /// Where its row starts in the joined row.
+    offset: usize,
+    row: Vec<RowColumn>,
+}
+
+impl Side<'_> {
+    fn names(&self, qualifier: &str) -> bool {
+        self.alias == qualifier || self.source.name == qualifier
+    }
+
+    fn has(&self, name: &str) -> bool {
+        self.row.iter().any(|c| c.name == name)
+    }
+}
+
+/// Qualifies every column of `e` with the source it belongs to (by alias); names no
+/// source has stay as written. Fails on unknown qualifiers and ambiguous names.
+fn qualify(e: &Expr, sides: &[Side]) -> Result<Expr> {
+    let mut problem = None;
+    let out = e.rewrite(&mut |node| {
+        let Expr::Column {
+            qualifier,
+            name,
+            position,
+        } = node
+        else {
+            return None;
+        };
+        match qualifier {
+            Some(q) => match sides.iter().find(|s| s.names(q)) {
+                Some(s) => Some(Expr::Column {
+                    qualifier: Some(s.alias.clone()),
+                    name: name.clone(),
+                    position: *position,
+                }),
+                None => {
+                    problem.get_or_insert(PlanError::at(
+                        *position,
+                        format!("'{q}' is not a valid stream/table name or alias."),
+                    ));
+                    None
+                }
+            },
+            None => {
+                if name == ROWTIME || name == SYNTHETIC_KEY {
+                    return None;
+                }
+                let owners: Vec<&Side> = sides.iter().filter(|s| s.has(name)).collect();
+                match owners.as_slice() {
+                    [one] => Some(Expr::Column {
+                        qualifier: Some(one.alias.clone()),
+                        name: name.clone(),
+                        position: *position,
+                    }),
+                    [] => None,
+                    many => {
+                        let list: Vec<String> =
+                            many.iter().map(|s| format!("{}.{name}", s.alias)).collect();
+                        problem.get_or_insert(PlanError::at(
+                            *position,
+                            format!(
+                                "Column '{name}' is ambiguous. Could be {}.",
+                                list.join(" or ")
+                            ),
+                        ));
+                        None
+                    }
+                }
+            }
+        }
+    });
+    match problem {
+        Some(p) => Err(p),
+        None => Ok(out),
+    }
+}
+
+/// The joined-row name of each qualified column: `ALIAS_NAME`.
+fn flatten(e: &Expr) -> Expr {
+    e.rewrite(&mut |node| match node {
+        Expr::Column {
+            qualifier: Some(q),
+            name,
+            position,
+        } => Some(Expr::Column {
+            qualifier: None,
+            name: format!("{q}_{name}"),
+            position: *position,
+        }),
+        _ => None,
+    })
+}
+
+/// The sources (by index) whose columns `e` (qualified) uses.
+fn sources_of(e: &Expr, sides: &[Side]) -> Vec<usize> {
+    let mut out = Vec::new();
+    e.rewrite(&mut |node| {
+        if let Expr::Column {
+            qualifier: Some(q), ..
+        } = node
+        {
+            if let Some(i) = sides.iter().position(|s| s.alias == *q) {
+                if !out.contains(&i) {
+                    out.push(i);
+                }
+            }
+        }
+        None
+    });
+    out
+}
+
+fn join_word(kind: JoinKind) -> &'static str {
+    match kind {
+        JoinKind::Inner => "[INNER] JOIN",
+        JoinKind::Left => "LEFT [OUTER] JOIN",
+        JoinKind::Right => "RIGHT [OUTER] JOIN",
+        JoinKind::Outer => "[FULL] OUTER JOIN",
+    }
+}
+
+pub fn plan_join(catalog: &Catalog, query: &ast::Query, sink: Option<&str>) -> Result<JoinPlan> {
+    let relations: Vec<&ast::Relation> = std::iter::once(&query.from)
+        .chain(query.joins.iter().map(|j| &j.relation))
+        .collect();
+    let mut sides: Vec<Side> = Vec::new();
+    // The joined row starts with the key.
+    let mut offset = 1;
+    for r in &relations {
+        let source = catalog
+            .sources
+            .get(&r.name)
+            .ok_or_else(|| PlanError::at(r.position, format!("{} does not exist.", r.name)))?;
+        let alias = r.alias.clone().unwrap_or_else(|| source.name.clone());
+        let row = source_row(source);
+        let width = row.len();
+        sides.push(Side {
+            source,
+            alias,
+            offset,
+            row,
+        });
+        offset += width;
+    }
+    for (i, join) in query.joins.iter().enumerate() {
+        let right = &sides[i + 1];
+        if sides[..=i]
+            .iter()
+            .any(|s| s.source.name == right.source.name)
+        {
+            return Err(PlanError::new(format!(
+                "Can not join '{0}' to '{0}': self joins are not yet supported.",
+                right.source.name
+            )));
+        }
+        let _ = join;
+    }
+    let kafka: Vec<&str> = sides
+        .iter()
+        .filter(|s| s.source.value_format.kind == FormatKind::Kafka)
+        .map(|s| s.source.name.as_str())
+        .collect();
+    if !kafka.is_empty() {
+        return Err(PlanError::new(format!(
+            "Source(s) {} are using the 'KAFKA' value format. This format does not yet support JOIN.",
+            kafka.join(", ")
+        )));
+    }
+    if !query.partition_by.is_empty() {
+        return Err(PlanError::new(
+            "PARTITION BY is not supported on joins yet: write the join to a stream and repartition that.",
+        ));
+    }
+    if !query.group_by.is_empty() || query.having.is_some() {
+        return Err(PlanError::new(
+            "Aggregations over joins are not supported yet: write the join to a stream or table and aggregate that.",
+        ));
+    }
+    if sink.is_none() && query.emit != Some(ast::Emit::Changes) {
+        return Err(PlanError::new(
+            "Pull queries are not supported yet; add EMIT CHANGES for a push query.",
+        ));
+    }
+
+    // The join conditions: per step, the left and right key expressions (qualified).
+    let mut keys: Vec<(Expr, Expr)> = Vec::new();
+    let mut kinds = vec![sides[0].source.kind];
+    let mut steps_out = Vec::new();
+    for (i, join) in query.joins.iter().enumerate() {
+        let on = qualify(&join.on, &sides[..=i + 1]).map_err(|e| in_clause(e, "JOIN ON"))?;
+        let Expr::Binary {
+            op: ast::BinaryOp::Eq,
+            left,
+            right,
+        } = &on
+        else {
+            return Err(PlanError::new(format!(
+                "Invalid join condition: joins on multiple conditions are not yet supported. Got {on}."
+            )));
+        };
+        for side in [left, right] {
+            if sources_of(side, &sides).len() != 1 {
+                return Err(PlanError::new(format!(
+                    "Invalid comparison expression '{side}' in join '{on}'. Each side of the join comparision must contain references from exactly one source."
+                )));
+            }
+        }
+        let (l, r) = if sources_of(left, &sides) == [i + 1] {
+            (right.as_ref().clone(), left.as_ref().clone())
+        } else {
+            (left.as_ref().clone(), right.as_ref().clone())
+        };
+        if sources_of(&r, &sides) != [i + 1] || sources_of(&l, &sides)[0] > i {
+            return Err(PlanError::new(format!(
+                "Invalid comparison expression '{r}' in join '{on}'. Each side of the join comparision must contain references from exactly one source."
+            )));
+        }
+        let left_kind = kinds[i];
+        let right_source = sides[i + 1].source;
+        let right_kind = right_source.kind;
+        let left_name = if i == 0 {
+            sides[0].alias.clone()
+        } else {
+            sides[..=i]
+                .iter()
+                .map(|s| s.alias.clone())
+                .collect::<Vec<_>>()
+                .join("_")
+        };
+        let described = format!(
+            "{} {} {}",
+            left_name,
+            join_word(join.kind),
+            sides[i + 1].alias
+        );
+        // The condition as written, for messages.
+        let written = match &on {
+            Expr::Binary { left, right, .. } => format!("{left} = {right}"),
+            other => other.to_string(),
+        };
+        let is_primary_key = |e: &Expr, side: &Side| -> bool {
+            let keys: Vec<&Column> = side.source.key_columns().collect();
+            match e {
+                Expr::Column { name, .. } => keys.len() == 1 && keys[0].name == *name,
+                _ => false,
+            }
+        };
+        let mut foreign_key = false;
+        match (left_kind, right_kind) {
+            (SourceKind::Table, SourceKind::Stream) => {
+                return Err(PlanError::new(format!(
+                    "Invalid join order: table-stream joins are not supported; only stream-table joins. Got {described}."
+                )))
+            }
+            (SourceKind::Stream, SourceKind::Table) => {
+                if join.kind == JoinKind::Outer || join.kind == JoinKind::Right {
+                    let word = if join.kind == JoinKind::Outer {
+                        "full-outer"
+                    } else {
+                        "right"
+                    };
+                    return Err(PlanError::new(format!(
+                        "Invalid join type: {word} join not supported for stream-table join. Got {described}."
+                    )));
+                }
+                if !is_primary_key(&r, &sides[i + 1]) {
+                    return Err(PlanError::new(format!(
+                        "Invalid join condition: stream-table joins require to join on the table's primary key. Got {written}."
+                    )));
+                }
+                if join.within.is_some() {
+                    return Err(PlanError::new(
+                        "A window definition was provided for a Stream-Table join. These joins are not windowed. Please drop the window definition (i.e. the WITHIN clause) and try to execute your join again.",
+                    ));
+                }
+            }
+            (SourceKind::Table, SourceKind::Table) => {
+                if !is_primary_key(&r, &sides[i + 1]) {
+                    return Err(PlanError::new(format!(
+                        "Invalid join condition: table-table joins require to join on the primary key of the right input table. Got {written}."
+                    )));
+                }
+                let left_side = sources_of(&l, &sides)[0];
+                let on_left_key = i == 0 && is_primary_key(&l, &sides[0])
+                    || i > 0 && is_previous_key(&l, &keys, &sides, left_side);
+                if !on_left_key {
+                    if i > 0 {
+                        return Err(PlanError::new(format!(
+                            "Invalid join condition: foreign-key table-table joins are not supported as part of n-way joins. Got {written}."
+                        )));
+                    }
+                    if join.kind == JoinKind::Right || join.kind == JoinKind::Outer {
+                        let word = if join.kind == JoinKind::Right {
+                            "RIGHT"
+                        } else {
+                            "FULL"
+                        };
+                        return Err(PlanError::new(format!(
+                            "{word} OUTER JOIN on a foreign key is not supported"
+                        )));
+                    }
+                    foreign_key = true;
+                }
+                if join.within.is_some() {
+                    return Err(PlanError::new(
+                        "A window definition was provided for a Table-Table join. These joins are not windowed. Please drop the window definition (i.e. the WITHIN clause) and try to execute your join again.",
+                    ));
+                }
+            }
+            (SourceKind::Stream, SourceKind::Stream) => {
+                if join.within.is_none() {
+                    return Err(PlanError::new(
+                        "Stream-Stream joins must have a WITHIN clause specified. None was provided. To learn about how to specify a WITHIN clause with a stream-stream join, please visit: https://docs.confluent.io/current/ksql/docs/syntax-reference.html#create-stream-as-select",
+                    ));
+                }
+            }
+        }
+        if foreign_key && i + 1 < query.joins.len() {
+            let next = &query.joins[i + 1];
+            return Err(PlanError::new(format!(
+                "Invalid join condition: foreign-key table-table joins are not supported as part of n-way joins. Got {}.",
+                match qualify(&next.on, &sides) {
+                    Ok(Expr::Binary { left, right, .. }) => format!("{left} = {right}"),
+                    Ok(other) => other.to_string(),
+                    Err(_) => next.on.to_string(),
+                }
+            )));
+        }
+        // Windowed sources join only alike windowed sources, on their keys.
+        let lw = sides[sources_of(&l, &sides)[0]].source.window;
+        let rw = right_source.window;
+        match (lw, rw) {
+            (Some(a), None) | (None, Some(a)) => {
+                let (w, n) = if lw.is_some() {
+                    (&sides[sources_of(&l, &sides)[0]], &sides[i + 1])
+                } else {
+                    (&sides[i + 1], &sides[sources_of(&l, &sides)[0]])
+                };
+                return Err(PlanError::new(format!(
+                    "Can not join windowed source to non-windowed source.\n`{}` is {} windowed\n`{}` is not windowed",
+                    w.source.name,
+                    a.kind.name(),
+                    n.source.name
+                )));
+            }
+            (Some(a), Some(b))
+                if (a.kind == crate::catalog::WindowType::Session)
+                    != (b.kind == crate::catalog::WindowType::Session) =>
+            {
+                return Err(PlanError::new(format!(
+                    "Incompatible windowed sources.\nLeft source: {}\nRight source: {}\nSession windowed sources can only be joined to other session windowed sources, and may still not result in expected behaviour as session bounds must be an exact match for the join to work\nHopping and tumbling windowed sources can only be joined to other hopping and tumbling windowed sources",
+                    a.kind.name(),
+                    b.kind.name()
+                )));
+            }
+            (Some(_), Some(_)) => {
+                let l_side = &sides[sources_of(&l, &sides)[0]];
+                if !is_primary_key(&l, l_side) || !is_primary_key(&r, &sides[i + 1]) {
+                    return Err(PlanError::new(
+                        "Implicit repartitioning of windowed sources is not supported. See https://github.com/confluentinc/ksql/issues/4385.",
+                    ));
+                }
+            }
+            (None, None) => {}
+        }
+        let step_kind = if left_kind == SourceKind::Table && right_kind == SourceKind::Table {
+            SourceKind::Table
+        } else {
+            SourceKind::Stream
+        };
+        kinds.push(step_kind);
+        keys.push((l, r));
+        steps_out.push((join.kind, left_kind, right_kind, join.within, foreign_key));
+    }
+
+    // Each source's row, then the keys computed on it.
+    let mut inputs: Vec<JoinInput> = Vec::new();
+    let mut key_slots: Vec<((usize, usize), usize)> = Vec::new();
+    let mut extra: Vec<Vec<TypedExpr>> = vec![Vec::new(); sides.len()];
+    let mut key_types = Vec::new();
+    for (i, (l, r)) in keys.iter().enumerate() {
+        let typed = |e: &Expr, side: usize| -> Result<TypedExpr> {
+            let s = &sides[side];
+            let local = e.rewrite(&mut |node| match node {
+                Expr::Column {
+                    qualifier: Some(_),
+                    name,
+                    position,
+                } => Some(Expr::Column {
+                    qualifier: None,
+                    name: name.clone(),
+                    position: *position,
+                }),
+                _ => None,
+            });
+            type_expr(
+                &local,
+                &Scope {
+                    columns: &s.row,
+                    qualifiers: vec![s.alias.clone()],
+                },
+            )
+            .map_err(|err| match err.message.strip_prefix("Column '") {
+                Some(rest) => {
+                    let name = rest.split('\'').next().unwrap_or_default();
+                    PlanError {
+                        message: format!("JOIN ON column '{}.{name}' cannot be resolved.", s.alias),
+                        position: err.position,
+                    }
+                }
+                None => err,
+            })
+        };
+        let ls = sources_of(l, &sides)[0];
+        let lt = typed(l, ls)?;
+        let rt = typed(r, i + 1)?;
+        let comparable = lt.data_type == rt.data_type
+            || matches!(
+                (&lt.data_type, &rt.data_type),
+                (DataType::Int, DataType::BigInt) | (DataType::BigInt, DataType::Int)
+            ) && !sides[i + 1]
+                .source
+                .key_format
+                .kind
+                .supports_schema_inference();
+        if !comparable {
+            return Err(PlanError::new(format!(
+                "Invalid join condition: types don't match. Got {l}{{{}}} = {r}{{{}}}.",
+                lt.data_type, rt.data_type
+            )));
+        }
+        if contains_map(&lt.data_type) {
+            return Err(PlanError::new(format!(
+                "Map keys, including types that contain maps, are not supported as they may lead to unexpected behavior due to inconsistent serialization. Key column name: `{}`. Column type: {}. See https://github.com/confluentinc/ksql/issues/6621 for more.",
+                match flatten(l) {
+                    Expr::Column { name, .. } => name,
+                    _ => SYNTHETIC_KEY.to_string(),
+                },
+                lt.data_type
+            )));
+        }
+        // Keys compare as BIGINT when one side is INT.
+        let (lt, rt) = if lt.data_type != rt.data_type {
+            (lt.coerce(&DataType::BigInt), rt.coerce(&DataType::BigInt))
+        } else {
+            (lt, rt)
+        };
+        key_types.push(lt.data_type.clone());
+        extra[ls].push(lt);
+        let left_slot = (ls, sides[ls].row.len() + extra[ls].len() - 1);
+        extra[i + 1].push(rt);
+        let right_slot = sides[i + 1].row.len() + extra[i + 1].len() - 1;
+        key_slots.push((left_slot, right_slot));
+    }
+    for (i, s) in sides.iter().enumerate() {
+        let mut projection: Vec<Projection> = s
+            .row
+            .iter()
+            .enumerate()
+            .map(|(c, col)| Projection {
+                name: col.name.clone(),
+                expr: TypedExpr::new(ExprKind::Column(c), col.data_type.clone()),
+                key: false,
+            })
+            .collect();
+        for (k, e) in extra[i].iter().enumerate() {
+            projection.push(Projection {
+                name: format!("$KEY_{k}"),
+                expr: e.clone(),
+                key: false,
+            });
+        }
+        let primary_key = s
+            .source
+            .key_columns()
+            .filter_map(|k| s.row.iter().position(|c| c.name == k.name))
+            .collect();
+        inputs.push(JoinInput {
+            pre: QueryPlan {
+                source: s.source.clone(),
+                row: s.row.clone(),
+                filter: None,
+                projection,
+                limit: None,
+            },
+            alias: s.alias.clone(),
+            width: s.row.len(),
+            primary_key,
+        });
+    }
+    let steps: Vec<JoinStep> = steps_out
+        .into_iter()
+        .zip(&key_slots)
+        .map(
+            |((kind, left_kind, right_kind, within, foreign_key), (left_key, right_key))| {
+                JoinStep {
+                    kind,
+                    left_key: *left_key,
+                    right_key: *right_key,
+                    left_kind,
+                    right_kind,
+                    within,
+                    foreign_key,
+                }
+            },
+        )
+        .collect();
+
+    // The key of the result: source columns equal to the last join key, or a synthetic
+    // column.
+    let last = steps.len() - 1;
+    let foreign_key = steps[last].foreign_key;
+    let (l_last, r_last) = &keys[last];
+    let mut viable: Vec<Expr> = Vec::new();
+    if steps[last].kind != JoinKind::Outer && !foreign_key {
+        let mut chain: Vec<Expr> = Vec::new();
+        for (i, (l, r)) in keys.iter().enumerate() {
+            let mut these = Vec::new();
+            for e in [l, r] {
+                if matches!(e, Expr::Column { .. }) {
+                    these.push(e.without_positions());
+                }
+            }
+            if i > 0 && !chain.contains(&l.without_positions()) {
+                chain.clear();
+            }
+            for e in these {
+                if !chain.contains(&e) {
+                    chain.push(e);
+                }
+            }
+        }
+        let _ = (l_last, r_last);
+        viable = chain;
+    }
+    let synthetic = viable.is_empty() && !foreign_key;
+
+    // The joined row.
+    let key_type = key_types[last].clone();
+    let mut row = vec![RowColumn {
+        name: if synthetic { SYNTHETIC_KEY } else { HIDDEN_KEY }.to_string(),
+        data_type: key_type.clone(),
+    }];
+    for s in &sides {
+        for c in &s.row {
+            row.push(RowColumn {
+                name: format!("{}_{}", s.alias, c.name),
+                data_type: c.data_type.clone(),
+            });
+        }
+    }
+    for name in [ROWTIME, ROWPARTITION, ROWOFFSET] {
+        row.push(RowColumn {
+            name: name.into(),
+            data_type: if name == ROWPARTITION {
+                DataType::Int
+            } else {
+                DataType::BigInt
+            },
+        });
+    }
+    let scope = Scope {
+        columns: &row,
+        qualifiers: vec![],
+    };
+    let typed_joined = |e: &Expr, clause: &str| -> Result<TypedExpr> {
+        let q = qualify(e, &sides).map_err(|err| in_clause(err, clause))?;
+        type_expr(&flatten(&q), &scope).map_err(|err| {
+            // Name the column as written.
+            match err.message.strip_prefix("Column '") {
+                Some(rest) => {
+                    let name = rest.split('\'').next().unwrap_or_default();
+                    let shown = sides
+                        .iter()
+                        .find_map(|s| {
+                            name.strip_prefix(&format!("{}_", s.alias))
+                                .map(|n| format!("{}.{n}", s.alias))
+                        })
+                        .unwrap_or_else(|| name.to_string());
+                    in_clause(
+                        PlanError {
+                            message: format!("Column '{shown}' cannot be resolved."),
+                            position: err.position,
+                        },
+                        clause,
+                    )
+                }
+                None => in_clause(err, clause),
+            }
+        })
+    };
+    let filter = match &query.filter {
+        Some(f) => {
+            let typed = typed_joined(f, "WHERE")?;
+            if typed.data_type != DataType::Boolean {
+                return Err(PlanError::new(format!(
+                    "Type error in WHERE expression: Should evaluate to boolean but is {f} ({}) instead.",
+                    typed.data_type
+                )));
+            }
+            Some(typed)
+        }
+        None => None,
+    };
+    let _ = plan_filter;
+
+    let mut projection: Vec<Projection> = Vec::new();
+    let mut generated = 0usize;
+    for item in &query.select {
+        match item {
+            SelectItem::Wildcard { qualifier } => {
+                let chosen: Vec<&Side> = match qualifier {
+                    Some(q) => {
+                        let s = sides.iter().find(|s| s.names(q)).ok_or_else(|| {
+                            PlanError::new(format!(
+                                "'{q}' is not a valid stream/table name or alias."
+                            ))
+                        })?;
+                        vec![s]
+                    }
+                    None => {
+                        if synthetic {
+                            projection.push(Projection {
+                                name: SYNTHETIC_KEY.into(),
+                                expr: TypedExpr::new(ExprKind::Column(0), key_type.clone()),
+                                key: false,
+                            });
+                        }
+                        sides.iter().collect()
+                    }
+                };
+                for s in chosen {
+                    let visible = s.row.len() - pseudo_columns(s.source);
+                    for (c, col) in s.row.iter().enumerate().take(visible) {
+                        projection.push(Projection {
+                            name: format!("{}_{}", s.alias, col.name),
+                            expr: TypedExpr::new(
+                                ExprKind::Column(s.offset + c),
+                                col.data_type.clone(),
+                            ),
+                            key: false,
+                        });
+                    }
+                }
+            }
+            SelectItem::Expr { expr, alias } => {
+                let typed = typed_joined(expr, "SELECT")?;
+                let name = match alias {
+                    Some(a) => a.clone(),
+                    None => match qualify(expr, &sides)? {
+                        // A column is named by its name, unless several sources have it.
+                        Expr::Column {
+                            qualifier: Some(q),
+                            name,
+                            ..
+                        } if sides.iter().filter(|s| s.has(&name)).count() > 1 => {
+                            format!("{q}_{name}")
+                        }
+                        Expr::Column { name, .. } => name,
+                        Expr::Field { field, .. } => field,
+                        _ => {
+                            generated += 1;
+                            format!("KSQL_COL_{}", generated - 1)
+                        }
+                    },
+                };
+                if sink.is_some()
+                    && [ROWTIME, ROWPARTITION, ROWOFFSET, WINDOWSTART, WINDOWEND]
+                        .contains(&name.as_str())
+                {
+                    return Err(PlanError::new(format!(
+                        "`{name}` is a reserved column name. You cannot use it as an alias for a column."
+                    )));
+                }
+                projection.push(Projection {
+                    name,
+                    expr: typed,
+                    key: false,
+                });
+            }
+        }
+    }
+
+    if let Some(sink) = sink {
+        if foreign_key {
+            let left = &sides[0];
+            let mut missing = Vec::new();
+            for k in left.source.key_columns() {
+                let index =
+                    left.offset + left.row.iter().position(|c| c.name == k.name).unwrap_or(0);
+                let names: Vec<String> = projection
+                    .iter()
+                    .filter(|p| p.expr.kind == ExprKind::Column(index))
+                    .map(|p| p.name.clone())
+                    .collect();
+                if names.len() > 1 {
+                    let mut names = names;
+                    names.sort();
+                    return Err(PlanError::new(format!(
+                        "The projection contains a key column (`{}_{}`) more than once, aliased as: {}.",
+                        left.alias,
+                        k.name,
+                        names.join(" and ")
+                    )));
+                }
+                match projection
+                    .iter_mut()
+                    .find(|p| p.expr.kind == ExprKind::Column(index))
+                {
+                    Some(p) => p.key = true,
+                    None => missing.push(format!("`{}`", k.name)),
+                }
+            }
+            if !missing.is_empty() {
+                let plural = if missing.len() > 1 { "s" } else { "" };
+                return Err(PlanError::new(format!(
+                    "Primary key column{plural} missing in projection. For foreign-key table-table joins, the projection must include all primary key columns from the left input table (`{}`). Missing column{plural}: {}.",
+                    left.source.name,
+                    missing.join(", ")
+                )));
+            }
+        } else {
+            let viable_index: Vec<usize> = if synthetic {
+                vec![0]
+            } else {
+                viable
+                    .iter()
+                    .filter_map(|e| match flatten(e) {
+                        Expr::Column { name, .. } => row.iter().position(|c| c.name == name),
+                        _ => None,
+                    })
+                    .collect()
+            };
+            // The left side's key column is preferred, wherever it is selected.
+            let first = viable_index.iter().find_map(|v| {
+                projection
+                    .iter()
+                    .position(|p| p.expr.kind == ExprKind::Column(*v))
+            });
+            let Some(first) = first else {
+                let message = if synthetic {
+                    format!(
+                        "Key missing from projection (ie, SELECT). See https://cnfl.io/2LV7ouS.\nThe query used to build `{sink}` must include the join expression ROWKEY in its projection (eg, SELECT ROWKEY...).\nROWKEY was added as a synthetic key column because the join criteria did not match any source column. This expression must be included in the projection and may be aliased. "
+                    )
+                } else {
+                    let shown: Vec<String> = viable.iter().map(|e| e.to_string()).collect();
+                    let noun = if shown.len() > 1 {
+                        "expressions"
+                    } else {
+                        "expression"
+                    };
+                    format!(
+                        "The query used to build `{sink}` must include the join {noun} {} in its projection (eg, SELECT {}...).",
+                        shown.join(" or "),
+                        shown[0]
+                    )
+                };
+                return Err(PlanError::new(message));
+            };
+            let chosen = projection[first].expr.kind.clone();
+            let mut names: Vec<String> = projection
+                .iter()
+                .filter(|p| p.expr.kind == chosen)
+                .map(|p| p.name.clone())
+                .collect();
+            if names.len() > 1 {
+                names.sort();
+                let key_name = match &chosen {
+                    ExprKind::Column(i) => row[*i].name.clone(),
+                    _ => String::new(),
+                };
+                return Err(PlanError::new(format!(
+                    "The projection contains a key column (`{key_name}`) more than once, aliased as: {}.",
+                    names.join(" and ")
+                )));
+            }
+            let p = &mut projection[first];
+            p.expr = TypedExpr::new(ExprKind::Column(0), key_type.clone());
+            p.key = true;
+        }
+    }
+    if sink.is_some() && !projection.is_empty() && projection.iter().all(|p| p.key) {
+        return Err(PlanError::new("The projection contains no value columns."));
+    }
+    check_unique_names(&projection)?;
+
+    // The joined row as a source: the left source's formats, the result's kind.
+    let first = sides[0].source;
+    let post_source = SourceDef {
+        name: first.name.clone(),
+        kind: steps[last].output_kind(),
+        topic: first.topic.clone(),
+        columns: row[..row.len() - 3]
+            .iter()
+            .map(|c| Column {
+                name: c.name.clone(),
+                data_type: c.data_type.clone(),
+                role: ColumnRole::Value,
+            })
+            .collect(),
+        key_format: first.key_format.clone(),
+        value_format: first.value_format.clone(),
+        timestamp_column: None,
+        timestamp_format: None,
+        partitions: first.partitions,
+        replicas: first.replicas,
+        is_source: false,
+        sql: String::new(),
+        window: first.window,
+    };
+    let post = QueryPlan {
+        source: SourceDef {
+            window: None,
+            ..post_source
+        },
+        row,
+        filter,
+        projection,
+        limit: query.limit,
+    };
+    Ok(JoinPlan {
+        inputs,
+        steps,
+        post,
+    })
+}
+
+/// Whether `e` is a key the earlier steps joined on (the key of the rows joined so far).
+fn is_previous_key(e: &Expr, keys: &[(Expr, Expr)], sides: &[Side], side: usize) -> bool {
+    let e = e.without_positions();
+    let key_of = |s: &Side| -> Option<Expr> {
+        let k: Vec<&Column> = s.source.key_columns().collect();
+        (k.len() == 1).then(|| Expr::Column {
+            qualifier: Some(s.alias.clone()),
+            name: k[0].name.clone(),
+            position: Default::default(),
+        })
+    };
+    if key_of(&sides[side]).map(|k| k.without_positions()) == Some(e.clone()) {
+        return true;
+    }
+    keys.iter()
+        .any(|(l, r)| l.without_positions() == e || r.without_positions() == e)
+}
+
+fn contains_map(t: &DataType) -> bool {
+    match t {
+        DataType::Map(..) => true,
+        DataType::Struct(fields) => fields.iter().any(|(_, t)| contains_map(t)),
+        DataType::Array(t) => contains_map(t),
+        _ => false,
+    }
+}
