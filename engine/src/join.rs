@@ -477,8 +477,14 @@ impl Join {
         let old_right = right_of(store, old_fk.as_ref())?;
         let new_fk = new_left.as_ref().map(|l| self.key_of(n, l, true));
         let new_right = right_of(store, new_fk.as_ref())?;
+        // Kafka Streams' foreign-key join: a left row that changes or goes away always
+        // replaces its result, with a tombstone when there is none.
         let old = self.result(n, old_left.as_ref(), old_right.as_ref());
         let new = self.result(n, new_left.as_ref(), new_right.as_ref());
+        let old = match (&old_left, old) {
+            (Some(l), None) => Some(l.clone()),
+            (_, old) => old,
+        };
         let ts = new_right.as_ref().map_or(trigger, |r| r.ts.max(trigger));
         emit_table(Value::Null, old, new, ts, out);
         Ok(())

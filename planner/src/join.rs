@@ -277,7 +277,13 @@ pub fn plan_join(catalog: &Catalog, query: &ast::Query, sink: Option<&str>) -> R
     let mut kinds = vec![sides[0].source.kind];
     let mut steps_out = Vec::new();
     for (i, join) in query.joins.iter().enumerate() {
-        let on = qualify(&join.on, &sides[..=i + 1]).map_err(|e| in_clause(e, "JOIN ON"))?;
+        let on = qualify(&join.on, &sides[..=i + 1]).map_err(|e| {
+            if e.message.contains("is ambiguous") {
+                e
+            } else {
+                in_clause(e, "JOIN ON")
+            }
+        })?;
         let Expr::Binary {
             op: ast::BinaryOp::Eq,
             left,
@@ -305,6 +311,9 @@ pub fn plan_join(catalog: &Catalog, query: &ast::Query, sink: Option<&str>) -> R
                 "Invalid comparison expression '{r}' in join '{on}'. Each side of the join comparision must contain references from exactly one source."
             )));
         }
+        // Columns resolve before anything else is checked.
+        type_key(&l, &sides[sources_of(&l, &sides)[0]])?;
+        type_key(&r, &sides[i + 1])?;
         let left_kind = kinds[i];
         let right_source = sides[i + 1].source;
         let right_kind = right_source.kind;
@@ -405,17 +414,6 @@ pub fn plan_join(catalog: &Catalog, query: &ast::Query, sink: Option<&str>) -> R
                 }
             }
         }
-        if foreign_key && i + 1 < query.joins.len() {
-            let next = &query.joins[i + 1];
-            return Err(PlanError::new(format!(
-                "Invalid join condition: foreign-key table-table joins are not supported as part of n-way joins. Got {}.",
-                match qualify(&next.on, &sides) {
-                    Ok(Expr::Binary { left, right, .. }) => format!("{left} = {right}"),
-                    Ok(other) => other.to_string(),
-                    Err(_) => next.on.to_string(),
-                }
-            )));
-        }
         // Windowed sources join only alike windowed sources, on their keys.
         let lw = sides[sources_of(&l, &sides)[0]].source.window;
         let rw = right_source.window;
@@ -469,38 +467,7 @@ pub fn plan_join(catalog: &Catalog, query: &ast::Query, sink: Option<&str>) -> R
     let mut extra: Vec<Vec<TypedExpr>> = vec![Vec::new(); sides.len()];
     let mut key_types = Vec::new();
     for (i, (l, r)) in keys.iter().enumerate() {
-        let typed = |e: &Expr, side: usize| -> Result<TypedExpr> {
-            let s = &sides[side];
-            let local = e.rewrite(&mut |node| match node {
-                Expr::Column {
-                    qualifier: Some(_),
-                    name,
-                    position,
-                } => Some(Expr::Column {
-                    qualifier: None,
-                    name: name.clone(),
-                    position: *position,
-                }),
-                _ => None,
-            });
-            type_expr(
-                &local,
-                &Scope {
-                    columns: &s.row,
-                    qualifiers: vec![s.alias.clone()],
-                },
-            )
-            .map_err(|err| match err.message.strip_prefix("Column '") {
-                Some(rest) => {
-                    let name = rest.split('\'').next().unwrap_or_default();
-                    PlanError {
-                        message: format!("JOIN ON column '{}.{name}' cannot be resolved.", s.alias),
-                        position: err.position,
-                    }
-                }
-                None => err,
-            })
-        };
+        let typed = |e: &Expr, side: usize| type_key(e, &sides[side]);
         let ls = sources_of(l, &sides)[0];
         let lt = typed(l, ls)?;
         let rt = typed(r, i + 1)?;
@@ -606,9 +573,20 @@ pub fn plan_join(catalog: &Catalog, query: &ast::Query, sink: Option<&str>) -> R
         let mut chain: Vec<Expr> = Vec::new();
         for (i, (l, r)) in keys.iter().enumerate() {
             let mut these = Vec::new();
-            for e in [l, r] {
-                if matches!(e, Expr::Column { .. }) {
-                    these.push(e.without_positions());
+            if steps[i].foreign_key {
+                // Results are keyed by the left table's key.
+                let s = &sides[0];
+                chain.clear();
+                these.extend(s.source.key_columns().map(|k| Expr::Column {
+                    qualifier: Some(s.alias.clone()),
+                    name: k.name.clone(),
+                    position: Default::default(),
+                }));
+            } else {
+                for e in [l, r] {
+                    if matches!(e, Expr::Column { .. }) {
+                        these.push(e.without_positions());
+                    }
                 }
             }
             if i > 0 && !chain.contains(&l.without_positions()) {
@@ -912,6 +890,39 @@ pub fn plan_join(catalog: &Catalog, query: &ast::Query, sink: Option<&str>) -> R
         inputs,
         steps,
         post,
+    })
+}
+
+/// A join key expression typed against its source's row.
+fn type_key(e: &Expr, s: &Side) -> Result<TypedExpr> {
+    let local = e.rewrite(&mut |node| match node {
+        Expr::Column {
+            qualifier: Some(_),
+            name,
+            position,
+        } => Some(Expr::Column {
+            qualifier: None,
+            name: name.clone(),
+            position: *position,
+        }),
+        _ => None,
+    });
+    type_expr(
+        &local,
+        &Scope {
+            columns: &s.row,
+            qualifiers: vec![s.alias.clone()],
+        },
+    )
+    .map_err(|err| match err.message.strip_prefix("Column '") {
+        Some(rest) => {
+            let name = rest.split('\'').next().unwrap_or_default();
+            PlanError {
+                message: format!("JOIN ON column '{}.{name}' cannot be resolved.", s.alias),
+                position: err.position,
+            }
+        }
+        None => err,
     })
 }
 

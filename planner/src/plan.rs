@@ -504,8 +504,19 @@ pub fn sink_source(create: &ast::CreateAsSelect, flow: &Dataflow, sql: &str) -> 
     }
     let props = WithClause::read(&create.properties, true)?;
     let source = flow.source();
+    // A join's results have a key even when its first source has none.
+    let default_key = match flow {
+        Dataflow::Join(j) => j
+            .inputs
+            .iter()
+            .map(|i| &i.pre.source.key_format)
+            .find(|f| f.kind != crate::formats::FormatKind::None)
+            .cloned()
+            .unwrap_or_else(|| crate::formats::Format::new(crate::formats::FormatKind::Kafka)),
+        _ => source.key_format.clone(),
+    };
     let (mut key_format, value_format) =
-        props.formats(Some((&source.key_format, &source.value_format)))?;
+        props.formats(Some((&default_key, &source.value_format)))?;
     let keyless = !projection.iter().any(|p| p.key);
     if keyless
         && props
