@@ -62,6 +62,10 @@ impl QueryHandle {
 }
 
 impl Backend {
+    /// Whether queries run in the in-process driver (one task per query).
+    pub fn is_driver(&self) -> bool {
+        matches!(self, Backend::Driver(_))
+    }
     pub async fn partitions(&self, topic: &str) -> Result<Option<i32>, String> {
         match self {
             Backend::Kafka(k) => k.topics.partitions(topic).await,

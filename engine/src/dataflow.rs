@@ -65,6 +65,15 @@ impl Operators {
         }
     }
 
+    /// Whether the output is a table: only then may updates of a key be coalesced.
+    pub fn emits_table(&self) -> bool {
+        match self {
+            Operators::Stateless(p) => p.plan.source.kind == brook_sql::ast::SourceKind::Table,
+            Operators::Aggregate(_) => true,
+            Operators::Join(j) => j.plan.output_kind() == brook_sql::ast::SourceKind::Table,
+        }
+    }
+
     /// Whether the operators keep state, and so need a store per task.
     pub fn stateful(&self) -> bool {
         matches!(self, Operators::Aggregate(_) | Operators::Join(_))

@@ -555,6 +555,21 @@ impl Session {
                 )
                 .await?;
         }
+        if let brook_planner::plan::Dataflow::Join(plan) = &flow {
+            let group_id = format!(
+                "_confluent-ksql-{}query_{query_id}",
+                engine.config.service_id
+            );
+            self.check_join_partitions(plan).await?;
+            engine
+                .backend
+                .create_internal_topic(
+                    &format!("{group_id}-Join-changelog"),
+                    source_partitions,
+                    &[("cleanup.policy", "compact")],
+                )
+                .await?;
+        }
         let result = self.launch(
             &mut state,
             query_id,
@@ -639,6 +654,40 @@ impl Session {
             &target,
             &insert.query.from.name,
         )
+    }
+
+    /// Joined records must meet in one task: each partition's task joins the records of
+    /// that partition of every source, so the sources need as many partitions, and (with
+    /// more than one) must be keyed by what they join on.
+    async fn check_join_partitions(&self, plan: &brook_planner::join::JoinPlan) -> Result<()> {
+        if self.engine.backend.is_driver() {
+            return Ok(());
+        }
+        let mut counts = Vec::new();
+        for input in &plan.inputs {
+            let source = &input.pre.source;
+            let n = self
+                .engine
+                .backend
+                .partitions(&source.topic)
+                .await?
+                .ok_or_else(|| {
+                    EngineError::new(format!("Kafka topic does not exist: {}", source.topic))
+                })?;
+            counts.push((source.name.clone(), n));
+        }
+        if let Some((name, n)) = counts.iter().find(|(_, n)| *n != counts[0].1) {
+            return Err(EngineError::new(format!(
+                "Can't join `{}` with `{name}` since the number of partitions don't match. `{}` partitions = {}; `{name}` partitions = {n}. Please repartition either one so that the number of partitions match.",
+                counts[0].0, counts[0].0, counts[0].1
+            )));
+        }
+        if counts[0].1 > 1 && !plan.joins_on_message_keys() {
+            return Err(EngineError::new(
+                "This join needs its sources repartitioned by the join key (it joins on something other than their message keys, on a foreign key, or on keys in different formats), which Brook does not do on Kafka yet: write the sources to streams or tables keyed by the join key (PARTITION BY) and join those, or use topics with one partition.",
+            ));
+        }
+        Ok(())
     }
 
     /// Starts a persistent query writing into `sink` and records it as running.

@@ -41,7 +41,7 @@ pub struct JoinInput {
     pub alias: String,
     /// How many of the projected columns are the source's row.
     pub width: usize,
-    /// Positions of the source's primary key columns in its row (tables only).
+    /// Positions of the source's key columns in its row.
     pub primary_key: Vec<usize>,
 }
 
@@ -81,6 +81,25 @@ impl JoinPlan {
     /// Whether results are keyed by the left table's primary key (a foreign-key join).
     pub fn foreign_key(&self) -> bool {
         self.steps.iter().any(|s| s.foreign_key)
+    }
+
+    /// Whether every step joins its sides on their message keys, written alike: then
+    /// records that join are in the same partition of their topics (given equal partition
+    /// counts) and each partition's task can join them without moving records.
+    pub fn joins_on_message_keys(&self) -> bool {
+        let is_key = |input: usize, slot: usize| {
+            let i = &self.inputs[input];
+            i.primary_key.len() == 1
+                && i.pre.projection.get(slot).map(|p| &p.expr.kind)
+                    == Some(&ExprKind::Column(i.primary_key[0]))
+        };
+        let first = &self.inputs[0].pre.source.key_format;
+        self.steps.iter().enumerate().all(|(n, s)| {
+            !s.foreign_key && is_key(s.left_key.0, s.left_key.1) && is_key(n + 1, s.right_key)
+        }) && self
+            .inputs
+            .iter()
+            .all(|i| i.pre.source.key_format.kind == first.kind)
     }
 }
 

@@ -1,6 +1,7 @@
 //! Running queries on Kafka: persistent queries (consumer group, sink topic, committed
 //! offsets) and push queries (rows handed to a client).
 
+mod merge;
 mod persistent;
 mod push;
 mod rebalance;
@@ -8,7 +9,9 @@ mod record_cache;
 mod records;
 mod task_state;
 
-pub use persistent::{repartition_topic, source_changelog, PersistentQuery, QueryStatus};
+pub use persistent::{
+    repartition_topic, source_changelog, state_changelog, PersistentQuery, QueryStatus,
+};
 pub use push::{start_push_query, PushQuery};
 pub use records::{produce_all, OutputRecord};
 pub use task_state::TaskStates;

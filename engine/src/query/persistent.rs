@@ -2,8 +2,9 @@
 //! Offsets are committed only after the broker acknowledged everything the records
 //! produced, so a crash repeats work but never loses it.
 
+use super::merge::Merger;
 use super::rebalance::RebalanceContext;
-use super::records::{next_batch, produce_all};
+use super::records::{next_batch_within, produce_all};
 use crate::dataflow::Operators;
 use crate::formats::FormatContext;
 use crate::kafka::KafkaSettings;
@@ -15,6 +16,7 @@ use rdkafka::producer::FutureProducer;
 use rdkafka::{Offset, TopicPartitionList};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -53,6 +55,49 @@ struct Runner {
     rebalances: RebalanceContext,
     producer: FutureProducer,
     log: Arc<ProcessingLog>,
+    /// How long a task waits for an input partition that is behind before it goes on
+    /// without it (`max.task.idle.ms`).
+    max_idle: Duration,
+}
+
+/// Whether this process has read everything `topic`'s `partition` holds now (a partition
+/// it does not own counts as read).
+fn caught_up<C: rdkafka::consumer::ConsumerContext>(
+    consumer: &StreamConsumer<C>,
+    topic: &str,
+    partition: i32,
+) -> bool {
+    let timeout = Duration::from_secs(2);
+    let owned = consumer
+        .assignment()
+        .map(|a| a.find_partition(topic, partition).is_some())
+        .unwrap_or(false);
+    if !owned {
+        return true;
+    }
+    let Ok((low, high)) = consumer.fetch_watermarks(topic, partition, timeout) else {
+        return true;
+    };
+    let offset_of =
+        |tpl: &TopicPartitionList| match tpl.find_partition(topic, partition).map(|e| e.offset()) {
+            Some(Offset::Offset(o)) => Some(o),
+            _ => None,
+        };
+    if let Some(position) = consumer.position().ok().as_ref().and_then(offset_of) {
+        return position >= high;
+    }
+    // Nothing read yet: where reading starts.
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition(topic, partition);
+    match consumer
+        .committed_offsets(tpl, timeout)
+        .ok()
+        .as_ref()
+        .and_then(offset_of)
+    {
+        Some(committed) => committed >= high,
+        None => low >= high,
+    }
 }
 
 /// Records by partition, each partition's in their order.
@@ -69,6 +114,14 @@ fn by_partition<'a>(
 /// The changelog of the last values of a repartitioned table's rows.
 pub fn source_changelog(group_id: &str) -> String {
     format!("{group_id}-Aggregate-GroupBy-Source-changelog")
+}
+
+/// The changelog of a stateful query's task stores.
+pub fn state_changelog(group_id: &str, operators: &Operators) -> String {
+    match operators {
+        Operators::Join(_) => format!("{group_id}-Join-changelog"),
+        _ => format!("{group_id}-Aggregate-Aggregate-Materialize-changelog"),
+    }
 }
 
 /// The repartition topic of the query with consumer group `group_id`, as ksqlDB names it.
@@ -98,13 +151,14 @@ impl PersistentQuery {
             .create_with_context(rebalances.clone())
             .map_err(|e| format!("cannot create a consumer: {e}"))?;
         let source = operators.source().name.clone();
-        let topic = operators.source().topic.clone();
         let repartition = operators
             .aggregation()
             .is_some_and(|a| a.needs_repartition())
             .then(|| repartition_topic(group_id));
-        let mut topics = vec![topic.as_str()];
-        topics.extend(repartition.as_deref());
+        let mut topics = operators.topics();
+        topics.dedup();
+        topics.extend(repartition.clone());
+        let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
         consumer
             .subscribe(&topics)
             .map_err(|e| format!("cannot subscribe to {}: {e}", topics.join(", ")))?;
@@ -124,7 +178,7 @@ impl PersistentQuery {
                 }),
             repartition,
             rebalances,
-            cache_bytes: if operators.stateful() {
+            cache_bytes: if operators.stateful() && operators.emits_table() {
                 super::record_cache::cache_bytes(properties)
             } else {
                 0
@@ -132,7 +186,7 @@ impl PersistentQuery {
             states: operators.stateful().then(|| {
                 super::TaskStates::new(
                     state_dir,
-                    format!("{group_id}-Aggregate-Aggregate-Materialize-changelog"),
+                    state_changelog(group_id, &operators),
                     settings.clone(),
                 )
             }),
@@ -140,6 +194,12 @@ impl PersistentQuery {
             consumer,
             producer,
             log,
+            max_idle: Duration::from_millis(
+                properties
+                    .get("max.task.idle.ms")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(2000),
+            ),
         };
         let task_status = status.clone();
         let task_id = id.clone();
@@ -183,10 +243,54 @@ impl PersistentQuery {
 
 impl Runner {
     async fn run(mut self, mut stop: watch::Receiver<bool>) -> Result<(), String> {
-        while let Some(batch) = next_batch(&self.consumer, &mut stop, MAX_BATCH).await {
+        // A query over several topics reads them in time order.
+        let mut topics = self.operators.topics();
+        topics.dedup();
+        let mut merger = (topics.len() > 1).then(|| Merger::new(topics));
+        let mut waiting_since: Option<Instant> = None;
+        loop {
+            let wait = merger
+                .as_ref()
+                .is_some_and(Merger::holding)
+                .then_some(Duration::from_millis(100));
+            let Some(fetched) = next_batch_within(&self.consumer, &mut stop, MAX_BATCH, wait).await
+            else {
+                break;
+            };
+            let revoked = self.rebalances.take_revoked();
+            let batch = match &mut merger {
+                Some(m) => {
+                    for (topic, partition) in &revoked {
+                        m.forget(topic, *partition);
+                    }
+                    m.push(fetched);
+                    let idle_over =
+                        waiting_since.is_some_and(|since| since.elapsed() >= self.max_idle);
+                    let consumer = &self.consumer;
+                    let ready = tokio::task::block_in_place(|| {
+                        m.ready(|topic, partition| {
+                            idle_over || caught_up(consumer, topic, partition)
+                        })
+                    });
+                    tracing::debug!(
+                        "query {}: {} records ready, holding back: {}",
+                        self.id,
+                        ready.len(),
+                        m.holding()
+                    );
+                    // The idle time counts from the last progress while records wait.
+                    waiting_since = match (m.holding(), ready.is_empty()) {
+                        (false, _) => None,
+                        (true, false) => Some(Instant::now()),
+                        (true, true) => waiting_since.or_else(|| Some(Instant::now())),
+                    };
+                    ready
+                }
+                None => fetched,
+            };
             // Stores of partitions this process lost are closed; if they come back, they
             // are reopened and catch up with their changelogs.
-            for (topic, partition) in self.rebalances.take_revoked() {
+            for (topic, partition) in revoked {
                 let states =
                     if Some(&topic) == self.repartition.as_ref() || self.repartition.is_none() {
                         &mut self.states
@@ -255,7 +359,18 @@ impl Runner {
                     );
                 }
             }
-            self.commit(&batch, CommitMode::Async)?;
+            let mode = if merger.is_some() {
+                CommitMode::Sync
+            } else {
+                CommitMode::Async
+            };
+            if !batch.is_empty() {
+                self.commit(&batch, mode)?;
+            }
+        }
+        // Records held back were not processed: their offsets stay uncommitted.
+        if merger.is_some() {
+            return Ok(());
         }
         // Everything produced so far is acknowledged; make the last offsets durable.
         if let Ok(position) = self.consumer.position() {

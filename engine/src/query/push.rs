@@ -41,10 +41,11 @@ pub fn start_push_query(
         .consumer_config(group_id, properties, None)
         .create()
         .map_err(|e| format!("cannot create a consumer: {e}"))?;
-    let topic = operators.source().topic.clone();
+    let topics = operators.topics();
+    let names: Vec<&str> = topics.iter().map(String::as_str).collect();
     consumer
-        .subscribe(&[topic.as_str()])
-        .map_err(|e| format!("cannot subscribe to {topic}: {e}"))?;
+        .subscribe(&names)
+        .map_err(|e| format!("cannot subscribe to {}: {e}", names.join(", ")))?;
     let columns = operators
         .projection()
         .iter()

@@ -15,13 +15,32 @@ pub(super) async fn next_batch<C: ConsumerContext + 'static>(
     stop: &mut watch::Receiver<bool>,
     max: usize,
 ) -> Option<Vec<InputRecord>> {
+    next_batch_within(consumer, stop, max, None).await
+}
+
+/// As `next_batch`, but gives up waiting for a first record after `wait` (returning an
+/// empty batch).
+pub(super) async fn next_batch_within<C: ConsumerContext + 'static>(
+    consumer: &StreamConsumer<C>,
+    stop: &mut watch::Receiver<bool>,
+    max: usize,
+    wait: Option<Duration>,
+) -> Option<Vec<InputRecord>> {
     let mut batch = Vec::new();
+    let deadline = wait.map(|w| tokio::time::Instant::now() + w);
     loop {
         if *stop.borrow() {
             return None;
         }
+        let timeout = async {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(d).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = stop.changed() => return None,
+            _ = timeout => return Some(batch),
             message = consumer.recv() => match message {
                 Ok(m) => {
                     batch.push(owned(&m));

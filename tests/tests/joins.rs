@@ -1,0 +1,281 @@
+//! Joins under `brook run` on a real broker: a stream of trades enriched with a table of
+//! users that changes mid-stream, across a clean restart; and a stream-stream join with
+//! records out of order, within and beyond the grace period.
+
+use brook_tests::{broker, recent_timestamp, unique, wait_for, BrookRun, Input};
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+const TRADES: i64 = 100_000;
+const USERS: i64 = 10_000;
+/// Users whose tier changes halfway through the trades.
+const UPDATED: i64 = 1_000;
+
+fn user_of(trade: i64) -> i64 {
+    (trade * 7919) % USERS
+}
+
+fn args<'a>(b: &'a str, service: &'a str, state: &'a Path) -> Vec<String> {
+    vec![
+        "--bootstrap-servers".into(),
+        b.into(),
+        "--service-id".into(),
+        service.into(),
+        "--instance-id".into(),
+        "join-test".into(),
+        "--state-dir".into(),
+        state.display().to_string(),
+    ]
+}
+
+fn user(id: i64, tier: &str, ts: i64) -> Input {
+    (
+        Some(format!("u{id}").into_bytes()),
+        Some(
+            json!({"name": format!("user {id}"), "tier": tier})
+                .to_string()
+                .into_bytes(),
+        ),
+        ts,
+    )
+}
+
+fn trade(i: i64, ts: i64) -> Input {
+    (
+        Some(format!("u{}", user_of(i)).into_bytes()),
+        Some(
+            json!({"trade_id": i, "amount": i % 1000})
+                .to_string()
+                .into_bytes(),
+        ),
+        ts,
+    )
+}
+
+/// trade id -> (user key, amount, name, tier)
+type Enriched = BTreeMap<i64, (String, i64, String, String)>;
+
+fn enriched(records: &[brook_tests::Record]) -> (Enriched, usize) {
+    let mut out = Enriched::new();
+    for r in records {
+        let v = r.value_json();
+        out.insert(
+            v["TRADE_ID"].as_i64().unwrap_or(-1),
+            (
+                r.key_str(),
+                v["AMOUNT"].as_i64().unwrap_or(-1),
+                v["NAME"].as_str().unwrap_or("<null>").to_string(),
+                v["TIER"].as_str().unwrap_or("<null>").to_string(),
+            ),
+        );
+    }
+    (out, records.len())
+}
+
+#[test]
+fn trades_enriched_with_users_are_exact_across_a_restart_and_a_table_update() {
+    let b = broker();
+    let trades_topic = unique("trades");
+    let users_topic = unique("users");
+    let output = unique("ENRICHED");
+    let service = unique("svc");
+    let state = std::env::temp_dir().join(unique("brook-state"));
+    b.create_topic(&trades_topic, 4);
+    b.create_topic(&users_topic, 4);
+
+    // Users first, then trades two milliseconds apart; halfway, a tenth of the users move
+    // to another tier, at a time between two trades.
+    let base = recent_timestamp();
+    let trade_ts = |i: i64| base + 10 + 2 * i;
+    let half = TRADES / 2;
+    let update_ts = trade_ts(half) - 1;
+    let users: Vec<Input> = (0..USERS).map(|u| user(u, "silver", base)).collect();
+    let updates: Vec<Input> = (0..UPDATED).map(|u| user(u, "gold", update_ts)).collect();
+    let trades: Vec<Input> = (0..TRADES).map(|i| trade(i, trade_ts(i))).collect();
+    let mut expected = Enriched::new();
+    for i in 0..TRADES {
+        let u = user_of(i);
+        let tier = if u < UPDATED && i >= half {
+            "gold"
+        } else {
+            "silver"
+        };
+        expected.insert(
+            i,
+            (
+                format!("u{u}"),
+                i % 1000,
+                format!("user {u}"),
+                tier.to_string(),
+            ),
+        );
+    }
+
+    let sql = format!(
+        "SET 'auto.offset.reset' = 'earliest';
+         SET 'max.poll.interval.ms' = '6000';
+         SET 'session.timeout.ms' = '6000';
+         SET 'heartbeat.interval.ms' = '1000';
+         CREATE STREAM trades (user_id STRING KEY, trade_id BIGINT, amount BIGINT)
+           WITH (kafka_topic = '{trades_topic}', value_format = 'JSON');
+         CREATE TABLE users (user_id STRING PRIMARY KEY, name STRING, tier STRING)
+           WITH (kafka_topic = '{users_topic}', value_format = 'JSON');
+         CREATE STREAM enriched WITH (kafka_topic = '{output}') AS
+           SELECT t.user_id AS user_id, t.trade_id, t.amount, u.name, u.tier
+           FROM trades t LEFT JOIN users u ON t.user_id = u.user_id;"
+    );
+    let args = args(&b.bootstrap, &service, &state);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+
+    b.produce(&users_topic, &users);
+    b.produce(&trades_topic, &trades[..half as usize]);
+    let mut run = BrookRun::start("joins", &sql, &args);
+    run.wait_for_stdout(
+        "Created query with ID CSAS_ENRICHED_",
+        Duration::from_secs(60),
+    );
+    let mut seen = 0;
+    let first = wait_for(Duration::from_secs(300), || {
+        let got = b.read_topic(&output, half as usize, Duration::from_secs(30));
+        seen = got.len();
+        (got.len() >= half as usize).then_some(())
+    });
+    assert!(
+        first.is_some(),
+        "the first half was not joined ({seen} results); stderr:\n{}",
+        run.stderr()
+    );
+    assert!(run.terminate().success());
+
+    // While the query is stopped: the table changes, then the rest of the trades come.
+    b.produce(&users_topic, &updates);
+    b.produce(&trades_topic, &trades[half as usize..]);
+    let run = BrookRun::start("joins", &sql, &args);
+    let done = wait_for(Duration::from_secs(300), || {
+        let got = b.read_topic(&output, TRADES as usize, Duration::from_secs(30));
+        (got.len() >= TRADES as usize).then_some(got)
+    });
+    let stderr = run.stderr();
+    assert!(run.terminate().success());
+    let _ = std::fs::remove_dir_all(&state);
+    let got = done.unwrap_or_else(|| panic!("not every trade was joined; stderr:\n{stderr}"));
+    let (table, written) = enriched(&got);
+    let wrong: Vec<_> = expected
+        .iter()
+        .filter(|(k, v)| table.get(k) != Some(v))
+        .take(5)
+        .map(|(k, v)| (k, v, table.get(k)))
+        .collect();
+    assert!(wrong.is_empty(), "trades joined wrongly: {wrong:?}");
+    assert_eq!(table.len(), expected.len());
+    assert_eq!(
+        written, TRADES as usize,
+        "one result per trade, none repeated"
+    );
+}
+
+#[test]
+fn stream_stream_join_handles_records_out_of_order_within_and_beyond_the_grace_period() {
+    let b = broker();
+    let orders = unique("orders");
+    let shipments = unique("shipments");
+    let output = unique("SHIPPED");
+    let service = unique("svc");
+    let state = std::env::temp_dir().join(unique("brook-state"));
+    b.create_topic(&orders, 1);
+    b.create_topic(&shipments, 1);
+    let base = recent_timestamp() / 1000 * 1000;
+    let s = |seconds: i64| base + seconds * 1000;
+    let record = |id: &str, field: &str, ts: i64| -> Input {
+        (
+            Some(id.as_bytes().to_vec()),
+            Some(
+                json!({ field: format!("{id}-{field}") })
+                    .to_string()
+                    .into_bytes(),
+            ),
+            ts,
+        )
+    };
+    // Orders: E comes after D although it is far older (beyond the grace period). Each
+    // task reads its topics in time order, so shipments interleave with orders by time.
+    b.produce(
+        &orders,
+        &[
+            record("A", "item", s(0)),
+            record("B", "item", s(100)),
+            record("C", "item", s(170)),
+            record("D", "item", s(400)),
+            record("E", "item", s(10)),
+            record("F", "item", s(1000)),
+        ],
+    );
+    // Shipments: C's arrives 30 seconds after its order (within the window), E's too late
+    // to find its order still buffered.
+    b.produce(
+        &shipments,
+        &[
+            record("A", "carrier", s(30)),
+            record("C", "carrier", s(200)),
+            record("E", "carrier", s(20)),
+        ],
+    );
+    let sql = format!(
+        "SET 'auto.offset.reset' = 'earliest';
+         CREATE STREAM orders (id STRING KEY, item STRING)
+           WITH (kafka_topic = '{orders}', value_format = 'JSON');
+         CREATE STREAM shipments (id STRING KEY, carrier STRING)
+           WITH (kafka_topic = '{shipments}', value_format = 'JSON');
+         CREATE STREAM shipped WITH (kafka_topic = '{output}') AS
+           SELECT o.id AS id, o.item, s.carrier
+           FROM orders o LEFT JOIN shipments s
+             WITHIN 1 MINUTE GRACE PERIOD 30 SECONDS ON o.id = s.id;"
+    );
+    let args = args(&b.bootstrap, &service, &state);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let run = BrookRun::start("stream-stream", &sql, &args);
+    let expected: Vec<(String, String, String, i64)> = [
+        ("A", "A-item", "A-carrier", s(30)),
+        // B's window closed when C's shipment came (stream time 200 s is past its end,
+        // 100 + 60 + 30 s): it is emitted once, without a shipment, before that shipment
+        // joins C.
+        ("B", "B-item", "<null>", s(100)),
+        ("C", "C-item", "C-carrier", s(200)),
+        // E's window had closed before it came: emitted at once, never joined.
+        ("E", "E-item", "<null>", s(10)),
+        // D's window closed when F came.
+        ("D", "D-item", "<null>", s(400)),
+    ]
+    .iter()
+    .map(|(k, i, c, t)| (k.to_string(), i.to_string(), c.to_string(), *t))
+    .collect();
+    let got = wait_for(Duration::from_secs(120), || {
+        let got = b.read_topic(&output, expected.len(), Duration::from_secs(2));
+        (got.len() >= expected.len()).then_some(got)
+    });
+    // Nothing more comes: F's window is still open.
+    std::thread::sleep(Duration::from_secs(3));
+    let all = b.read_topic(&output, expected.len() + 1, Duration::from_secs(2));
+    let stderr = run.stderr();
+    assert!(run.terminate().success());
+    let _ = std::fs::remove_dir_all(&state);
+    assert!(
+        got.is_some(),
+        "the join wrote too little; stderr:\n{stderr}"
+    );
+    let rows: Vec<(String, String, String, i64)> = all
+        .iter()
+        .map(|r| {
+            let v = r.value_json();
+            (
+                r.key_str(),
+                v["ITEM"].as_str().unwrap_or("<null>").to_string(),
+                v["CARRIER"].as_str().unwrap_or("<null>").to_string(),
+                r.timestamp,
+            )
+        })
+        .collect();
+    assert_eq!(rows, expected);
+}
