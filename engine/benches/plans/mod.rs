@@ -1,25 +1,27 @@
-//! The plan a benchmark runs: a CREATE STREAM followed by a CREATE ... AS SELECT.
+//! The plan a benchmark runs: CREATE STREAM/TABLE statements followed by a
+//! CREATE ... AS SELECT over them.
 
 use brook_planner::catalog::{Catalog, SourceDef};
 use brook_planner::plan::Dataflow;
 use brook_sql::ast::StatementKind;
 use std::collections::BTreeMap;
 
-/// Plans `script`'s second statement over the source its first one creates.
+/// Plans `script`'s last statement over the sources the ones before it create.
 pub fn plan(script: &str) -> (Dataflow, SourceDef) {
     let statements = brook_sql::parse_statements(script, &mut BTreeMap::new()).expect("parse");
     let mut catalog = Catalog::default();
-    let StatementKind::CreateSource(create) = &statements[0].kind else {
-        panic!("the script starts with CREATE STREAM")
+    let (last, sources) = statements.split_last().expect("statements");
+    for s in sources {
+        let StatementKind::CreateSource(create) = &s.kind else {
+            panic!("the script starts with CREATE STREAM or CREATE TABLE statements")
+        };
+        let source = catalog
+            .source_from_create(create, &s.text)
+            .expect("source");
+        catalog.sources.insert(source.name.clone(), source);
+    }
+    let StatementKind::CreateAsSelect(query) = &last.kind else {
+        panic!("the script ends with CREATE ... AS SELECT")
     };
-    let source = catalog
-        .source_from_create(create, &statements[0].text)
-        .expect("source");
-    catalog.sources.insert(source.name.clone(), source);
-    let StatementKind::CreateAsSelect(query) = &statements[1].kind else {
-        panic!("the script goes on with CREATE ... AS SELECT")
-    };
-    catalog
-        .plan_create_as(query, &statements[1].text)
-        .expect("plan")
+    catalog.plan_create_as(query, &last.text).expect("plan")
 }
