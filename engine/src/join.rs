@@ -62,6 +62,15 @@ pub struct Join {
     pub plan: JoinPlan,
     inputs: Vec<Pipeline>,
     post: Pipeline,
+    /// Topics carrying an input's rows already decoded and keyed by their join key, in
+    /// place of its source topic.
+    repartitioned: Vec<(String, usize)>,
+}
+
+/// A row on its way through a repartition topic.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct MovedRow {
+    values: Vec<Value>,
 }
 
 fn encode<T: serde::Serialize + ?Sized>(v: &T) -> Vec<u8> {
@@ -127,19 +136,80 @@ impl Join {
             .map(|i| Pipeline::new(i.pre.clone(), formats))
             .collect();
         let post = Pipeline::new(plan.post.clone(), formats);
-        Self { plan, inputs, post }
+        Self {
+            plan,
+            inputs,
+            post,
+            repartitioned: Vec::new(),
+        }
+    }
+
+    /// `input`'s rows come through `topic` (written by `repartition_records`) rather than
+    /// from its source topic.
+    pub fn read_repartitioned(&mut self, topic: String, input: usize) {
+        self.repartitioned.push((topic, input));
+    }
+
+    /// `input`'s source records as records of its repartition topic: keyed by their join
+    /// key (at `slot` of its projection) as `key` encodes it, so that they land in the
+    /// partition where the other side's records with that key are.
+    pub fn repartition_records(
+        &self,
+        input: usize,
+        slot: usize,
+        key: &crate::formats::ColumnsCodec,
+        records: &[InputRecord],
+        errors: &mut Vec<RecordError>,
+    ) -> Vec<crate::query::OutputRecord> {
+        let spec = &self.plan.inputs[input];
+        let output = self.inputs[input].process(records, errors);
+        let mut out = Vec::with_capacity(output.len);
+        for row in 0..output.len {
+            if output.tombstone[row] {
+                continue;
+            }
+            let values = output.row(&spec.pre.projection, row);
+            let key_value = values.get(slot).cloned().unwrap_or(Value::Null);
+            let key_bytes = match key.encode(std::slice::from_ref(&key_value)) {
+                Ok(k) => k,
+                Err(message) => {
+                    if let Some(r) = records.get(row) {
+                        errors.push(RecordError::Processing {
+                            message,
+                            record: Box::new(r.clone()),
+                        });
+                    }
+                    continue;
+                }
+            };
+            out.push(crate::query::OutputRecord {
+                headers: vec![],
+                key: key_bytes,
+                value: Some(encode(&MovedRow { values })),
+                timestamp: output.rowtime[row],
+            });
+        }
+        out
     }
 
     pub fn projection(&self) -> &[Projection] {
         &self.plan.post.projection
     }
 
-    /// The topics the join reads, in FROM order.
+    /// The topics the join's inputs come from, in FROM order: the sources', or their
+    /// repartition topics.
     pub fn topics(&self) -> Vec<String> {
         self.plan
             .inputs
             .iter()
-            .map(|i| i.pre.source.topic.clone())
+            .enumerate()
+            .map(|(i, input)| {
+                self.repartitioned
+                    .iter()
+                    .find(|(_, index)| *index == i)
+                    .map(|(t, _)| t.clone())
+                    .unwrap_or_else(|| input.pre.source.topic.clone())
+            })
             .collect()
     }
 
@@ -160,6 +230,28 @@ impl Join {
                 .map(|n| start + n)
                 .unwrap_or(records.len());
             let run = &records[start..end];
+            if let Some((_, index)) = self.repartitioned.iter().find(|(t, _)| t == topic) {
+                for r in run {
+                    match decode::<MovedRow>(r.value.as_deref().unwrap_or_default()) {
+                        Ok(moved) => {
+                            let mut rows = vec![None; self.plan.inputs.len()];
+                            rows[*index] = Some(moved.values);
+                            let joined = Joined {
+                                rows,
+                                ts: r.timestamp,
+                            };
+                            self.enter(*index, joined, false, store, &mut results)?;
+                        }
+                        Err(_) => errors.push(RecordError::Deserialization {
+                            target: "value",
+                            message: "not a row of this query's repartition topic".into(),
+                            record: Box::new(r.clone()),
+                        }),
+                    }
+                }
+                start = end;
+                continue;
+            }
             // A topic read twice (two sources on one topic) feeds each of them.
             for (index, input) in self.plan.inputs.iter().enumerate() {
                 if input.pre.source.topic != *topic {

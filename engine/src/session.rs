@@ -560,12 +560,13 @@ impl Session {
                 "_confluent-ksql-{}query_{query_id}",
                 engine.config.service_id
             );
-            self.check_join_partitions(plan).await?;
+            // One changelog partition per task.
+            let tasks = self.prepare_join_topics(plan, &group_id).await?;
             engine
                 .backend
                 .create_internal_topic(
                     &format!("{group_id}-Join-changelog"),
-                    source_partitions,
+                    tasks,
                     &[("cleanup.policy", "compact")],
                 )
                 .await?;
@@ -657,11 +658,16 @@ impl Session {
     }
 
     /// Joined records must meet in one task: each partition's task joins the records of
-    /// that partition of every source, so the sources need as many partitions, and (with
-    /// more than one) must be keyed by what they join on.
-    async fn check_join_partitions(&self, plan: &brook_planner::join::JoinPlan) -> Result<()> {
+    /// that partition of every input. Inputs keyed by what they join on stay where they
+    /// are and need as many partitions; a stream joined on something else moves through a
+    /// repartition topic with that many partitions, created here.
+    async fn prepare_join_topics(
+        &self,
+        plan: &brook_planner::join::JoinPlan,
+        group_id: &str,
+    ) -> Result<i32> {
         if self.engine.backend.is_driver() {
-            return Ok(());
+            return Ok(1);
         }
         let mut counts = Vec::new();
         for input in &plan.inputs {
@@ -676,18 +682,43 @@ impl Session {
                 })?;
             counts.push((source.name.clone(), n));
         }
-        if let Some((name, n)) = counts.iter().find(|(_, n)| *n != counts[0].1) {
+        let moved = match plan.inputs_to_repartition() {
+            Some(moved) => moved,
+            None if counts.iter().all(|(_, n)| *n == 1) => return Ok(1),
+            None => {
+                return Err(EngineError::new(
+                    "This join cannot run on topics with several partitions yet: its records would have to move to the partition of their join key after a first join step, for a foreign key, or for a table. Write the inputs to streams or tables keyed by the join key (PARTITION BY) and join those, or use topics with one partition.",
+                ))
+            }
+        };
+        let staying: Vec<&(String, i32)> = counts
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !moved.iter().any(|(m, _)| m == i))
+            .map(|(_, c)| c)
+            .collect();
+        if let Some((name, n)) = staying.iter().find(|(_, n)| *n != staying[0].1) {
+            let (first, count) = staying[0];
             return Err(EngineError::new(format!(
-                "Can't join `{}` with `{name}` since the number of partitions don't match. `{}` partitions = {}; `{name}` partitions = {n}. Please repartition either one so that the number of partitions match.",
-                counts[0].0, counts[0].0, counts[0].1
+                "Can't join `{first}` with `{name}` since the number of partitions don't match. `{first}` partitions = {count}; `{name}` partitions = {n}. Please repartition either one so that the number of partitions match."
             )));
         }
-        if counts[0].1 > 1 && !plan.joins_on_message_keys() {
-            return Err(EngineError::new(
-                "This join needs its sources repartitioned by the join key (it joins on something other than their message keys, on a foreign key, or on keys in different formats), which Brook does not do on Kafka yet: write the sources to streams or tables keyed by the join key (PARTITION BY) and join those, or use topics with one partition.",
-            ));
+        let partitions = staying
+            .first()
+            .map(|(_, n)| *n)
+            .unwrap_or_else(|| counts.iter().map(|(_, n)| *n).max().unwrap_or(1));
+        for (input, _) in moved {
+            let alias = &plan.inputs[input].alias;
+            self.engine
+                .backend
+                .create_internal_topic(
+                    &crate::query::join_repartition_topic(group_id, alias),
+                    partitions,
+                    &[],
+                )
+                .await?;
         }
-        Ok(())
+        Ok(partitions)
     }
 
     /// Starts a persistent query writing into `sink` and records it as running.

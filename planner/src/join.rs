@@ -87,19 +87,56 @@ impl JoinPlan {
     /// records that join are in the same partition of their topics (given equal partition
     /// counts) and each partition's task can join them without moving records.
     pub fn joins_on_message_keys(&self) -> bool {
-        let is_key = |input: usize, slot: usize| {
-            let i = &self.inputs[input];
-            i.primary_key.len() == 1
-                && i.pre.projection.get(slot).map(|p| &p.expr.kind)
-                    == Some(&ExprKind::Column(i.primary_key[0]))
-        };
         let first = &self.inputs[0].pre.source.key_format;
         self.steps.iter().enumerate().all(|(n, s)| {
-            !s.foreign_key && is_key(s.left_key.0, s.left_key.1) && is_key(n + 1, s.right_key)
+            !s.foreign_key
+                && self.is_message_key(s.left_key.0, s.left_key.1)
+                && self.is_message_key(n + 1, s.right_key)
         }) && self
             .inputs
             .iter()
             .all(|i| i.pre.source.key_format.kind == first.kind)
+    }
+
+    /// Whether the join key at `slot` of `input`'s projection is its record key as is.
+    fn is_message_key(&self, input: usize, slot: usize) -> bool {
+        let i = &self.inputs[input];
+        i.primary_key.len() == 1
+            && i.pre.projection.get(slot).map(|p| &p.expr.kind)
+                == Some(&ExprKind::Column(i.primary_key[0]))
+    }
+
+    /// For running on several partitions: the inputs whose records must first move to
+    /// the partition of their join key (written in the key format of an input that does
+    /// not move), and where their key is in their projection. `None` when that cannot make
+    /// the join's records meet: a table would have to move, a foreign-key join, or
+    /// several join steps on different keys.
+    pub fn inputs_to_repartition(&self) -> Option<Vec<(usize, usize)>> {
+        if self.joins_on_message_keys() {
+            return Some(vec![]);
+        }
+        if self.steps.len() != 1 || self.steps[0].foreign_key {
+            return None;
+        }
+        let step = &self.steps[0];
+        let slots = [step.left_key.1, step.right_key];
+        let keyed = [
+            self.is_message_key(0, slots[0]),
+            self.is_message_key(1, slots[1]),
+        ];
+        let format = |i: usize| self.inputs[i].pre.source.key_format.kind;
+        let target = (0..2).find(|i| keyed[*i]);
+        let mut moved = Vec::new();
+        for i in 0..2 {
+            let needs = !keyed[i] || target.is_some_and(|t| t != i && format(i) != format(t));
+            if needs {
+                if self.inputs[i].pre.source.kind == SourceKind::Table {
+                    return None;
+                }
+                moved.push((i, slots[i]));
+            }
+        }
+        Some(moved)
     }
 }
 

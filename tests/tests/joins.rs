@@ -279,3 +279,80 @@ fn stream_stream_join_handles_records_out_of_order_within_and_beyond_the_grace_p
         .collect();
     assert_eq!(rows, expected);
 }
+
+#[test]
+fn a_stream_joined_on_a_value_column_moves_to_the_partitions_of_the_table() {
+    let b = broker();
+    let trades_topic = unique("trades-by-id");
+    let users_topic = unique("users");
+    let output = unique("ENRICHED_BY_ID");
+    let service = unique("svc");
+    let state = std::env::temp_dir().join(unique("brook-state"));
+    b.create_topic(&trades_topic, 4);
+    b.create_topic(&users_topic, 4);
+    let base = recent_timestamp();
+    let users: Vec<Input> = (0..2_000).map(|u| user(u, "silver", base)).collect();
+    // Trades keyed by their own id: the user they name is usually in another partition.
+    let n = 20_000i64;
+    let trades: Vec<Input> = (0..n)
+        .map(|i| {
+            (
+                Some(format!("t{i}").into_bytes()),
+                Some(
+                    json!({"user_id": format!("u{}", i % 2_000), "amount": i % 1000})
+                        .to_string()
+                        .into_bytes(),
+                ),
+                base + 10 + i,
+            )
+        })
+        .collect();
+    b.produce(&users_topic, &users);
+    b.produce(&trades_topic, &trades);
+    let sql = format!(
+        "SET 'auto.offset.reset' = 'earliest';
+         CREATE STREAM trades (trade_id STRING KEY, user_id STRING, amount BIGINT)
+           WITH (kafka_topic = '{trades_topic}', value_format = 'JSON');
+         CREATE TABLE users (user_id STRING PRIMARY KEY, name STRING, tier STRING)
+           WITH (kafka_topic = '{users_topic}', value_format = 'JSON');
+         CREATE STREAM enriched WITH (kafka_topic = '{output}') AS
+           SELECT t.user_id AS user_id, t.trade_id, t.amount, u.name
+           FROM trades t JOIN users u ON t.user_id = u.user_id;"
+    );
+    let args = args(&b.bootstrap, &service, &state);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let run = BrookRun::start("repartitioned-join", &sql, &args);
+    let got = wait_for(Duration::from_secs(300), || {
+        let got = b.read_topic(&output, n as usize, Duration::from_secs(30));
+        (got.len() >= n as usize).then_some(got)
+    });
+    let stderr = run.stderr();
+    assert!(run.terminate().success());
+    let _ = std::fs::remove_dir_all(&state);
+    let got = got.unwrap_or_else(|| panic!("not every trade was joined; stderr:\n{stderr}"));
+    assert_eq!(got.len(), n as usize, "one result per trade");
+    let mut seen = std::collections::BTreeSet::new();
+    for r in &got {
+        let v = r.value_json();
+        let trade: i64 = v["TRADE_ID"]
+            .as_str()
+            .and_then(|t| t.strip_prefix('t'))
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(-1);
+        let user = format!("u{}", trade % 2_000);
+        assert_eq!(r.key_str(), user, "results are keyed by the join key");
+        assert_eq!(
+            v["NAME"].as_str(),
+            Some(format!("user {}", trade % 2_000).as_str())
+        );
+        assert_eq!(v["AMOUNT"].as_i64(), Some(trade % 1000));
+        // Keyed by user, the result is where the user's table row is.
+        assert_eq!(
+            r.partition,
+            brook_tests::murmur2_partition(user.as_bytes(), 4),
+            "{user} is in the partition of its key"
+        );
+        seen.insert(trade);
+    }
+    assert_eq!(seen.len(), n as usize, "every trade joined once");
+}

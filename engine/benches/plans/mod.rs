@@ -15,9 +15,7 @@ pub fn plan(script: &str) -> (Dataflow, SourceDef) {
         let StatementKind::CreateSource(create) = &s.kind else {
             panic!("the script starts with CREATE STREAM or CREATE TABLE statements")
         };
-        let source = catalog
-            .source_from_create(create, &s.text)
-            .expect("source");
+        let source = catalog.source_from_create(create, &s.text).expect("source");
         catalog.sources.insert(source.name.clone(), source);
     }
     let StatementKind::CreateAsSelect(query) = &last.kind else {

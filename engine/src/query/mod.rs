@@ -10,7 +10,8 @@ mod records;
 mod task_state;
 
 pub use persistent::{
-    repartition_topic, source_changelog, state_changelog, PersistentQuery, QueryStatus,
+    join_repartition_topic, repartition_topic, source_changelog, state_changelog, PersistentQuery,
+    QueryStatus,
 };
 pub use push::{start_push_query, PushQuery};
 pub use records::{produce_all, OutputRecord};

@@ -58,6 +58,79 @@ struct Runner {
     /// How long a task waits for an input partition that is behind before it goes on
     /// without it (`max.task.idle.ms`).
     max_idle: Duration,
+    /// Join inputs whose records move to their join key's partition first.
+    forwards: Vec<Forward>,
+}
+
+/// A join input read from its source topic and written to its repartition topic, keyed
+/// by its join key.
+struct Forward {
+    source: String,
+    input: usize,
+    slot: usize,
+    topic: String,
+    key: crate::formats::ColumnsCodec,
+}
+
+/// The repartition topic of a join input.
+pub fn join_repartition_topic(group_id: &str, alias: &str) -> String {
+    format!("{group_id}-Join-{alias}-repartition")
+}
+
+/// Sets a join up to read the inputs that must move through their repartition topics.
+fn join_forwards(
+    operators: &mut Operators,
+    group_id: &str,
+    formats: &FormatContext,
+) -> Result<Vec<Forward>, String> {
+    let Operators::Join(join) = operators else {
+        return Ok(vec![]);
+    };
+    let Some(moved) = join.plan.inputs_to_repartition() else {
+        return Ok(vec![]);
+    };
+    let inputs = &join.plan.inputs;
+    // Keys are written as an input that stays keys them, so that equal keys meet.
+    let target = (0..inputs.len())
+        .find(|i| !moved.iter().any(|(m, _)| m == i))
+        .unwrap_or(0);
+    let target_source = &inputs[target].pre.source;
+    let mut forwards = Vec::new();
+    for (input, slot) in moved {
+        let spec = &inputs[input];
+        let key_type = spec.pre.projection[slot].expr.data_type.clone();
+        let mut key_format = target_source.key_format.clone();
+        if key_format.kind == brook_planner::formats::FormatKind::None {
+            key_format =
+                brook_planner::formats::Format::new(brook_planner::formats::FormatKind::Kafka);
+        }
+        let name = target_source
+            .key_columns()
+            .next()
+            .map(|c| c.name.clone())
+            .unwrap_or_else(|| "ROWKEY".into());
+        let keyed = SourceDef {
+            columns: vec![brook_planner::catalog::Column {
+                name,
+                data_type: key_type,
+                role: brook_planner::catalog::ColumnRole::Key,
+            }],
+            key_format,
+            ..target_source.clone()
+        };
+        let key = crate::formats::RecordCodec::for_source(&keyed, formats).key;
+        forwards.push(Forward {
+            source: spec.pre.source.topic.clone(),
+            input,
+            slot,
+            topic: join_repartition_topic(group_id, &spec.alias),
+            key,
+        });
+    }
+    for f in &forwards {
+        join.read_repartitioned(f.topic.clone(), f.input);
+    }
+    Ok(forwards)
 }
 
 /// Whether this process has read everything `topic`'s `partition` holds now (a partition
@@ -134,7 +207,7 @@ impl PersistentQuery {
     pub fn start(
         id: String,
         sql: String,
-        operators: Operators,
+        mut operators: Operators,
         sink: SourceDef,
         settings: &KafkaSettings,
         group_id: &str,
@@ -155,9 +228,11 @@ impl PersistentQuery {
             .aggregation()
             .is_some_and(|a| a.needs_repartition())
             .then(|| repartition_topic(group_id));
+        let forwards = join_forwards(&mut operators, group_id, formats)?;
         let mut topics = operators.topics();
         topics.dedup();
         topics.extend(repartition.clone());
+        topics.extend(forwards.iter().map(|f| f.source.clone()));
         let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
         consumer
             .subscribe(&topics)
@@ -200,6 +275,7 @@ impl PersistentQuery {
                     .and_then(|v| v.parse().ok())
                     .unwrap_or(2000),
             ),
+            forwards,
         };
         let task_status = status.clone();
         let task_id = id.clone();
@@ -258,6 +334,27 @@ impl Runner {
                 break;
             };
             let revoked = self.rebalances.take_revoked();
+            // Join inputs that move go to their repartition topics; the join reads them
+            // back from there.
+            let (forwarded, fetched): (Vec<_>, Vec<_>) = fetched
+                .into_iter()
+                .partition(|r| self.forwards.iter().any(|f| f.source == r.topic));
+            let mut errors = Vec::new();
+            if let Operators::Join(join) = &self.operators {
+                for f in &self.forwards {
+                    let part: Vec<_> = forwarded
+                        .iter()
+                        .filter(|r| r.topic == f.source)
+                        .cloned()
+                        .collect();
+                    if part.is_empty() {
+                        continue;
+                    }
+                    let moved =
+                        join.repartition_records(f.input, f.slot, &f.key, &part, &mut errors);
+                    produce_all(&self.producer, &f.topic, &moved).await?;
+                }
+            }
             let batch = match &mut merger {
                 Some(m) => {
                     for (topic, partition) in &revoked {
@@ -301,7 +398,6 @@ impl Runner {
                     states.close(partition);
                 }
             }
-            let mut errors = Vec::new();
             let mut records = Vec::new();
             // Source records of a repartitioned aggregation go to the repartition topic;
             // the aggregation reads them back from there.
@@ -364,8 +460,10 @@ impl Runner {
             } else {
                 CommitMode::Async
             };
-            if !batch.is_empty() {
-                self.commit(&batch, mode)?;
+            let done: Vec<crate::pipeline::InputRecord> =
+                batch.iter().chain(&forwarded).cloned().collect();
+            if !done.is_empty() {
+                self.commit(&done, mode)?;
             }
         }
         // Records held back were not processed: their offsets stay uncommitted.
