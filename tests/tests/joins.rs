@@ -76,6 +76,17 @@ fn enriched(records: &[brook_tests::Record]) -> (Enriched, usize) {
 
 #[test]
 fn trades_enriched_with_users_are_exact_across_a_restart_and_a_table_update() {
+    enrich_across_a_restart(false);
+}
+
+#[test]
+fn join_state_is_rebuilt_from_its_changelog_when_the_local_store_is_gone() {
+    // The users table is only in the join's store: after the restart, trades find their
+    // users only if the store came back from the changelog.
+    enrich_across_a_restart(true);
+}
+
+fn enrich_across_a_restart(delete_state: bool) {
     let b = broker();
     let trades_topic = unique("trades");
     let users_topic = unique("users");
@@ -148,6 +159,10 @@ fn trades_enriched_with_users_are_exact_across_a_restart_and_a_table_update() {
         run.stderr()
     );
     assert!(run.terminate().success());
+    if delete_state {
+        assert!(state.exists(), "the join kept no local state");
+        std::fs::remove_dir_all(&state).expect("delete the state directory");
+    }
 
     // While the query is stopped: the table changes, then the rest of the trades come.
     b.produce(&users_topic, &updates);
