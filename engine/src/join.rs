@@ -343,6 +343,37 @@ impl Join {
         }
     }
 
+    /// Step `n`'s join key as stored: windowed sources join on their windows too (a time
+    /// window's start, a session's start and end), as their keys hold them.
+    fn stored(&self, n: usize, joined: &Joined, left: bool, key: &Value) -> Vec<u8> {
+        let mut bytes = key_bytes(key);
+        let input = if left {
+            self.plan.steps[n].left_key.0
+        } else {
+            n + 1
+        };
+        if let Some((start, end)) = self.window_of(input, joined) {
+            bytes.extend_from_slice(&time_bytes(start));
+            if self.plan.inputs[input].pre.source.window.map(|w| w.kind)
+                == Some(brook_planner::catalog::WindowType::Session)
+            {
+                bytes.extend_from_slice(&time_bytes(end));
+            }
+        }
+        bytes
+    }
+
+    /// The window of a windowed input's row: the last two columns of its row.
+    fn window_of(&self, input: usize, joined: &Joined) -> Option<(i64, i64)> {
+        let spec = &self.plan.inputs[input];
+        spec.pre.source.window?;
+        let row = joined.rows.get(input)?.as_ref()?;
+        match (row.get(spec.width - 2)?, row.get(spec.width - 1)?) {
+            (Value::BigInt(s), Value::BigInt(e)) => Some((*s, *e)),
+            _ => None,
+        }
+    }
+
     /// A table row's key as stored: its primary key, or for the left table of a
     /// foreign-key join the same.
     fn primary_key(&self, input: usize, joined: &Joined) -> Vec<u8> {
@@ -374,7 +405,10 @@ impl Join {
                     }
                     return Ok(());
                 }
-                let right = self.load(store, &store_key(n, RIGHT, &[&key_bytes(&key)]))?;
+                let right = self.load(
+                    store,
+                    &store_key(n, RIGHT, &[&self.stored(n, &change.joined, true, &key)]),
+                )?;
                 match right {
                     Some(r) => out.push(self.combine(n, key, &change.joined, Some(&r), false)),
                     None if step.kind == JoinKind::Left => {
@@ -409,7 +443,7 @@ impl Join {
                 if key.is_null() {
                     return Ok(());
                 }
-                let k = store_key(n, RIGHT, &[&key_bytes(&key)]);
+                let k = store_key(n, RIGHT, &[&self.stored(n, &change.joined, false, &key)]);
                 if change.deleted {
                     store.delete(&k);
                 } else {
@@ -503,7 +537,7 @@ impl Join {
         if key.is_null() {
             return Ok(());
         }
-        let encoded = key_bytes(&key);
+        let encoded = self.stored(n, &change.joined, left, &key);
         let (mine, theirs) = if left { (LEFT, RIGHT) } else { (RIGHT, LEFT) };
         let my_key = store_key(n, mine, &[&encoded]);
         let trigger = change.joined.ts;
@@ -675,7 +709,7 @@ impl Join {
         if spurious_fix && t == stream_time {
             self.release_closed(n, within, grace, stream_time, store, out)?;
         }
-        let encoded = key_bytes(&key);
+        let encoded = self.stored(n, &joined, left, &key);
         let (mine, theirs) = if left { (LEFT, RIGHT) } else { (RIGHT, LEFT) };
         if t > observed - retention {
             store.put(
@@ -861,6 +895,14 @@ impl Join {
         row.push(Value::BigInt(joined.ts));
         row.push(Value::Null);
         row.push(Value::Null);
+        if self.plan.post.source.window.is_some() {
+            // The result's window: the first joined row's.
+            let (start, end) = (0..self.plan.inputs.len())
+                .find_map(|i| self.window_of(i, joined))
+                .unwrap_or((0, 0));
+            row.push(Value::BigInt(start));
+            row.push(Value::BigInt(end));
+        }
         row.push(Value::Boolean(deleted));
         row
     }

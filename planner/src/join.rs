@@ -188,7 +188,7 @@ fn qualify(e: &Expr, sides: &[Side]) -> Result<Expr> {
                 }
             },
             None => {
-                if name == ROWTIME || name == SYNTHETIC_KEY {
+                if name == ROWTIME {
                     return None;
                 }
                 let owners: Vec<&Side> = sides.iter().filter(|s| s.has(name)).collect();
@@ -658,11 +658,26 @@ pub fn plan_join(catalog: &Catalog, query: &ast::Query, sink: Option<&str>) -> R
         viable = chain;
     }
     let synthetic = viable.is_empty() && !foreign_key;
+    // ROWKEY, or the first ROWKEY_n no source column is named.
+    let synthetic_name = (0..)
+        .map(|n| {
+            if n == 0 {
+                SYNTHETIC_KEY.to_string()
+            } else {
+                format!("{SYNTHETIC_KEY}_{n}")
+            }
+        })
+        .find(|name| !sides.iter().any(|s| s.has(name)))
+        .unwrap_or_else(|| SYNTHETIC_KEY.to_string());
 
     // The joined row.
     let key_type = key_types[last].clone();
     let mut row = vec![RowColumn {
-        name: if synthetic { SYNTHETIC_KEY } else { HIDDEN_KEY }.to_string(),
+        name: if synthetic {
+            synthetic_name.clone()
+        } else {
+            HIDDEN_KEY.to_string()
+        },
         data_type: key_type.clone(),
     }];
     for s in &sides {
@@ -673,10 +688,17 @@ pub fn plan_join(catalog: &Catalog, query: &ast::Query, sink: Option<&str>) -> R
             });
         }
     }
-    for name in [ROWTIME, ROWPARTITION, ROWOFFSET] {
+    // Windowed sources give windowed results, in the first source's window.
+    let windowed = sides[0].source.window.is_some();
+    let pseudo: &[&str] = if windowed {
+        &[ROWTIME, ROWPARTITION, ROWOFFSET, WINDOWSTART, WINDOWEND]
+    } else {
+        &[ROWTIME, ROWPARTITION, ROWOFFSET]
+    };
+    for name in pseudo {
         row.push(RowColumn {
-            name: name.into(),
-            data_type: if name == ROWPARTITION {
+            name: (*name).into(),
+            data_type: if *name == ROWPARTITION {
                 DataType::Int
             } else {
                 DataType::BigInt
@@ -745,7 +767,7 @@ pub fn plan_join(catalog: &Catalog, query: &ast::Query, sink: Option<&str>) -> R
                     None => {
                         if synthetic {
                             projection.push(Projection {
-                                name: SYNTHETIC_KEY.into(),
+                                name: synthetic_name.clone(),
                                 expr: TypedExpr::new(ExprKind::Column(0), key_type.clone()),
                                 key: false,
                             });
@@ -755,7 +777,15 @@ pub fn plan_join(catalog: &Catalog, query: &ast::Query, sink: Option<&str>) -> R
                 };
                 for s in chosen {
                     let visible = s.row.len() - pseudo_columns(s.source);
-                    for (c, col) in s.row.iter().enumerate().take(visible) {
+                    // A windowed source's window bounds follow its key columns.
+                    let keys = s.source.key_columns().count();
+                    let mut order: Vec<usize> = (0..keys).collect();
+                    if s.source.window.is_some() {
+                        order.extend([s.row.len() - 2, s.row.len() - 1]);
+                    }
+                    order.extend(keys..visible);
+                    for c in order {
+                        let col = &s.row[c];
                         projection.push(Projection {
                             name: format!("{}_{}", s.alias, col.name),
                             expr: TypedExpr::new(
@@ -864,7 +894,7 @@ pub fn plan_join(catalog: &Catalog, query: &ast::Query, sink: Option<&str>) -> R
             let Some(first) = first else {
                 let message = if synthetic {
                     format!(
-                        "Key missing from projection (ie, SELECT). See https://cnfl.io/2LV7ouS.\nThe query used to build `{sink}` must include the join expression ROWKEY in its projection (eg, SELECT ROWKEY...).\nROWKEY was added as a synthetic key column because the join criteria did not match any source column. This expression must be included in the projection and may be aliased. "
+                        "Key missing from projection (ie, SELECT). See https://cnfl.io/2LV7ouS.\nThe query used to build `{sink}` must include the join expression {synthetic_name} in its projection (eg, SELECT {synthetic_name}...).\n{synthetic_name} was added as a synthetic key column because the join criteria did not match any source column. This expression must be included in the projection and may be aliased. "
                     )
                 } else {
                     let shown: Vec<String> = viable.iter().map(|e| e.to_string()).collect();
@@ -914,7 +944,7 @@ pub fn plan_join(catalog: &Catalog, query: &ast::Query, sink: Option<&str>) -> R
         name: first.name.clone(),
         kind: steps[last].output_kind(),
         topic: first.topic.clone(),
-        columns: row[..row.len() - 3]
+        columns: row[..row.len() - pseudo.len()]
             .iter()
             .map(|c| Column {
                 name: c.name.clone(),
@@ -933,10 +963,7 @@ pub fn plan_join(catalog: &Catalog, query: &ast::Query, sink: Option<&str>) -> R
         window: first.window,
     };
     let post = QueryPlan {
-        source: SourceDef {
-            window: None,
-            ..post_source
-        },
+        source: post_source,
         row,
         filter,
         projection,
