@@ -556,20 +556,7 @@ impl Session {
                 .await?;
         }
         if let brook_planner::plan::Dataflow::Join(plan) = &flow {
-            let group_id = format!(
-                "_confluent-ksql-{}query_{query_id}",
-                engine.config.service_id
-            );
-            // One changelog partition per task.
-            let tasks = self.prepare_join_topics(plan, &group_id).await?;
-            engine
-                .backend
-                .create_internal_topic(
-                    &format!("{group_id}-Join-changelog"),
-                    tasks,
-                    &[("cleanup.policy", "compact")],
-                )
-                .await?;
+            self.prepare_join(plan, &query_id).await?;
         }
         let result = self.launch(
             &mut state,
@@ -610,7 +597,27 @@ impl Session {
                 target.name
             )));
         }
-        let mut plan = plan_query(&state.catalog, &insert.query, Some(&insert.target))?;
+        let mut flow = if insert.query.joins.is_empty() {
+            brook_planner::plan::Dataflow::Stateless(plan_query(
+                &state.catalog,
+                &insert.query,
+                Some(&insert.target),
+            )?)
+        } else {
+            let plan = brook_planner::join::plan_join(
+                &state.catalog,
+                &insert.query,
+                Some(&insert.target),
+            )?;
+            if plan.output_kind() != SourceKind::Stream {
+                return Err(EngineError::new(format!(
+                    "INSERT INTO can only be used to insert into a stream. The query produces a table, not a stream like {}.",
+                    target.name
+                )));
+            }
+            brook_planner::plan::Dataflow::Join(plan)
+        };
+        let projection = flow.projection_mut();
         let show = |cols: Vec<(&str, &DataType, bool)>| {
             cols.iter()
                 .map(|(n, t, k)| format!("`{n}` {t}{}", if *k { " KEY" } else { "" }))
@@ -619,13 +626,13 @@ impl Session {
         };
         let expected: Vec<&brook_planner::catalog::Column> =
             target.key_columns().chain(target.value_columns()).collect();
-        let mut order: Vec<usize> = (0..plan.projection.len())
-            .filter(|i| plan.projection[*i].key)
+        let mut order: Vec<usize> = (0..projection.len())
+            .filter(|i| projection[*i].key)
             .collect();
-        order.extend((0..plan.projection.len()).filter(|i| !plan.projection[*i].key));
+        order.extend((0..projection.len()).filter(|i| !projection[*i].key));
         let compatible = order.len() == expected.len()
             && order.iter().zip(&expected).all(|(i, c)| {
-                let p = &plan.projection[*i];
+                let p = &projection[*i];
                 p.name == c.name
                     && p.key == (c.role == ColumnRole::Key)
                     && (p.expr.data_type == c.data_type
@@ -635,7 +642,7 @@ impl Session {
             return Err(EngineError::new(format!(
                 "Incompatible schema between results and sink.\nResult schema is {}\nSink schema is {}",
                 show(order.iter().map(|i| {
-                    let p = &plan.projection[*i];
+                    let p = &projection[*i];
                     (p.name.as_str(), &p.expr.data_type, p.key)
                 }).collect()),
                 show(expected.iter().map(|c| (c.name.as_str(), &c.data_type, c.role == ColumnRole::Key)).collect())
@@ -643,18 +650,44 @@ impl Session {
         }
         // Numbers convert to the sink's types, as ksqlDB casts them implicitly.
         for (i, c) in order.iter().zip(&expected) {
-            let p = &mut plan.projection[*i];
+            let p = &mut projection[*i];
             p.expr = p.expr.clone().coerce(&c.data_type);
         }
         let query_id = format!("INSERTQUERY_{sequence}");
+        if let brook_planner::plan::Dataflow::Join(plan) = &flow {
+            self.prepare_join(plan, &query_id).await?;
+        }
         self.launch(
             &mut state,
             query_id,
             sql,
-            brook_planner::plan::Dataflow::Stateless(plan),
+            flow,
             &target,
             &insert.query.from.name,
         )
+    }
+
+    /// Creates a join query's internal topics: its repartition topics and the changelog of
+    /// its task stores (a partition per task).
+    async fn prepare_join(
+        &self,
+        plan: &brook_planner::join::JoinPlan,
+        query_id: &str,
+    ) -> Result<()> {
+        let group_id = format!(
+            "_confluent-ksql-{}query_{query_id}",
+            self.engine.config.service_id
+        );
+        let tasks = self.prepare_join_topics(plan, &group_id).await?;
+        self.engine
+            .backend
+            .create_internal_topic(
+                &format!("{group_id}-Join-changelog"),
+                tasks,
+                &[("cleanup.policy", "compact")],
+            )
+            .await?;
+        Ok(())
     }
 
     /// Joined records must meet in one task: each partition's task joins the records of

@@ -312,11 +312,6 @@ pub fn plan_join(catalog: &Catalog, query: &ast::Query, sink: Option<&str>) -> R
             kafka.join(", ")
         )));
     }
-    if !query.partition_by.is_empty() {
-        return Err(PlanError::new(
-            "PARTITION BY is not supported on joins yet: write the join to a stream and repartition that.",
-        ));
-    }
     if !query.group_by.is_empty() || query.having.is_some() {
         return Err(PlanError::new(
             "Aggregations over joins are not supported yet: write the join to a stream or table and aggregate that.",
@@ -835,7 +830,64 @@ pub fn plan_join(catalog: &Catalog, query: &ast::Query, sink: Option<&str>) -> R
         }
     }
 
-    if let Some(sink) = sink {
+    if let (Some(sink), false) = (sink, query.partition_by.is_empty()) {
+        // PARTITION BY rekeys the joined rows: its expressions are the key.
+        if steps[last].output_kind() == SourceKind::Table {
+            return Err(PlanError::new(
+                "PARTITION BY is not supported for tables: a table is keyed by its primary key.",
+            ));
+        }
+        let mut missing = Vec::new();
+        let mut keys = Vec::new();
+        for e in &query.partition_by {
+            let typed = typed_joined(e, "PARTITION BY")?;
+            let mut names: Vec<String> = projection
+                .iter()
+                .filter(|p| p.expr == typed)
+                .map(|p| p.name.clone())
+                .collect();
+            if names.len() > 1 {
+                names.sort();
+                return Err(PlanError::new(format!(
+                    "The projection contains a key column (`{}`) more than once, aliased as: {}.",
+                    names[0],
+                    names.join(" and ")
+                )));
+            }
+            match projection.iter().position(|p| p.expr == typed) {
+                Some(i) => keys.push(i),
+                None => missing.push(qualify(e, &sides)?.to_string()),
+            }
+        }
+        if !missing.is_empty() {
+            let noun = if missing.len() > 1 {
+                "expressions"
+            } else {
+                "expression"
+            };
+            return Err(PlanError::new(format!(
+                "The query used to build `{sink}` must include the partitioning {noun} {} in its projection (eg, SELECT {}...).",
+                missing.join(" and "),
+                missing.join(", ")
+            )));
+        }
+        // Key columns first, in PARTITION BY's order.
+        let mut ordered: Vec<Projection> = keys
+            .iter()
+            .map(|i| Projection {
+                key: true,
+                ..projection[*i].clone()
+            })
+            .collect();
+        ordered.extend(
+            projection
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !keys.contains(i))
+                .map(|(_, p)| p.clone()),
+        );
+        projection = ordered;
+    } else if let Some(sink) = sink {
         if foreign_key {
             let left = &sides[0];
             let mut missing = Vec::new();

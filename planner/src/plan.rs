@@ -257,20 +257,48 @@ pub fn plan_query(catalog: &Catalog, query: &ast::Query, sink: Option<&str>) -> 
                 )));
             }
         }
-        for (name, expr) in &partition {
-            match projection.iter_mut().find(|p| p.expr == *expr) {
+        // When any is missing, ksqlDB names them all.
+        let mut missing = Vec::new();
+        let any_missing = partition
+            .iter()
+            .any(|(_, expr)| !projection.iter().any(|p| p.expr == *expr));
+        for (i, (name, expr)) in partition.iter().enumerate() {
+            match projection
+                .iter_mut()
+                .find(|p| p.expr == *expr)
+                .filter(|_| !any_missing)
+            {
                 Some(p) => {
                     if !p.key && p.name != *name && !selected_with_alias(query, &p.name) {
                         p.name = name.clone();
                     }
                     p.key = true;
                 }
-                None => {
-                    return Err(PlanError::new(format!(
-                        "The query used to build `{sink}` must include the partitioning expression {name} in its projection (eg, SELECT {name}...)."
-                    )))
-                }
+                // Named as ksqlDB prints it: columns qualified by their source.
+                None => missing.push(
+                    query.partition_by[i]
+                        .rewrite(&mut |e| match e {
+                            Expr::Column { name, position, .. } => Some(Expr::Column {
+                                qualifier: Some(source.name.clone()),
+                                name: name.clone(),
+                                position: *position,
+                            }),
+                            _ => None,
+                        })
+                        .to_string(),
+                ),
             }
+        }
+        if !missing.is_empty() {
+            let (noun, list) = if missing.len() == 1 {
+                ("expression", missing[0].clone())
+            } else {
+                ("expressions", missing.join(" and "))
+            };
+            return Err(PlanError::new(format!(
+                "The query used to build `{sink}` must include the partitioning {noun} {list} in its projection (eg, SELECT {}...).",
+                missing.join(", ")
+            )));
         }
         // Key columns come in PARTITION BY's order.
         let position = |p: &Projection| partition.iter().position(|(_, e)| *e == p.expr);
@@ -447,6 +475,14 @@ impl Dataflow {
             Dataflow::Stateless(p) => &p.projection,
             Dataflow::Aggregate(a) => &a.projection,
             Dataflow::Join(j) => &j.post.projection,
+        }
+    }
+
+    pub fn projection_mut(&mut self) -> &mut Vec<Projection> {
+        match self {
+            Dataflow::Stateless(p) => &mut p.projection,
+            Dataflow::Aggregate(a) => &mut a.projection,
+            Dataflow::Join(j) => &mut j.post.projection,
         }
     }
 
