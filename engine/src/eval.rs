@@ -205,7 +205,16 @@ pub fn evaluate(expr: &TypedExpr, columns: &[ArrayRef], len: usize) -> EvalResul
                     Value::Map(
                         arrays
                             .iter()
-                            .map(|(k, v)| (value_at(k, kt, row), value_at(v, vt, row)))
+                            .map(|(k, v)| {
+                                // A NULL key is written as ksqlDB's JSON writes it.
+                                let key = match value_at(k, kt, row) {
+                                    Value::Null if **kt == DataType::String => {
+                                        Value::String("null".into())
+                                    }
+                                    key => key,
+                                };
+                                (key, value_at(v, vt, row))
+                            })
                             .collect(),
                     )
                 })

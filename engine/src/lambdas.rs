@@ -70,6 +70,51 @@ fn element_columns(columns: &[ArrayRef], e: &Elements) -> EvalResult<Vec<ArrayRe
     Ok(out)
 }
 
+/// The operands of the arithmetic in a lambda body, outside CASE branches: where one is
+/// NULL, ksqlDB's Java lambda throws (unboxing NULL), and the function's result is NULL.
+fn arithmetic_operands<'a>(e: &'a TypedExpr, out: &mut Vec<&'a TypedExpr>) {
+    use brook_planner::typing::ExprKind as K;
+    match &e.kind {
+        K::Arithmetic { left, right, .. } => {
+            out.push(left);
+            out.push(right);
+            arithmetic_operands(left, out);
+            arithmetic_operands(right, out);
+        }
+        K::Compare { left, right, .. } | K::And(left, right) | K::Or(left, right) => {
+            arithmetic_operands(left, out);
+            arithmetic_operands(right, out);
+        }
+        K::Not(x) | K::Negate(x) | K::Cast(x) => arithmetic_operands(x, out),
+        K::Function { args, .. } => args.iter().for_each(|a| arithmetic_operands(a, out)),
+        _ => {}
+    }
+}
+
+/// For each row, whether evaluating `bodies` over its elements throws in ksqlDB.
+fn throwing_rows(
+    bodies: &[TypedExpr],
+    cols: &[ArrayRef],
+    e: &Elements,
+    len: usize,
+) -> EvalResult<Vec<bool>> {
+    let mut operands = Vec::new();
+    for b in bodies {
+        arithmetic_operands(b, &mut operands);
+    }
+    let mut rows = vec![false; len];
+    let total = e.rows.len();
+    for operand in operands {
+        let values = evaluate(operand, cols, total)?;
+        for i in 0..total {
+            if values.is_null(i) {
+                rows[e.rows.value(i) as usize] = true;
+            }
+        }
+    }
+    Ok(rows)
+}
+
 pub(crate) fn evaluate_lambda(
     op: LambdaOp,
     input: &TypedExpr,
@@ -84,21 +129,23 @@ pub(crate) fn evaluate_lambda(
     let total = e.rows.len();
     match op {
         LambdaOp::TransformArray => {
-            let mapped = evaluate(&bodies[0], &element_columns(columns, &e)?, total)?;
+            let cols = element_columns(columns, &e)?;
+            let mapped = evaluate(&bodies[0], &cols, total)?;
+            let throwing = throwing_rows(bodies, &cols, &e, len)?;
             let field = Arc::new(Field::new("item", mapped.data_type().clone(), true));
             let list = ListArray::try_new(
                 field,
                 OffsetBuffer::new(e.offsets.into()),
                 mapped,
-                values.nulls().cloned(),
+                without(values.nulls(), &throwing),
             )
             .map_err(err)?;
             Ok(Arc::new(list))
         }
         LambdaOp::FilterArray => {
-            let mask = null_as_false(
-                evaluate(&bodies[0], &element_columns(columns, &e)?, total)?.as_boolean(),
-            );
+            let cols = element_columns(columns, &e)?;
+            let mask = null_as_false(evaluate(&bodies[0], &cols, total)?.as_boolean());
+            let throwing = throwing_rows(bodies, &cols, &e, len)?;
             let kept = filter(&e.arrays[0], &mask).map_err(err)?;
             let mut offsets = Vec::with_capacity(len + 1);
             offsets.push(0i32);
@@ -115,7 +162,7 @@ pub(crate) fn evaluate_lambda(
                     field,
                     OffsetBuffer::new(offsets.into()),
                     kept,
-                    values.nulls().cloned(),
+                    without(values.nulls(), &throwing),
                 )
                 .map_err(err)?,
             ))
@@ -135,9 +182,10 @@ pub(crate) fn evaluate_lambda(
                 let m = null_as_false(evaluate(&bodies[0], &cols, total)?.as_boolean());
                 (e.arrays[0].clone(), e.arrays[1].clone(), Some(m))
             };
+            let throwing = throwing_rows(bodies, &cols, &e, len)?;
             let rows: Vec<Value> = (0..len)
                 .map(|row| {
-                    if values.is_null(row) {
+                    if values.is_null(row) || throwing[row] {
                         return Value::Null;
                     }
                     let mut entries: Vec<(Value, Value)> = Vec::new();
@@ -146,10 +194,11 @@ pub(crate) fn evaluate_lambda(
                             continue;
                         }
                         let (k, v) = (value_at(&keys, kt, i), value_at(&vals, vt, i));
-                        match entries.iter_mut().find(|(x, _)| *x == k) {
-                            Some(entry) => entry.1 = v,
-                            None => entries.push((k, v)),
+                        if entries.iter().any(|(x, _)| *x == k) {
+                            // ksqlDB's TRANSFORM fails on a duplicate key: NULL.
+                            return Value::Null;
                         }
+                        entries.push((k, v));
                     }
                     Value::Map(entries)
                 })
@@ -182,4 +231,20 @@ pub(crate) fn evaluate_lambda(
             build_array(result, &out.iter().collect::<Vec<_>>())
         }
     }
+}
+
+/// `nulls` with the rows where `throwing` is set made NULL too.
+fn without(
+    nulls: Option<&arrow::buffer::NullBuffer>,
+    throwing: &[bool],
+) -> Option<arrow::buffer::NullBuffer> {
+    if !throwing.iter().any(|t| *t) {
+        return nulls.cloned();
+    }
+    let valid: Vec<bool> = throwing
+        .iter()
+        .enumerate()
+        .map(|(i, t)| !t && nulls.is_none_or(|n| n.is_valid(i)))
+        .collect();
+    Some(arrow::buffer::NullBuffer::from(valid))
 }

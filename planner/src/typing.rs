@@ -560,6 +560,7 @@ pub fn type_expr(expr: &Expr, scope: &Scope) -> Result<TypedExpr> {
             if items.iter().all(|i| i.is_null_literal()) {
                 return Err(PlanError::new("Cannot construct an array with all NULL elements (see https://github.com/confluentinc/ksql/issues/4239). As a workaround, you may cast a NULL value to the desired type."));
             }
+            let items = literals_to_common_type(items)?;
             let element = common_type(&items)?;
             let items = items.into_iter().map(|i| i.coerce(&element)).collect();
             TypedExpr::new(
@@ -568,6 +569,9 @@ pub fn type_expr(expr: &Expr, scope: &Scope) -> Result<TypedExpr> {
             )
         }
         Expr::Map(entries) => {
+            if entries.is_empty() {
+                return Err(PlanError::new("Map constructor cannot be empty. Please supply at least one key value pair (see https://github.com/confluentinc/ksql/issues/4239)."));
+            }
             let keys = entries
                 .iter()
                 .map(|(k, _)| t(k))
@@ -576,6 +580,16 @@ pub fn type_expr(expr: &Expr, scope: &Scope) -> Result<TypedExpr> {
                 .iter()
                 .map(|(_, v)| t(v))
                 .collect::<Result<Vec<_>>>()?;
+            if keys.iter().all(|k| k.is_null_literal()) {
+                return Err(PlanError::new("Cannot construct a map with all NULL keys"));
+            }
+            if values.iter().all(|v| v.is_null_literal()) {
+                return Err(PlanError::new(
+                    "Cannot construct a map with all NULL values",
+                ));
+            }
+            let keys = literals_to_common_type(keys)?;
+            let values = literals_to_common_type(values)?;
             let kt = common_type(&keys)?;
             let vt = common_type(&values)?;
             let entries = keys
@@ -714,6 +728,75 @@ fn boolean_operand(e: TypedExpr, what: &str) -> Result<TypedExpr> {
 }
 
 /// The type a list of expressions shares, for constructors.
+/// ksqlDB's constructors convert literals to the type of the other elements: a string
+/// literal is read as that type (or fails as ksqlDB does), a number becomes a string.
+/// The other elements decide the type; without any, the first literal that is not a
+/// string does.
+fn literals_to_common_type(items: Vec<TypedExpr>) -> Result<Vec<TypedExpr>> {
+    let literal = |i: &TypedExpr| matches!(i.kind, ExprKind::Literal(_));
+    let others: Vec<TypedExpr> = items
+        .iter()
+        .filter(|i| !literal(i) && !i.is_null_literal())
+        .cloned()
+        .collect();
+    let target = if others.is_empty() {
+        match items
+            .iter()
+            .find(|i| literal(i) && !i.is_null_literal() && i.data_type != DataType::String)
+        {
+            Some(i) => i.data_type.clone(),
+            None => return Ok(items),
+        }
+    } else {
+        common_type(&others)?
+    };
+    items
+        .into_iter()
+        .map(|i| match (&i.kind, &target) {
+            (ExprKind::Literal(Value::String(text)), t) if *t != DataType::String => {
+                let bad =
+                    || PlanError::new(format!("invalid input syntax for type {t}: \"{text}\"."));
+                let number = || text.trim().parse::<f64>().ok();
+                let value = match t {
+                    DataType::Boolean => match text.trim().to_lowercase().as_str() {
+                        "true" | "t" | "yes" | "y" => Value::Boolean(true),
+                        "false" | "f" | "no" | "n" => Value::Boolean(false),
+                        _ => return Err(bad()),
+                    },
+                    DataType::Int => match number() {
+                        Some(n) if n.fract() == 0.0 && n.abs() <= i32::MAX as f64 => {
+                            Value::Int(n as i32)
+                        }
+                        _ => return Err(bad()),
+                    },
+                    DataType::BigInt => match number() {
+                        Some(n) if n.fract() == 0.0 => Value::BigInt(n as i64),
+                        _ => return Err(bad()),
+                    },
+                    DataType::Double => Value::Double(number().ok_or_else(bad)?),
+                    _ => return Ok(i),
+                };
+                Ok(TypedExpr::new(ExprKind::Literal(value), t.clone()))
+            }
+            (ExprKind::Literal(v), DataType::String)
+                if !i.is_null_literal() && i.data_type != DataType::String =>
+            {
+                let text = match v {
+                    Value::Int(n) => n.to_string(),
+                    Value::BigInt(n) => n.to_string(),
+                    Value::Boolean(b) => b.to_string(),
+                    _ => return Ok(i),
+                };
+                Ok(TypedExpr::new(
+                    ExprKind::Literal(Value::String(text)),
+                    DataType::String,
+                ))
+            }
+            _ => Ok(i),
+        })
+        .collect()
+}
+
 fn common_type(items: &[TypedExpr]) -> Result<DataType> {
     let mut common: Option<DataType> = None;
     for item in items.iter().filter(|i| !i.is_null_literal()) {
