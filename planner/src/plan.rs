@@ -308,7 +308,9 @@ pub fn plan_query(catalog: &Catalog, query: &ast::Query, sink: Option<&str>) -> 
         projection = keys.into_iter().chain(values).collect();
     } else if let Some(sink) = sink {
         // Each source key column must be selected as it is, once; that selection is the key.
+        // When any is missing, ksqlDB names them all.
         let mut missing = Vec::new();
+        let all_keys: Vec<String> = source.key_columns().map(|k| k.name.clone()).collect();
         for key in source.key_columns() {
             let index = row
                 .iter()
@@ -335,6 +337,7 @@ pub fn plan_query(catalog: &Catalog, query: &ast::Query, sink: Option<&str>) -> 
             }
         }
         if !missing.is_empty() {
+            let missing = all_keys;
             let (noun, list) = if missing.len() == 1 {
                 ("key column", missing[0].clone())
             } else {

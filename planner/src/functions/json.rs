@@ -17,7 +17,11 @@ pub(super) fn functions() -> Vec<ScalarFunction> {
                     let (Value::String(text), Value::String(path)) = (&v[0], &v[1]) else {
                         return Ok(Value::Null);
                     };
-                    let Ok(json) = serde_json::from_str::<Json>(text) else {
+                    // Jackson reads the first JSON value and ignores what follows.
+                    let first = serde_json::Deserializer::from_str(text)
+                        .into_iter::<Json>()
+                        .next();
+                    let Some(Ok(json)) = first else {
                         return Ok(Value::Null);
                     };
                     Ok(match select(&json, path) {

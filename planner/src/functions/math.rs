@@ -290,6 +290,29 @@ fn extreme(name: &str, a: ArgTypes) -> Result<Signature, String> {
             });
         }
     }
+    // Java overloads for INT, BIGINT, DECIMAL and DOUBLE: mixed kinds of number resolve
+    // only when a DOUBLE is among them.
+    let kinds: std::collections::BTreeSet<u8> = a
+        .iter()
+        .flatten()
+        .filter_map(|t| match t {
+            DataType::Int => Some(0),
+            DataType::BigInt => Some(1),
+            DataType::Decimal { .. } => Some(2),
+            DataType::Double => Some(3),
+            _ => None,
+        })
+        .collect();
+    if kinds.len() > 1 && !kinds.contains(&3) {
+        return Err(format!(
+            "Function '{}' cannot be resolved due to ambiguous method parameters ({}).",
+            name.to_lowercase(),
+            a.iter()
+                .map(|t| t.as_ref().map_or("null".to_string(), |t| t.to_string()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
     let t = common_type(name, a)?;
     Ok(Signature {
         params: vec![t.clone(); a.len()],
