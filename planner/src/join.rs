@@ -818,7 +818,7 @@ pub fn plan_join(catalog: &Catalog, query: &ast::Query, sink: Option<&str>) -> R
                         .contains(&name.as_str())
                 {
                     return Err(PlanError::new(format!(
-                        "`{name}` is a reserved column name. You cannot use it as an alias for a column."
+                        "Reserved column name in select: `{name}`. Please remove or alias the column."
                     )));
                 }
                 projection.push(Projection {

@@ -229,7 +229,11 @@ pub fn type_expr(expr: &Expr, scope: &Scope) -> Result<TypedExpr> {
             left: l,
             right: r,
         } => {
-            let (left, right) = (t(l)?, t(r)?);
+            let (left, right) = match (magic_time(l, r), magic_time(r, l)) {
+                (Some(left), _) => (left, t(r)?),
+                (_, Some(right)) => (t(l)?, right),
+                _ => (t(l)?, t(r)?),
+            };
             // ksqlDB does not read a string as a number, or the reverse, in a comparison.
             let string_vs_other = |a: &TypedExpr, b: &TypedExpr| {
                 a.data_type == DataType::String
@@ -347,8 +351,16 @@ pub fn type_expr(expr: &Expr, scope: &Scope) -> Result<TypedExpr> {
             negated,
         } => {
             let e = t(expr)?;
-            let lower = compare(CmpOp::GtEq, e.clone(), t(low)?)?;
-            let upper = compare(CmpOp::LtEq, e, t(high)?)?;
+            let low = match magic_time(low, expr) {
+                Some(low) => low,
+                None => t(low)?,
+            };
+            let high = match magic_time(high, expr) {
+                Some(high) => high,
+                None => t(high)?,
+            };
+            let lower = compare(CmpOp::GtEq, e.clone(), low)?;
+            let upper = compare(CmpOp::LtEq, e, high)?;
             let both = TypedExpr::new(
                 ExprKind::And(lower.boxed(), upper.boxed()),
                 DataType::Boolean,
@@ -728,6 +740,73 @@ fn boolean_operand(e: TypedExpr, what: &str) -> Result<TypedExpr> {
 }
 
 /// The type a list of expressions shares, for constructors.
+/// A date-time string compared with ROWTIME, WINDOWSTART or WINDOWEND, as the epoch
+/// milliseconds ksqlDB reads it as: `yyyy[-MM[-dd]][THH[:mm[:ss[.SSS]]]][zone]`, UTC
+/// unless a zone (`Z`, `+HHmm`, `+HH:mm`) follows.
+fn magic_time(e: &Expr, other: &Expr) -> Option<TypedExpr> {
+    let is_time = matches!(other, Expr::Column { name, .. }
+        if ["ROWTIME", "WINDOWSTART", "WINDOWEND"].contains(&name.as_str()));
+    let Expr::Literal(Literal::String(text)) = e else {
+        return None;
+    };
+    if !is_time {
+        return None;
+    }
+    let millis = epoch_millis_of(text.trim())?;
+    Some(TypedExpr::new(
+        ExprKind::Literal(Value::BigInt(millis)),
+        DataType::BigInt,
+    ))
+}
+
+fn epoch_millis_of(text: &str) -> Option<i64> {
+    use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
+    let (date, rest) = match text.split_once('T') {
+        Some((d, r)) => (d, r),
+        None => (text, ""),
+    };
+    let mut parts = date.split('-');
+    let year: i32 = parts.next()?.parse().ok()?;
+    let month: u32 = parts.next().map_or(Some(1), |m| m.parse().ok())?;
+    let day: u32 = parts.next().map_or(Some(1), |d| d.parse().ok())?;
+    let date = NaiveDate::from_ymd_opt(year, month, day)?;
+    // The zone starts at Z, + or - after the time.
+    let zone_at = rest.find(['Z', '+', '-']).unwrap_or(rest.len());
+    let (time, zone) = rest.split_at(zone_at);
+    let (hms, fraction) = match time.split_once('.') {
+        Some((a, b)) => (a, b),
+        None => (time, ""),
+    };
+    let mut fields = hms.split(':').filter(|f| !f.is_empty());
+    let hour: u32 = fields.next().map_or(Some(0), |h| h.parse().ok())?;
+    let minute: u32 = fields.next().map_or(Some(0), |m| m.parse().ok())?;
+    let second: u32 = fields.next().map_or(Some(0), |s| s.parse().ok())?;
+    let millis: u32 = if fraction.is_empty() {
+        0
+    } else {
+        format!("{fraction:0<3}")[..3].parse().ok()?
+    };
+    let time = NaiveTime::from_hms_milli_opt(hour, minute, second, millis)?;
+    let local = NaiveDateTime::new(date, time).and_utc().timestamp_millis();
+    let offset_minutes: i64 = match zone {
+        "" | "Z" => 0,
+        z => {
+            let sign = if z.starts_with('-') { -1 } else { 1 };
+            let digits: String = z[1..].chars().filter(|c| *c != ':').collect();
+            let (h, m) = match digits.len() {
+                2 => (digits.parse::<i64>().ok()?, 0),
+                4 => (
+                    digits[..2].parse::<i64>().ok()?,
+                    digits[2..].parse::<i64>().ok()?,
+                ),
+                _ => return None,
+            };
+            sign * (h * 60 + m)
+        }
+    };
+    Some(local - offset_minutes * 60_000)
+}
+
 /// ksqlDB's constructors convert literals to the type of the other elements: a string
 /// literal is read as that type (or fails as ksqlDB does), a number becomes a string.
 /// The other elements decide the type; without any, the first literal that is not a
