@@ -301,7 +301,7 @@ impl Session {
         let engine = self.engine.clone();
         let mut state = engine.state.lock().await;
         state.next_sequence();
-        let create = &self.with_inferred_columns(create)?;
+        let create = &self.with_format_defaults(&self.with_inferred_columns(create)?);
         let mut source = state.catalog.source_from_create(create, sql)?;
         self.apply_wrap_default(&create.properties, &mut source);
         let noun = kind_noun(create.kind);
@@ -461,6 +461,28 @@ impl Session {
         Ok(out)
     }
 
+    /// The formats `ksql.persistence.default.format.key` and `.value` give a CREATE
+    /// statement that names none.
+    fn with_format_defaults(&self, create: &ast::CreateSource) -> ast::CreateSource {
+        let mut out = create.clone();
+        let named =
+            |k: &str| out.properties.contains_key(k) || out.properties.contains_key("FORMAT");
+        let defaults = [
+            ("KEY_FORMAT", "ksql.persistence.default.format.key"),
+            ("VALUE_FORMAT", "ksql.persistence.default.format.value"),
+        ];
+        let missing: Vec<(&str, String)> = defaults
+            .iter()
+            .filter(|(k, _)| !named(k))
+            .filter_map(|(k, p)| self.properties.get(*p).map(|v| (*k, v.clone())))
+            .collect();
+        for (k, v) in missing {
+            out.properties
+                .insert(k.to_string(), ast::Literal::String(v));
+        }
+        out
+    }
+
     async fn create_as_select(
         &mut self,
         create: &ast::CreateAsSelect,
@@ -470,6 +492,22 @@ impl Session {
         let mut state = engine.state.lock().await;
         let sequence = state.next_sequence();
         let (mut flow, mut sink) = state.catalog.plan_create_as(create, sql)?;
+        // Rekeyed rows of a keyless source take the configured default key format.
+        let names_key = ["KEY_FORMAT", "FORMAT"]
+            .iter()
+            .any(|k| create.properties.contains_key(*k));
+        if flow.source().key_format.kind == brook_planner::formats::FormatKind::None
+            && sink.key_columns().next().is_some()
+            && !names_key
+        {
+            if let Some(kind) = self
+                .properties
+                .get("ksql.persistence.default.format.key")
+                .and_then(|k| brook_planner::formats::FormatKind::parse(k).ok())
+            {
+                sink.key_format = brook_planner::formats::Format::new(kind);
+            }
+        }
         if let brook_planner::plan::Dataflow::Aggregate(plan) = &mut flow {
             plan.configure(&self.properties);
         }

@@ -451,6 +451,17 @@ impl WithClause {
                 ))
             }
         };
+        for (delimiter, kind) in [
+            (self.key_delimiter, key_kind),
+            (self.value_delimiter, value_kind),
+        ] {
+            if delimiter.is_some() && kind != FormatKind::Delimited {
+                return Err(PlanError::new(format!(
+                    "{} does not support the following configs: [delimiter]",
+                    kind.name()
+                )));
+            }
+        }
         let mut key = Format::new(key_kind);
         let mut value = Format::new(value_kind);
         if let Some((k, v)) = inherit {

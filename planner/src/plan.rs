@@ -552,6 +552,13 @@ pub fn sink_source(create: &ast::CreateAsSelect, flow: &Dataflow, sql: &str) -> 
             .find(|f| f.kind != crate::formats::FormatKind::None)
             .cloned()
             .unwrap_or_else(|| crate::formats::Format::new(crate::formats::FormatKind::Kafka)),
+        // Rekeyed rows of a keyless source get KAFKA keys (the session may apply the
+        // configured default key format instead).
+        _ if source.key_format.kind == crate::formats::FormatKind::None
+            && projection.iter().any(|p| p.key) =>
+        {
+            crate::formats::Format::new(crate::formats::FormatKind::Kafka)
+        }
         _ => source.key_format.clone(),
     };
     let (mut key_format, value_format) =
