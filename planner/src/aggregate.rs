@@ -3,16 +3,13 @@
 //! key (and window); a final stage applies HAVING and the projection to each updated
 //! aggregate row.
 
-use crate::catalog::{Catalog, RESERVED_COLUMNS, ROWOFFSET, ROWTIME};
+use crate::catalog::{Catalog, RESERVED_COLUMNS, ROWOFFSET, ROWTIME, WINDOWEND, WINDOWSTART};
 use crate::error::{PlanError, Result};
 use crate::functions::aggregates::{self, Aggregate};
 use crate::plan::{source_row, Projection, QueryPlan};
 use crate::typing::{type_expr, ExprKind, RowColumn, Scope, TypedExpr};
 use crate::value::Value;
 use brook_sql::ast::{self, DataType, Emit, Expr, Literal, SelectItem, SourceKind};
-
-pub const WINDOWSTART: &str = "WINDOWSTART";
-pub const WINDOWEND: &str = "WINDOWEND";
 
 /// One aggregate of the query: the function, and where its arguments are in the stateless
 /// stage's output.
@@ -166,6 +163,22 @@ pub fn plan_aggregate(
         return Err(PlanError::new(
             "Table functions cannot be used with aggregations.",
         ));
+    }
+    if sink.is_some() && query.window.is_none() {
+        // Without a window, the window bounds are only reserved names.
+        for item in &query.select {
+            if let SelectItem::Expr {
+                expr: Expr::Column { name, .. },
+                alias: None,
+            } = item
+            {
+                if name == WINDOWSTART || name == WINDOWEND {
+                    return Err(PlanError::new(format!(
+                        "Reserved column name in select: `{name}`. Please remove or alias the column."
+                    )));
+                }
+            }
+        }
     }
     if query.group_by.is_empty() {
         return Err(PlanError::new(

@@ -251,6 +251,9 @@ pub fn validate_source(source: &SourceDef) -> Result<()> {
         .key_columns()
         .map(|c| (c.name.as_str(), &c.data_type))
         .collect();
+    if source.window.is_some() && keys.is_empty() {
+        return Err(PlanError::new("Windowed sources require a key column."));
+    }
     let values: Vec<_> = source
         .value_columns()
         .map(|c| (c.name.as_str(), &c.data_type))

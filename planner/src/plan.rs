@@ -133,7 +133,7 @@ pub fn plan_query(catalog: &Catalog, query: &ast::Query, sink: Option<&str>) -> 
                         None => e,
                     }
                 })?;
-                Ok((derived_name(e, &mut generated), typed))
+                Ok((derived_name(e, &mut generated, &row), typed))
             })
             .collect::<Result<_>>()?
     } else {
@@ -220,7 +220,7 @@ pub fn plan_query(catalog: &Catalog, query: &ast::Query, sink: Option<&str>) -> 
                 let typed = type_expr(expr, &scope).map_err(|e| in_clause(e, "SELECT"))?;
                 let name = match alias {
                     Some(a) => a.clone(),
-                    None => derived_name(expr, &mut generated),
+                    None => derived_name(expr, &mut generated, &row),
                 };
                 if sink.is_some() && alias.is_some() && RESERVED_COLUMNS.contains(&name.as_str()) {
                     return Err(PlanError::new(format!(
@@ -433,15 +433,19 @@ pub(crate) fn in_clause(e: PlanError, clause: &str) -> PlanError {
     }
 }
 
-/// ksqlDB's name for an unaliased select item: generated names count up from zero.
-fn derived_name(expr: &Expr, generated: &mut usize) -> String {
+/// ksqlDB's name for an unaliased select item: generated names count up from zero,
+/// skipping the names of the source's columns.
+fn derived_name(expr: &Expr, generated: &mut usize, row: &[RowColumn]) -> String {
     match expr {
         Expr::Column { name, .. } => name.clone(),
         Expr::Field { field, .. } => field.clone(),
-        _ => {
+        _ => loop {
+            let name = format!("KSQL_COL_{generated}");
             *generated += 1;
-            format!("KSQL_COL_{}", *generated - 1)
-        }
+            if !row.iter().any(|c| c.name == name) {
+                break name;
+            }
+        },
     }
 }
 
