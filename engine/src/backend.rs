@@ -66,10 +66,19 @@ impl Backend {
     pub fn is_driver(&self) -> bool {
         matches!(self, Backend::Driver(_))
     }
+
     pub async fn partitions(&self, topic: &str) -> Result<Option<i32>, String> {
         match self {
             Backend::Kafka(k) => k.topics.partitions(topic).await,
             Backend::Driver(d) => Ok(d.partitions(topic)),
+        }
+    }
+
+    /// A topic's partition count and replication factor (1 in the driver), if it exists.
+    pub async fn layout(&self, topic: &str) -> Result<Option<(i32, i32)>, String> {
+        match self {
+            Backend::Kafka(k) => k.topics.layout(topic).await,
+            Backend::Driver(d) => Ok(d.partitions(topic).map(|p| (p, 1))),
         }
     }
 

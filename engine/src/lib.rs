@@ -3,6 +3,7 @@
 
 pub mod aggregation;
 pub mod arrays;
+pub mod asserts;
 mod backend;
 pub mod dataflow;
 pub mod driver;

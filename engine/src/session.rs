@@ -290,6 +290,36 @@ impl Session {
                 self.variables.remove(name);
                 status(format!("Undefined variable {name}"))
             }
+            StatementKind::AssertTopic {
+                topic,
+                exists,
+                properties,
+                timeout_ms,
+            } => status(
+                crate::asserts::assert_topic(
+                    &self.engine.backend,
+                    topic,
+                    *exists,
+                    properties,
+                    *timeout_ms,
+                )
+                .await?,
+            ),
+            StatementKind::AssertSchema {
+                subject,
+                id,
+                exists,
+                timeout_ms,
+            } => status(
+                crate::asserts::assert_schema(
+                    self.engine.formats.registry.as_ref(),
+                    subject.as_deref(),
+                    *id,
+                    *exists,
+                    *timeout_ms,
+                )
+                .await?,
+            ),
         }
     }
 

@@ -46,6 +46,20 @@ pub enum StatementKind {
     Undefine {
         name: String,
     },
+    /// `ASSERT [NOT EXISTS] TOPIC name [WITH (...)] [TIMEOUT n unit]`
+    AssertTopic {
+        topic: String,
+        exists: bool,
+        properties: Properties,
+        timeout_ms: Option<i64>,
+    },
+    /// `ASSERT [NOT EXISTS] SCHEMA [SUBJECT name] [ID n] [TIMEOUT n unit]`
+    AssertSchema {
+        subject: Option<String>,
+        id: Option<i64>,
+        exists: bool,
+        timeout_ms: Option<i64>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -287,7 +287,96 @@ impl StatementParser<'_> {
             let name = self.variable_name()?;
             return Ok(StatementKind::Undefine { name });
         }
-        self.error("CREATE, INSERT, SELECT, DROP, SET, UNSET, DEFINE or UNDEFINE")
+        if self.eat_word("ASSERT") {
+            return self.assert();
+        }
+        if self.is_word("RUN") {
+            return Err(ParseError::new(
+                self.here(),
+                "Syntax Error\nUnknown statement 'RUN' (RUN SCRIPT is a command of the shell)",
+            ));
+        }
+        self.error("CREATE, INSERT, SELECT, DROP, SET, UNSET, DEFINE, UNDEFINE or ASSERT")
+    }
+
+    fn assert(&mut self) -> Result<StatementKind, ParseError> {
+        let exists = !self.eat_words(&["NOT", "EXISTS"]);
+        if self.eat_word("TOPIC") {
+            let topic = self.identifier_or_string()?;
+            let properties = if self.eat_word("WITH") {
+                self.properties()?
+            } else {
+                BTreeMap::new()
+            };
+            let timeout_ms = self.assert_timeout()?;
+            return Ok(StatementKind::AssertTopic {
+                topic,
+                exists,
+                properties,
+                timeout_ms,
+            });
+        }
+        if self.eat_word("SCHEMA") {
+            let subject = if self.eat_word("SUBJECT") {
+                Some(self.identifier_or_string()?)
+            } else {
+                None
+            };
+            let id = if self.eat_word("ID") {
+                match &self.p.peek_token_ref().token {
+                    Token::Number(n, _) => match n.parse::<i64>() {
+                        Ok(n) => {
+                            self.p.next_token();
+                            Some(n)
+                        }
+                        Err(_) => return self.error("a schema id"),
+                    },
+                    _ => return self.error("a schema id"),
+                }
+            } else {
+                None
+            };
+            if subject.is_none() && id.is_none() {
+                return Err(ParseError::new(
+                    self.here(),
+                    "ASSERT SCHEMA statements must include a subject name or an id",
+                ));
+            }
+            let timeout_ms = self.assert_timeout()?;
+            return Ok(StatementKind::AssertSchema {
+                subject,
+                id,
+                exists,
+                timeout_ms,
+            });
+        }
+        let here = self.here();
+        let found = self.p.peek_token_ref().token.to_string();
+        Err(ParseError::new(
+            here,
+            format!(
+                "Syntax error at or near '{found}' at line {}:{}",
+                here.line, here.column
+            ),
+        ))
+    }
+
+    fn assert_timeout(&mut self) -> Result<Option<i64>, ParseError> {
+        if self.eat_word("TIMEOUT") {
+            Ok(Some(self.duration()?))
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// A name, as an identifier or a quoted string (topics and subjects may hold dots).
+    fn identifier_or_string(&mut self) -> Result<String, ParseError> {
+        if let Token::SingleQuotedString(text) = &self.p.peek_token_ref().token {
+            let text = text.clone();
+            self.p.next_token();
+            return Ok(text);
+        }
+        self.identifier()
     }
 
     fn variable_name(&mut self) -> Result<String, ParseError> {

@@ -431,3 +431,53 @@ fn partition_by_needs_an_expression() {
         "{err}"
     );
 }
+
+#[test]
+fn assert_statements() {
+    assert_eq!(
+        parse("ASSERT TOPIC `orders` WITH (PARTITIONS=3) TIMEOUT 5 SECONDS"),
+        StatementKind::AssertTopic {
+            topic: "orders".into(),
+            exists: true,
+            properties: [("PARTITIONS".to_string(), Literal::Integer(3))].into(),
+            timeout_ms: Some(5000),
+        }
+    );
+    assert_eq!(
+        parse("ASSERT NOT EXISTS SCHEMA SUBJECT 'orders-value' ID 4"),
+        StatementKind::AssertSchema {
+            subject: Some("orders-value".into()),
+            id: Some(4),
+            exists: false,
+            timeout_ms: None,
+        }
+    );
+    assert!(parse_err("ASSERT SCHEMA TIMEOUT 1 SECOND")
+        .to_string()
+        .contains("must include a subject name or an id"));
+    assert!(parse_err("ASSERT VALUES foo (id INT) VALUES (123)")
+        .to_string()
+        .contains("Syntax error at or near 'VALUES' at line 1:8"));
+}
+
+#[test]
+fn joins() {
+    let StatementKind::Query(q) = parse(
+        "SELECT * FROM a JOIN b WITHIN (1 SECOND, 2 MINUTES) GRACE PERIOD 3 SECONDS ON a.id = b.id \
+         LEFT OUTER JOIN c ON a.id = c.id FULL JOIN d WITHIN 1 HOUR ON a.id = d.id",
+    ) else {
+        panic!("a query")
+    };
+    let kinds: Vec<JoinKind> = q.joins.iter().map(|j| j.kind).collect();
+    assert_eq!(kinds, [JoinKind::Inner, JoinKind::Left, JoinKind::Outer]);
+    assert_eq!(
+        q.joins[0].within,
+        Some(JoinWithin {
+            before: 1000,
+            after: 120_000,
+            grace: Some(3000)
+        })
+    );
+    assert_eq!(q.joins[1].within, None);
+    assert_eq!(q.joins[2].relation.name, "D");
+}

@@ -33,6 +33,11 @@ impl Topics {
     /// The partition count of `topic`, or `None` when it does not exist. Lists all topics
     /// rather than asking for this one, which some brokers would answer by creating it.
     pub async fn partitions(&self, topic: &str) -> Result<Option<i32>, String> {
+        Ok(self.layout(topic).await?.map(|(partitions, _)| partitions))
+    }
+
+    /// A topic's partition count and replication factor, if it exists.
+    pub async fn layout(&self, topic: &str) -> Result<Option<(i32, i32)>, String> {
         let admin = self.admin.clone();
         let metadata =
             tokio::task::spawn_blocking(move || admin.inner().fetch_metadata(None, TIMEOUT))
@@ -43,7 +48,13 @@ impl Topics {
             .topics()
             .iter()
             .find(|t| t.name() == topic && t.error().is_none())
-            .map(|t| t.partitions().len() as i32))
+            .map(|t| {
+                let replicas = t
+                    .partitions()
+                    .first()
+                    .map_or(0, |p| p.replicas().len() as i32);
+                (t.partitions().len() as i32, replicas)
+            }))
     }
 
     /// Creates `topic` unless it exists; returns its partition count.
