@@ -67,10 +67,12 @@ pub struct Join {
     repartitioned: Vec<(String, usize)>,
 }
 
-/// A row on its way through a repartition topic.
+/// A row on its way through a repartition topic (a table's removed row has its key
+/// columns only).
 #[derive(serde::Serialize, serde::Deserialize)]
 struct MovedRow {
     values: Vec<Value>,
+    deleted: bool,
 }
 
 fn encode<T: serde::Serialize + ?Sized>(v: &T) -> Vec<u8> {
@@ -157,35 +159,42 @@ impl Join {
         &self,
         input: usize,
         slot: usize,
-        key: &crate::formats::ColumnsCodec,
+        key: Option<&crate::formats::ColumnsCodec>,
         records: &[InputRecord],
         errors: &mut Vec<RecordError>,
     ) -> Vec<crate::query::OutputRecord> {
         let spec = &self.plan.inputs[input];
+        let table = spec.pre.source.kind == SourceKind::Table;
         let output = self.inputs[input].process(records, errors);
         let mut out = Vec::with_capacity(output.len);
         for row in 0..output.len {
-            if output.tombstone[row] {
+            let deleted = output.tombstone[row];
+            if deleted && !table {
                 continue;
             }
             let values = output.row(&spec.pre.projection, row);
-            let key_value = values.get(slot).cloned().unwrap_or(Value::Null);
-            let key_bytes = match key.encode(std::slice::from_ref(&key_value)) {
-                Ok(k) => k,
-                Err(message) => {
-                    if let Some(r) = records.get(row) {
-                        errors.push(RecordError::Processing {
-                            message,
-                            record: Box::new(r.clone()),
-                        });
+            let key_bytes = match key {
+                None => None,
+                Some(codec) => {
+                    let key_value = values.get(slot).cloned().unwrap_or(Value::Null);
+                    match codec.encode(std::slice::from_ref(&key_value)) {
+                        Ok(k) => k,
+                        Err(message) => {
+                            if let Some(r) = records.get(row) {
+                                errors.push(RecordError::Processing {
+                                    message,
+                                    record: Box::new(r.clone()),
+                                });
+                            }
+                            continue;
+                        }
                     }
-                    continue;
                 }
             };
             out.push(crate::query::OutputRecord {
                 headers: vec![],
                 key: key_bytes,
-                value: Some(encode(&MovedRow { values })),
+                value: Some(encode(&MovedRow { values, deleted })),
                 timestamp: output.rowtime[row],
             });
         }
@@ -240,7 +249,7 @@ impl Join {
                                 rows,
                                 ts: r.timestamp,
                             };
-                            self.enter(*index, joined, false, store, &mut results)?;
+                            self.enter(*index, joined, moved.deleted, store, &mut results)?;
                         }
                         Err(_) => errors.push(RecordError::Deserialization {
                             target: "value",

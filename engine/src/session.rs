@@ -623,7 +623,7 @@ impl Session {
                 )
                 .await?;
         }
-        if let brook_planner::plan::Dataflow::Join(plan) = &flow {
+        if let brook_planner::plan::Dataflow::Join(plan) = &mut flow {
             self.prepare_join(plan, &query_id).await?;
         }
         let result = self.launch(
@@ -722,7 +722,7 @@ impl Session {
             p.expr = p.expr.clone().coerce(&c.data_type);
         }
         let query_id = format!("INSERTQUERY_{sequence}");
-        if let brook_planner::plan::Dataflow::Join(plan) = &flow {
+        if let brook_planner::plan::Dataflow::Join(plan) = &mut flow {
             self.prepare_join(plan, &query_id).await?;
         }
         self.launch(
@@ -739,7 +739,7 @@ impl Session {
     /// its task stores (a partition per task).
     async fn prepare_join(
         &self,
-        plan: &brook_planner::join::JoinPlan,
+        plan: &mut brook_planner::join::JoinPlan,
         query_id: &str,
     ) -> Result<()> {
         let group_id = format!(
@@ -764,7 +764,7 @@ impl Session {
     /// repartition topic with that many partitions, created here.
     async fn prepare_join_topics(
         &self,
-        plan: &brook_planner::join::JoinPlan,
+        plan: &mut brook_planner::join::JoinPlan,
         group_id: &str,
     ) -> Result<i32> {
         if self.engine.backend.is_driver() {
@@ -787,9 +787,23 @@ impl Session {
             Some(moved) => moved,
             None if counts.iter().all(|(_, n)| *n == 1) => return Ok(1),
             None => {
-                return Err(EngineError::new(
-                    "This join cannot run on topics with several partitions yet: its records would have to move to the partition of their join key after a first join step, for a foreign key, or for a table. Write the inputs to streams or tables keyed by the join key (PARTITION BY) and join those, or use topics with one partition.",
-                ))
+                // Keys cannot bring the records together (a foreign key, a table that
+                // would move, several steps on different keys): one task joins them all.
+                tracing::warn!(
+                    "this join runs as one task: its inputs go through repartition topics with one partition"
+                );
+                plan.funnel = true;
+                for input in &plan.inputs {
+                    self.engine
+                        .backend
+                        .create_internal_topic(
+                            &crate::query::join_repartition_topic(group_id, &input.alias),
+                            1,
+                            &[],
+                        )
+                        .await?;
+                }
+                return Ok(1);
             }
         };
         let staying: Vec<&(String, i32)> = counts

@@ -32,6 +32,10 @@ pub struct JoinPlan {
     /// The joined rows through WHERE and the projection; its source stands for the
     /// joined row.
     pub post: QueryPlan,
+    /// On Kafka, when the inputs cannot be brought to the partitions of their join keys:
+    /// every input goes through a repartition topic with one partition, so that one task
+    /// joins them all.
+    pub funnel: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -1025,6 +1029,7 @@ pub fn plan_join(catalog: &Catalog, query: &ast::Query, sink: Option<&str>) -> R
         inputs,
         steps,
         post,
+        funnel: false,
     })
 }
 

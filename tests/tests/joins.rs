@@ -371,3 +371,127 @@ fn a_stream_joined_on_a_value_column_moves_to_the_partitions_of_the_table() {
     }
     assert_eq!(seen.len(), n as usize, "every trade joined once");
 }
+
+#[test]
+fn a_foreign_key_join_over_partitioned_tables_ends_with_the_right_table() {
+    let b = broker();
+    let orders_topic = unique("orders");
+    let customers_topic = unique("customers");
+    let output = unique("ORDER_CUSTOMERS");
+    let service = unique("svc");
+    let state = std::env::temp_dir().join(unique("brook-state"));
+    b.create_topic(&orders_topic, 4);
+    b.create_topic(&customers_topic, 4);
+    let base = recent_timestamp();
+    let customer = |c: i64, name: Option<&str>, ts: i64| -> Input {
+        (
+            Some(format!("c{c}").into_bytes()),
+            name.map(|n| json!({ "name": n }).to_string().into_bytes()),
+            ts,
+        )
+    };
+    let order = |o: i64, c: Option<i64>, ts: i64| -> Input {
+        (
+            Some(format!("o{o}").into_bytes()),
+            c.map(|c| {
+                json!({"customer_id": format!("c{c}"), "amount": o})
+                    .to_string()
+                    .into_bytes()
+            }),
+            ts,
+        )
+    };
+    let mut names: BTreeMap<i64, String> = (0..100).map(|c| (c, format!("customer {c}"))).collect();
+    let mut orders: BTreeMap<i64, i64> = (0..1000).map(|o| (o, o % 100)).collect();
+    let customers: Vec<Input> = (0..100)
+        .map(|c| customer(c, Some(&format!("customer {c}")), base))
+        .collect();
+    let first_orders: Vec<Input> = (0..1000)
+        .map(|o| order(o, Some(o % 100), base + 10 + o))
+        .collect();
+    // Later: a hundred orders move to another customer, fifty are deleted, one customer
+    // is renamed and one deleted.
+    let t = base + 5_000;
+    let mut order_changes = Vec::new();
+    for o in 0..100 {
+        order_changes.push(order(o, Some((o + 1) % 100), t + o));
+        orders.insert(o, (o + 1) % 100);
+    }
+    for o in 900..950 {
+        order_changes.push(order(o, None, t + o));
+        orders.remove(&o);
+    }
+    let customer_changes = vec![
+        customer(7, Some("renamed"), t + 2_000),
+        customer(5, None, t + 2_001),
+    ];
+    names.insert(7, "renamed".into());
+    names.remove(&5);
+    b.produce(&customers_topic, &customers);
+    b.produce(&orders_topic, &first_orders);
+    b.produce(&orders_topic, &order_changes);
+    b.produce(&customers_topic, &customer_changes);
+
+    let expected: BTreeMap<String, (String, i64)> = orders
+        .iter()
+        .filter_map(|(o, c)| {
+            names
+                .get(c)
+                .map(|name| (format!("o{o}"), (name.clone(), *o)))
+        })
+        .collect();
+    let sql = format!(
+        "SET 'auto.offset.reset' = 'earliest';
+         CREATE TABLE orders (order_id STRING PRIMARY KEY, customer_id STRING, amount BIGINT)
+           WITH (kafka_topic = '{orders_topic}', value_format = 'JSON');
+         CREATE TABLE customers (customer_id STRING PRIMARY KEY, name STRING)
+           WITH (kafka_topic = '{customers_topic}', value_format = 'JSON');
+         CREATE TABLE order_customers WITH (kafka_topic = '{output}') AS
+           SELECT o.order_id, c.name, o.amount
+           FROM orders o JOIN customers c ON o.customer_id = c.customer_id;"
+    );
+    let args = args(&b.bootstrap, &service, &state);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let run = BrookRun::start("fk-join", &sql, &args);
+    let fold = |records: &[brook_tests::Record]| {
+        let mut table: BTreeMap<String, (String, i64)> = BTreeMap::new();
+        for r in records {
+            match &r.value {
+                None => {
+                    table.remove(&r.key_str());
+                }
+                Some(_) => {
+                    let v = r.value_json();
+                    table.insert(
+                        r.key_str(),
+                        (
+                            v["NAME"].as_str().unwrap_or("<null>").to_string(),
+                            v["AMOUNT"].as_i64().unwrap_or(-1),
+                        ),
+                    );
+                }
+            }
+        }
+        table
+    };
+    let got = wait_for(Duration::from_secs(180), || {
+        let records = b.read_topic(&output, 1, Duration::from_secs(10));
+        let table = fold(&records);
+        (table == expected).then_some(table)
+    });
+    let stderr = run.stderr();
+    assert!(run.terminate().success());
+    let _ = std::fs::remove_dir_all(&state);
+    let last = fold(&b.read_topic(&output, 1, Duration::from_secs(10)));
+    assert!(
+        got.is_some(),
+        "the joined table differs: {} rows, expected {}; first differences: {:?}; stderr:\n{stderr}",
+        last.len(),
+        expected.len(),
+        expected
+            .iter()
+            .filter(|(k, v)| last.get(*k) != Some(v))
+            .take(3)
+            .collect::<Vec<_>>()
+    );
+}

@@ -69,7 +69,8 @@ struct Forward {
     input: usize,
     slot: usize,
     topic: String,
-    key: crate::formats::ColumnsCodec,
+    /// How its join key is written; none when everything goes to one partition.
+    key: Option<crate::formats::ColumnsCodec>,
 }
 
 /// The repartition topic of a join input.
@@ -86,6 +87,25 @@ fn join_forwards(
     let Operators::Join(join) = operators else {
         return Ok(vec![]);
     };
+    if join.plan.funnel {
+        let forwards: Vec<Forward> = join
+            .plan
+            .inputs
+            .iter()
+            .enumerate()
+            .map(|(input, spec)| Forward {
+                source: spec.pre.source.topic.clone(),
+                input,
+                slot: 0,
+                topic: join_repartition_topic(group_id, &spec.alias),
+                key: None,
+            })
+            .collect();
+        for f in &forwards {
+            join.read_repartitioned(f.topic.clone(), f.input);
+        }
+        return Ok(forwards);
+    }
     let Some(moved) = join.plan.inputs_to_repartition() else {
         return Ok(vec![]);
     };
@@ -118,7 +138,7 @@ fn join_forwards(
             key_format,
             ..target_source.clone()
         };
-        let key = crate::formats::RecordCodec::for_source(&keyed, formats).key;
+        let key = Some(crate::formats::RecordCodec::for_source(&keyed, formats).key);
         forwards.push(Forward {
             source: spec.pre.source.topic.clone(),
             input,
@@ -350,8 +370,13 @@ impl Runner {
                     if part.is_empty() {
                         continue;
                     }
-                    let moved =
-                        join.repartition_records(f.input, f.slot, &f.key, &part, &mut errors);
+                    let moved = join.repartition_records(
+                        f.input,
+                        f.slot,
+                        f.key.as_ref(),
+                        &part,
+                        &mut errors,
+                    );
                     produce_all(&self.producer, &f.topic, &moved).await?;
                 }
             }
