@@ -495,3 +495,79 @@ fn a_foreign_key_join_over_partitioned_tables_ends_with_the_right_table() {
             .collect::<Vec<_>>()
     );
 }
+
+#[test]
+fn a_three_way_join_on_message_keys_runs_per_partition() {
+    let b = broker();
+    let clicks = unique("clicks");
+    let users = unique("users");
+    let plans = unique("plans");
+    let output = unique("CLICKS_ENRICHED");
+    let service = unique("svc");
+    let state = std::env::temp_dir().join(unique("brook-state"));
+    for t in [&clicks, &users, &plans] {
+        b.create_topic(t, 3);
+    }
+    let base = recent_timestamp();
+    let keyed = |k: i64, value: serde_json::Value, ts: i64| -> Input {
+        (
+            Some(format!("u{k}").into_bytes()),
+            Some(value.to_string().into_bytes()),
+            ts,
+        )
+    };
+    b.produce(
+        &users,
+        &(0..300)
+            .map(|u| keyed(u, json!({"name": format!("user {u}")}), base))
+            .collect::<Vec<_>>(),
+    );
+    // Only even users have a plan.
+    b.produce(
+        &plans,
+        &(0..300)
+            .filter(|u| u % 2 == 0)
+            .map(|u| keyed(u, json!({"plan": format!("plan {}", u % 3)}), base))
+            .collect::<Vec<_>>(),
+    );
+    let n = 3_000i64;
+    b.produce(
+        &clicks,
+        &(0..n)
+            .map(|i| keyed(i % 300, json!({"page": format!("/p{i}")}), base + 10 + i))
+            .collect::<Vec<_>>(),
+    );
+    let sql = format!(
+        "SET 'auto.offset.reset' = 'earliest';
+         CREATE STREAM clicks (user_id STRING KEY, page STRING)
+           WITH (kafka_topic = '{clicks}', value_format = 'JSON');
+         CREATE TABLE users (user_id STRING PRIMARY KEY, name STRING)
+           WITH (kafka_topic = '{users}', value_format = 'JSON');
+         CREATE TABLE plans (user_id STRING PRIMARY KEY, plan STRING)
+           WITH (kafka_topic = '{plans}', value_format = 'JSON');
+         CREATE STREAM clicks_enriched WITH (kafka_topic = '{output}') AS
+           SELECT c.user_id AS user_id, c.page, u.name, p.plan
+           FROM clicks c
+             JOIN users u ON c.user_id = u.user_id
+             LEFT JOIN plans p ON c.user_id = p.user_id;"
+    );
+    let args = args(&b.bootstrap, &service, &state);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let run = BrookRun::start("n-way", &sql, &args);
+    let got = wait_for(Duration::from_secs(180), || {
+        let got = b.read_topic(&output, n as usize, Duration::from_secs(20));
+        (got.len() >= n as usize).then_some(got)
+    });
+    let stderr = run.stderr();
+    assert!(run.terminate().success());
+    let _ = std::fs::remove_dir_all(&state);
+    let got = got.unwrap_or_else(|| panic!("not every click was joined; stderr:\n{stderr}"));
+    assert_eq!(got.len(), n as usize, "one result per click");
+    for r in &got {
+        let v = r.value_json();
+        let user: i64 = r.key_str().trim_start_matches('u').parse().unwrap_or(-1);
+        assert_eq!(v["NAME"].as_str(), Some(format!("user {user}").as_str()));
+        let plan = (user % 2 == 0).then(|| format!("plan {}", user % 3));
+        assert_eq!(v["PLAN"].as_str().map(str::to_string), plan, "{user}");
+    }
+}
