@@ -1,8 +1,10 @@
 //! `brook`: the command line of Brook.
 
+mod engine_args;
 mod qtt;
 mod rows;
 mod run;
+mod server;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -23,6 +25,8 @@ enum Command {
     /// Run the statements of a .sql file; persistent queries keep running until
     /// interrupted (SIGINT or SIGTERM), then stop cleanly.
     Run(run::RunArgs),
+    /// Serve ksqlDB's REST API (/ksql, /query-stream, /info, /healthcheck).
+    Server(server::ServerArgs),
     /// Run ksqlDB query-validation test files through the in-process driver and report
     /// which cases pass.
     Qtt(qtt::QttArgs),
@@ -40,6 +44,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Run(args) => run::run(args).await,
+        Command::Server(args) => server::run(args).await,
         Command::Qtt(args) => tokio::task::block_in_place(|| qtt::run(args)),
     }
 }

@@ -1,8 +1,8 @@
 //! `brook run FILE.sql`: the headless runner.
 
+use crate::engine_args::{start_engine, EngineArgs};
 use crate::rows::print_push_query;
-use brook_engine::kafka::{EmbeddedBroker, KafkaSettings};
-use brook_engine::{Engine, EngineConfig, Session, StatementResult};
+use brook_engine::{Session, StatementResult};
 use brook_sql::ast::Statement;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -11,26 +11,8 @@ use std::process::ExitCode;
 pub struct RunArgs {
     /// The statements to run.
     file: PathBuf,
-    /// Kafka brokers (host:port,...). Without it, an embedded in-process broker is used.
-    #[arg(long)]
-    bootstrap_servers: Option<String>,
-    /// Prefix of consumer groups and internal topics, as ksqlDB's ksql.service.id.
-    #[arg(long, default_value = "default_")]
-    service_id: String,
-    /// A stable identity for this process in its queries' consumer groups (Kafka static
-    /// membership): restarted with the same id after a crash, it takes back its partitions
-    /// at once. Give each process of a service its own id.
-    #[arg(long)]
-    instance_id: Option<String>,
-    /// A Confluent-compatible schema registry (http://host:port), for AVRO and JSON_SR.
-    #[arg(long)]
-    schema_registry_url: Option<String>,
-    /// Where stateful queries keep their state stores (a folder per service and query).
-    #[arg(long)]
-    state_dir: Option<PathBuf>,
-    /// A Kafka client setting passed to every client, as key=value (repeatable).
-    #[arg(long = "kafka-property", value_name = "KEY=VALUE")]
-    kafka_properties: Vec<String>,
+    #[command(flatten)]
+    engine: EngineArgs,
 }
 
 pub async fn run(args: RunArgs) -> ExitCode {
@@ -51,49 +33,8 @@ pub async fn run(args: RunArgs) -> ExitCode {
         }
     };
     // The embedded broker lives as long as this function.
-    let mut embedded = None;
-    let bootstrap = match &args.bootstrap_servers {
-        Some(servers) => servers.clone(),
-        None => match EmbeddedBroker::start() {
-            Ok(broker) => {
-                eprintln!(
-                    "No --bootstrap-servers given: using an embedded in-process Kafka broker. \
-                     Its data lives only as long as this process."
-                );
-                let servers = broker.bootstrap_servers();
-                embedded = Some(std::sync::Arc::new(broker));
-                servers
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::FAILURE;
-            }
-        },
-    };
-    let mut settings = KafkaSettings::new(bootstrap);
-    for property in &args.kafka_properties {
-        match property.split_once('=') {
-            Some((k, v)) if !k.trim().is_empty() => {
-                settings
-                    .client
-                    .insert(k.trim().to_string(), v.trim().to_string());
-            }
-            _ => {
-                eprintln!("error: --kafka-property takes KEY=VALUE, got '{property}'");
-                return ExitCode::FAILURE;
-            }
-        }
-    }
-    let mut config = EngineConfig::new(settings);
-    config.service_id = args.service_id.clone();
-    if let Some(dir) = &args.state_dir {
-        config.state_dir = dir.clone();
-    }
-    config.embedded = embedded.clone();
-    config.instance_id = args.instance_id.clone();
-    config.schema_registry_url = args.schema_registry_url.clone();
-    let engine = match Engine::start(config).await {
-        Ok(engine) => engine,
+    let (engine, embedded) = match start_engine(&args.engine).await {
+        Ok(started) => started,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::FAILURE;
@@ -167,7 +108,7 @@ async fn run_statements(file: &str, statements: &[Statement], session: &mut Sess
     ExitCode::SUCCESS
 }
 
-async fn wait_for_signal() {
+pub(crate) async fn wait_for_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};

@@ -34,11 +34,25 @@ impl BrookRun {
     }
 
     pub fn start_file(dir: &Path, file: &Path, args: &[&str]) -> Self {
+        let file = file.display().to_string();
+        let mut all = vec!["run", file.as_str()];
+        all.extend_from_slice(args);
+        Self::start_command(dir, &all)
+    }
+
+    /// Starts `brook server` with these arguments.
+    pub fn start_server(name: &str, args: &[&str]) -> Self {
+        let dir = std::env::temp_dir().join(crate::unique(name));
+        std::fs::create_dir_all(&dir).expect("server dir");
+        let mut all = vec!["server"];
+        all.extend_from_slice(args);
+        Self::start_command(&dir, &all)
+    }
+
+    fn start_command(dir: &Path, args: &[&str]) -> Self {
         let stdout = std::fs::File::create(dir.join("stdout.log")).expect("stdout file");
         let stderr = std::fs::File::create(dir.join("stderr.log")).expect("stderr file");
         let child = Command::new(brook_binary())
-            .arg("run")
-            .arg(file)
             .args(args)
             // Info logs show what the process did (restores, rebalances) to assertions.
             .env(

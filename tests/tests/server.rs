@@ -1,0 +1,208 @@
+//! `brook server` over real HTTP on a real broker: statements through `/ksql` (and their
+//! errors), rows through `/query-stream`, `/info`, `/healthcheck`, and bad requests.
+
+use brook_tests::{broker, unique, wait_for, BrookRun};
+use serde_json::{json, Value};
+use std::time::Duration;
+
+struct Http {
+    base: String,
+    agent: ureq::Agent,
+}
+
+impl Http {
+    fn new(port: u16) -> Self {
+        let agent = ureq::Agent::config_builder()
+            .timeout_global(Some(Duration::from_secs(60)))
+            .http_status_as_error(false)
+            .build()
+            .into();
+        Self {
+            base: format!("http://127.0.0.1:{port}"),
+            agent,
+        }
+    }
+
+    /// (status, body)
+    fn get(&self, path: &str) -> Option<(u16, String)> {
+        let mut r = self.agent.get(format!("{}{path}", self.base)).call().ok()?;
+        let status = r.status().as_u16();
+        Some((status, r.body_mut().read_to_string().ok()?))
+    }
+
+    fn post(&self, path: &str, body: &str) -> (u16, String) {
+        let mut r = self
+            .agent
+            .post(format!("{}{path}", self.base))
+            .header("Content-Type", "application/json")
+            .send(body)
+            .expect("request");
+        let status = r.status().as_u16();
+        (status, r.body_mut().read_to_string().expect("body"))
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+#[test]
+fn statements_queries_and_errors_over_http() {
+    let b = broker();
+    let port = free_port();
+    let service = unique("svc");
+    let state = std::env::temp_dir().join(unique("brook-state"));
+    let listen = format!("127.0.0.1:{port}");
+    let state_arg = state.display().to_string();
+    let server = BrookRun::start_server(
+        "server",
+        &[
+            "--listen",
+            &listen,
+            "--bootstrap-servers",
+            &b.bootstrap,
+            "--service-id",
+            &service,
+            "--state-dir",
+            &state_arg,
+        ],
+    );
+    let http = Http::new(port);
+    let info = wait_for(Duration::from_secs(60), || http.get("/info"));
+    let (status, info) = info.unwrap_or_else(|| panic!("no /info; stderr:\n{}", server.stderr()));
+    assert_eq!(status, 200);
+    let info: Value = serde_json::from_str(&info).expect("json");
+    assert_eq!(info["KsqlServerInfo"]["ksqlServiceId"], json!(service));
+    assert_eq!(info["KsqlServerInfo"]["serverStatus"], json!("RUNNING"));
+    let (status, health) = http.get("/healthcheck").expect("healthcheck");
+    assert_eq!(status, 200);
+    assert_eq!(
+        serde_json::from_str::<Value>(&health).expect("json")["isHealthy"],
+        json!(true)
+    );
+
+    // Several statements in one request, with a variable.
+    let topic = unique("pageviews");
+    let request = json!({
+        "ksql": format!(
+            "CREATE STREAM pageviews (user_id STRING KEY, page STRING, ms BIGINT)
+               WITH (kafka_topic='{topic}', value_format='JSON', partitions=2);
+             INSERT INTO pageviews (user_id, page, ms) VALUES ('alice', '${{home}}', 10);
+             INSERT INTO pageviews (user_id, page, ms) VALUES ('bob', '/docs', 20);
+             INSERT INTO pageviews (user_id, page, ms) VALUES ('carol', '${{home}}', 30);"
+        ),
+        "streamsProperties": {},
+        "sessionVariables": {"home": "/home"},
+    });
+    let (status, body) = http.post("/ksql", &request.to_string());
+    assert_eq!(status, 200, "{body}");
+    let entities: Value = serde_json::from_str(&body).expect("json");
+    let entities = entities.as_array().expect("an array of entities");
+    assert_eq!(entities.len(), 4);
+    assert_eq!(entities[0]["@type"], json!("currentStatus"));
+    assert_eq!(entities[0]["commandStatus"]["status"], json!("SUCCESS"));
+    assert_eq!(
+        entities[0]["commandStatus"]["message"],
+        json!("Stream created")
+    );
+
+    // A push query with LIMIT: header, then rows, then the response ends.
+    let (status, body) = http.post(
+        "/query-stream",
+        &json!({
+            "sql": "SELECT user_id, page FROM pageviews WHERE page = '/home' EMIT CHANGES LIMIT 2;",
+            "properties": {"auto.offset.reset": "earliest"},
+        })
+        .to_string(),
+    );
+    assert_eq!(status, 200, "{body}");
+    let lines: Vec<Value> = body
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert_eq!(lines.len(), 3, "{body}");
+    assert_eq!(lines[0]["columnNames"], json!(["USER_ID", "PAGE"]));
+    assert_eq!(lines[0]["columnTypes"], json!(["STRING", "STRING"]));
+    let mut rows: Vec<Value> = lines[1..].to_vec();
+    rows.sort_by_key(|r| r.to_string());
+    assert_eq!(
+        rows,
+        vec![json!(["alice", "/home"]), json!(["carol", "/home"])]
+    );
+
+    // A persistent query through /ksql.
+    let (status, body) = http.post(
+        "/ksql",
+        &json!({"ksql": "CREATE STREAM home_views AS SELECT user_id, ms FROM pageviews WHERE page = '/home';",
+                "streamsProperties": {"auto.offset.reset": "earliest"}})
+        .to_string(),
+    );
+    assert_eq!(status, 200, "{body}");
+    let created: Value = serde_json::from_str(&body).expect("json");
+    let query_id = created[0]["commandStatus"]["queryId"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(query_id.starts_with("CSAS_HOME_VIEWS_"), "{body}");
+    let rows = wait_for(Duration::from_secs(60), || {
+        let records = b.read_topic("HOME_VIEWS", 2, Duration::from_secs(5));
+        (records.len() >= 2).then_some(records)
+    });
+    assert!(
+        rows.is_some(),
+        "the persistent query wrote its rows; stderr:\n{}",
+        server.stderr()
+    );
+
+    // Errors: a statement that fails (with the entities before it), a push query sent to
+    // /ksql, bad JSON, a request without its field, an unknown endpoint.
+    let (status, body) = http.post("/ksql", &json!({"ksql": "SHOW_ME; "}).to_string());
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).expect("json")["@type"],
+        json!("statement_error")
+    );
+    let (status, body) = http.post(
+        "/ksql",
+        &json!({"ksql": "CREATE STREAM s2 (id INT KEY, v INT) WITH (kafka_topic='s2', value_format='JSON', partitions=1); CREATE STREAM bad AS SELECT nope FROM pageviews;"}).to_string(),
+    );
+    assert_eq!(status, 400, "{body}");
+    let error: Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(error["error_code"], json!(40001));
+    assert_eq!(
+        error["message"],
+        json!("SELECT column 'NOPE' cannot be resolved.")
+    );
+    assert_eq!(
+        error["entities"].as_array().map(Vec::len),
+        Some(1),
+        "{body}"
+    );
+    let (status, body) = http.post(
+        "/ksql",
+        &json!({"ksql": "SELECT * FROM pageviews EMIT CHANGES;"}).to_string(),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("/query-stream"), "{body}");
+    let (status, body) = http.post("/ksql", "{not json");
+    assert_eq!(status, 400);
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).expect("json")["error_code"],
+        json!(40000)
+    );
+    let (status, _) = http.post("/query-stream", "{}");
+    assert_eq!(status, 400);
+    let (status, body) = http.get("/no/such/endpoint").expect("404");
+    assert_eq!(status, 404);
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).expect("json")["error_code"],
+        json!(40400)
+    );
+
+    let stderr = server.stderr();
+    assert!(server.terminate().success(), "{stderr}");
+    let _ = std::fs::remove_dir_all(&state);
+}
