@@ -98,6 +98,30 @@ impl EngineState {
 }
 
 impl Engine {
+    /// The number the next statement gets (query ids end with it).
+    pub async fn sequence(&self) -> u64 {
+        self.state.lock().await.sequence
+    }
+
+    /// Sets the number the next statement gets: replaying recorded statements gives
+    /// them the numbers, and so the query ids, they had.
+    pub async fn set_sequence(&self, sequence: u64) {
+        self.state.lock().await.sequence = sequence;
+    }
+
+    /// Creates an internal topic of the service unless it exists.
+    pub async fn create_internal_topic(
+        &self,
+        topic: &str,
+        partitions: i32,
+        config: &[(&str, &str)],
+    ) -> Result<()> {
+        self.backend
+            .create_internal_topic(topic, partitions, config)
+            .await?;
+        Ok(())
+    }
+
     /// An engine on Kafka (or the embedded broker the config names).
     pub async fn start(config: EngineConfig) -> Result<Arc<Self>> {
         let topics = Topics::new(&config.kafka, config.embedded.clone())?;

@@ -11,6 +11,8 @@ pub const BAD_REQUEST: u32 = 40000;
 /// A statement that failed.
 pub const BAD_STATEMENT: u32 = 40001;
 pub const NOT_FOUND: u32 = 40400;
+/// The server could not do what it should have.
+pub const SERVER_ERROR: u32 = 50000;
 
 pub fn generic(code: u32, message: impl Into<String>) -> Response {
     with_status(

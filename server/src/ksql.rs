@@ -7,12 +7,13 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use brook_engine::{Engine, Session, StatementResult};
+use brook_engine::{Session, StatementResult};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-pub async fn handle(State(engine): State<Arc<Engine>>, body: Bytes) -> Response {
+pub async fn handle(State(state): State<Arc<crate::AppState>>, body: Bytes) -> Response {
+    let engine = state.engine.clone();
     let body = match errors::json_body(&body) {
         Ok(b) => b,
         Err(response) => return *response,
@@ -39,13 +40,30 @@ pub async fn handle(State(engine): State<Arc<Engine>>, body: Bytes) -> Response 
         Ok(s) => s,
         Err(e) => return errors::statement(&e.to_string(), text, vec![]),
     };
-    let mut session = Session::new(engine);
+    let mut session = Session::new(engine.clone());
     for (k, v) in errors::properties(&body, "streamsProperties") {
         session.properties.insert(k, v);
     }
     let mut entities = Vec::new();
     for (sequence, statement) in statements.iter().enumerate() {
-        match session.execute(statement).await {
+        // Statements that change what runs are recorded before they take effect, one at a
+        // time, with the number their query ids end with.
+        let recorded = if crate::command_topic::is_command(&statement.kind) {
+            let commands = state.commands.lock().await;
+            let number = engine.sequence().await;
+            if let Err(e) = commands
+                .append(&statement.text, &session.properties, number)
+                .await
+            {
+                return errors::generic(errors::SERVER_ERROR, e);
+            }
+            Some(commands)
+        } else {
+            None
+        };
+        let outcome = session.execute(statement).await;
+        drop(recorded);
+        match outcome {
             Ok(StatementResult::Status { message, query_id }) => entities.push(json!({
                 "@type": "currentStatus",
                 "statementText": statement.text,

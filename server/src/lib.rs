@@ -2,6 +2,7 @@
 //! for statements and `/query-stream` for push queries. Every request runs in its own
 //! session over the one engine, with the request's properties and variables.
 
+mod command_topic;
 mod errors;
 mod ksql;
 mod query_stream;
@@ -16,14 +17,27 @@ use std::sync::Arc;
 /// The version ksqlDB clients see in `/info`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-pub fn router(engine: Arc<Engine>) -> Router {
-    Router::new()
+/// What every request handler shares.
+pub struct AppState {
+    pub engine: Arc<Engine>,
+    /// Statements that change what runs are recorded there, one at a time.
+    commands: tokio::sync::Mutex<command_topic::CommandTopic>,
+}
+
+/// Opens (and replays) the service's command topic, then routes requests.
+pub async fn router(engine: Arc<Engine>) -> Result<Router, String> {
+    let commands = command_topic::CommandTopic::open(&engine).await?;
+    let state = Arc::new(AppState {
+        engine,
+        commands: tokio::sync::Mutex::new(commands),
+    });
+    Ok(Router::new()
         .route("/info", get(info))
         .route("/healthcheck", get(healthcheck))
         .route("/ksql", post(ksql::handle))
         .route("/query-stream", post(query_stream::handle))
         .fallback(errors::not_found)
-        .with_state(engine)
+        .with_state(state))
 }
 
 /// Serves the API on `listen` until `shutdown` completes.
@@ -36,16 +50,18 @@ pub async fn serve(
         .await
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
+    let app = router(engine).await?;
     eprintln!("Brook server listening on http://{local}");
-    axum::serve(listener, router(engine))
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
         .map_err(|e| format!("server failed: {e}"))
 }
 
 async fn info(
-    axum::extract::State(engine): axum::extract::State<Arc<Engine>>,
+    axum::extract::State(state): axum::extract::State<Arc<AppState>>,
 ) -> Json<serde_json::Value> {
+    let engine = &state.engine;
     Json(json!({
         "KsqlServerInfo": {
             "version": VERSION,

@@ -8,14 +8,15 @@ use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use brook_engine::{Engine, Session, StatementResult};
+use brook_engine::{Session, StatementResult};
 use serde_json::json;
 use std::sync::Arc;
 
 /// ksqlDB's content type for newline-delimited results.
 const DELIMITED: &str = "application/vnd.ksqlapi.delimited.v1";
 
-pub async fn handle(State(engine): State<Arc<Engine>>, body: Bytes) -> Response {
+pub async fn handle(State(state): State<Arc<crate::AppState>>, body: Bytes) -> Response {
+    let engine = state.engine.clone();
     let body = match errors::json_body(&body) {
         Ok(b) => b,
         Err(response) => return *response,

@@ -204,5 +204,72 @@ fn statements_queries_and_errors_over_http() {
 
     let stderr = server.stderr();
     assert!(server.terminate().success(), "{stderr}");
+
+    // A new server with the same service id replays the command topic: the stream and
+    // the persistent query are back, with the same query id (so it resumes from its
+    // committed offsets rather than writing its rows again).
+    let server = BrookRun::start_server(
+        "server-again",
+        &[
+            "--listen",
+            &listen,
+            "--bootstrap-servers",
+            &b.bootstrap,
+            "--service-id",
+            &service,
+            "--state-dir",
+            &state_arg,
+        ],
+    );
+    let back = wait_for(Duration::from_secs(60), || http.get("/info"));
+    assert!(
+        back.is_some(),
+        "no /info after the restart; stderr:\n{}",
+        server.stderr()
+    );
+    let (status, body) = http.post(
+        "/ksql",
+        &json!({"ksql": "INSERT INTO pageviews (user_id, page, ms) VALUES ('dave', '/home', 40);"})
+            .to_string(),
+    );
+    assert_eq!(status, 200, "the stream is known again: {body}");
+    let (status, body) = http.post(
+        "/ksql",
+        &json!({"ksql": "CREATE STREAM home_views AS SELECT user_id, ms FROM pageviews WHERE page = '/home';"})
+            .to_string(),
+    );
+    assert_eq!(status, 400, "the sink is known again: {body}");
+    assert!(body.contains("already exists"), "{body}");
+    let three = wait_for(Duration::from_secs(60), || {
+        let records = b.read_topic("HOME_VIEWS", 3, Duration::from_secs(5));
+        (records.len() >= 3).then_some(())
+    });
+    assert!(
+        three.is_some(),
+        "the query runs again; stderr:\n{}",
+        server.stderr()
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let users: Vec<String> = b
+        .read_topic("HOME_VIEWS", 4, Duration::from_secs(5))
+        .iter()
+        .map(|r| r.key_str())
+        .collect();
+    let mut sorted = users.clone();
+    sorted.sort();
+    assert_eq!(
+        sorted,
+        ["alice", "carol", "dave"],
+        "no row written twice: {users:?}"
+    );
+    assert!(
+        server.stderr().contains(&format!(
+            "Replayed 4 statement(s) from _confluent-ksql-{service}_command_topic"
+        )),
+        "{}",
+        server.stderr()
+    );
+    let stderr = server.stderr();
+    assert!(server.terminate().success(), "{stderr}");
     let _ = std::fs::remove_dir_all(&state);
 }

@@ -1,0 +1,176 @@
+//! The command topic, `_confluent-ksql-<service id>_command_topic` (one partition): every
+//! statement that changes what the server runs (CREATE, DROP, INSERT INTO ... SELECT,
+//! types) is recorded there, with its properties and statement number, before it is
+//! executed. A server starting with the same service id replays the topic and comes back
+//! with the same streams, tables, types and queries (same query ids, so the queries
+//! resume from their committed offsets).
+
+use brook_engine::{Engine, Session};
+use brook_sql::ast::StatementKind;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Offset, TopicPartitionList};
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+pub struct CommandTopic {
+    pub topic: String,
+    producer: FutureProducer,
+}
+
+/// Whether executing the statement changes what the server runs.
+pub fn is_command(kind: &StatementKind) -> bool {
+    matches!(
+        kind,
+        StatementKind::CreateSource(_)
+            | StatementKind::CreateAsSelect(_)
+            | StatementKind::InsertInto(_)
+            | StatementKind::Drop(_)
+            | StatementKind::CreateType { .. }
+            | StatementKind::DropType { .. }
+    )
+}
+
+impl CommandTopic {
+    /// Creates the topic if needed and replays what it holds into `engine`.
+    pub async fn open(engine: &Arc<Engine>) -> Result<Self, String> {
+        let topic = format!(
+            "_confluent-ksql-{}_command_topic",
+            engine.config().service_id
+        );
+        engine
+            .create_internal_topic(&topic, 1, &[("retention.ms", "-1")])
+            .await
+            .map_err(|e| e.to_string())?;
+        let producer: FutureProducer = engine
+            .config()
+            .kafka
+            .producer_config()
+            .create()
+            .map_err(|e| format!("cannot create the command topic producer: {e}"))?;
+        let commands = Self { topic, producer };
+        let replayed = commands.replay(engine).await?;
+        if replayed > 0 {
+            eprintln!("Replayed {replayed} statement(s) from {}", commands.topic);
+        }
+        Ok(commands)
+    }
+
+    /// Records a statement before it is executed; returns once the broker has it.
+    pub async fn append(
+        &self,
+        statement: &str,
+        properties: &BTreeMap<String, String>,
+        sequence: u64,
+    ) -> Result<(), String> {
+        let value = json!({
+            "statement": statement,
+            "streamsProperties": properties,
+            "sequence": sequence,
+        })
+        .to_string();
+        let key = sequence.to_string();
+        self.producer
+            .send(
+                FutureRecord::to(&self.topic).key(&key).payload(&value),
+                TIMEOUT,
+            )
+            .await
+            .map_err(|(e, _)| format!("cannot write to the command topic {}: {e}", self.topic))?;
+        Ok(())
+    }
+
+    async fn replay(&self, engine: &Arc<Engine>) -> Result<usize, String> {
+        let topic = self.topic.clone();
+        let settings = engine.config().kafka.clone();
+        let records = tokio::task::spawn_blocking(move || read_all(&settings, &topic))
+            .await
+            .map_err(|e| e.to_string())??;
+        let mut replayed = 0;
+        let mut next = 0;
+        for value in records {
+            let Ok(command) = serde_json::from_slice::<serde_json::Value>(&value) else {
+                tracing::warn!("skipping a command that is not JSON");
+                continue;
+            };
+            let text = command["statement"].as_str().unwrap_or_default();
+            let sequence = command["sequence"].as_u64().unwrap_or(next);
+            let mut session = Session::new(engine.clone());
+            if let Some(props) = command["streamsProperties"].as_object() {
+                for (k, v) in props {
+                    session
+                        .properties
+                        .insert(k.clone(), v.as_str().unwrap_or_default().to_string());
+                }
+            }
+            let statements = match brook_sql::parse_statements(text, &mut BTreeMap::new()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!("skipping command {sequence}: {e}");
+                    continue;
+                }
+            };
+            for statement in &statements {
+                engine.set_sequence(sequence).await;
+                if let Err(e) = session.execute(statement).await {
+                    // It failed when it was first run too.
+                    tracing::info!("replayed command {sequence} failed: {}", e.message);
+                }
+            }
+            next = sequence + 1;
+            replayed += 1;
+        }
+        if engine.sequence().await < next {
+            engine.set_sequence(next).await;
+        }
+        Ok(replayed)
+    }
+}
+
+/// The topic's records from the start to its current end.
+fn read_all(
+    settings: &brook_engine::kafka::KafkaSettings,
+    topic: &str,
+) -> Result<Vec<Vec<u8>>, String> {
+    let mut config = settings.base_config();
+    config
+        .set("group.id", format!("{topic}-replay"))
+        .set("enable.auto.commit", "false");
+    let consumer: BaseConsumer = config
+        .create()
+        .map_err(|e| format!("cannot read the command topic: {e}"))?;
+    let (_, high) = consumer
+        .fetch_watermarks(topic, 0, TIMEOUT)
+        .map_err(|e| format!("cannot read the command topic {topic}: {e}"))?;
+    let mut out = Vec::new();
+    if high == 0 {
+        return Ok(out);
+    }
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, Offset::Beginning)
+        .map_err(|e| e.to_string())?;
+    consumer.assign(&tpl).map_err(|e| e.to_string())?;
+    let deadline = std::time::Instant::now() + TIMEOUT * 4;
+    let mut position = 0;
+    while position < high {
+        if std::time::Instant::now() > deadline {
+            return Err(format!(
+                "reading the command topic {topic} timed out at offset {position} of {high}"
+            ));
+        }
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => {
+                position = m.offset() + 1;
+                out.push(m.payload().unwrap_or_default().to_vec());
+            }
+            Some(Err(e)) => tracing::warn!("reading the command topic: {e}"),
+            None => {}
+        }
+    }
+    Ok(out)
+}
