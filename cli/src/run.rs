@@ -85,6 +85,7 @@ async fn run_statements(file: &str, statements: &[Statement], session: &mut Sess
                     println!("{message}");
                 }
             }
+            Ok(StatementResult::Listing(listing)) => print_listing(&listing),
             Ok(StatementResult::Rows(push)) => {
                 let finished = tokio::select! {
                     r = print_push_query(push) => r,
@@ -127,5 +128,34 @@ pub(crate) async fn wait_for_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// `SHOW` / `LIST` output: a line per item.
+fn print_listing(listing: &brook_engine::Listing) {
+    use brook_engine::Listing;
+    match listing {
+        Listing::Sources { sources, .. } => {
+            for s in sources {
+                println!(
+                    "{} | {} | {} | {}{}",
+                    s.name,
+                    s.topic,
+                    s.key_format,
+                    s.value_format,
+                    if s.windowed { " | windowed" } else { "" }
+                );
+            }
+        }
+        Listing::Queries(queries) => {
+            for q in queries {
+                println!("{} | {} | {} | {}", q.id, q.state, q.sink, q.sql);
+            }
+        }
+        Listing::Properties(items) | Listing::Variables(items) => {
+            for (k, v) in items {
+                println!("{k} = {v}");
+            }
+        }
     }
 }

@@ -62,6 +62,13 @@ impl QueryHandle {
 }
 
 impl Backend {
+    /// Drops what the backend keeps of a stopped query.
+    pub fn forget_query(&self, id: &str) {
+        if let Backend::Driver(d) = self {
+            d.remove_query(id);
+        }
+    }
+
     /// Whether queries run in the in-process driver (one task per query).
     pub fn is_driver(&self) -> bool {
         matches!(self, Backend::Driver(_))

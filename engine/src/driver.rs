@@ -149,6 +149,11 @@ impl Driver {
         }
     }
 
+    /// Stops running a query.
+    pub fn remove_query(&self, id: &str) {
+        self.lock().queries.retain(|q| q.id != id);
+    }
+
     /// Writes records to `topic` and runs every query that reads it, and so on downstream.
     pub fn produce(&self, topic: &str, records: &[OutputRecord]) {
         let mut state = self.lock();

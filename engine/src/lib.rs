@@ -22,4 +22,6 @@ pub mod session;
 pub mod sink;
 
 pub use error::EngineError;
-pub use session::{Engine, EngineConfig, Session, StatementResult};
+pub use session::{
+    Engine, EngineConfig, Listing, QuerySummary, Session, SourceSummary, StatementResult,
+};

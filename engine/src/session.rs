@@ -63,6 +63,39 @@ pub enum StatementResult {
     },
     /// A push query's rows, streaming.
     Rows(PushQuery),
+    /// What `SHOW` / `LIST` lists.
+    Listing(Listing),
+}
+
+/// The answer to `SHOW` / `LIST`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Listing {
+    Sources {
+        kind: SourceKind,
+        sources: Vec<SourceSummary>,
+    },
+    Queries(Vec<QuerySummary>),
+    Properties(Vec<(String, String)>),
+    Variables(Vec<(String, String)>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceSummary {
+    pub name: String,
+    pub topic: String,
+    pub key_format: String,
+    pub value_format: String,
+    pub windowed: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct QuerySummary {
+    pub id: String,
+    pub sql: String,
+    pub sink: String,
+    pub sink_topic: String,
+    /// RUNNING, ERROR or STOPPED.
+    pub state: String,
 }
 
 pub struct Engine {
@@ -75,6 +108,7 @@ pub struct Engine {
 
 struct RunningQuery {
     id: String,
+    sql: String,
     source: String,
     sink: String,
     handle: QueryHandle,
@@ -314,6 +348,8 @@ impl Session {
                 self.variables.remove(name);
                 status(format!("Undefined variable {name}"))
             }
+            StatementKind::Show(kind) => self.show(*kind).await,
+            StatementKind::Terminate { query_id } => self.terminate(query_id.as_deref()).await,
             StatementKind::AssertTopic {
                 topic,
                 exists,
@@ -345,6 +381,94 @@ impl Session {
                 .await?,
             ),
         }
+    }
+
+    async fn show(&self, kind: ast::ShowKind) -> Result<StatementResult> {
+        let state = self.engine.state.lock().await;
+        let listing = match kind {
+            ast::ShowKind::Streams | ast::ShowKind::Tables => {
+                let wanted = if kind == ast::ShowKind::Streams {
+                    SourceKind::Stream
+                } else {
+                    SourceKind::Table
+                };
+                Listing::Sources {
+                    kind: wanted,
+                    sources: state
+                        .catalog
+                        .sources
+                        .values()
+                        .filter(|s| s.kind == wanted)
+                        .map(|s| SourceSummary {
+                            name: s.name.clone(),
+                            topic: s.topic.clone(),
+                            key_format: s.key_format.kind.name().to_string(),
+                            value_format: s.value_format.kind.name().to_string(),
+                            windowed: s.window.is_some(),
+                        })
+                        .collect(),
+                }
+            }
+            ast::ShowKind::Queries => Listing::Queries(
+                state
+                    .queries
+                    .values()
+                    .map(|q| QuerySummary {
+                        id: q.id.clone(),
+                        sql: q.sql.clone(),
+                        sink: q.sink.clone(),
+                        sink_topic: state
+                            .catalog
+                            .sources
+                            .get(&q.sink)
+                            .map(|s| s.topic.clone())
+                            .unwrap_or_default(),
+                        state: match q.handle.status() {
+                            QueryStatus::Running => "RUNNING",
+                            QueryStatus::Error(_) => "ERROR",
+                            QueryStatus::Stopped => "STOPPED",
+                        }
+                        .to_string(),
+                    })
+                    .collect(),
+            ),
+            ast::ShowKind::Properties => Listing::Properties(
+                self.properties
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            ),
+            ast::ShowKind::Variables => Listing::Variables(
+                self.variables
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            ),
+        };
+        Ok(StatementResult::Listing(listing))
+    }
+
+    /// `TERMINATE id` or `TERMINATE ALL`: stops persistent queries (their offsets are
+    /// committed) and forgets them, so their sources can be dropped.
+    async fn terminate(&mut self, query_id: Option<&str>) -> Result<StatementResult> {
+        let engine = self.engine.clone();
+        let mut state = engine.state.lock().await;
+        state.next_sequence();
+        let ids: Vec<String> = match query_id {
+            Some(id) if state.queries.contains_key(id) => vec![id.to_string()],
+            Some(id) => return Err(EngineError::new(format!("Unknown queryId: {id}"))),
+            None => state.queries.keys().cloned().collect(),
+        };
+        for id in &ids {
+            if let Some(mut query) = state.queries.remove(id) {
+                query.handle.stop().await;
+                engine.backend.forget_query(id);
+            }
+        }
+        Ok(StatementResult::Status {
+            message: "Query terminated.".into(),
+            query_id: None,
+        })
     }
 
     async fn create_source(
@@ -890,6 +1014,7 @@ impl Session {
             query_id.clone(),
             RunningQuery {
                 id: query_id.clone(),
+                sql: sql.to_string(),
                 source: source.to_string(),
                 sink: sink.name.clone(),
                 handle,

@@ -107,7 +107,7 @@ async fn execute(case: &Case, options: &Options) -> Result<(), String> {
                 let mut outcome = Ok(());
                 for statement in &statements {
                     match session.execute(statement).await {
-                        Ok(StatementResult::Status { .. }) => {}
+                        Ok(StatementResult::Status { .. } | StatementResult::Listing(_)) => {}
                         Ok(StatementResult::Rows(_)) => {
                             outcome = Err("push queries are not part of these tests".to_string())
                         }

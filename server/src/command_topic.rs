@@ -33,6 +33,7 @@ pub fn is_command(kind: &StatementKind) -> bool {
             | StatementKind::Drop(_)
             | StatementKind::CreateType { .. }
             | StatementKind::DropType { .. }
+            | StatementKind::Terminate { .. }
     )
 }
 

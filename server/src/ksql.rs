@@ -76,6 +76,9 @@ pub async fn handle(State(state): State<Arc<crate::AppState>>, body: Bytes) -> R
                 "commandSequenceNumber": sequence,
                 "warnings": [],
             })),
+            Ok(StatementResult::Listing(listing)) => {
+                entities.push(crate::entities::listing(&statement.text, &listing))
+            }
             Ok(StatementResult::Rows(push)) => {
                 push.close();
                 return errors::statement(

@@ -3,6 +3,7 @@
 //! session over the one engine, with the request's properties and variables.
 
 mod command_topic;
+mod entities;
 mod errors;
 mod ksql;
 mod query_stream;

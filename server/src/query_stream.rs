@@ -36,16 +36,17 @@ pub async fn handle(State(state): State<Arc<crate::AppState>>, body: Bytes) -> R
     for (k, v) in errors::properties(&body, "properties") {
         session.properties.insert(k, v);
     }
-    let push =
-        match session.execute(statement).await {
-            Ok(StatementResult::Rows(push)) => push,
-            Ok(StatementResult::Status { .. }) => return errors::statement(
+    let push = match session.execute(statement).await {
+        Ok(StatementResult::Rows(push)) => push,
+        Ok(StatementResult::Status { .. } | StatementResult::Listing(_)) => {
+            return errors::statement(
                 "The /query-stream endpoint runs queries (SELECT); send other statements to /ksql",
                 &statement.text,
                 vec![],
-            ),
-            Err(e) => return errors::statement(&e.message, &statement.text, vec![]),
-        };
+            )
+        }
+        Err(e) => return errors::statement(&e.message, &statement.text, vec![]),
+    };
     let header_line = json!({
         "queryId": push.id,
         "columnNames": push.columns.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(),

@@ -46,6 +46,12 @@ pub enum StatementKind {
     Undefine {
         name: String,
     },
+    /// `SHOW | LIST STREAMS | TABLES | QUERIES | PROPERTIES | VARIABLES [EXTENDED]`
+    Show(ShowKind),
+    /// `TERMINATE query_id` or `TERMINATE ALL` (`None`).
+    Terminate {
+        query_id: Option<String>,
+    },
     /// `ASSERT [NOT EXISTS] TOPIC name [WITH (...)] [TIMEOUT n unit]`
     AssertTopic {
         topic: String,
@@ -60,6 +66,15 @@ pub enum StatementKind {
         exists: bool,
         timeout_ms: Option<i64>,
     },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShowKind {
+    Streams,
+    Tables,
+    Queries,
+    Properties,
+    Variables,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -290,13 +290,41 @@ impl StatementParser<'_> {
         if self.eat_word("ASSERT") {
             return self.assert();
         }
+        if self.eat_word("SHOW") || self.eat_word("LIST") {
+            let kind = if self.eat_word("STREAMS") {
+                ShowKind::Streams
+            } else if self.eat_word("TABLES") {
+                ShowKind::Tables
+            } else if self.eat_word("QUERIES") {
+                ShowKind::Queries
+            } else if self.eat_word("PROPERTIES") {
+                ShowKind::Properties
+            } else if self.eat_word("VARIABLES") {
+                ShowKind::Variables
+            } else {
+                return self.error("STREAMS, TABLES, QUERIES, PROPERTIES or VARIABLES");
+            };
+            self.eat_word("EXTENDED");
+            return Ok(StatementKind::Show(kind));
+        }
+        if self.eat_word("TERMINATE") {
+            if self.eat_word("ALL") {
+                return Ok(StatementKind::Terminate { query_id: None });
+            }
+            let query_id = self.identifier()?;
+            return Ok(StatementKind::Terminate {
+                query_id: Some(query_id),
+            });
+        }
         if self.is_word("RUN") {
             return Err(ParseError::new(
                 self.here(),
                 "Syntax Error\nUnknown statement 'RUN' (RUN SCRIPT is a command of the shell)",
             ));
         }
-        self.error("CREATE, INSERT, SELECT, DROP, SET, UNSET, DEFINE, UNDEFINE or ASSERT")
+        self.error(
+            "CREATE, INSERT, SELECT, DROP, SET, UNSET, DEFINE, UNDEFINE, SHOW, LIST, TERMINATE or ASSERT",
+        )
     }
 
     fn assert(&mut self) -> Result<StatementKind, ParseError> {

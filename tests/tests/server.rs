@@ -269,6 +269,51 @@ fn statements_queries_and_errors_over_http() {
         "{}",
         server.stderr()
     );
+
+    // Listings, then TERMINATE, which lets the sink be dropped.
+    let (status, body) = http.post(
+        "/ksql",
+        &json!({"ksql": "SHOW STREAMS; LIST QUERIES;"}).to_string(),
+    );
+    assert_eq!(status, 200, "{body}");
+    let listed: Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(listed[0]["@type"], json!("streams"));
+    let mut names: Vec<&str> = listed[0]["streams"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|s| s["name"].as_str()).collect())
+        .unwrap_or_default();
+    names.sort();
+    assert_eq!(names, ["HOME_VIEWS", "PAGEVIEWS", "S2"], "{body}");
+    assert_eq!(listed[1]["@type"], json!("queries"));
+    assert_eq!(listed[1]["queries"][0]["id"], json!(query_id), "{body}");
+    assert_eq!(listed[1]["queries"][0]["state"], json!("RUNNING"), "{body}");
+    let (status, body) = http.post(
+        "/ksql",
+        &json!({"ksql": "DROP STREAM home_views;"}).to_string(),
+    );
+    assert_eq!(
+        status, 400,
+        "a stream written by a query cannot be dropped: {body}"
+    );
+    let (status, body) = http.post(
+        "/ksql",
+        &json!({"ksql": format!("TERMINATE {query_id}; DROP STREAM home_views; SHOW QUERIES;")})
+            .to_string(),
+    );
+    assert_eq!(status, 200, "{body}");
+    let done: Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(
+        done[0]["commandStatus"]["message"],
+        json!("Query terminated.")
+    );
+    assert_eq!(done[2]["queries"], json!([]), "{body}");
+    let (status, body) = http.post(
+        "/ksql",
+        &json!({"ksql": "TERMINATE NO_SUCH_QUERY;"}).to_string(),
+    );
+    assert_eq!(status, 400);
+    assert!(body.contains("Unknown queryId: NO_SUCH_QUERY"), "{body}");
+
     let stderr = server.stderr();
     assert!(server.terminate().success(), "{stderr}");
     let _ = std::fs::remove_dir_all(&state);
