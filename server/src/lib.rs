@@ -10,6 +10,7 @@ mod query_stream;
 
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use brook_engine::query::PushCloser;
 use brook_engine::Engine;
 use serde_json::json;
 use std::net::SocketAddr;
@@ -23,6 +24,35 @@ pub struct AppState {
     pub engine: Arc<Engine>,
     /// Statements that change what runs are recorded there, one at a time.
     commands: tokio::sync::Mutex<command_topic::CommandTopic>,
+    /// Push queries running for clients, for `/close-query`.
+    push_queries: std::sync::Mutex<std::collections::BTreeMap<String, PushCloser>>,
+}
+
+impl AppState {
+    fn push_queries(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::BTreeMap<String, PushCloser>> {
+        self.push_queries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn register(&self, push: &brook_engine::query::PushQuery) {
+        self.push_queries().insert(push.id.clone(), push.closer());
+    }
+
+    fn unregister(&self, id: &str) {
+        self.push_queries().remove(id);
+    }
+
+    /// Ends a push query; false if none has this id.
+    fn close(&self, id: &str) -> bool {
+        match self.push_queries().remove(id) {
+            Some(closer) => {
+                closer.close();
+                true
+            }
+            None => false,
+        }
+    }
 }
 
 /// Opens (and replays) the service's command topic, then routes requests.
@@ -31,12 +61,15 @@ pub async fn router(engine: Arc<Engine>) -> Result<Router, String> {
     let state = Arc::new(AppState {
         engine,
         commands: tokio::sync::Mutex::new(commands),
+        push_queries: Default::default(),
     });
     Ok(Router::new()
         .route("/info", get(info))
         .route("/healthcheck", get(healthcheck))
         .route("/ksql", post(ksql::handle))
-        .route("/query-stream", post(query_stream::handle))
+        .route("/query-stream", post(query_stream::query_stream))
+        .route("/query", post(query_stream::query))
+        .route("/close-query", post(query_stream::close_query))
         .fallback(errors::not_found)
         .with_state(state))
 }

@@ -1,13 +1,17 @@
-//! `POST /query-stream`: runs `{"sql": "SELECT ... EMIT CHANGES", "properties": {...}}` and
-//! streams its rows in ksqlDB's delimited format: a header line with the query id and the
-//! columns, then one JSON array per row. The query ends at its LIMIT or when the client
-//! goes away (the response stream is dropped, which closes the query).
+//! Push queries over HTTP. `POST /query-stream` runs `{"sql": "SELECT ... EMIT CHANGES",
+//! "properties": {...}}` and streams ksqlDB's delimited format: a header line with the
+//! query id and the columns, then one JSON array per row. `POST /query` runs `{"ksql":
+//! ..., "streamsProperties": {...}}` and streams the older format: one JSON array of a
+//! header, rows and a final message. A query ends at its LIMIT, on `/close-query`, or when
+//! the client goes away (the response stream is dropped, which closes the query).
 
 use crate::errors;
+use crate::AppState;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
+use brook_engine::query::PushQuery;
 use brook_engine::{Session, StatementResult};
 use serde_json::json;
 use std::sync::Arc;
@@ -15,8 +19,97 @@ use std::sync::Arc;
 /// ksqlDB's content type for newline-delimited results.
 const DELIMITED: &str = "application/vnd.ksqlapi.delimited.v1";
 
-pub async fn handle(State(state): State<Arc<crate::AppState>>, body: Bytes) -> Response {
-    let engine = state.engine.clone();
+/// Starts the one push query `sql` holds, registered for `/close-query`.
+async fn start(
+    state: &Arc<AppState>,
+    sql: &str,
+    properties: Vec<(String, String)>,
+) -> Result<PushQuery, Response> {
+    let mut variables = Default::default();
+    let statements = brook_sql::parse_statements(sql, &mut variables)
+        .map_err(|e| errors::statement(&e.to_string(), sql, vec![]))?;
+    let [statement] = statements.as_slice() else {
+        return Err(errors::statement(
+            "Expected exactly one statement",
+            sql,
+            vec![],
+        ));
+    };
+    let mut session = Session::new(state.engine.clone());
+    for (k, v) in properties {
+        session.properties.insert(k, v);
+    }
+    match session.execute(statement).await {
+        Ok(StatementResult::Rows(push)) => {
+            state.register(&push);
+            Ok(push)
+        }
+        Ok(StatementResult::Status { .. } | StatementResult::Listing(_)) => Err(errors::statement(
+            "This endpoint runs queries (SELECT ... EMIT CHANGES); send other statements to /ksql",
+            &statement.text,
+            vec![],
+        )),
+        Err(e) => Err(errors::statement(&e.message, &statement.text, vec![])),
+    }
+}
+
+/// The query's rows, each rendered by `line`, then (if any) `end`; the query is
+/// unregistered when they run out or the stream is dropped.
+fn rows_then(
+    state: Arc<AppState>,
+    push: PushQuery,
+    line: fn(serde_json::Value) -> String,
+    end: Option<fn(Option<u64>) -> String>,
+) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> {
+    struct Guard {
+        state: Arc<AppState>,
+        push: PushQuery,
+        sent: u64,
+        ended: bool,
+    }
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            self.state.unregister(&self.push.id);
+        }
+    }
+    let guard = Guard {
+        state,
+        push,
+        sent: 0,
+        ended: false,
+    };
+    futures::stream::unfold(guard, move |mut g| async move {
+        if g.ended {
+            return None;
+        }
+        match g.push.rows.recv().await {
+            Some(Ok(row)) => {
+                g.sent += 1;
+                let values: Vec<serde_json::Value> = row
+                    .iter()
+                    .map(brook_engine::formats::value_to_json)
+                    .collect();
+                let text = line(serde_json::Value::Array(values));
+                Some((Ok(Bytes::from(text)), g))
+            }
+            Some(Err(e)) => {
+                g.push.close();
+                let text = format!(
+                    "{}\n",
+                    json!({"@type": "generic_error", "error_code": errors::SERVER_ERROR, "message": e})
+                );
+                Some((Ok(Bytes::from(text)), g))
+            }
+            None => {
+                g.ended = true;
+                let limit_reached = g.push.limit.is_some_and(|l| g.sent >= l);
+                end.map(|end| (Ok(Bytes::from(end(limit_reached.then_some(g.sent)))), g))
+            }
+        }
+    })
+}
+
+pub async fn query_stream(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
     let body = match errors::json_body(&body) {
         Ok(b) => b,
         Err(response) => return *response,
@@ -24,28 +117,9 @@ pub async fn handle(State(state): State<Arc<crate::AppState>>, body: Bytes) -> R
     let Some(sql) = body.get("sql").and_then(|k| k.as_str()) else {
         return errors::generic(errors::BAD_REQUEST, "The request has no 'sql' field");
     };
-    let mut variables = Default::default();
-    let statements = match brook_sql::parse_statements(sql, &mut variables) {
-        Ok(s) => s,
-        Err(e) => return errors::statement(&e.to_string(), sql, vec![]),
-    };
-    let [statement] = statements.as_slice() else {
-        return errors::statement("Expected exactly one statement", sql, vec![]);
-    };
-    let mut session = Session::new(engine);
-    for (k, v) in errors::properties(&body, "properties") {
-        session.properties.insert(k, v);
-    }
-    let push = match session.execute(statement).await {
-        Ok(StatementResult::Rows(push)) => push,
-        Ok(StatementResult::Status { .. } | StatementResult::Listing(_)) => {
-            return errors::statement(
-                "The /query-stream endpoint runs queries (SELECT); send other statements to /ksql",
-                &statement.text,
-                vec![],
-            )
-        }
-        Err(e) => return errors::statement(&e.message, &statement.text, vec![]),
+    let push = match start(&state, sql, errors::properties(&body, "properties")).await {
+        Ok(push) => push,
+        Err(response) => return response,
     };
     let header_line = json!({
         "queryId": push.id,
@@ -55,30 +129,68 @@ pub async fn handle(State(state): State<Arc<crate::AppState>>, body: Bytes) -> R
     let first = futures::stream::once(async move {
         Ok::<Bytes, std::io::Error>(Bytes::from(format!("{header_line}\n")))
     });
-    let rows = futures::stream::unfold(push, |mut push| async move {
-        match push.rows.recv().await {
-            Some(Ok(row)) => {
-                let values: Vec<serde_json::Value> = row
-                    .iter()
-                    .map(brook_engine::formats::value_to_json)
-                    .collect();
-                let line = format!("{}\n", serde_json::Value::Array(values));
-                Some((Ok(Bytes::from(line)), push))
-            }
-            Some(Err(e)) => {
-                let line = format!(
-                    "{}\n",
-                    json!({"@type": "generic_error", "error_code": 50000, "message": e})
-                );
-                push.close();
-                Some((Ok(Bytes::from(line)), push))
-            }
-            None => None,
-        }
-    });
+    let rows = rows_then(state, push, |row| format!("{row}\n"), None);
     (
         [(header::CONTENT_TYPE, DELIMITED)],
         Body::from_stream(futures::StreamExt::chain(first, rows)),
     )
         .into_response()
+}
+
+pub async fn query(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
+    let body = match errors::json_body(&body) {
+        Ok(b) => b,
+        Err(response) => return *response,
+    };
+    let Some(sql) = body.get("ksql").and_then(|k| k.as_str()) else {
+        return errors::generic(errors::BAD_REQUEST, "The request has no 'ksql' field");
+    };
+    let push = match start(&state, sql, errors::properties(&body, "streamsProperties")).await {
+        Ok(push) => push,
+        Err(response) => return response,
+    };
+    let schema = push
+        .columns
+        .iter()
+        .map(|(n, t)| format!("`{n}` {t}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let header_line = json!({"header": {"queryId": push.id, "schema": schema}});
+    let first = futures::stream::once(async move {
+        Ok::<Bytes, std::io::Error>(Bytes::from(format!("[{header_line},\n")))
+    });
+    let rows = rows_then(
+        state,
+        push,
+        |row| format!("{},\n", json!({"row": {"columns": row}})),
+        Some(|limit| {
+            let message = if limit.is_some() {
+                "Limit Reached"
+            } else {
+                "Query Completed"
+            };
+            format!("{}]\n", json!({"finalMessage": message}))
+        }),
+    );
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        Body::from_stream(futures::StreamExt::chain(first, rows)),
+    )
+        .into_response()
+}
+
+/// `POST /close-query` with `{"queryId": ...}`: ends a push query another request runs.
+pub async fn close_query(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
+    let body = match errors::json_body(&body) {
+        Ok(b) => b,
+        Err(response) => return *response,
+    };
+    let Some(id) = body.get("queryId").and_then(|k| k.as_str()) else {
+        return errors::generic(errors::BAD_REQUEST, "The request has no 'queryId' field");
+    };
+    if state.close(id) {
+        axum::http::StatusCode::OK.into_response()
+    } else {
+        errors::generic(errors::BAD_REQUEST, format!("No query with id {id}"))
+    }
 }

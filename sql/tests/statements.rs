@@ -484,14 +484,26 @@ fn joins() {
 
 #[test]
 fn listings_and_terminate() {
-    assert_eq!(parse("SHOW STREAMS"), StatementKind::Show(ShowKind::Streams));
-    assert_eq!(parse("LIST TABLES EXTENDED"), StatementKind::Show(ShowKind::Tables));
-    assert_eq!(parse("SHOW QUERIES"), StatementKind::Show(ShowKind::Queries));
+    assert_eq!(
+        parse("SHOW STREAMS"),
+        StatementKind::Show(ShowKind::Streams)
+    );
+    assert_eq!(
+        parse("LIST TABLES EXTENDED"),
+        StatementKind::Show(ShowKind::Tables)
+    );
+    assert_eq!(
+        parse("SHOW QUERIES"),
+        StatementKind::Show(ShowKind::Queries)
+    );
     assert_eq!(
         parse("TERMINATE CSAS_OUT_3"),
         StatementKind::Terminate {
             query_id: Some("CSAS_OUT_3".into())
         }
     );
-    assert_eq!(parse("TERMINATE ALL"), StatementKind::Terminate { query_id: None });
+    assert_eq!(
+        parse("TERMINATE ALL"),
+        StatementKind::Terminate { query_id: None }
+    );
 }

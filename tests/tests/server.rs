@@ -133,6 +133,61 @@ fn statements_queries_and_errors_over_http() {
         vec![json!(["alice", "/home"]), json!(["carol", "/home"])]
     );
 
+    // /query: ksqlDB's older format, one JSON array of a header, rows and a final message.
+    let (status, body) = http.post(
+        "/query",
+        &json!({
+            "ksql": "SELECT user_id FROM pageviews EMIT CHANGES LIMIT 1;",
+            "streamsProperties": {"auto.offset.reset": "earliest"},
+        })
+        .to_string(),
+    );
+    assert_eq!(status, 200, "{body}");
+    let parsed: Value = serde_json::from_str(&body).expect("a JSON array");
+    assert_eq!(
+        parsed[0]["header"]["schema"],
+        json!("`USER_ID` STRING"),
+        "{body}"
+    );
+    assert_eq!(
+        parsed[1]["row"]["columns"].as_array().map(Vec::len),
+        Some(1),
+        "{body}"
+    );
+    assert_eq!(parsed[2]["finalMessage"], json!("Limit Reached"), "{body}");
+
+    // /close-query ends a push query that has no LIMIT.
+    let mut open = http
+        .agent
+        .post(format!("{}/query-stream", http.base))
+        .header("Content-Type", "application/json")
+        .send(
+            json!({"sql": "SELECT * FROM pageviews EMIT CHANGES;",
+                   "properties": {"auto.offset.reset": "earliest"}})
+            .to_string(),
+        )
+        .expect("a push query");
+    let mut reader = std::io::BufReader::new(open.body_mut().as_reader());
+    let mut header_line = String::new();
+    std::io::BufRead::read_line(&mut reader, &mut header_line).expect("the header");
+    let header: Value = serde_json::from_str(&header_line).expect("json header");
+    let id = header["queryId"].as_str().expect("a query id").to_string();
+    for _ in 0..3 {
+        let mut row = String::new();
+        std::io::BufRead::read_line(&mut reader, &mut row).expect("a row");
+        assert!(
+            serde_json::from_str::<Value>(&row).is_ok_and(|r| r.is_array()),
+            "{row}"
+        );
+    }
+    let (status, body) = http.post("/close-query", &json!({"queryId": id}).to_string());
+    assert_eq!(status, 200, "{body}");
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut reader, &mut rest).expect("the response ends");
+    assert_eq!(rest, "", "nothing after the close");
+    let (status, _) = http.post("/close-query", &json!({"queryId": id}).to_string());
+    assert_eq!(status, 400, "the query is gone");
+
     // A persistent query through /ksql.
     let (status, body) = http.post(
         "/ksql",

@@ -13,6 +13,6 @@ pub use persistent::{
     join_repartition_topic, repartition_topic, source_changelog, state_changelog, PersistentQuery,
     QueryStatus,
 };
-pub use push::{start_push_query, PushQuery};
+pub use push::{start_push_query, PushCloser, PushQuery};
 pub use records::{produce_all, OutputRecord};
 pub use task_state::TaskStates;

@@ -19,13 +19,27 @@ pub struct PushQuery {
     /// Rows in order; the channel closes when the query ends (an `Err` says why it failed).
     pub rows: mpsc::Receiver<Result<Vec<Value>, String>>,
     pub limit: Option<u64>,
-    stop: watch::Sender<bool>,
+    stop: Arc<watch::Sender<bool>>,
+}
+
+/// Ends a push query from elsewhere than its reader (a `/close-query` request).
+#[derive(Clone)]
+pub struct PushCloser(Arc<watch::Sender<bool>>);
+
+impl PushCloser {
+    pub fn close(&self) {
+        let _ = self.0.send(true);
+    }
 }
 
 impl PushQuery {
     /// Ends the query; the channel closes once it has stopped.
     pub fn close(&self) {
         let _ = self.stop.send(true);
+    }
+
+    pub fn closer(&self) -> PushCloser {
+        PushCloser(self.stop.clone())
     }
 }
 
@@ -99,7 +113,7 @@ pub fn start_push_query(
         columns,
         rows,
         limit,
-        stop,
+        stop: Arc::new(stop),
     })
 }
 
