@@ -152,6 +152,19 @@ fn print_listing(listing: &brook_engine::Listing) {
                 println!("{} | {} | {} | {}", q.id, q.state, q.sink, q.sql);
             }
         }
+        Listing::Source(d) => {
+            println!(
+                "Name: {} ({}) | topic {} | {} / {}",
+                d.summary.name,
+                d.kind.keyword(),
+                d.summary.topic,
+                d.summary.key_format,
+                d.summary.value_format
+            );
+            for (name, t, key) in &d.columns {
+                println!(" {name} | {t}{}", if *key { " KEY" } else { "" });
+            }
+        }
         Listing::Properties(items) | Listing::Variables(items) => {
             for (k, v) in items {
                 println!("{k} = {v}");

@@ -23,5 +23,6 @@ pub mod sink;
 
 pub use error::EngineError;
 pub use session::{
-    Engine, EngineConfig, Listing, QuerySummary, Session, SourceSummary, StatementResult,
+    Engine, EngineConfig, Listing, QuerySummary, Session, SourceDescription, SourceSummary,
+    StatementResult,
 };

@@ -77,6 +77,22 @@ pub enum Listing {
     Queries(Vec<QuerySummary>),
     Properties(Vec<(String, String)>),
     Variables(Vec<(String, String)>),
+    /// `DESCRIBE source`.
+    Source(Box<SourceDescription>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceDescription {
+    pub summary: SourceSummary,
+    pub kind: SourceKind,
+    /// Name, type, and whether it is a key column.
+    pub columns: Vec<(String, DataType, bool)>,
+    pub timestamp_column: Option<String>,
+    pub statement: String,
+    pub extended: bool,
+    /// Persistent queries reading and writing it.
+    pub read_queries: Vec<QuerySummary>,
+    pub write_queries: Vec<QuerySummary>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -350,6 +366,7 @@ impl Session {
             }
             StatementKind::Show(kind) => self.show(*kind).await,
             StatementKind::Terminate { query_id } => self.terminate(query_id.as_deref()).await,
+            StatementKind::Describe { name, extended } => self.describe(name, *extended).await,
             StatementKind::AssertTopic {
                 topic,
                 exists,
@@ -446,6 +463,72 @@ impl Session {
             ),
         };
         Ok(StatementResult::Listing(listing))
+    }
+
+    async fn describe(&self, name: &str, extended: bool) -> Result<StatementResult> {
+        let state = self.engine.state.lock().await;
+        let Some(source) = state.catalog.sources.get(name) else {
+            return Err(EngineError::new(format!(
+                "Could not find STREAM/TABLE '{name}' in the Metastore"
+            )));
+        };
+        let summary_of = |q: &RunningQuery| QuerySummary {
+            id: q.id.clone(),
+            sql: q.sql.clone(),
+            sink: q.sink.clone(),
+            sink_topic: state
+                .catalog
+                .sources
+                .get(&q.sink)
+                .map(|s| s.topic.clone())
+                .unwrap_or_default(),
+            state: match q.handle.status() {
+                QueryStatus::Running => "RUNNING",
+                QueryStatus::Error(_) => "ERROR",
+                QueryStatus::Stopped => "STOPPED",
+            }
+            .to_string(),
+        };
+        let columns = source
+            .key_columns()
+            .chain(source.columns.iter().filter(|c| c.role != ColumnRole::Key))
+            .map(|c| {
+                (
+                    c.name.clone(),
+                    c.data_type.clone(),
+                    c.role == ColumnRole::Key,
+                )
+            })
+            .collect();
+        let description = SourceDescription {
+            summary: SourceSummary {
+                name: source.name.clone(),
+                topic: source.topic.clone(),
+                key_format: source.key_format.kind.name().to_string(),
+                value_format: source.value_format.kind.name().to_string(),
+                windowed: source.window.is_some(),
+            },
+            kind: source.kind,
+            columns,
+            timestamp_column: source.timestamp_column.clone(),
+            statement: source.sql.clone(),
+            extended,
+            read_queries: state
+                .queries
+                .values()
+                .filter(|q| q.source == name)
+                .map(summary_of)
+                .collect(),
+            write_queries: state
+                .queries
+                .values()
+                .filter(|q| q.sink == name)
+                .map(summary_of)
+                .collect(),
+        };
+        Ok(StatementResult::Listing(Listing::Source(Box::new(
+            description,
+        ))))
     }
 
     /// `TERMINATE id` or `TERMINATE ALL`: stops persistent queries (their offsets are

@@ -31,21 +31,48 @@ pub fn listing(statement_text: &str, listing: &Listing) -> Value {
                 "warnings": [],
             })
         }
-        Listing::Queries(queries) => {
-            let items: Vec<Value> = queries
+        Listing::Source(d) => {
+            let fields: Vec<Value> = d
+                .columns
                 .iter()
-                .map(|q| {
-                    json!({
-                        "queryString": q.sql,
-                        "sinks": [q.sink],
-                        "sinkKafkaTopics": [q.sink_topic],
-                        "id": q.id,
-                        "statusCount": {q.state.clone(): 1},
-                        "queryType": "PERSISTENT",
-                        "state": q.state,
-                    })
+                .map(|(name, t, key)| {
+                    let mut field = json!({
+                        "name": name,
+                        "schema": {"type": type_name(t), "fields": null, "memberSchema": null},
+                    });
+                    if *key {
+                        field["type"] = json!("KEY");
+                    }
+                    field
                 })
                 .collect();
+            json!({
+                "@type": "sourceDescription",
+                "statementText": statement_text,
+                "sourceDescription": {
+                    "name": d.summary.name,
+                    "windowType": null,
+                    "readQueries": d.read_queries.iter().map(query).collect::<Vec<_>>(),
+                    "writeQueries": d.write_queries.iter().map(query).collect::<Vec<_>>(),
+                    "fields": fields,
+                    "type": match d.kind { SourceKind::Stream => "STREAM", SourceKind::Table => "TABLE" },
+                    "timestamp": d.timestamp_column.clone().unwrap_or_default(),
+                    "statistics": "",
+                    "errorStats": "",
+                    "extended": d.extended,
+                    "keyFormat": d.summary.key_format,
+                    "valueFormat": d.summary.value_format,
+                    "topic": d.summary.topic,
+                    "partitions": 0,
+                    "replication": 0,
+                    "statement": d.statement,
+                    "sourceConstraints": [],
+                },
+                "warnings": [],
+            })
+        }
+        Listing::Queries(queries) => {
+            let items: Vec<Value> = queries.iter().map(query).collect();
             json!({
                 "@type": "queries",
                 "statementText": statement_text,
@@ -80,4 +107,22 @@ pub fn listing(statement_text: &str, listing: &Listing) -> Value {
             })
         }
     }
+}
+
+fn query(q: &brook_engine::QuerySummary) -> Value {
+    json!({
+        "queryString": q.sql,
+        "sinks": [q.sink],
+        "sinkKafkaTopics": [q.sink_topic],
+        "id": q.id,
+        "statusCount": {q.state.clone(): 1},
+        "queryType": "PERSISTENT",
+        "state": q.state,
+    })
+}
+
+/// A column type as ksqlDB's field schemas name it: the type's keyword.
+fn type_name(t: &brook_sql::ast::DataType) -> String {
+    let full = t.to_string();
+    full.split(['<', '(']).next().unwrap_or(&full).to_string()
 }

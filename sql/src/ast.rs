@@ -48,6 +48,11 @@ pub enum StatementKind {
     },
     /// `SHOW | LIST STREAMS | TABLES | QUERIES | PROPERTIES | VARIABLES [EXTENDED]`
     Show(ShowKind),
+    /// `DESCRIBE source [EXTENDED]`
+    Describe {
+        name: String,
+        extended: bool,
+    },
     /// `TERMINATE query_id` or `TERMINATE ALL` (`None`).
     Terminate {
         query_id: Option<String>,

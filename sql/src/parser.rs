@@ -307,6 +307,14 @@ impl StatementParser<'_> {
             self.eat_word("EXTENDED");
             return Ok(StatementKind::Show(kind));
         }
+        if self.eat_word("DESCRIBE") {
+            if self.is_word("FUNCTION") || self.is_word("STREAMS") || self.is_word("TABLES") {
+                return self.error("the name of a stream or table");
+            }
+            let name = self.identifier()?;
+            let extended = self.eat_word("EXTENDED");
+            return Ok(StatementKind::Describe { name, extended });
+        }
         if self.eat_word("TERMINATE") {
             if self.eat_word("ALL") {
                 return Ok(StatementKind::Terminate { query_id: None });
@@ -323,7 +331,7 @@ impl StatementParser<'_> {
             ));
         }
         self.error(
-            "CREATE, INSERT, SELECT, DROP, SET, UNSET, DEFINE, UNDEFINE, SHOW, LIST, TERMINATE or ASSERT",
+            "CREATE, INSERT, SELECT, DROP, SET, UNSET, DEFINE, UNDEFINE, SHOW, LIST, DESCRIBE, TERMINATE or ASSERT",
         )
     }
 

@@ -507,3 +507,17 @@ fn listings_and_terminate() {
         StatementKind::Terminate { query_id: None }
     );
 }
+
+#[test]
+fn describe() {
+    assert_eq!(
+        parse("DESCRIBE pageviews EXTENDED"),
+        StatementKind::Describe {
+            name: "PAGEVIEWS".into(),
+            extended: true
+        }
+    );
+    assert!(parse_err("DESCRIBE FUNCTION abs")
+        .to_string()
+        .contains("stream or table"));
+}

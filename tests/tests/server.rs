@@ -342,6 +342,29 @@ fn statements_queries_and_errors_over_http() {
     assert_eq!(listed[1]["@type"], json!("queries"));
     assert_eq!(listed[1]["queries"][0]["id"], json!(query_id), "{body}");
     assert_eq!(listed[1]["queries"][0]["state"], json!("RUNNING"), "{body}");
+    let (status, body) = http.post("/ksql", &json!({"ksql": "DESCRIBE pageviews;"}).to_string());
+    assert_eq!(status, 200, "{body}");
+    let described: Value = serde_json::from_str(&body).expect("json");
+    let d = &described[0]["sourceDescription"];
+    assert_eq!(described[0]["@type"], json!("sourceDescription"), "{body}");
+    assert_eq!(d["type"], json!("STREAM"));
+    assert_eq!(d["valueFormat"], json!("JSON"));
+    assert_eq!(
+        d["fields"],
+        json!([
+            {"name": "USER_ID", "schema": {"type": "STRING", "fields": null, "memberSchema": null}, "type": "KEY"},
+            {"name": "PAGE", "schema": {"type": "STRING", "fields": null, "memberSchema": null}},
+            {"name": "MS", "schema": {"type": "BIGINT", "fields": null, "memberSchema": null}},
+        ]),
+        "{body}"
+    );
+    assert_eq!(d["readQueries"][0]["id"], json!(query_id), "{body}");
+    let (status, body) = http.post("/ksql", &json!({"ksql": "DESCRIBE nope;"}).to_string());
+    assert_eq!(status, 400);
+    assert!(
+        body.contains("Could not find STREAM/TABLE 'NOPE' in the Metastore"),
+        "{body}"
+    );
     let (status, body) = http.post(
         "/ksql",
         &json!({"ksql": "DROP STREAM home_views;"}).to_string(),
