@@ -350,7 +350,8 @@ impl Session {
             StatementKind::Drop(drop) => self.drop_source(drop).await,
             StatementKind::Set { name, value } => {
                 self.properties.insert(name.clone(), value.clone());
-                status(format!("Successfully set property '{name}' to '{value}'"))
+                let shown = if is_secret(name) { "[hidden]" } else { value };
+                status(format!("Successfully set property '{name}' to '{shown}'"))
             }
             StatementKind::Unset { name } => {
                 self.properties.remove(name);
@@ -452,7 +453,14 @@ impl Session {
             ast::ShowKind::Properties => Listing::Properties(
                 self.properties
                     .iter()
-                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .map(|(k, v)| {
+                        let shown = if is_secret(k) {
+                            "[hidden]".to_string()
+                        } else {
+                            v.clone()
+                        };
+                        (k.clone(), shown)
+                    })
                     .collect(),
             ),
             ast::ShowKind::Variables => Listing::Variables(
@@ -1429,4 +1437,37 @@ fn literal_value(expr: &ast::Expr, target: &DataType, column: &str) -> Result<Va
         )));
     }
     Ok(value)
+}
+
+/// Properties whose values are credentials: never shown back.
+pub fn is_secret(name: &str) -> bool {
+    let name = name.to_lowercase();
+    [
+        "password",
+        "secret",
+        "jaas.config",
+        "user.info",
+        "credentials",
+        "token",
+    ]
+    .iter()
+    .any(|word| name.contains(word))
+}
+
+#[cfg(test)]
+mod secret_tests {
+    use super::is_secret;
+
+    #[test]
+    fn credentials_are_secret() {
+        for name in [
+            "ssl.key.password",
+            "sasl.jaas.config",
+            "basic.auth.user.info",
+            "ksql.schema.registry.basic.auth.credentials.source",
+        ] {
+            assert!(is_secret(name), "{name}");
+        }
+        assert!(!is_secret("auto.offset.reset"));
+    }
 }

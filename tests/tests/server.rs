@@ -342,6 +342,21 @@ fn statements_queries_and_errors_over_http() {
     assert_eq!(listed[1]["@type"], json!("queries"));
     assert_eq!(listed[1]["queries"][0]["id"], json!(query_id), "{body}");
     assert_eq!(listed[1]["queries"][0]["state"], json!("RUNNING"), "{body}");
+    let (status, body) = http.post(
+        "/ksql",
+        &json!({"ksql": "SET 'ssl.key.password' = 'hunter2'; SHOW PROPERTIES;"}).to_string(),
+    );
+    assert_eq!(status, 200, "{body}");
+    let shown: Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(
+        shown[0]["commandStatus"]["message"],
+        json!("Successfully set property 'ssl.key.password' to '[hidden]'")
+    );
+    assert_eq!(
+        shown[1]["properties"],
+        json!([{"name": "ssl.key.password", "scope": "KSQL", "value": "[hidden]"}]),
+        "secrets are not shown back"
+    );
     let (status, body) = http.post("/ksql", &json!({"ksql": "DESCRIBE pageviews;"}).to_string());
     assert_eq!(status, 200, "{body}");
     let described: Value = serde_json::from_str(&body).expect("json");
