@@ -73,7 +73,11 @@ pub async fn run(args: RunArgs) -> ExitCode {
     code
 }
 
-async fn run_statements(file: &str, statements: &[Statement], session: &mut Session) -> ExitCode {
+pub(crate) async fn run_statements(
+    file: &str,
+    statements: &[Statement],
+    session: &mut Session,
+) -> ExitCode {
     for statement in statements {
         let result = tokio::select! {
             r = session.execute(statement) => r,

@@ -21,6 +21,13 @@ pub async fn handle(State(state): State<Arc<crate::AppState>>, body: Bytes) -> R
     let Some(text) = body.get("ksql").and_then(|k| k.as_str()) else {
         return errors::generic(errors::BAD_REQUEST, "The request has no 'ksql' field");
     };
+    let Some(commands) = &state.commands else {
+        return errors::statement(
+            "The server is running in headless mode from a queries file: it takes no statements over /ksql.",
+            text,
+            vec![],
+        );
+    };
     let mut variables: BTreeMap<String, String> = body
         .get("sessionVariables")
         .and_then(|v| v.as_object())
@@ -49,7 +56,7 @@ pub async fn handle(State(state): State<Arc<crate::AppState>>, body: Bytes) -> R
         // Statements that change what runs are recorded before they take effect, one at a
         // time, with the number their query ids end with.
         let recorded = if crate::command_topic::is_command(&statement.kind) {
-            let commands = state.commands.lock().await;
+            let commands = commands.lock().await;
             let number = engine.sequence().await;
             if let Err(e) = commands
                 .append(&statement.text, &session.properties, number)

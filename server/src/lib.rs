@@ -22,8 +22,9 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// What every request handler shares.
 pub struct AppState {
     pub engine: Arc<Engine>,
-    /// Statements that change what runs are recorded there, one at a time.
-    commands: tokio::sync::Mutex<command_topic::CommandTopic>,
+    /// Statements that change what runs are recorded there, one at a time. None in
+    /// headless mode, where a queries file says what runs and /ksql takes no statements.
+    commands: Option<tokio::sync::Mutex<command_topic::CommandTopic>>,
     /// Push queries running for clients, for `/close-query`.
     push_queries: std::sync::Mutex<std::collections::BTreeMap<String, PushCloser>>,
 }
@@ -55,12 +56,18 @@ impl AppState {
     }
 }
 
-/// Opens (and replays) the service's command topic, then routes requests.
-pub async fn router(engine: Arc<Engine>) -> Result<Router, String> {
-    let commands = command_topic::CommandTopic::open(&engine).await?;
+/// Opens (and replays) the service's command topic, unless `headless`, then routes
+/// requests.
+pub async fn router(engine: Arc<Engine>, headless: bool) -> Result<Router, String> {
+    let commands = if headless {
+        None
+    } else {
+        let topic = command_topic::CommandTopic::open(&engine).await?;
+        Some(tokio::sync::Mutex::new(topic))
+    };
     let state = Arc::new(AppState {
         engine,
-        commands: tokio::sync::Mutex::new(commands),
+        commands,
         push_queries: Default::default(),
     });
     Ok(Router::new()
@@ -74,17 +81,19 @@ pub async fn router(engine: Arc<Engine>) -> Result<Router, String> {
         .with_state(state))
 }
 
-/// Serves the API on `listen` until `shutdown` completes.
+/// Serves the API on `listen` until `shutdown` completes. In `headless` mode (a queries
+/// file ran the statements) `/ksql` takes none.
 pub async fn serve(
     engine: Arc<Engine>,
     listen: SocketAddr,
+    headless: bool,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), String> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
-    let app = router(engine).await?;
+    let app = router(engine, headless).await?;
     eprintln!("Brook server listening on http://{local}");
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)

@@ -411,3 +411,66 @@ fn statements_queries_and_errors_over_http() {
     assert!(server.terminate().success(), "{stderr}");
     let _ = std::fs::remove_dir_all(&state);
 }
+
+#[test]
+fn headless_mode_runs_its_queries_file_and_takes_no_statements() {
+    let b = broker();
+    let port = free_port();
+    let input = unique("headless_in");
+    let output = unique("HEADLESS_OUT");
+    b.create_topic(&input, 1);
+    b.produce(
+        &input,
+        &[(
+            Some(b"k1".to_vec()),
+            Some(br#"{"v": 7}"#.to_vec()),
+            brook_tests::recent_timestamp(),
+        )],
+    );
+    let dir = std::env::temp_dir().join(unique("headless"));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let file = dir.join("queries.sql");
+    std::fs::write(
+        &file,
+        format!(
+            "SET 'auto.offset.reset' = 'earliest';
+             CREATE STREAM src (k STRING KEY, v INT) WITH (kafka_topic='{input}', value_format='JSON');
+             CREATE STREAM doubled WITH (kafka_topic='{output}') AS SELECT k, v * 2 AS v2 FROM src;"
+        ),
+    )
+    .expect("queries file");
+    let listen = format!("127.0.0.1:{port}");
+    let file_arg = file.display().to_string();
+    let service = unique("svc");
+    let server = BrookRun::start_server(
+        "headless",
+        &[
+            "--listen",
+            &listen,
+            "--bootstrap-servers",
+            &b.bootstrap,
+            "--service-id",
+            &service,
+            "--queries-file",
+            &file_arg,
+        ],
+    );
+    let http = Http::new(port);
+    let up = wait_for(Duration::from_secs(60), || http.get("/info"));
+    assert!(up.is_some(), "no /info; stderr:\n{}", server.stderr());
+    let rows = wait_for(Duration::from_secs(60), || {
+        let records = b.read_topic(&output, 1, Duration::from_secs(5));
+        (!records.is_empty()).then_some(records)
+    });
+    let rows = rows.unwrap_or_else(|| panic!("the file's query ran; stderr:\n{}", server.stderr()));
+    assert_eq!(rows[0].value_json()["V2"], json!(14));
+    let (status, body) = http.post(
+        "/ksql",
+        &json!({"ksql": "CREATE STREAM other (k STRING KEY) WITH (kafka_topic='x', value_format='JSON');"})
+            .to_string(),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("headless"), "{body}");
+    let stderr = server.stderr();
+    assert!(server.terminate().success(), "{stderr}");
+}
