@@ -104,6 +104,18 @@ pub struct SourceSummary {
     pub windowed: bool,
 }
 
+impl SourceSummary {
+    fn of(s: &SourceDef) -> Self {
+        Self {
+            name: s.name.clone(),
+            topic: s.topic.clone(),
+            key_format: s.key_format.kind.name().to_string(),
+            value_format: s.value_format.kind.name().to_string(),
+            windowed: s.window.is_some(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct QuerySummary {
     pub id: String,
@@ -140,6 +152,27 @@ struct EngineState {
 }
 
 impl EngineState {
+    /// How SHOW QUERIES and DESCRIBE list a running query.
+    fn query_summary(&self, q: &RunningQuery) -> QuerySummary {
+        QuerySummary {
+            id: q.id.clone(),
+            sql: q.sql.clone(),
+            sink: q.sink.clone(),
+            sink_topic: self
+                .catalog
+                .sources
+                .get(&q.sink)
+                .map(|s| s.topic.clone())
+                .unwrap_or_default(),
+            state: match q.handle.status() {
+                QueryStatus::Running => "RUNNING",
+                QueryStatus::Error(_) => "ERROR",
+                QueryStatus::Stopped => "STOPPED",
+            }
+            .to_string(),
+        }
+    }
+
     /// Counts a statement; returns its number, which query ids end with.
     fn next_sequence(&mut self) -> u64 {
         self.sequence += 1;
@@ -417,13 +450,7 @@ impl Session {
                         .sources
                         .values()
                         .filter(|s| s.kind == wanted)
-                        .map(|s| SourceSummary {
-                            name: s.name.clone(),
-                            topic: s.topic.clone(),
-                            key_format: s.key_format.kind.name().to_string(),
-                            value_format: s.value_format.kind.name().to_string(),
-                            windowed: s.window.is_some(),
-                        })
+                        .map(SourceSummary::of)
                         .collect(),
                 }
             }
@@ -431,23 +458,7 @@ impl Session {
                 state
                     .queries
                     .values()
-                    .map(|q| QuerySummary {
-                        id: q.id.clone(),
-                        sql: q.sql.clone(),
-                        sink: q.sink.clone(),
-                        sink_topic: state
-                            .catalog
-                            .sources
-                            .get(&q.sink)
-                            .map(|s| s.topic.clone())
-                            .unwrap_or_default(),
-                        state: match q.handle.status() {
-                            QueryStatus::Running => "RUNNING",
-                            QueryStatus::Error(_) => "ERROR",
-                            QueryStatus::Stopped => "STOPPED",
-                        }
-                        .to_string(),
-                    })
+                    .map(|q| state.query_summary(q))
                     .collect(),
             ),
             ast::ShowKind::Properties => Listing::Properties(
@@ -480,23 +491,7 @@ impl Session {
                 "Could not find STREAM/TABLE '{name}' in the Metastore"
             )));
         };
-        let summary_of = |q: &RunningQuery| QuerySummary {
-            id: q.id.clone(),
-            sql: q.sql.clone(),
-            sink: q.sink.clone(),
-            sink_topic: state
-                .catalog
-                .sources
-                .get(&q.sink)
-                .map(|s| s.topic.clone())
-                .unwrap_or_default(),
-            state: match q.handle.status() {
-                QueryStatus::Running => "RUNNING",
-                QueryStatus::Error(_) => "ERROR",
-                QueryStatus::Stopped => "STOPPED",
-            }
-            .to_string(),
-        };
+        let summary_of = |q: &RunningQuery| state.query_summary(q);
         let columns = source
             .key_columns()
             .chain(source.columns.iter().filter(|c| c.role != ColumnRole::Key))
@@ -509,13 +504,7 @@ impl Session {
             })
             .collect();
         let description = SourceDescription {
-            summary: SourceSummary {
-                name: source.name.clone(),
-                topic: source.topic.clone(),
-                key_format: source.key_format.kind.name().to_string(),
-                value_format: source.value_format.kind.name().to_string(),
-                windowed: source.window.is_some(),
-            },
+            summary: SourceSummary::of(source),
             kind: source.kind,
             columns,
             timestamp_column: source.timestamp_column.clone(),
