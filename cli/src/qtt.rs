@@ -15,6 +15,9 @@ pub struct QttArgs {
     /// Consecutive input records handed to the queries at once.
     #[arg(long, default_value_t = 100)]
     batch_size: usize,
+    /// Run REST test files (rest-query-validation-tests) through a server's REST API.
+    #[arg(long)]
+    rest: bool,
     /// Run only the cases whose full name matches this regular expression.
     #[arg(long)]
     filter: Option<String>,
@@ -54,6 +57,7 @@ pub fn run(args: QttArgs) -> ExitCode {
         &cases,
         &Options {
             batch_size: args.batch_size.max(1),
+            rest: args.rest,
         },
     );
     for case in report.cases.iter().filter(|c| c.status == Status::Fail) {

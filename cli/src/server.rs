@@ -48,9 +48,12 @@ pub async fn run(args: ServerArgs) -> ExitCode {
             return code;
         }
     }
-    let headless = args.queries_file.is_some();
-    let served =
-        brook_server::serve(engine.clone(), args.listen, headless, wait_for_signal()).await;
+    let mode = if args.queries_file.is_some() {
+        brook_server::Mode::Headless
+    } else {
+        brook_server::Mode::Interactive
+    };
+    let served = brook_server::serve(engine.clone(), args.listen, mode, wait_for_signal()).await;
     drop(session);
     eprintln!("Stopping: committing processed offsets and leaving consumer groups.");
     engine.shutdown().await;

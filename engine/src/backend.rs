@@ -4,9 +4,11 @@ use crate::dataflow::Operators;
 use crate::driver::Driver;
 use crate::formats::FormatContext;
 use crate::kafka::{KafkaSettings, Topics};
+use crate::pipeline::InputRecord;
 use crate::processing_log::ProcessingLog;
 use crate::query::{
-    produce_all, start_push_query, OutputRecord, PersistentQuery, PushQuery, QueryStatus,
+    produce_all, read_to_end, start_push_query, OutputRecord, PersistentQuery, PushQuery,
+    QueryStatus,
 };
 use crate::sink::SinkWriter;
 use brook_planner::catalog::SourceDef;
@@ -143,6 +145,30 @@ impl Backend {
         }
     }
 
+    /// Every record `topic` holds now, partition after partition, each in offset order.
+    pub async fn read_topic(&self, topic: &str) -> Result<Vec<InputRecord>, String> {
+        match self {
+            Backend::Kafka(k) => {
+                let settings = k.settings.clone();
+                let topic = topic.to_string();
+                tokio::task::spawn_blocking(move || {
+                    read_to_end(&settings, &topic, std::time::Duration::from_secs(60))
+                })
+                .await
+                .map_err(|e| e.to_string())?
+            }
+            Backend::Driver(d) => {
+                let mut records: Vec<InputRecord> = d
+                    .records(topic)
+                    .into_iter()
+                    .map(|r| r.into_input(topic))
+                    .collect();
+                records.sort_by_key(|r| (r.partition, r.offset));
+                Ok(records)
+            }
+        }
+    }
+
     /// Starts a persistent query from `pipeline` into `sink`.
     pub fn start_query(
         &self,
@@ -201,7 +227,24 @@ impl Backend {
                 properties,
                 k.log.clone(),
             ),
-            Backend::Driver(_) => Err("push queries do not run on the in-process driver".into()),
+            Backend::Driver(d) => {
+                let from_beginning = properties
+                    .get("auto.offset.reset")
+                    .map(|v| v.eq_ignore_ascii_case("earliest"))
+                    .unwrap_or(true);
+                // The driver runs synchronously and cannot wait for a slow reader: the
+                // channel holds what a test produces.
+                let (tx, rows) = tokio::sync::mpsc::channel(1 << 16);
+                let push = PushQuery::new(id.clone(), &operators, rows);
+                d.add_push(id.clone(), operators, tx, from_beginning);
+                let mut stopped = push.stopped();
+                let driver = d.clone();
+                tokio::spawn(async move {
+                    let _ = stopped.wait_for(|stop| *stop).await;
+                    driver.remove_push(&id);
+                });
+                Ok(push)
+            }
         }
     }
 }

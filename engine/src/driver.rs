@@ -22,6 +22,20 @@ pub struct TopicRecord {
     pub offset: i64,
 }
 
+impl TopicRecord {
+    pub fn into_input(self, topic: &str) -> InputRecord {
+        InputRecord {
+            headers: self.headers,
+            topic: topic.to_string(),
+            partition: self.partition,
+            offset: self.offset,
+            timestamp: self.timestamp,
+            key: self.key,
+            value: self.value,
+        }
+    }
+}
+
 struct Topic {
     partitions: i32,
     records: Vec<TopicRecord>,
@@ -41,6 +55,20 @@ struct DriverQuery {
     store: brook_state::Store,
 }
 
+/// A push query: its rows go to a client until it has `limit` rows or goes away.
+struct DriverPush {
+    id: String,
+    source_topics: Vec<String>,
+    operators: Operators,
+    store: brook_state::Store,
+    rows: PushRows,
+    limit: Option<u64>,
+    sent: u64,
+}
+
+/// Where a push query's rows go.
+pub type PushRows = tokio::sync::mpsc::Sender<Result<Vec<brook_planner::value::Value>, String>>;
+
 pub struct Driver {
     state: Mutex<State>,
     /// How many consecutive records of a topic go through a query at once.
@@ -52,6 +80,7 @@ pub struct Driver {
 struct State {
     topics: BTreeMap<String, Topic>,
     queries: Vec<DriverQuery>,
+    pushes: Vec<DriverPush>,
     written: u64,
 }
 
@@ -101,6 +130,35 @@ impl Driver {
             .unwrap_or_default()
     }
 
+    /// What `topics` hold, each record with its topic, in the order it was written.
+    fn existing(state: &State, topics: &[String]) -> Vec<(String, TopicRecord)> {
+        let mut existing: Vec<(u64, String, TopicRecord)> = Vec::new();
+        for topic in topics {
+            if let Some(t) = state.topics.get(topic) {
+                if existing.iter().any(|(_, name, _)| name == topic) {
+                    continue;
+                }
+                for (r, seq) in t.records.iter().zip(&t.sequence) {
+                    existing.push((*seq, topic.clone(), r.clone()));
+                }
+            }
+        }
+        existing.sort_by_key(|(seq, _, _)| *seq);
+        existing.into_iter().map(|(_, t, r)| (t, r)).collect()
+    }
+
+    /// Runs of consecutive records of one topic, at most `batch_size` long.
+    fn runs(&self, records: Vec<(String, TopicRecord)>) -> Vec<(String, Vec<TopicRecord>)> {
+        let mut runs: Vec<(String, Vec<TopicRecord>)> = Vec::new();
+        for (topic, record) in records {
+            match runs.last_mut() {
+                Some((t, run)) if *t == topic && run.len() < self.batch_size => run.push(record),
+                _ => runs.push((topic, vec![record])),
+            }
+        }
+        runs
+    }
+
     /// Starts a query; with `from_beginning` it first processes what its topic holds.
     pub fn add_query(
         &self,
@@ -111,42 +169,86 @@ impl Driver {
     ) {
         let mut state = self.lock();
         let source_topics = operators.topics();
-        // What the topics hold, in the order it was written.
-        let mut existing: Vec<(u64, String, TopicRecord)> = Vec::new();
-        if from_beginning {
-            for topic in &source_topics {
-                if let Some(t) = state.topics.get(topic) {
-                    if existing.iter().any(|(_, name, _)| name == topic) {
-                        continue;
-                    }
-                    for (r, seq) in t.records.iter().zip(&t.sequence) {
-                        existing.push((*seq, topic.clone(), r.clone()));
-                    }
-                }
-            }
-        }
-        existing.sort_by_key(|(seq, _, _)| *seq);
+        let existing = if from_beginning {
+            Self::existing(&state, &source_topics)
+        } else {
+            Vec::new()
+        };
         state.queries.push(DriverQuery {
             id,
-            source_topics: source_topics.clone(),
+            source_topics,
             operators,
             sink,
             store: brook_state::Store::memory(),
         });
         let index = state.queries.len() - 1;
-        let mut start = 0;
-        while start < existing.len() {
-            let topic = existing[start].1.clone();
-            let run: Vec<TopicRecord> = existing[start..]
-                .iter()
-                .take_while(|(_, t, _)| *t == topic)
-                .take(self.batch_size)
-                .map(|(_, _, r)| r.clone())
-                .collect();
-            start += run.len();
+        for (topic, run) in self.runs(existing) {
             let produced = self.run_query(&mut state, index, &topic, &run);
             self.deliver(&mut state, produced);
         }
+    }
+
+    /// Starts a push query; with `from_beginning` it first processes what its topics hold.
+    pub fn add_push(&self, id: String, operators: Operators, rows: PushRows, from_beginning: bool) {
+        let mut state = self.lock();
+        let source_topics = operators.topics();
+        let existing = if from_beginning {
+            Self::existing(&state, &source_topics)
+        } else {
+            Vec::new()
+        };
+        let limit = operators.limit();
+        let mut push = DriverPush {
+            id,
+            source_topics,
+            operators,
+            store: brook_state::Store::memory(),
+            rows,
+            limit,
+            sent: 0,
+        };
+        for (topic, run) in self.runs(existing) {
+            if !Self::run_push(&mut push, &topic, &run) {
+                return;
+            }
+        }
+        state.pushes.push(push);
+    }
+
+    /// Ends a push query: its rows channel closes.
+    pub fn remove_push(&self, id: &str) {
+        self.lock().pushes.retain(|p| p.id != id);
+    }
+
+    /// Runs a push query over records; false once it has ended (its limit reached, its
+    /// client gone, or failed).
+    fn run_push(push: &mut DriverPush, topic: &str, records: &[TopicRecord]) -> bool {
+        let inputs: Vec<InputRecord> = records
+            .iter()
+            .map(|r| r.clone().into_input(topic))
+            .collect();
+        let mut errors = Vec::new();
+        let output = match push
+            .operators
+            .process(&inputs, &mut push.store, &mut errors)
+        {
+            Ok(output) => output,
+            Err(e) => {
+                let _ = push.rows.try_send(Err(e));
+                return false;
+            }
+        };
+        for row in 0..output.len {
+            if push.limit.is_some_and(|l| push.sent >= l) {
+                return false;
+            }
+            let values = output.row(push.operators.projection(), row);
+            if push.rows.try_send(Ok(values)).is_err() {
+                return false;
+            }
+            push.sent += 1;
+        }
+        push.limit.is_none_or(|l| push.sent < l) && !push.rows.is_closed()
     }
 
     /// Stops running a query.
@@ -196,6 +298,9 @@ impl Driver {
             let produced = self.run_query(state, index, topic, &stored);
             self.deliver(state, produced);
         }
+        state.pushes.retain_mut(|push| {
+            !push.source_topics.iter().any(|t| t == topic) || Self::run_push(push, topic, &stored)
+        });
     }
 
     fn create_topic_locked(&self, state: &mut State, topic: &str) {
@@ -221,15 +326,7 @@ impl Driver {
         let query = &mut state.queries[index];
         let inputs: Vec<InputRecord> = records
             .iter()
-            .map(|r| InputRecord {
-                headers: r.headers.clone(),
-                topic: topic.to_string(),
-                partition: r.partition,
-                offset: r.offset,
-                timestamp: r.timestamp,
-                key: r.key.clone(),
-                value: r.value.clone(),
-            })
+            .map(|r| r.clone().into_input(topic))
             .collect();
         let mut errors: Vec<RecordError> = Vec::new();
         let records = match query

@@ -12,7 +12,7 @@ use crate::kafka::{EmbeddedBroker, KafkaSettings, Topics};
 use crate::processing_log::ProcessingLog;
 use crate::query::{OutputRecord, PushQuery, QueryStatus};
 use crate::schema_registry::{HttpRegistry, SchemaRegistry};
-use brook_planner::catalog::{Catalog, ColumnRole, SourceDef, WithClause};
+use brook_planner::catalog::{Catalog, ColumnRole, SourceDef, WithClause, ROWOFFSET, ROWPARTITION};
 use brook_planner::plan::plan_query;
 use brook_planner::types::is_numeric;
 use brook_planner::typing::{type_expr, Scope};
@@ -379,6 +379,7 @@ impl Session {
                     None => Err(EngineError::new(format!("Type {name} does not exist."))),
                 }
             }
+            StatementKind::Query(query) if query.emit.is_none() => self.pull_query(query).await,
             StatementKind::Query(query) => self.push_query(query).await,
             StatementKind::Drop(drop) => self.drop_source(drop).await,
             StatementKind::Set { name, value } => {
@@ -1108,19 +1109,22 @@ impl Session {
 
     async fn push_query(&mut self, query: &ast::Query) -> Result<StatementResult> {
         let engine = self.engine.clone();
-        let mut flow = {
+        let (mut flow, scalable) = {
             let state = engine.state.lock().await;
-            brook_planner::plan::plan_dataflow(&state.catalog, query, None)?
+            let flow = brook_planner::plan::plan_dataflow(&state.catalog, query, None)?;
+            let scalable = self.is_scalable_push(query, &flow)
+                && state.queries.values().any(|q| q.sink == query.from.name);
+            (flow, scalable)
         };
         if let brook_planner::plan::Dataflow::Aggregate(plan) = &mut flow {
             plan.configure(&self.properties);
         }
         let n = engine.transient_ids.fetch_add(1, Ordering::Relaxed);
-        let nonce = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or_default();
-        let id = format!("transient_{}_{nonce}{n}", flow.source().name);
+        let id = if scalable {
+            format!("SCALABLE_PUSH_QUERY_{}{n}", nonce())
+        } else {
+            format!("transient_{}_{}{n}", flow.source().name, nonce())
+        };
         let group_id = format!("_confluent-ksql-{}{id}", engine.config.service_id);
         let push = engine.backend.start_push(
             id,
@@ -1129,6 +1133,81 @@ impl Session {
             &self.properties,
         )?;
         Ok(StatementResult::Rows(push))
+    }
+
+    /// Whether ksqlDB would run the push query as a scalable push query (with
+    /// `ksql.query.push.v2.enabled`): a stateless query from the latest offsets over what a
+    /// persistent query writes. Brook runs it as any push query; only its id says so.
+    fn is_scalable_push(&self, query: &ast::Query, flow: &brook_planner::plan::Dataflow) -> bool {
+        let enabled = |name: &str, default: &str| {
+            self.properties
+                .get(name)
+                .map(String::as_str)
+                .unwrap_or(default)
+                .eq_ignore_ascii_case("true")
+        };
+        let latest = self
+            .properties
+            .get("auto.offset.reset")
+            .or_else(|| self.properties.get("ksql.streams.auto.offset.reset"))
+            .is_none_or(|v| v.eq_ignore_ascii_case("latest"));
+        enabled("ksql.query.push.v2.enabled", "false")
+            && latest
+            && matches!(flow, brook_planner::plan::Dataflow::Stateless(_))
+            && query.partition_by.is_empty()
+    }
+
+    /// A query without EMIT: what its source holds now, once. Tables answer only if a
+    /// query maintains them or they are SOURCE tables (ksqlDB's materialized tables).
+    async fn pull_query(&mut self, query: &ast::Query) -> Result<StatementResult> {
+        const MORE: &str = "See https://cnfl.io/queries for more info.\nAdd EMIT CHANGES if you intended to issue a push query.";
+        let refuse = |what: &str| {
+            Err(EngineError::new(format!(
+                "Pull queries don't support {what} clauses. {MORE}"
+            )))
+        };
+        if !query.joins.is_empty() {
+            return refuse("JOIN");
+        }
+        if query.window.is_some() {
+            return refuse("WINDOW");
+        }
+        if !query.group_by.is_empty() {
+            return refuse("GROUP BY");
+        }
+        if !query.partition_by.is_empty() {
+            return refuse("PARTITION BY");
+        }
+        let engine = self.engine.clone();
+        let (flow, source) = {
+            let state = engine.state.lock().await;
+            let source = state.catalog.source(&query.from.name)?.clone();
+            if source.kind == SourceKind::Table
+                && !source.is_source
+                && !state.queries.values().any(|q| q.sink == source.name)
+            {
+                let name = &source.name;
+                return Err(EngineError::new(format!(
+                    "The `{name}` table isn't queryable. To derive a queryable table, you can do 'CREATE TABLE QUERYABLE_{name} AS SELECT * FROM {name}'. {MORE}"
+                )));
+            }
+            refuse_pseudo_columns(query)?;
+            let flow = brook_planner::plan::plan_dataflow(&state.catalog, query, None)?;
+            (flow, source)
+        };
+        let operators = crate::dataflow::Operators::new(flow, &engine.formats);
+        let records = engine.backend.read_topic(&source.topic).await?;
+        let records = match source.kind {
+            SourceKind::Table => crate::query::table_rows(records),
+            SourceKind::Stream => records,
+        };
+        let rows = crate::query::run_pull(&operators, &records)?;
+        let n = engine.transient_ids.fetch_add(1, Ordering::Relaxed);
+        let id = format!("query_{}{n}", nonce());
+        let table = source.kind == SourceKind::Table;
+        Ok(StatementResult::Rows(PushQuery::pulled(
+            id, &operators, rows, table,
+        )))
     }
 
     async fn insert_values(&mut self, insert: &ast::InsertValues) -> Result<StatementResult> {
@@ -1329,6 +1408,55 @@ impl Session {
 /// Whether a stream or table named `name` may be created. `Ok(Some(..))` when IF NOT
 /// EXISTS makes the statement do nothing; an error when the name is taken and may not be
 /// replaced (`replaceable` says whether this statement can replace at all).
+/// ksqlDB serves pull queries from state that has no record partitions or offsets.
+fn refuse_pseudo_columns(query: &ast::Query) -> Result<()> {
+    let pseudo = |exprs: &mut dyn Iterator<Item = &ast::Expr>| {
+        let mut found: Vec<String> = Vec::new();
+        for expr in exprs {
+            expr.rewrite(&mut |e| {
+                if let ast::Expr::Column { name, .. } = e {
+                    let upper = name.to_ascii_uppercase();
+                    if [ROWPARTITION, ROWOFFSET].contains(&upper.as_str())
+                        && !found.contains(&upper)
+                    {
+                        found.push(upper);
+                    }
+                }
+                None
+            });
+        }
+        found
+            .iter()
+            .map(|c| format!("`{c}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let selected = pseudo(&mut query.select.iter().filter_map(|item| match item {
+        ast::SelectItem::Expr { expr, .. } => Some(expr),
+        ast::SelectItem::Wildcard { .. } => None,
+    }));
+    if !selected.is_empty() {
+        return Err(EngineError::new(format!(
+            "Pull queries don't support the following columns in SELECT clauses: {selected}"
+        )));
+    }
+    let filtered = pseudo(&mut query.filter.iter());
+    if !filtered.is_empty() {
+        return Err(EngineError::new(format!(
+            "Pull queries don't support the following columns in WHERE clauses: {filtered}"
+        )));
+    }
+    Ok(())
+}
+
+/// Distinguishes transient query ids across restarts.
+fn nonce() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default()
+}
+
 fn admit(
     catalog: &Catalog,
     name: &str,

@@ -185,11 +185,6 @@ pub fn plan_aggregate(
             "Non-aggregate SELECT expression(s) not part of GROUP BY: aggregations need a GROUP BY clause.",
         ));
     }
-    if sink.is_none() && query.emit.is_none() {
-        return Err(PlanError::new(
-            "Pull queries are not supported yet; add EMIT CHANGES for a push query.",
-        ));
-    }
     if query.emit == Some(Emit::Final) && query.window.is_none() {
         return Err(PlanError::new(
             "EMIT FINAL is only supported for windowed aggregations.",

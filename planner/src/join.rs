@@ -321,11 +321,6 @@ pub fn plan_join(catalog: &Catalog, query: &ast::Query, sink: Option<&str>) -> R
             "Aggregations over joins are not supported yet: write the join to a stream or table and aggregate that.",
         ));
     }
-    if sink.is_none() && query.emit != Some(ast::Emit::Changes) {
-        return Err(PlanError::new(
-            "Pull queries are not supported yet; add EMIT CHANGES for a push query.",
-        ));
-    }
 
     // The join conditions: per step, the left and right key expressions (qualified).
     let mut keys: Vec<(Expr, Expr)> = Vec::new();

@@ -96,11 +96,6 @@ pub fn plan_query(catalog: &Catalog, query: &ast::Query, sink: Option<&str>) -> 
             "EMIT FINAL is only supported for windowed aggregations.",
         ));
     }
-    if sink.is_none() && query.emit != Some(Emit::Changes) {
-        return Err(PlanError::new(
-            "Pull queries are not supported yet; add EMIT CHANGES for a push query.",
-        ));
-    }
     let row = source_row(source);
     let mut qualifiers = vec![source.name.clone()];
     qualifiers.extend(query.from.alias.clone());
@@ -161,9 +156,17 @@ pub fn plan_query(catalog: &Catalog, query: &ast::Query, sink: Option<&str>) -> 
                     data_type: row[index].data_type.clone(),
                 };
                 if query.partition_by.is_empty() {
-                    for (index, c) in row.iter().enumerate().take(visible) {
+                    // A transient query's `*` over windowed keys shows the window bounds
+                    // after the key columns, as ksqlDB's does.
+                    let keys = source.key_columns().count();
+                    let bounds = match (sink, &source.window) {
+                        (None, Some(_)) => row.len() - 2..row.len(),
+                        _ => 0..0,
+                    };
+                    let order = (0..keys).chain(bounds).chain(keys..visible);
+                    for index in order {
                         projection.push(Projection {
-                            name: c.name.clone(),
+                            name: row[index].name.clone(),
                             expr: column(index),
                             key: false,
                         });
@@ -241,6 +244,17 @@ pub fn plan_query(catalog: &Catalog, query: &ast::Query, sink: Option<&str>) -> 
         }
     }
 
+    if sink.is_none() {
+        // A transient query's result is keyed by the source's key columns (and window
+        // bounds) it selects as they are.
+        let keys = source.key_columns().count();
+        let window = source.window.as_ref().map(|_| row.len() - 2..row.len());
+        for p in &mut projection {
+            if let ExprKind::Column(index) = p.expr.kind {
+                p.key = index < keys || window.as_ref().is_some_and(|w| w.contains(&index));
+            }
+        }
+    }
     if let (Some(sink), false) = (sink, query.partition_by.is_empty()) {
         // Each partitioning expression must be selected once; that selection is a key
         // column.

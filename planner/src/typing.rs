@@ -246,6 +246,26 @@ pub fn type_expr(expr: &Expr, scope: &Scope) -> Result<TypedExpr> {
                 matches!(e, Expr::Column { name, .. }
                     if ["ROWTIME", "WINDOWSTART", "WINDOWEND"].contains(&name.as_str()))
             };
+            let arithmetic = matches!(
+                op,
+                BinaryOp::Plus
+                    | BinaryOp::Minus
+                    | BinaryOp::Multiply
+                    | BinaryOp::Divide
+                    | BinaryOp::Modulo
+            );
+            let is_null = |e: &Expr| matches!(e, Expr::Literal(Literal::Null));
+            if arithmetic && (is_null(l) || is_null(r)) {
+                let name = |e: &Expr, t: &TypedExpr| match is_null(e) {
+                    true => "null".to_string(),
+                    false => t.data_type.to_string(),
+                };
+                return Err(PlanError::new(format!(
+                    "Error processing expression: {expr}. Arithmetic on types {} and {} are not supported.",
+                    name(l, &left),
+                    name(r, &right)
+                )));
+            }
             if let Some(name) = comparison_name(*op) {
                 if !time_column(l)
                     && !time_column(r)

@@ -19,6 +19,12 @@ pub struct Case {
     /// The message of the exception's cause, when the test names one.
     pub expected_cause: Option<String>,
     pub post: Option<Json>,
+    /// REST cases: what each statement's request answers.
+    pub responses: Vec<Json>,
+    /// REST cases: the error response expected (`message`, `status`).
+    pub expected_error: Option<Json>,
+    /// REST cases: inputs are produced once the push query runs.
+    pub inputs_after_push: bool,
     /// Why the file itself turns this case off.
     pub disabled: Option<String>,
 }
@@ -114,6 +120,11 @@ pub fn load_cases(path: &Path) -> Result<Vec<Case>, String> {
                         .as_str()
                         .map(str::to_string),
                     post: test.get("post").cloned(),
+                    responses: list(&test["responses"]),
+                    expected_error: test.get("expectedError").cloned(),
+                    inputs_after_push: test["inputConditions"]["waitForActivePushQuery"]
+                        .as_bool()
+                        .unwrap_or(false),
                     disabled,
                 });
             }

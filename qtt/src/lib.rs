@@ -1,12 +1,14 @@
 //! The conformance runner: loads ksqlDB's query-validation test files, expands each case
 //! over its formats and configs, runs it through a session on the in-process driver and
-//! checks outputs, expected errors and post-conditions.
+//! checks outputs, expected errors and post-conditions. REST cases run through the
+//! REST API of a server on the same driver.
 
 mod case;
 mod compare;
 mod lenient_json;
 mod records;
 mod report;
+mod rest;
 mod run;
 
 pub use case::{load_cases, load_path, Case};

@@ -21,11 +21,16 @@ use std::sync::Arc;
 pub struct Options {
     /// Consecutive input records handed to the queries at once.
     pub batch_size: usize,
+    /// Run the cases through the REST API of a server (REST test files).
+    pub rest: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { batch_size: 100 }
+        Self {
+            batch_size: 100,
+            rest: false,
+        }
     }
 }
 
@@ -33,10 +38,15 @@ const SERVICE_ID: &str = "qtt_";
 
 /// Runs cases one after the other. A case that panics fails; the others still run.
 pub fn run_cases(cases: &[Case], options: &Options) -> Report {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    // A REST case's server runs on the runtime while the case waits for its answers.
+    let mut builder = if options.rest {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(2);
+        b
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             let results = cases
@@ -70,7 +80,11 @@ pub fn run_case(runtime: &tokio::runtime::Runtime, case: &Case, options: &Option
         return result(case, Status::Skip, why.clone());
     }
     let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
-        runtime.block_on(execute(case, options))
+        if options.rest {
+            crate::rest::execute(runtime, case, options)
+        } else {
+            runtime.block_on(execute(case, options))
+        }
     }));
     match outcome {
         Ok(Ok(())) => result(case, Status::Pass, String::new()),
@@ -173,7 +187,7 @@ async fn execute(case: &Case, options: &Options) -> Result<(), String> {
 
 /// Topics the test declares or feeds, and those its CREATE statements read, exist first,
 /// as ksqlDB's runner creates them.
-fn create_topics(case: &Case, driver: &Driver) {
+pub(crate) fn create_topics(case: &Case, driver: &Driver) {
     for t in &case.topics {
         if let Some(name) = t["name"].as_str() {
             driver.create_topic(name, t["partitions"].as_i64().unwrap_or(1) as i32);
@@ -203,7 +217,7 @@ fn create_topics(case: &Case, driver: &Driver) {
 
 /// Schemas the test declares for its topics go into the registry first, under the ids it
 /// names, as ksqlDB's runner registers them.
-fn register_schemas(case: &Case, registry: &MemoryRegistry) {
+pub(crate) fn register_schemas(case: &Case, registry: &MemoryRegistry) {
     for t in &case.topics {
         let Some(name) = t["name"].as_str() else {
             continue;
@@ -244,7 +258,7 @@ fn source_of<'a>(sources: &'a [SourceDef], topic: &str) -> Option<&'a SourceDef>
     sources.iter().rev().find(|s| s.topic == topic)
 }
 
-fn pipe_inputs(
+pub(crate) fn pipe_inputs(
     case: &Case,
     driver: &Driver,
     sources: &[SourceDef],
@@ -309,7 +323,7 @@ fn pipe_inputs(
     Ok(())
 }
 
-fn check_outputs(
+pub(crate) fn check_outputs(
     case: &Case,
     driver: &Driver,
     sources: &[SourceDef],

@@ -23,7 +23,13 @@ fn run(batch_size: usize) -> Report {
         .iter()
         .flat_map(|f| load_cases(f).unwrap_or_else(|e| panic!("{e}")))
         .collect();
-    run_cases(&cases, &Options { batch_size })
+    run_cases(
+        &cases,
+        &Options {
+            batch_size,
+            rest: false,
+        },
+    )
 }
 
 fn passing(report: &Report) -> BTreeSet<String> {

@@ -7,10 +7,7 @@
 
 use brook_engine::{Engine, Session};
 use brook_sql::ast::StatementKind;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{Offset, TopicPartitionList};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -133,45 +130,15 @@ impl CommandTopic {
     }
 }
 
-/// The topic's records from the start to its current end.
+/// The topic's record values from the start to its current end.
 fn read_all(
     settings: &brook_engine::kafka::KafkaSettings,
     topic: &str,
 ) -> Result<Vec<Vec<u8>>, String> {
-    let mut config = settings.base_config();
-    config
-        .set("group.id", format!("{topic}-replay"))
-        .set("enable.auto.commit", "false");
-    let consumer: BaseConsumer = config
-        .create()
+    let records = brook_engine::query::read_to_end(settings, topic, TIMEOUT * 4)
         .map_err(|e| format!("cannot read the command topic: {e}"))?;
-    let (_, high) = consumer
-        .fetch_watermarks(topic, 0, TIMEOUT)
-        .map_err(|e| format!("cannot read the command topic {topic}: {e}"))?;
-    let mut out = Vec::new();
-    if high == 0 {
-        return Ok(out);
-    }
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, 0, Offset::Beginning)
-        .map_err(|e| e.to_string())?;
-    consumer.assign(&tpl).map_err(|e| e.to_string())?;
-    let deadline = std::time::Instant::now() + TIMEOUT * 4;
-    let mut position = 0;
-    while position < high {
-        if std::time::Instant::now() > deadline {
-            return Err(format!(
-                "reading the command topic {topic} timed out at offset {position} of {high}"
-            ));
-        }
-        match consumer.poll(Duration::from_millis(200)) {
-            Some(Ok(m)) => {
-                position = m.offset() + 1;
-                out.push(m.payload().unwrap_or_default().to_vec());
-            }
-            Some(Err(e)) => tracing::warn!("reading the command topic: {e}"),
-            None => {}
-        }
-    }
-    Ok(out)
+    Ok(records
+        .into_iter()
+        .map(|r| r.value.unwrap_or_default())
+        .collect())
 }

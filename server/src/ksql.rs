@@ -21,13 +21,13 @@ pub async fn handle(State(state): State<Arc<crate::AppState>>, body: Bytes) -> R
     let Some(text) = body.get("ksql").and_then(|k| k.as_str()) else {
         return errors::generic(errors::BAD_REQUEST, "The request has no 'ksql' field");
     };
-    let Some(commands) = &state.commands else {
+    if matches!(state.commands, crate::Commands::Refused) {
         return errors::statement(
             "The server is running in headless mode from a queries file: it takes no statements over /ksql.",
             text,
             vec![],
         );
-    };
+    }
     let mut variables: BTreeMap<String, String> = body
         .get("sessionVariables")
         .and_then(|v| v.as_object())
@@ -55,22 +55,32 @@ pub async fn handle(State(state): State<Arc<crate::AppState>>, body: Bytes) -> R
     for (sequence, statement) in statements.iter().enumerate() {
         // Statements that change what runs are recorded before they take effect, one at a
         // time, with the number their query ids end with.
-        let recorded = if crate::command_topic::is_command(&statement.kind) {
-            let commands = commands.lock().await;
-            let number = engine.sequence().await;
-            if let Err(e) = commands
-                .append(&statement.text, &session.properties, number)
-                .await
-            {
-                return errors::generic(errors::SERVER_ERROR, e);
+        let is_command = crate::command_topic::is_command(&statement.kind);
+        let outcome = match &state.commands {
+            crate::Commands::Recorded(commands) if is_command => {
+                let commands = commands.lock().await;
+                let number = engine.sequence().await;
+                if let Err(e) = commands
+                    .append(&statement.text, &session.properties, number)
+                    .await
+                {
+                    return errors::generic(errors::SERVER_ERROR, e);
+                }
+                session.execute(statement).await
             }
-            Some(commands)
-        } else {
-            None
+            crate::Commands::Unrecorded(one_at_a_time) if is_command => {
+                let _turn = one_at_a_time.lock().await;
+                session.execute(statement).await
+            }
+            _ => session.execute(statement).await,
         };
-        let outcome = session.execute(statement).await;
-        drop(recorded);
         match outcome {
+            // ksqlDB answers INSERT ... VALUES with no entity.
+            Ok(StatementResult::Status { .. })
+                if matches!(
+                    statement.kind,
+                    brook_sql::ast::StatementKind::InsertValues(_)
+                ) => {}
             Ok(StatementResult::Status { message, query_id }) => entities.push(json!({
                 "@type": "currentStatus",
                 "statementText": statement.text,

@@ -22,9 +22,8 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// What every request handler shares.
 pub struct AppState {
     pub engine: Arc<Engine>,
-    /// Statements that change what runs are recorded there, one at a time. None in
-    /// headless mode, where a queries file says what runs and /ksql takes no statements.
-    commands: Option<tokio::sync::Mutex<command_topic::CommandTopic>>,
+    /// Where statements that change what runs are recorded, if anywhere.
+    commands: Commands,
     /// Push queries running for clients, for `/close-query`.
     push_queries: std::sync::Mutex<std::collections::BTreeMap<String, PushCloser>>,
 }
@@ -56,14 +55,36 @@ impl AppState {
     }
 }
 
-/// Opens (and replays) the service's command topic, unless `headless`, then routes
+/// How the server takes statements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// `/ksql` takes statements and records them in the command topic, which is replayed
+    /// at start.
+    Interactive,
+    /// A queries file says what runs; `/ksql` takes no statements.
+    Headless,
+    /// `/ksql` takes statements and records them nowhere: what runs lives as long as the
+    /// process (an engine on the in-process driver, for conformance runs).
+    Unrecorded,
+}
+
+enum Commands {
+    /// One statement at a time is recorded, then executed.
+    Recorded(tokio::sync::Mutex<command_topic::CommandTopic>),
+    Refused,
+    Unrecorded(tokio::sync::Mutex<()>),
+}
+
+/// Opens (and replays) the service's command topic in interactive mode, then routes
 /// requests.
-pub async fn router(engine: Arc<Engine>, headless: bool) -> Result<Router, String> {
-    let commands = if headless {
-        None
-    } else {
-        let topic = command_topic::CommandTopic::open(&engine).await?;
-        Some(tokio::sync::Mutex::new(topic))
+pub async fn router(engine: Arc<Engine>, mode: Mode) -> Result<Router, String> {
+    let commands = match mode {
+        Mode::Interactive => {
+            let topic = command_topic::CommandTopic::open(&engine).await?;
+            Commands::Recorded(tokio::sync::Mutex::new(topic))
+        }
+        Mode::Headless => Commands::Refused,
+        Mode::Unrecorded => Commands::Unrecorded(Default::default()),
     };
     let state = Arc::new(AppState {
         engine,
@@ -81,19 +102,18 @@ pub async fn router(engine: Arc<Engine>, headless: bool) -> Result<Router, Strin
         .with_state(state))
 }
 
-/// Serves the API on `listen` until `shutdown` completes. In `headless` mode (a queries
-/// file ran the statements) `/ksql` takes none.
+/// Serves the API on `listen` until `shutdown` completes.
 pub async fn serve(
     engine: Arc<Engine>,
     listen: SocketAddr,
-    headless: bool,
+    mode: Mode,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), String> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
-    let app = router(engine, headless).await?;
+    let app = router(engine, mode).await?;
     eprintln!("Brook server listening on http://{local}");
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)

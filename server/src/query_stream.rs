@@ -103,7 +103,14 @@ fn rows_then(
             None => {
                 g.ended = true;
                 let limit_reached = g.push.limit.is_some_and(|l| g.sent >= l);
-                end.map(|end| (Ok(Bytes::from(end(limit_reached.then_some(g.sent)))), g))
+                let end = end?;
+                // A pull query's answer ends without a final message, as ksqlDB's does.
+                let text = if g.push.pull {
+                    "]\n".to_string()
+                } else {
+                    end(limit_reached.then_some(g.sent))
+                };
+                Some((Ok(Bytes::from(text)), g))
             }
         }
     })
@@ -149,27 +156,32 @@ pub async fn query(State(state): State<Arc<AppState>>, body: Bytes) -> Response 
         Ok(push) => push,
         Err(response) => return response,
     };
+    // Pull query results name their key columns, as ksqlDB's do.
     let schema = push
         .columns
         .iter()
-        .map(|(n, t)| format!("`{n}` {t}"))
+        .zip(&push.keys)
+        .map(|((n, t), key)| match *key && push.pull {
+            true => format!("`{n}` {t} KEY"),
+            false => format!("`{n}` {t}"),
+        })
         .collect::<Vec<_>>()
         .join(", ");
     let header_line = json!({"header": {"queryId": push.id, "schema": schema}});
     let first = futures::stream::once(async move {
-        Ok::<Bytes, std::io::Error>(Bytes::from(format!("[{header_line},\n")))
+        Ok::<Bytes, std::io::Error>(Bytes::from(format!("[{header_line}")))
     });
     let rows = rows_then(
         state,
         push,
-        |row| format!("{},\n", json!({"row": {"columns": row}})),
+        |row| format!(",\n{}", json!({"row": {"columns": row}})),
         Some(|limit| {
             let message = if limit.is_some() {
                 "Limit Reached"
             } else {
                 "Query Completed"
             };
-            format!("{}]\n", json!({"finalMessage": message}))
+            format!(",\n{}]\n", json!({"finalMessage": message}))
         }),
     );
     (

@@ -49,6 +49,42 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
+/// A server on `listen` for `service`, once it answers `/info`.
+fn start_server(
+    name: &str,
+    broker: &brook_tests::Broker,
+    listen: &str,
+    service: &str,
+    state_dir: &str,
+) -> (BrookRun, Http) {
+    let server = BrookRun::start_server(
+        name,
+        &[
+            "--listen",
+            listen,
+            "--bootstrap-servers",
+            &broker.bootstrap,
+            "--service-id",
+            service,
+            "--state-dir",
+            state_dir,
+        ],
+    );
+    let port = listen
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    let http = Http::new(port);
+    let up = wait_for(Duration::from_secs(60), || http.get("/info"));
+    assert!(
+        up.is_some(),
+        "no /info from {name}; stderr:\n{}",
+        server.stderr()
+    );
+    (server, http)
+}
+
 #[test]
 fn statements_queries_and_errors_over_http() {
     let b = broker();
@@ -57,22 +93,9 @@ fn statements_queries_and_errors_over_http() {
     let state = std::env::temp_dir().join(unique("brook-state"));
     let listen = format!("127.0.0.1:{port}");
     let state_arg = state.display().to_string();
-    let server = BrookRun::start_server(
-        "server",
-        &[
-            "--listen",
-            &listen,
-            "--bootstrap-servers",
-            &b.bootstrap,
-            "--service-id",
-            &service,
-            "--state-dir",
-            &state_arg,
-        ],
-    );
-    let http = Http::new(port);
-    let info = wait_for(Duration::from_secs(60), || http.get("/info"));
-    let (status, info) = info.unwrap_or_else(|| panic!("no /info; stderr:\n{}", server.stderr()));
+    let (server, http) = start_server("server", b, &listen, &service, &state_arg);
+    let info = http.get("/info");
+    let (status, info) = info.expect("/info");
     assert_eq!(status, 200);
     let info: Value = serde_json::from_str(&info).expect("json");
     assert_eq!(info["KsqlServerInfo"]["ksqlServiceId"], json!(service));
@@ -101,7 +124,11 @@ fn statements_queries_and_errors_over_http() {
     assert_eq!(status, 200, "{body}");
     let entities: Value = serde_json::from_str(&body).expect("json");
     let entities = entities.as_array().expect("an array of entities");
-    assert_eq!(entities.len(), 4);
+    assert_eq!(
+        entities.len(),
+        1,
+        "INSERT VALUES answers with no entity: {body}"
+    );
     assert_eq!(entities[0]["@type"], json!("currentStatus"));
     assert_eq!(entities[0]["commandStatus"]["status"], json!("SUCCESS"));
     assert_eq!(
@@ -263,25 +290,7 @@ fn statements_queries_and_errors_over_http() {
     // A new server with the same service id replays the command topic: the stream and
     // the persistent query are back, with the same query id (so it resumes from its
     // committed offsets rather than writing its rows again).
-    let server = BrookRun::start_server(
-        "server-again",
-        &[
-            "--listen",
-            &listen,
-            "--bootstrap-servers",
-            &b.bootstrap,
-            "--service-id",
-            &service,
-            "--state-dir",
-            &state_arg,
-        ],
-    );
-    let back = wait_for(Duration::from_secs(60), || http.get("/info"));
-    assert!(
-        back.is_some(),
-        "no /info after the restart; stderr:\n{}",
-        server.stderr()
-    );
+    let (server, http) = start_server("server-again", b, &listen, &service, &state_arg);
     let (status, body) = http.post(
         "/ksql",
         &json!({"ksql": "INSERT INTO pageviews (user_id, page, ms) VALUES ('dave', '/home', 40);"})
@@ -473,4 +482,153 @@ fn headless_mode_runs_its_queries_file_and_takes_no_statements() {
     assert!(body.contains("headless"), "{body}");
     let stderr = server.stderr();
     assert!(server.terminate().success(), "{stderr}");
+}
+
+/// The rows of a `/query` answer, and its final message if it has one.
+fn query_rows(http: &Http, sql: &str) -> (u16, Value, Vec<Value>, Option<String>) {
+    let (status, body) = http.post(
+        "/query",
+        &json!({"ksql": sql, "streamsProperties": {}}).to_string(),
+    );
+    let parsed: Value = serde_json::from_str(&body).unwrap_or(Value::String(body));
+    let elements = parsed.as_array().cloned().unwrap_or_default();
+    let header = elements
+        .first()
+        .map(|h| h["header"].clone())
+        .unwrap_or(parsed.clone());
+    let mut rows: Vec<Value> = elements
+        .iter()
+        .filter_map(|e| e.get("row").map(|r| r["columns"].clone()))
+        .collect();
+    rows.sort_by_key(|r| r.to_string());
+    let last = elements
+        .iter()
+        .find_map(|e| e["finalMessage"].as_str().map(str::to_string));
+    (status, header, rows, last)
+}
+
+#[test]
+fn pull_queries_over_http() {
+    let b = broker();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let service = unique("pull");
+    let state = std::env::temp_dir().join(unique("brook-state"));
+    let state_arg = state.display().to_string();
+    let (server, http) = start_server("pull-server", b, &listen, &service, &state_arg);
+    let orders = unique("orders");
+    let plain = unique("plain");
+    let (status, body) = http.post(
+        "/ksql",
+        &json!({
+            "ksql": format!(
+                "CREATE STREAM orders (id STRING KEY, region STRING, amount INT)
+                   WITH (kafka_topic='{orders}', value_format='JSON', partitions=2);
+                 INSERT INTO orders (id, region, amount) VALUES ('o1', 'eu', 10);
+                 INSERT INTO orders (id, region, amount) VALUES ('o2', 'eu', 20);
+                 INSERT INTO orders (id, region, amount) VALUES ('o3', 'us', 5);
+                 INSERT INTO orders (id, region, amount) VALUES ('o4', 'eu', 30);
+                 INSERT INTO orders (id, region, amount) VALUES ('o5', 'us', 7);
+                 CREATE TABLE by_region AS
+                   SELECT region, COUNT(*) AS n, SUM(amount) AS total FROM orders GROUP BY region;
+                 CREATE TABLE plain (id STRING PRIMARY KEY, v INT)
+                   WITH (kafka_topic='{plain}', value_format='JSON', partitions=1);"
+            ),
+            "streamsProperties": {"auto.offset.reset": "earliest"},
+        })
+        .to_string(),
+    );
+    assert_eq!(status, 200, "{body}");
+
+    // A key lookup, once the aggregate has caught up.
+    let lookup = "SELECT * FROM by_region WHERE region = 'eu';";
+    let eu = wait_for(Duration::from_secs(60), || {
+        let (status, header, rows, last) = query_rows(&http, lookup);
+        (status == 200 && rows == vec![json!(["eu", 3, 60])]).then_some((header, last))
+    });
+    let (header, last) = eu.unwrap_or_else(|| {
+        panic!(
+            "the lookup never answered eu's total: {:?}; stderr:\n{}",
+            query_rows(&http, lookup),
+            server.stderr()
+        )
+    });
+    assert_eq!(
+        header["schema"],
+        json!("`REGION` STRING KEY, `N` BIGINT, `TOTAL` INTEGER")
+    );
+    assert_eq!(last, None, "a pull query's answer has no final message");
+
+    // A table scan, and a scan filtered on a value column.
+    let (status, _, rows, _) = query_rows(&http, "SELECT region, total FROM by_region;");
+    assert_eq!(status, 200);
+    assert_eq!(rows, vec![json!(["eu", 60]), json!(["us", 12])]);
+    let (_, _, rows, _) = query_rows(&http, "SELECT region FROM by_region WHERE n < 3;");
+    assert_eq!(rows, vec![json!(["us"])]);
+
+    // An update shows in the next lookup: the latest row per key is served.
+    let (status, body) = http.post(
+        "/ksql",
+        &json!({"ksql": "INSERT INTO orders (id, region, amount) VALUES ('o6', 'eu', 40);"})
+            .to_string(),
+    );
+    assert_eq!(status, 200, "{body}");
+    let updated = wait_for(Duration::from_secs(60), || {
+        let (_, _, rows, _) = query_rows(&http, lookup);
+        (rows == vec![json!(["eu", 4, 100])]).then_some(())
+    });
+    assert!(updated.is_some(), "{:?}", query_rows(&http, lookup));
+
+    // A pull query over a stream reads it to its current end.
+    let (status, header, rows, last) =
+        query_rows(&http, "SELECT id, amount FROM orders WHERE region = 'us';");
+    assert_eq!(status, 200);
+    assert_eq!(header["schema"], json!("`ID` STRING, `AMOUNT` INTEGER"));
+    assert_eq!(rows, vec![json!(["o3", 5]), json!(["o5", 7])]);
+    assert_eq!(last.as_deref(), Some("Query Completed"));
+
+    // /query-stream serves pull queries too.
+    let (status, body) = http.post(
+        "/query-stream",
+        &json!({"sql": lookup, "properties": {}}).to_string(),
+    );
+    assert_eq!(status, 200, "{body}");
+    let lines: Vec<Value> = body
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert_eq!(lines.len(), 2, "{body}");
+    assert_eq!(lines[1], json!(["eu", 4, 100]));
+
+    // What pull queries refuse, with ksqlDB's messages.
+    let (status, header, _, _) = query_rows(&http, "SELECT * FROM plain;");
+    assert_eq!(status, 400);
+    assert!(
+        header["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("The `PLAIN` table isn't queryable")),
+        "{header}"
+    );
+    let (status, header, _, _) = query_rows(
+        &http,
+        "SELECT region, COUNT(*) FROM orders GROUP BY region;",
+    );
+    assert_eq!(status, 400);
+    assert!(
+        header["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("Pull queries don't support GROUP BY clauses.")),
+        "{header}"
+    );
+    let (status, header, _, _) = query_rows(&http, "SELECT id, ROWPARTITION FROM orders;");
+    assert_eq!(status, 400);
+    assert!(
+        header["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("`ROWPARTITION`")),
+        "{header}"
+    );
+
+    let stderr = server.stderr();
+    assert!(server.terminate().success(), "{stderr}");
+    let _ = std::fs::remove_dir_all(&state);
 }

@@ -16,9 +16,13 @@ use tokio::sync::{mpsc, watch};
 pub struct PushQuery {
     pub id: String,
     pub columns: Vec<(String, DataType)>,
+    /// Which of `columns` are key columns of the result.
+    pub keys: Vec<bool>,
     /// Rows in order; the channel closes when the query ends (an `Err` says why it failed).
     pub rows: mpsc::Receiver<Result<Vec<Value>, String>>,
     pub limit: Option<u64>,
+    /// A pull query over a table: its rows are the table's keyed rows when it ran.
+    pub pull: bool,
     stop: Arc<watch::Sender<bool>>,
 }
 
@@ -28,14 +32,62 @@ pub struct PushCloser(Arc<watch::Sender<bool>>);
 
 impl PushCloser {
     pub fn close(&self) {
-        let _ = self.0.send(true);
+        self.0.send_replace(true);
     }
 }
 
 impl PushQuery {
+    /// The client's end of a query whose rows arrive on `rows`.
+    pub(crate) fn new(
+        id: String,
+        operators: &Operators,
+        rows: mpsc::Receiver<Result<Vec<Value>, String>>,
+    ) -> Self {
+        let columns = operators
+            .projection()
+            .iter()
+            .map(|p| (p.name.clone(), p.expr.data_type.clone()))
+            .collect();
+        let keys = operators.projection().iter().map(|p| p.key).collect();
+        let (stop, _) = watch::channel(false);
+        Self {
+            id,
+            columns,
+            keys,
+            rows,
+            limit: operators.limit(),
+            pull: false,
+            stop: Arc::new(stop),
+        }
+    }
+
+    /// A pull query's answer: all its rows, already there. A table's answer is keyed; a
+    /// stream's reads as a completed push query, as ksqlDB's does.
+    pub(crate) fn pulled(
+        id: String,
+        operators: &Operators,
+        rows: Vec<Vec<Value>>,
+        table: bool,
+    ) -> Self {
+        let (tx, rx) = mpsc::channel(rows.len().max(1));
+        for row in rows {
+            // The channel has room for every row.
+            let _ = tx.try_send(Ok(row));
+        }
+        let mut query = Self::new(id, operators, rx);
+        query.pull = table;
+        query.limit = None;
+        query
+    }
+
+    /// Changes to true when the query is asked to end.
+    pub(crate) fn stopped(&self) -> watch::Receiver<bool> {
+        self.stop.subscribe()
+    }
+
     /// Ends the query; the channel closes once it has stopped.
     pub fn close(&self) {
-        let _ = self.stop.send(true);
+        self.stop.send_replace(true);
     }
 
     pub fn closer(&self) -> PushCloser {
@@ -60,18 +112,14 @@ pub fn start_push_query(
     consumer
         .subscribe(&names)
         .map_err(|e| format!("cannot subscribe to {}: {e}", names.join(", ")))?;
-    let columns = operators
-        .projection()
-        .iter()
-        .map(|p| (p.name.clone(), p.expr.data_type.clone()))
-        .collect();
     let limit = operators.limit();
     // One consumer reads every partition, so one store holds all the query's state.
     let mut store = brook_state::Store::memory();
     // A small buffer: a slow client slows the query down rather than filling memory.
     let (tx, rows) = mpsc::channel(256);
-    let (stop, mut stop_rx) = watch::channel(false);
-    let task_id = id.clone();
+    let push = PushQuery::new(id.clone(), &operators, rows);
+    let mut stop_rx = push.stopped();
+    let task_id = id;
     tokio::spawn(async move {
         let mut sent: u64 = 0;
         while let Some(batch) = next_batch(&consumer, &mut stop_rx, 500).await {
@@ -108,18 +156,12 @@ pub fn start_push_query(
             }
         }
     });
-    Ok(PushQuery {
-        id,
-        columns,
-        rows,
-        limit,
-        stop: Arc::new(stop),
-    })
+    Ok(push)
 }
 
 impl Drop for PushQuery {
     /// A client that goes away ends its query, so no consumer is left behind.
     fn drop(&mut self) {
-        let _ = self.stop.send(true);
+        self.stop.send_replace(true);
     }
 }

@@ -144,3 +144,61 @@ async fn await_deliveries(pending: Vec<DeliveryFuture>) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// Every record of `topic`, from the start of each partition to where it ended when the
+/// read began, partition after partition. Blocking: call it off the async runtime.
+pub fn read_to_end(
+    settings: &crate::kafka::KafkaSettings,
+    topic: &str,
+    timeout: Duration,
+) -> Result<Vec<InputRecord>, String> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let mut config = settings.base_config();
+    config
+        .set("group.id", format!("{topic}-reader"))
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "false");
+    let consumer: BaseConsumer = config
+        .create()
+        .map_err(|e| format!("cannot read {topic}: {e}"))?;
+    let metadata = consumer
+        .fetch_metadata(Some(topic), timeout)
+        .map_err(|e| format!("cannot read {topic}: {e}"))?;
+    let partitions: Vec<i32> = metadata
+        .topics()
+        .iter()
+        .filter(|t| t.name() == topic)
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect();
+    let deadline = std::time::Instant::now() + timeout;
+    let mut out = Vec::new();
+    for partition in partitions {
+        let (low, high) = consumer
+            .fetch_watermarks(topic, partition, timeout)
+            .map_err(|e| format!("cannot read {topic}: {e}"))?;
+        if high <= low {
+            continue;
+        }
+        let mut tpl = rdkafka::TopicPartitionList::new();
+        tpl.add_partition_offset(topic, partition, rdkafka::Offset::Offset(low))
+            .map_err(|e| e.to_string())?;
+        consumer.assign(&tpl).map_err(|e| e.to_string())?;
+        let mut position = low;
+        while position < high {
+            if std::time::Instant::now() > deadline {
+                return Err(format!(
+                    "reading {topic} timed out at offset {position} of {high} in partition {partition}"
+                ));
+            }
+            match consumer.poll(Duration::from_millis(200)) {
+                Some(Ok(m)) => {
+                    position = m.offset() + 1;
+                    out.push(owned(&m));
+                }
+                Some(Err(e)) => tracing::warn!("reading {topic}: {e}"),
+                None => {}
+            }
+        }
+    }
+    Ok(out)
+}
