@@ -5,6 +5,8 @@ mod qtt;
 mod rows;
 mod run;
 mod server;
+mod shell;
+mod table;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -27,6 +29,8 @@ enum Command {
     Run(run::RunArgs),
     /// Serve ksqlDB's REST API (/ksql, /query-stream, /info, /healthcheck).
     Server(server::ServerArgs),
+    /// The interactive SQL shell of a server (or -e/-f to run statements and exit).
+    Shell(shell::ShellArgs),
     /// Run ksqlDB query-validation test files through the in-process driver and report
     /// which cases pass.
     Qtt(qtt::QttArgs),
@@ -45,6 +49,7 @@ async fn main() -> ExitCode {
     match cli.command {
         Command::Run(args) => run::run(args).await,
         Command::Server(args) => server::run(args).await,
+        Command::Shell(args) => shell::run(args).await,
         Command::Qtt(args) => tokio::task::block_in_place(|| qtt::run(args)),
     }
 }

@@ -1,42 +1,23 @@
 //! Printing a push query's rows as a table while they arrive.
 
+use crate::table::Table;
 use brook_engine::query::PushQuery;
 use brook_planner::value::{format_decimal, format_double, Value};
 use std::io::Write;
 
 /// Prints the header, then each row as it comes, until the query ends.
 pub async fn print_push_query(mut push: PushQuery) -> Result<(), String> {
-    let widths: Vec<usize> = push.columns.iter().map(|(n, _)| n.len().max(12)).collect();
-    let rule: String = widths
-        .iter()
-        .map(|w| format!("+{}", "-".repeat(w + 2)))
-        .collect::<String>()
-        + "+";
-    let line = |cells: Vec<String>| -> String {
-        cells
-            .iter()
-            .zip(&widths)
-            .map(|(c, w)| format!("| {c:<w$} "))
-            .collect::<String>()
-            + "|"
-    };
+    let names: Vec<String> = push.columns.iter().map(|(n, _)| n.clone()).collect();
+    let table = Table::streaming(&names);
     let mut out = std::io::stdout();
-    let _ = writeln!(out, "{rule}");
-    let _ = writeln!(
-        out,
-        "{}",
-        line(push.columns.iter().map(|(n, _)| n.clone()).collect())
-    );
-    let _ = writeln!(out, "{rule}");
-    let _ = out.flush();
+    table.print_header(&mut out, &names);
     let mut count = 0u64;
     while let Some(row) = push.rows.recv().await {
         let row = row?;
-        let _ = writeln!(out, "{}", line(row.iter().map(cell).collect()));
-        let _ = out.flush();
+        table.print_row(&mut out, &row.iter().map(cell).collect::<Vec<_>>());
         count += 1;
     }
-    let _ = writeln!(out, "{rule}");
+    let _ = writeln!(out, "{}", table.rule());
     if push.limit.is_some_and(|l| count >= l) {
         let _ = writeln!(out, "Limit Reached");
     }

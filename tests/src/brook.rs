@@ -17,6 +17,14 @@ pub fn brook_binary() -> PathBuf {
     bin
 }
 
+/// A port nothing listens on now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
 /// A running `brook run`, its output going to files in a directory of its own.
 pub struct BrookRun {
     child: Child,
@@ -47,6 +55,43 @@ impl BrookRun {
         let mut all = vec!["server"];
         all.extend_from_slice(args);
         Self::start_command(&dir, &all)
+    }
+
+    /// Starts `brook server` for `service` on `listen` (host:port) with the broker at
+    /// `bootstrap`, and waits until it answers `/info`.
+    pub fn serve(
+        name: &str,
+        bootstrap: &str,
+        listen: &str,
+        service: &str,
+        state_dir: &str,
+    ) -> Self {
+        let mut server = Self::start_server(
+            name,
+            &[
+                "--listen",
+                listen,
+                "--bootstrap-servers",
+                bootstrap,
+                "--service-id",
+                service,
+                "--state-dir",
+                state_dir,
+            ],
+        );
+        let info = format!("http://{listen}/info");
+        let up = crate::wait_for(Duration::from_secs(60), || {
+            if !server.is_running() {
+                return Some(false);
+            }
+            ureq::get(&info).call().ok().map(|_| true)
+        });
+        assert!(
+            up == Some(true),
+            "{name} does not answer {info}; stderr:\n{}",
+            server.stderr()
+        );
+        server
     }
 
     fn start_command(dir: &Path, args: &[&str]) -> Self {

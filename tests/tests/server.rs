@@ -1,7 +1,7 @@
 //! `brook server` over real HTTP on a real broker: statements through `/ksql` (and their
 //! errors), rows through `/query-stream`, `/info`, `/healthcheck`, and bad requests.
 
-use brook_tests::{broker, unique, wait_for, BrookRun};
+use brook_tests::{broker, free_port, unique, wait_for, BrookRun};
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -42,13 +42,6 @@ impl Http {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 /// A server on `listen` for `service`, once it answers `/info`.
 fn start_server(
     name: &str,
@@ -57,32 +50,13 @@ fn start_server(
     service: &str,
     state_dir: &str,
 ) -> (BrookRun, Http) {
-    let server = BrookRun::start_server(
-        name,
-        &[
-            "--listen",
-            listen,
-            "--bootstrap-servers",
-            &broker.bootstrap,
-            "--service-id",
-            service,
-            "--state-dir",
-            state_dir,
-        ],
-    );
+    let server = BrookRun::serve(name, &broker.bootstrap, listen, service, state_dir);
     let port = listen
         .rsplit(':')
         .next()
         .and_then(|p| p.parse().ok())
         .unwrap_or(0);
-    let http = Http::new(port);
-    let up = wait_for(Duration::from_secs(60), || http.get("/info"));
-    assert!(
-        up.is_some(),
-        "no /info from {name}; stderr:\n{}",
-        server.stderr()
-    );
-    (server, http)
+    (server, Http::new(port))
 }
 
 #[test]

@@ -1,0 +1,138 @@
+//! How the shell shows what the server answers: tables (the default), or JSON after
+//! `OUTPUT JSON`.
+
+use crate::table::print_table;
+use serde_json::Value;
+use std::io::Write;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Tabular,
+    Json,
+}
+
+/// A value in a table cell: strings as they are, the rest as JSON.
+pub fn cell(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "null".into(),
+        other => other.to_string(),
+    }
+}
+
+fn strings(names: &[&str]) -> Vec<String> {
+    names.iter().map(|s| s.to_string()).collect()
+}
+
+/// Prints the entities `/ksql` answered with.
+pub fn entities(out: &mut impl Write, format: Format, entities: &[Value]) {
+    if format == Format::Json {
+        let _ = writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&Value::Array(entities.to_vec())).unwrap_or_default()
+        );
+        return;
+    }
+    for entity in entities {
+        tabular(out, entity);
+    }
+}
+
+fn tabular(out: &mut impl Write, entity: &Value) {
+    let rows = |list: &Value, fields: &[&str]| -> Vec<Vec<String>> {
+        list.as_array()
+            .into_iter()
+            .flatten()
+            .map(|item| fields.iter().map(|f| cell(&item[*f])).collect())
+            .collect()
+    };
+    match entity["@type"].as_str().unwrap_or_default() {
+        "currentStatus" => {
+            let message = cell(&entity["commandStatus"]["message"]);
+            print_table(out, &strings(&["Message"]), &[vec![message]]);
+        }
+        kind @ ("streams" | "tables") => {
+            let noun = if kind == "streams" { "Stream" } else { "Table" };
+            print_table(
+                out,
+                &[
+                    format!("{noun} Name"),
+                    "Kafka Topic".into(),
+                    "Key Format".into(),
+                    "Value Format".into(),
+                    "Windowed".into(),
+                ],
+                &rows(
+                    &entity[kind],
+                    &["name", "topic", "keyFormat", "valueFormat", "isWindowed"],
+                ),
+            );
+        }
+        "queries" => {
+            let queries: Vec<Vec<String>> = entity["queries"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|q| {
+                    vec![
+                        cell(&q["id"]),
+                        cell(&q["state"]),
+                        cell(&q["sinks"][0]),
+                        cell(&q["sinkKafkaTopics"][0]),
+                        cell(&q["queryString"]),
+                    ]
+                })
+                .collect();
+            print_table(
+                out,
+                &strings(&[
+                    "Query ID",
+                    "Status",
+                    "Sink Name",
+                    "Sink Kafka Topic",
+                    "Query String",
+                ]),
+                &queries,
+            );
+        }
+        "properties" => print_table(
+            out,
+            &strings(&["Property", "Scope", "Value"]),
+            &rows(&entity["properties"], &["name", "scope", "value"]),
+        ),
+        "variables" => print_table(
+            out,
+            &strings(&["Variable Name", "Value"]),
+            &rows(&entity["variables"], &["name", "value"]),
+        ),
+        "sourceDescription" => {
+            let d = &entity["sourceDescription"];
+            let _ = writeln!(out, "Name                 : {}", cell(&d["name"]));
+            let _ = writeln!(out, "Type                 : {}", cell(&d["type"]));
+            let _ = writeln!(out, "Kafka topic          : {}", cell(&d["topic"]));
+            let _ = writeln!(out, "Key format           : {}", cell(&d["keyFormat"]));
+            let _ = writeln!(out, "Value format         : {}", cell(&d["valueFormat"]));
+            let fields: Vec<Vec<String>> = d["fields"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|f| {
+                    let key = if f["type"] == "KEY" { " (key)" } else { "" };
+                    vec![
+                        cell(&f["name"]),
+                        format!("{}{key}", cell(&f["schema"]["type"])),
+                    ]
+                })
+                .collect();
+            print_table(out, &strings(&["Field", "Type"]), &fields);
+        }
+        _ => {
+            let _ = writeln!(
+                out,
+                "{}",
+                serde_json::to_string_pretty(entity).unwrap_or_default()
+            );
+        }
+    }
+}
