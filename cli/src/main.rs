@@ -1,6 +1,9 @@
 //! `brook`: the command line of Brook.
 
+mod client;
 mod engine_args;
+mod local;
+mod migrate;
 mod qtt;
 mod rows;
 mod run;
@@ -31,6 +34,8 @@ enum Command {
     Server(server::ServerArgs),
     /// The interactive SQL shell of a server (or -e/-f to run statements and exit).
     Shell(shell::ShellArgs),
+    /// Version-controlled deployments of SQL files to a server (ksql-migrations).
+    Migrate(migrate::MigrateArgs),
     /// Run ksqlDB query-validation test files through the in-process driver and report
     /// which cases pass.
     Qtt(qtt::QttArgs),
@@ -50,6 +55,7 @@ async fn main() -> ExitCode {
         Command::Run(args) => run::run(args).await,
         Command::Server(args) => server::run(args).await,
         Command::Shell(args) => shell::run(args).await,
+        Command::Migrate(args) => migrate::run(args),
         Command::Qtt(args) => tokio::task::block_in_place(|| qtt::run(args)),
     }
 }

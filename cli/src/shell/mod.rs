@@ -4,15 +4,14 @@
 //! `UNDEFINE` stay in the shell and go with every request. `-e` and `-f` run statements
 //! without prompting.
 
-mod client;
 mod editor;
 mod render;
 
-use client::{Client, Failure};
+use crate::client::{Client, Failure};
+use crate::local::Local;
 use editor::{is_shell_command, ShellHelper};
 use render::Format;
 use serde_json::Value;
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -47,8 +46,7 @@ pub struct ShellArgs {
 
 struct Shell {
     client: Client,
-    properties: BTreeMap<String, String>,
-    variables: BTreeMap<String, String>,
+    local: Local,
     format: Format,
     sources: Arc<Mutex<Vec<String>>>,
     /// Set by Ctrl-C while a query streams.
@@ -68,8 +66,7 @@ pub async fn run(args: ShellArgs) -> ExitCode {
     tokio::task::block_in_place(|| {
         let mut shell = Shell {
             client: Client::new(&args.url, args.user.as_deref(), args.password.as_deref()),
-            properties: BTreeMap::new(),
-            variables: BTreeMap::new(),
+            local: Local::default(),
             format: args.output,
             sources: Arc::default(),
             interrupted,
@@ -210,36 +207,18 @@ impl Shell {
             }
             _ => {}
         }
-        let substituted =
-            brook_sql::substitute_variables(text, &self.variables, Default::default())
-                .map_err(|e| e.to_string())?;
-        let parsed = brook_sql::parse_statement(&substituted, Default::default());
+        let parsed = self.local.parse(text);
+        if let Some(message) = parsed.as_ref().ok().and_then(|s| self.local.take(&s.kind)) {
+            if !message.is_empty() {
+                let _ = writeln!(out, "{message}");
+            }
+            return Ok(());
+        }
         use brook_sql::ast::StatementKind as Kind;
         match parsed.as_ref().map(|s| &s.kind) {
-            Ok(Kind::Set { name, value }) => {
-                self.properties.insert(name.clone(), value.clone());
-                let shown = if brook_engine::session::is_secret(name) {
-                    "[hidden]"
-                } else {
-                    value
-                };
-                let _ = writeln!(
-                    out,
-                    "Successfully changed local property '{name}' to '{shown}'."
-                );
-            }
-            Ok(Kind::Unset { name }) => {
-                self.properties.remove(name);
-                let _ = writeln!(out, "Successfully unset local property '{name}'.");
-            }
-            Ok(Kind::Define { name, value }) => {
-                self.variables.insert(name.clone(), value.clone());
-            }
-            Ok(Kind::Undefine { name }) => {
-                self.variables.remove(name);
-            }
             Ok(Kind::Show(brook_sql::ast::ShowKind::Variables)) => {
                 let rows: Vec<Vec<String>> = self
+                    .local
                     .variables
                     .iter()
                     .map(|(k, v)| vec![k.clone(), v.clone()])
@@ -250,11 +229,18 @@ impl Shell {
                     &rows,
                 );
             }
-            Ok(Kind::Query(_)) => self.stream_query(&substituted)?,
+            Ok(Kind::Query(_)) => {
+                let sql = parsed.as_ref().map(|s| s.text.clone()).unwrap_or_default();
+                self.stream_query(&sql)?
+            }
             _ => {
                 let entities = self
                     .client
-                    .ksql(&format!("{text};"), &self.properties, &self.variables)
+                    .ksql(
+                        &format!("{text};"),
+                        &self.local.properties,
+                        &self.local.variables,
+                    )
                     .map_err(|e| failure_text(&e))?;
                 render::entities(&mut out, self.format, &entities);
                 if entities.iter().any(|e| e["@type"] == "currentStatus") {
@@ -269,7 +255,7 @@ impl Shell {
     fn stream_query(&mut self, sql: &str) -> Result<(), String> {
         let streaming = self
             .client
-            .query(&format!("{sql};"), &self.properties)
+            .query(&format!("{sql};"), &self.local.properties)
             .map_err(|e| failure_text(&e))?;
         let mut out = std::io::stdout();
         if self.format == Format::Json {
@@ -356,8 +342,8 @@ impl Shell {
     fn refresh_sources(&self) {
         let Ok(entities) = self.client.ksql(
             "SHOW STREAMS; SHOW TABLES;",
-            &self.properties,
-            &self.variables,
+            &self.local.properties,
+            &self.local.variables,
         ) else {
             return;
         };

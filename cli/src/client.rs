@@ -1,4 +1,4 @@
-//! The shell's side of the REST API: statements to `/ksql`, queries to `/query-stream`
+//! A client of the REST API (for the shell and migrations): statements to `/ksql`, queries to `/query-stream`
 //! (read line by line while they stream), `/close-query`, `/info`.
 
 use serde_json::{json, Value};
@@ -178,6 +178,38 @@ impl Client {
             columns,
             rows,
         })
+    }
+
+    /// Runs a query that ends by itself (a pull query): its column names and rows.
+    pub fn query_rows(
+        &self,
+        sql: &str,
+        properties: &BTreeMap<String, String>,
+    ) -> Result<(Vec<String>, Vec<Value>), Failure> {
+        let mut streaming = self.query(sql, properties)?;
+        let mut rows = Vec::new();
+        let mut line = String::new();
+        loop {
+            line.clear();
+            let read = streaming
+                .rows
+                .read_line(&mut line)
+                .map_err(|e| Failure::Unreachable(format!("the query's answer broke off: {e}")))?;
+            if read == 0 {
+                break;
+            }
+            match serde_json::from_str::<Value>(&line) {
+                Ok(row) if row.is_array() => rows.push(row),
+                Ok(other) => {
+                    return Err(Failure::Refused {
+                        message: other["message"].as_str().unwrap_or("query failed").into(),
+                        answer: other,
+                    })
+                }
+                Err(_) => {}
+            }
+        }
+        Ok((streaming.columns, rows))
     }
 
     /// Ends a query another request streams.
