@@ -1,11 +1,20 @@
 #!/usr/bin/env bash
 # Runs every check and test of Brook, installing what they need first: libclang (RocksDB's
-# bindings are generated with it) and the test broker (noida-db, a Kafka-compatible broker
+# bindings are generated with it), curl and the test broker (noida-db, a Kafka-compatible broker
 # from PyPI). Integration tests start the broker themselves.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/build-deps.sh
+
+# The HTTP/2 test speaks to the server with curl.
+if ! command -v curl >/dev/null; then
+  echo "Installing curl (for the HTTP/2 test)"
+  sudo=""
+  if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq curl >/dev/null
+fi
 
 NOIDA_VERSION=0.2.3
 if [ "$(python3 -c 'import importlib.metadata as m; print(m.version("noida-db"))' 2>/dev/null)" != "$NOIDA_VERSION" ]; then

@@ -169,10 +169,25 @@ fn print_listing(listing: &brook_engine::Listing) {
                 println!(" {name} | {t}{}", if *key { " KEY" } else { "" });
             }
         }
-        Listing::Properties(items) | Listing::Variables(items) => {
+        Listing::Properties(items) | Listing::Variables(items) | Listing::Types(items) => {
             for (k, v) in items {
                 println!("{k} = {v}");
             }
+        }
+        Listing::Topics(topics) => {
+            for (name, partitions, replicas) in topics {
+                println!("{name} | {partitions} partition(s) | replication {replicas}");
+            }
+        }
+        Listing::Functions(functions) => {
+            for (name, kind) in functions {
+                println!("{name} | {kind}");
+            }
+        }
+        Listing::Function { name, kind } => println!("{name} | {kind}"),
+        Listing::Query(q) => {
+            println!("{} | {}", q.id, q.statement);
+            println!("{}", q.execution_plan);
         }
     }
 }

@@ -91,6 +91,21 @@ impl Backend {
         }
     }
 
+    /// Every topic: name, partitions, replicas.
+    pub async fn list_topics(&self) -> Result<Vec<(String, i32, i32)>, String> {
+        match self {
+            Backend::Kafka(k) => k.topics.list().await,
+            Backend::Driver(d) => Ok(d
+                .topic_names()
+                .into_iter()
+                .map(|t| {
+                    let partitions = d.partitions(&t).unwrap_or(1);
+                    (t, partitions, 1)
+                })
+                .collect()),
+        }
+    }
+
     pub async fn create_topic(
         &self,
         topic: &str,

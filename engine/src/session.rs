@@ -79,6 +79,32 @@ pub enum Listing {
     Variables(Vec<(String, String)>),
     /// `DESCRIBE source`.
     Source(Box<SourceDescription>),
+    /// `SHOW TOPICS`: name, partitions, replicas.
+    Topics(Vec<(String, i32, i32)>),
+    /// `SHOW FUNCTIONS`: name and kind (SCALAR, AGGREGATE, TABLE).
+    Functions(Vec<(String, &'static str)>),
+    /// `DESCRIBE FUNCTION`.
+    Function {
+        name: String,
+        kind: &'static str,
+    },
+    /// `SHOW TYPES`: name and type.
+    Types(Vec<(String, String)>),
+    /// `EXPLAIN`.
+    Query(Box<QueryDescription>),
+}
+
+/// What EXPLAIN tells of a query (one that runs, or a statement not run: no id).
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueryDescription {
+    pub id: String,
+    pub statement: String,
+    pub sources: Vec<String>,
+    pub sinks: Vec<String>,
+    /// Name, type, and whether it is a key column.
+    pub fields: Vec<(String, DataType, bool)>,
+    pub execution_plan: String,
+    pub state: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -140,6 +166,29 @@ struct RunningQuery {
     source: String,
     sink: String,
     handle: QueryHandle,
+    /// What EXPLAIN shows of it.
+    explained: Explained,
+}
+
+/// A query's sources, output columns and execution plan.
+struct Explained {
+    sources: Vec<String>,
+    fields: Vec<(String, DataType, bool)>,
+    plan: String,
+}
+
+impl Explained {
+    fn of(flow: &brook_planner::plan::Dataflow, sink: Option<&SourceDef>) -> Self {
+        Self {
+            sources: flow.sources().iter().map(|s| s.name.clone()).collect(),
+            fields: flow
+                .projection()
+                .iter()
+                .map(|p| (p.name.clone(), p.expr.data_type.clone(), p.key))
+                .collect(),
+            plan: brook_planner::explain::execution_plan(flow, sink),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -306,6 +355,11 @@ impl Engine {
     }
 
     /// Stops every persistent query cleanly: in-flight work is produced and committed.
+    /// Whether the brokers answer (a topic listing succeeds).
+    pub async fn check_brokers(&self) -> Result<(), String> {
+        self.backend.list_topics().await.map(|_| ())
+    }
+
     pub async fn shutdown(&self) {
         let mut state = self.state.lock().await;
         for query in state.queries.values_mut() {
@@ -402,6 +456,20 @@ impl Session {
             StatementKind::Show(kind) => self.show(*kind).await,
             StatementKind::Terminate { query_id } => self.terminate(query_id.as_deref()).await,
             StatementKind::Describe { name, extended } => self.describe(name, *extended).await,
+            StatementKind::DescribeFunction { name } => {
+                let kind = crate::metadata::function_kind(name).ok_or_else(|| {
+                    EngineError::new(format!("Can't find any functions with the name '{name}'"))
+                })?;
+                Ok(StatementResult::Listing(Listing::Function {
+                    name: name.clone(),
+                    kind,
+                }))
+            }
+            StatementKind::Explain(target) => self.explain(target).await,
+            StatementKind::Print(print) => {
+                let push = crate::query::print_topic(&self.engine.backend, print).await?;
+                Ok(StatementResult::Rows(push))
+            }
             StatementKind::AssertTopic {
                 topic,
                 exists,
@@ -481,6 +549,25 @@ impl Session {
                     .map(|(k, v)| (k.clone(), v.clone()))
                     .collect(),
             ),
+            ast::ShowKind::Topics { all } => {
+                drop(state);
+                let topics = self.engine.backend.list_topics().await?;
+                Listing::Topics(
+                    topics
+                        .into_iter()
+                        .filter(|(name, _, _)| all || !name.starts_with('_'))
+                        .collect(),
+                )
+            }
+            ast::ShowKind::Functions => Listing::Functions(crate::metadata::functions()),
+            ast::ShowKind::Types => Listing::Types(
+                state
+                    .catalog
+                    .types
+                    .iter()
+                    .map(|(name, t)| (name.clone(), t.to_string()))
+                    .collect(),
+            ),
         };
         Ok(StatementResult::Listing(listing))
     }
@@ -525,6 +612,55 @@ impl Session {
                 .collect(),
         };
         Ok(StatementResult::Listing(Listing::Source(Box::new(
+            description,
+        ))))
+    }
+
+    /// `EXPLAIN query_id` describes a running query; `EXPLAIN statement` plans the
+    /// statement's query without running it.
+    async fn explain(&self, target: &ast::ExplainTarget) -> Result<StatementResult> {
+        let state = self.engine.state.lock().await;
+        let description = match target {
+            ast::ExplainTarget::Query(id) => {
+                let q = state.queries.get(id).ok_or_else(|| {
+                    EngineError::new(format!("Query with id:{id} does not exist, use SHOW QUERIES to view the full set of running queries."))
+                })?;
+                QueryDescription {
+                    id: q.id.clone(),
+                    statement: q.sql.clone(),
+                    sources: q.explained.sources.clone(),
+                    sinks: vec![q.sink.clone()],
+                    fields: q.explained.fields.clone(),
+                    execution_plan: q.explained.plan.clone(),
+                    state: Some(state.query_summary(q).state),
+                }
+            }
+            ast::ExplainTarget::Statement(statement) => {
+                let (query, sink) = match &statement.kind {
+                    StatementKind::Query(q) => (q, None),
+                    StatementKind::CreateAsSelect(c) => (&c.query, Some(c.name.clone())),
+                    StatementKind::InsertInto(i) => (&i.query, Some(i.target.clone())),
+                    _ => {
+                        return Err(EngineError::new(
+                            "EXPLAIN takes a query id, a SELECT, a CREATE ... AS SELECT or an INSERT INTO ... SELECT",
+                        ))
+                    }
+                };
+                let flow =
+                    brook_planner::plan::plan_dataflow(&state.catalog, query, sink.as_deref())?;
+                let explained = Explained::of(&flow, None);
+                QueryDescription {
+                    id: String::new(),
+                    statement: statement.text.clone(),
+                    sources: explained.sources,
+                    sinks: sink.into_iter().collect(),
+                    fields: explained.fields,
+                    execution_plan: explained.plan,
+                    state: None,
+                }
+            }
+        };
+        Ok(StatementResult::Listing(Listing::Query(Box::new(
             description,
         ))))
     }
@@ -1076,6 +1212,7 @@ impl Session {
         source: &str,
     ) -> Result<StatementResult> {
         let engine = &self.engine;
+        let flow_for_explain = flow.clone();
         let group_id = format!(
             "_confluent-ksql-{}query_{query_id}",
             engine.config.service_id
@@ -1094,6 +1231,7 @@ impl Session {
         state.queries.insert(
             query_id.clone(),
             RunningQuery {
+                explained: Explained::of(&flow_for_explain, Some(sink)),
                 id: query_id.clone(),
                 sql: sql.to_string(),
                 source: source.to_string(),
@@ -1291,7 +1429,66 @@ impl Session {
                 values.insert(name.clone(), value);
             }
         }
-        let codec = RecordCodec::for_source(&source, &engine.formats);
+        self.write_row(&source, &values, rowtime).await?;
+        Ok(StatementResult::Status {
+            message: String::new(),
+            query_id: None,
+        })
+    }
+
+    /// Inserts one row given as a JSON object of column values (`/inserts-stream`);
+    /// ROWTIME may be given too.
+    pub async fn insert_json(
+        &self,
+        target: &str,
+        row: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<()> {
+        let source = {
+            let state = self.engine.state.lock().await;
+            match state.catalog.sources.get(target) {
+                Some(source) => source.clone(),
+                None => return Err(unknown_insert_target(&state.catalog, target)),
+            }
+        };
+        if source.is_source {
+            return Err(EngineError::new(format!(
+                "Cannot insert values into read-only {}: {}",
+                kind_noun(source.kind),
+                source.name
+            )));
+        }
+        let mut values: BTreeMap<String, Value> = BTreeMap::new();
+        let mut rowtime = None;
+        for (name, json) in row {
+            if name.eq_ignore_ascii_case(brook_planner::catalog::ROWTIME) {
+                rowtime = json.as_i64();
+                continue;
+            }
+            let column = source
+                .column(name)
+                .or_else(|| source.column(&name.to_uppercase()))
+                .filter(|c| matches!(c.role, ColumnRole::Key | ColumnRole::Value))
+                .ok_or_else(|| EngineError::new(format!("Column name {name} does not exist.")))?;
+            let value = crate::formats::json::from_json(json, &column.data_type).map_err(|e| {
+                EngineError::new(format!(
+                    "Cannot convert the value of {name} to {}: {e}",
+                    column.data_type
+                ))
+            })?;
+            values.insert(column.name.clone(), value);
+        }
+        self.write_row(&source, &values, rowtime).await
+    }
+
+    /// Encodes a row of `source` (absent columns are NULL) and writes it to its topic.
+    async fn write_row(
+        &self,
+        source: &SourceDef,
+        values: &BTreeMap<String, Value>,
+        rowtime: Option<i64>,
+    ) -> Result<()> {
+        let engine = &self.engine;
+        let codec = RecordCodec::for_source(source, &engine.formats);
         let pick = |role: ColumnRole| -> Vec<Value> {
             source
                 .columns
@@ -1320,10 +1517,7 @@ impl Session {
             timestamp,
         };
         engine.backend.produce(&source.topic, &[record]).await?;
-        Ok(StatementResult::Status {
-            message: String::new(),
-            query_id: None,
-        })
+        Ok(())
     }
 
     async fn drop_source(&mut self, drop: &ast::Drop) -> Result<StatementResult> {

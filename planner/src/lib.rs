@@ -4,6 +4,7 @@
 pub mod aggregate;
 pub mod catalog;
 mod error;
+pub mod explain;
 pub mod formats;
 pub mod functions;
 pub mod join;

@@ -1,7 +1,7 @@
 //! The entities `/ksql` answers `SHOW` / `LIST` with, in ksqlDB's shapes.
 
 use brook_engine::Listing;
-use brook_sql::ast::SourceKind;
+use brook_sql::ast::{DataType, SourceKind};
 use serde_json::{json, Value};
 
 pub fn listing(statement_text: &str, listing: &Listing) -> Value {
@@ -32,20 +32,7 @@ pub fn listing(statement_text: &str, listing: &Listing) -> Value {
             })
         }
         Listing::Source(d) => {
-            let fields: Vec<Value> = d
-                .columns
-                .iter()
-                .map(|(name, t, key)| {
-                    let mut field = json!({
-                        "name": name,
-                        "schema": {"type": type_name(t), "fields": null, "memberSchema": null},
-                    });
-                    if *key {
-                        field["type"] = json!("KEY");
-                    }
-                    field
-                })
-                .collect();
+            let fields = fields(&d.columns);
             json!({
                 "@type": "sourceDescription",
                 "statementText": statement_text,
@@ -94,6 +81,70 @@ pub fn listing(statement_text: &str, listing: &Listing) -> Value {
                 "warnings": [],
             })
         }
+        Listing::Topics(topics) => json!({
+            "@type": "kafka_topics",
+            "statementText": statement_text,
+            "topics": topics
+                .iter()
+                .map(|(name, partitions, replicas)| json!({
+                    "name": name,
+                    "replicaInfo": vec![replicas; (*partitions).max(0) as usize],
+                }))
+                .collect::<Vec<_>>(),
+            "warnings": [],
+        }),
+        Listing::Functions(functions) => json!({
+            "@type": "function_names",
+            "statementText": statement_text,
+            "functions": functions
+                .iter()
+                .map(|(name, kind)| json!({"name": name, "type": kind, "category": ""}))
+                .collect::<Vec<_>>(),
+            "warnings": [],
+        }),
+        Listing::Function { name, kind } => json!({
+            "@type": "describe_function",
+            "statementText": statement_text,
+            "name": name,
+            "description": "",
+            "author": "",
+            "version": "",
+            "path": "internal",
+            "functions": [],
+            "type": kind,
+            "warnings": [],
+        }),
+        Listing::Types(types) => {
+            let mut all = serde_json::Map::new();
+            for (name, t) in types {
+                all.insert(name.clone(), json!({"type": t}));
+            }
+            json!({
+                "@type": "type_list",
+                "statementText": statement_text,
+                "types": all,
+                "warnings": [],
+            })
+        }
+        Listing::Query(q) => json!({
+            "@type": "queryDescription",
+            "statementText": statement_text,
+            "queryDescription": {
+                "id": q.id,
+                "statementText": q.statement,
+                "windowType": null,
+                "fields": fields(&q.fields),
+                "sources": q.sources,
+                "sinks": q.sinks,
+                "topology": "",
+                "executionPlan": q.execution_plan,
+                "overriddenProperties": {},
+                "ksqlHostQueryStatus": {},
+                "queryType": if q.id.is_empty() { "" } else { "PERSISTENT" },
+                "state": q.state,
+            },
+            "warnings": [],
+        }),
         Listing::Variables(variables) => {
             let items: Vec<Value> = variables
                 .iter()
@@ -122,7 +173,40 @@ fn query(q: &brook_engine::QuerySummary) -> Value {
 }
 
 /// A column type as ksqlDB's field schemas name it: the type's keyword.
-fn type_name(t: &brook_sql::ast::DataType) -> String {
+fn type_name(t: &DataType) -> String {
     let full = t.to_string();
     full.split(['<', '(']).next().unwrap_or(&full).to_string()
+}
+
+/// A type as ksqlDB's schema objects describe it: its keyword, a struct's fields, an
+/// array's or map's element schema.
+fn schema_info(t: &DataType) -> Value {
+    let fields = match t {
+        DataType::Struct(fields) => Value::Array(
+            fields
+                .iter()
+                .map(|(name, t)| json!({"name": name, "schema": schema_info(t)}))
+                .collect(),
+        ),
+        _ => Value::Null,
+    };
+    let member = match t {
+        DataType::Array(e) | DataType::Map(_, e) => schema_info(e),
+        _ => Value::Null,
+    };
+    json!({"type": type_name(t), "fields": fields, "memberSchema": member})
+}
+
+/// Columns as ksqlDB's `fields`: name, schema, and `"type": "KEY"` for key columns.
+fn fields(columns: &[(String, DataType, bool)]) -> Vec<Value> {
+    columns
+        .iter()
+        .map(|(name, t, key)| {
+            let mut field = json!({"name": name, "schema": schema_info(t)});
+            if *key {
+                field["type"] = json!("KEY");
+            }
+            field
+        })
+        .collect()
 }

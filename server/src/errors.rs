@@ -82,3 +82,18 @@ pub fn properties(
         })
         .unwrap_or_default()
 }
+
+/// A body over the size limit is refused in ksqlDB's shape rather than as plain text.
+pub async fn too_large(response: Response) -> Response {
+    if response.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        return with_status(
+            41300,
+            json!({
+                "@type": "generic_error",
+                "error_code": 41300,
+                "message": "The request body is larger than the server accepts",
+            }),
+        );
+    }
+    response
+}

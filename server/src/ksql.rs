@@ -8,6 +8,7 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use brook_engine::{Session, StatementResult};
+use brook_sql::ast::{SourceKind, StatementKind};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -81,18 +82,25 @@ pub async fn handle(State(state): State<Arc<crate::AppState>>, body: Bytes) -> R
                     statement.kind,
                     brook_sql::ast::StatementKind::InsertValues(_)
                 ) => {}
-            Ok(StatementResult::Status { message, query_id }) => entities.push(json!({
-                "@type": "currentStatus",
-                "statementText": statement.text,
-                "commandId": format!("{}/{}", sequence, query_id.as_deref().unwrap_or("statement")),
-                "commandStatus": {
-                    "status": "SUCCESS",
-                    "message": message,
-                    "queryId": query_id,
-                },
-                "commandSequenceNumber": sequence,
-                "warnings": [],
-            })),
+            Ok(StatementResult::Status { message, query_id }) => {
+                let command_id = command_id(&statement.kind)
+                    .unwrap_or_else(|| format!("statement/{sequence}/execute"));
+                if is_command {
+                    state.record_status(&command_id, "SUCCESS", &message);
+                }
+                entities.push(json!({
+                    "@type": "currentStatus",
+                    "statementText": statement.text,
+                    "commandId": command_id,
+                    "commandStatus": {
+                        "status": "SUCCESS",
+                        "message": message,
+                        "queryId": query_id,
+                    },
+                    "commandSequenceNumber": sequence,
+                    "warnings": [],
+                }))
+            }
             Ok(StatementResult::Listing(listing)) => {
                 entities.push(crate::entities::listing(&statement.text, &listing))
             }
@@ -108,4 +116,24 @@ pub async fn handle(State(state): State<Arc<crate::AppState>>, body: Bytes) -> R
         }
     }
     Json(serde_json::Value::Array(entities)).into_response()
+}
+
+/// ksqlDB's id of a command, `<type>/<entity>/<action>`, which `/status` answers for.
+pub fn command_id(kind: &StatementKind) -> Option<String> {
+    let noun = |k: SourceKind| match k {
+        SourceKind::Stream => "stream",
+        SourceKind::Table => "table",
+    };
+    Some(match kind {
+        StatementKind::CreateSource(c) => format!("{}/{}/create", noun(c.kind), c.name),
+        StatementKind::CreateAsSelect(c) => format!("{}/{}/create", noun(c.kind), c.name),
+        StatementKind::InsertInto(i) => format!("stream/{}/create", i.target),
+        StatementKind::Drop(d) => format!("{}/{}/drop", noun(d.kind), d.name),
+        StatementKind::CreateType { name, .. } => format!("type/{name}/create"),
+        StatementKind::DropType { name, .. } => format!("type/{name}/drop"),
+        StatementKind::Terminate { query_id } => {
+            format!("terminate/{}/execute", query_id.as_deref().unwrap_or("ALL"))
+        }
+        _ => return None,
+    })
 }

@@ -5,6 +5,7 @@
 mod command_topic;
 mod entities;
 mod errors;
+mod inserts_stream;
 mod ksql;
 mod query_stream;
 
@@ -26,6 +27,8 @@ pub struct AppState {
     commands: Commands,
     /// Push queries running for clients, for `/close-query`.
     push_queries: std::sync::Mutex<std::collections::BTreeMap<String, PushCloser>>,
+    /// The outcome of each command, by command id, for `/status`.
+    statuses: std::sync::Mutex<std::collections::BTreeMap<String, (String, String)>>,
 }
 
 impl AppState {
@@ -41,6 +44,24 @@ impl AppState {
 
     fn unregister(&self, id: &str) {
         self.push_queries().remove(id);
+    }
+
+    fn record_status(&self, command_id: &str, status: &str, message: &str) {
+        self.statuses
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(
+                command_id.to_string(),
+                (status.to_string(), message.to_string()),
+            );
+    }
+
+    fn status(&self, command_id: &str) -> Option<(String, String)> {
+        self.statuses
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(command_id)
+            .cloned()
     }
 
     /// Ends a push query; false if none has this id.
@@ -90,6 +111,7 @@ pub async fn router(engine: Arc<Engine>, mode: Mode) -> Result<Router, String> {
         engine,
         commands,
         push_queries: Default::default(),
+        statuses: Default::default(),
     });
     Ok(Router::new()
         .route("/info", get(info))
@@ -98,7 +120,13 @@ pub async fn router(engine: Arc<Engine>, mode: Mode) -> Result<Router, String> {
         .route("/query-stream", post(query_stream::query_stream))
         .route("/query", post(query_stream::query))
         .route("/close-query", post(query_stream::close_query))
+        .route("/inserts-stream", post(inserts_stream::inserts_stream))
+        .route("/status", get(statuses))
+        .route("/status/{kind}/{entity}/{action}", get(status))
+        .route("/chc/live", get(live))
+        .route("/chc/ready", get(ready))
         .fallback(errors::not_found)
+        .layer(axum::middleware::map_response(errors::too_large))
         .with_state(state))
 }
 
@@ -133,6 +161,53 @@ async fn info(
             "serverStatus": "RUNNING"
         }
     }))
+}
+
+/// `GET /status`: every command's status, by command id.
+async fn statuses(
+    axum::extract::State(state): axum::extract::State<Arc<AppState>>,
+) -> Json<serde_json::Value> {
+    let all = state.statuses.lock().unwrap_or_else(|p| p.into_inner());
+    let statuses: serde_json::Map<String, serde_json::Value> = all
+        .iter()
+        .map(|(id, (status, _))| (id.clone(), json!(status)))
+        .collect();
+    Json(json!({ "commandStatuses": statuses }))
+}
+
+/// `GET /status/{type}/{entity}/{action}`: one command's status and message.
+async fn status(
+    axum::extract::State(state): axum::extract::State<Arc<AppState>>,
+    axum::extract::Path((kind, entity, action)): axum::extract::Path<(String, String, String)>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let id = format!("{kind}/{entity}/{action}");
+    match state.status(&id) {
+        Some((status, message)) => {
+            Json(json!({"status": status, "message": message})).into_response()
+        }
+        None => errors::generic(errors::NOT_FOUND, format!("Command not found: {id}")),
+    }
+}
+
+/// `GET /chc/live`: the process answers.
+async fn live() -> Json<serde_json::Value> {
+    Json(json!({}))
+}
+
+/// `GET /chc/ready`: the server can reach its brokers, so it can take statements.
+async fn ready(
+    axum::extract::State(state): axum::extract::State<Arc<AppState>>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match state.engine.check_brokers().await {
+        Ok(_) => Json(json!({"isHealthy": true})).into_response(),
+        Err(e) => (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"isHealthy": false, "message": e})),
+        )
+            .into_response(),
+    }
 }
 
 async fn healthcheck() -> Json<serde_json::Value> {

@@ -116,7 +116,16 @@ fn rows_then(
     })
 }
 
-pub async fn query_stream(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
+pub async fn query_stream(
+    State(state): State<Arc<AppState>>,
+    headers: axum::http::HeaderMap,
+    body: Bytes,
+) -> Response {
+    // `Accept: application/json` asks for one JSON array rather than delimited lines.
+    let json_array = headers
+        .get(header::ACCEPT)
+        .and_then(|a| a.to_str().ok())
+        .is_some_and(|a| a.contains("application/json"));
     let body = match errors::json_body(&body) {
         Ok(b) => b,
         Err(response) => return *response,
@@ -133,6 +142,22 @@ pub async fn query_stream(State(state): State<Arc<AppState>>, body: Bytes) -> Re
         "columnNames": push.columns.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(),
         "columnTypes": push.columns.iter().map(|(_, t)| t.to_string()).collect::<Vec<_>>(),
     });
+    if json_array {
+        let first = futures::stream::once(async move {
+            Ok::<Bytes, std::io::Error>(Bytes::from(format!("[{header_line}")))
+        });
+        let rows = rows_then(
+            state,
+            push,
+            |row| format!(",\n{row}"),
+            Some(|_| "]\n".to_string()),
+        );
+        return (
+            [(header::CONTENT_TYPE, "application/json")],
+            Body::from_stream(futures::StreamExt::chain(first, rows)),
+        )
+            .into_response();
+    }
     let first = futures::stream::once(async move {
         Ok::<Bytes, std::io::Error>(Bytes::from(format!("{header_line}\n")))
     });

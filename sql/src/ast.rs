@@ -53,6 +53,14 @@ pub enum StatementKind {
         name: String,
         extended: bool,
     },
+    /// `DESCRIBE FUNCTION name`
+    DescribeFunction {
+        name: String,
+    },
+    /// `EXPLAIN query_id` or `EXPLAIN statement`
+    Explain(ExplainTarget),
+    /// `PRINT topic [FROM BEGINNING] [INTERVAL n] [LIMIT n]`
+    Print(Print),
     /// `TERMINATE query_id` or `TERMINATE ALL` (`None`).
     Terminate {
         query_id: Option<String>,
@@ -80,6 +88,29 @@ pub enum ShowKind {
     Queries,
     Properties,
     Variables,
+    /// `SHOW [ALL] TOPICS`: ALL includes internal topics (named with a leading `_`).
+    Topics {
+        all: bool,
+    },
+    Functions,
+    Types,
+}
+
+/// What `EXPLAIN` describes: a running query, or a statement not run.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ExplainTarget {
+    Query(String),
+    Statement(Box<Statement>),
+}
+
+/// `PRINT topic`: the topic's records as they come (from the start with FROM BEGINNING),
+/// every `interval`-th one, up to `limit`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Print {
+    pub topic: String,
+    pub from_beginning: bool,
+    pub interval: u64,
+    pub limit: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -37,6 +37,19 @@ pub fn parse_statements(
 
 /// Parses one statement (without its `;`) that starts at `position` of a script.
 pub fn parse_statement(text: &str, position: Position) -> Result<Statement, ParseError> {
+    if let Some(inner) = explained_statement(text) {
+        let offset = (text.len() - inner.len()) as u64;
+        let at = Position {
+            line: position.line,
+            column: position.column + offset,
+        };
+        let explained = parse_statement(inner, at)?;
+        return Ok(Statement {
+            kind: StatementKind::Explain(ExplainTarget::Statement(Box::new(explained))),
+            text: text.to_string(),
+            position,
+        });
+    }
     let dialect = KsqlDialect;
     let tokens = Tokenizer::new(&dialect, text)
         .tokenize_with_location()
@@ -58,6 +71,21 @@ pub fn parse_statement(text: &str, position: Position) -> Result<Statement, Pars
         text: text.to_string(),
         position,
     })
+}
+
+/// The statement `EXPLAIN <statement>` explains, if `text` is one.
+fn explained_statement(text: &str) -> Option<&str> {
+    let trimmed = text.trim_start();
+    let (first, rest) = trimmed.split_once(char::is_whitespace)?;
+    if !first.eq_ignore_ascii_case("EXPLAIN") {
+        return None;
+    }
+    let rest = rest.trim_start();
+    let next = rest.split_whitespace().next()?;
+    ["SELECT", "CREATE", "INSERT"]
+        .iter()
+        .any(|w| next.eq_ignore_ascii_case(w))
+        .then_some(rest)
 }
 
 /// A position inside a statement, made relative to the whole script.
@@ -301,14 +329,54 @@ impl StatementParser<'_> {
                 ShowKind::Properties
             } else if self.eat_word("VARIABLES") {
                 ShowKind::Variables
+            } else if self.eat_word("TOPICS") {
+                ShowKind::Topics { all: false }
+            } else if self.eat_words(&["ALL", "TOPICS"]) {
+                ShowKind::Topics { all: true }
+            } else if self.eat_word("FUNCTIONS") {
+                ShowKind::Functions
+            } else if self.eat_word("TYPES") {
+                ShowKind::Types
             } else {
-                return self.error("STREAMS, TABLES, QUERIES, PROPERTIES or VARIABLES");
+                return self.error(
+                    "STREAMS, TABLES, QUERIES, PROPERTIES, VARIABLES, TOPICS, FUNCTIONS or TYPES",
+                );
             };
             self.eat_word("EXTENDED");
             return Ok(StatementKind::Show(kind));
         }
+        if self.eat_word("EXPLAIN") {
+            // EXPLAIN of a statement is parsed in parse_statement.
+            let query_id = self.identifier()?;
+            return Ok(StatementKind::Explain(ExplainTarget::Query(query_id)));
+        }
+        if self.eat_word("PRINT") {
+            let topic = self.identifier_or_string()?;
+            let mut print = Print {
+                topic,
+                from_beginning: false,
+                interval: 1,
+                limit: None,
+            };
+            loop {
+                if self.eat_words(&["FROM", "BEGINNING"]) {
+                    print.from_beginning = true;
+                } else if self.eat_word("INTERVAL") || self.eat_word("SAMPLE") {
+                    print.interval = self.whole_number()?.max(1);
+                } else if self.eat_word("LIMIT") {
+                    print.limit = Some(self.whole_number()?);
+                } else {
+                    break;
+                }
+            }
+            return Ok(StatementKind::Print(print));
+        }
         if self.eat_word("DESCRIBE") {
-            if self.is_word("FUNCTION") || self.is_word("STREAMS") || self.is_word("TABLES") {
+            if self.eat_word("FUNCTION") {
+                let name = self.identifier()?;
+                return Ok(StatementKind::DescribeFunction { name });
+            }
+            if self.is_word("STREAMS") || self.is_word("TABLES") {
                 return self.error("the name of a stream or table");
             }
             let name = self.identifier()?;
@@ -331,7 +399,7 @@ impl StatementParser<'_> {
             ));
         }
         self.error(
-            "CREATE, INSERT, SELECT, DROP, SET, UNSET, DEFINE, UNDEFINE, SHOW, LIST, DESCRIBE, TERMINATE or ASSERT",
+            "CREATE, INSERT, SELECT, DROP, SET, UNSET, DEFINE, UNDEFINE, SHOW, LIST, DESCRIBE, EXPLAIN, PRINT, TERMINATE or ASSERT",
         )
     }
 
@@ -402,6 +470,19 @@ impl StatementParser<'_> {
             Ok(Some(self.duration()?))
         } else {
             Ok(None)
+        }
+    }
+
+    fn whole_number(&mut self) -> Result<u64, ParseError> {
+        match &self.p.peek_token_ref().token {
+            Token::Number(n, _) => match n.parse::<u64>() {
+                Ok(n) => {
+                    self.p.next_token();
+                    Ok(n)
+                }
+                Err(_) => self.error("a whole number"),
+            },
+            _ => self.error("a whole number"),
         }
     }
 
@@ -733,16 +814,7 @@ impl StatementParser<'_> {
             None
         };
         let limit = if self.eat_word("LIMIT") {
-            match &self.p.peek_token_ref().token {
-                Token::Number(n, _) => match n.parse::<u64>() {
-                    Ok(n) => {
-                        self.p.next_token();
-                        Some(n)
-                    }
-                    Err(_) => return self.error("a whole number"),
-                },
-                _ => return self.error("a whole number"),
-            }
+            Some(self.whole_number()?)
         } else {
             None
         };

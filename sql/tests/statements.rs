@@ -517,7 +517,43 @@ fn describe() {
             extended: true
         }
     );
-    assert!(parse_err("DESCRIBE FUNCTION abs")
+    assert_eq!(
+        parse("DESCRIBE FUNCTION abs"),
+        StatementKind::DescribeFunction { name: "ABS".into() }
+    );
+    assert!(parse_err("DESCRIBE STREAMS")
         .to_string()
         .contains("stream or table"));
+}
+
+#[test]
+fn explain_show_and_print() {
+    assert_eq!(
+        parse("EXPLAIN CTAS_X_1"),
+        StatementKind::Explain(ExplainTarget::Query("CTAS_X_1".into()))
+    );
+    let StatementKind::Explain(ExplainTarget::Statement(inner)) =
+        parse("EXPLAIN SELECT * FROM s EMIT CHANGES")
+    else {
+        panic!("EXPLAIN of a statement");
+    };
+    assert!(matches!(inner.kind, StatementKind::Query(_)));
+    assert_eq!(
+        parse("SHOW ALL TOPICS"),
+        StatementKind::Show(ShowKind::Topics { all: true })
+    );
+    assert_eq!(
+        parse("LIST FUNCTIONS"),
+        StatementKind::Show(ShowKind::Functions)
+    );
+    assert_eq!(parse("SHOW TYPES"), StatementKind::Show(ShowKind::Types));
+    assert_eq!(
+        parse("PRINT 'my.topic' FROM BEGINNING INTERVAL 2 LIMIT 10"),
+        StatementKind::Print(Print {
+            topic: "my.topic".into(),
+            from_beginning: true,
+            interval: 2,
+            limit: Some(10),
+        })
+    );
 }

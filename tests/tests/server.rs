@@ -606,3 +606,231 @@ fn pull_queries_over_http() {
     assert!(server.terminate().success(), "{stderr}");
     let _ = std::fs::remove_dir_all(&state);
 }
+
+/// Runs curl (HTTP/2 without TLS, "prior knowledge"): (HTTP version, status, body).
+fn curl_http2(url: &str, body: &str) -> (String, String, String) {
+    let out = std::process::Command::new("curl")
+        .args([
+            "-s",
+            "--http2-prior-knowledge",
+            "-X",
+            "POST",
+            "-H",
+            "Content-Type: application/json",
+            "--data-binary",
+            body,
+            "-w",
+            "\n%{http_version} %{http_code}",
+            url,
+        ])
+        .output()
+        .expect("curl is needed for the HTTP/2 test (scripts/test.sh installs it)");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, last) = text.rsplit_once('\n').unwrap_or(("", &text));
+    let (version, status) = last.split_once(' ').unwrap_or(("", ""));
+    (version.to_string(), status.to_string(), body.to_string())
+}
+
+#[test]
+fn metadata_statements_status_inserts_print_and_http2() {
+    let b = broker();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let service = unique("endpoints");
+    let state = std::env::temp_dir().join(unique("brook-state"));
+    let state_arg = state.display().to_string();
+    let (server, http) = start_server("endpoints-server", b, &listen, &service, &state_arg);
+    let topic = unique("clicks");
+    let (status, body) = http.post(
+        "/ksql",
+        &json!({
+            "ksql": format!(
+                "CREATE TYPE ADDRESS AS STRUCT<street STRING, zip INT>;
+                 CREATE STREAM clicks (user_id STRING KEY, url STRING, n INT)
+                   WITH (kafka_topic='{topic}', value_format='JSON', partitions=1);
+                 CREATE TABLE per_user AS SELECT user_id, COUNT(*) AS c FROM clicks GROUP BY user_id;
+                 SHOW TOPICS; SHOW FUNCTIONS; DESCRIBE FUNCTION ucase; SHOW TYPES;"
+            ),
+            "streamsProperties": {"auto.offset.reset": "earliest"},
+        })
+        .to_string(),
+    );
+    assert_eq!(status, 200, "{body}");
+    let entities: Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(entities[1]["commandId"], json!("stream/CLICKS/create"));
+    let query_id = entities[2]["commandStatus"]["queryId"]
+        .as_str()
+        .expect("a query id")
+        .to_string();
+    assert_eq!(entities[3]["@type"], json!("kafka_topics"));
+    let topics: Vec<&str> = entities[3]["topics"]
+        .as_array()
+        .expect("topics")
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert!(topics.contains(&topic.as_str()), "{topics:?}");
+    assert!(topics.contains(&"PER_USER"), "{topics:?}");
+    assert!(
+        !topics.iter().any(|t| t.starts_with('_')),
+        "internal topics hidden: {topics:?}"
+    );
+    assert_eq!(entities[4]["@type"], json!("function_names"));
+    let functions = entities[4]["functions"].as_array().expect("functions");
+    assert!(functions.contains(&json!({"name": "UCASE", "type": "SCALAR", "category": ""})));
+    assert!(functions.contains(&json!({"name": "COUNT", "type": "AGGREGATE", "category": ""})));
+    assert_eq!(entities[5]["@type"], json!("describe_function"));
+    assert_eq!(entities[5]["name"], json!("UCASE"));
+    assert_eq!(entities[6]["@type"], json!("type_list"));
+    assert_eq!(
+        entities[6]["types"]["ADDRESS"]["type"],
+        json!("STRUCT<`STREET` STRING, `ZIP` INTEGER>")
+    );
+
+    // /status knows each command by its id.
+    let (status, body) = http.get("/status").expect("/status");
+    assert_eq!(status, 200);
+    let statuses: Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(
+        statuses["commandStatuses"]["table/PER_USER/create"],
+        json!("SUCCESS")
+    );
+    let (status, body) = http.get("/status/table/PER_USER/create").expect("status");
+    assert_eq!(status, 200);
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).expect("json"),
+        json!({"status": "SUCCESS", "message": format!("Created query with ID {query_id}")})
+    );
+    let (status, _) = http.get("/status/table/NOPE/create").expect("status");
+    assert_eq!(status, 404);
+    let (status, _) = http.get("/chc/live").expect("live");
+    assert_eq!(status, 200);
+    let (status, body) = http.get("/chc/ready").expect("ready");
+    assert_eq!((status, body.as_str()), (200, r#"{"isHealthy":true}"#));
+
+    // EXPLAIN of a running query and of a statement.
+    let (status, body) = http.post(
+        "/ksql",
+        &json!({"ksql": format!("EXPLAIN {query_id}; EXPLAIN SELECT url FROM clicks WHERE n > 1 EMIT CHANGES;")})
+            .to_string(),
+    );
+    assert_eq!(status, 200, "{body}");
+    let explained: Value = serde_json::from_str(&body).expect("json");
+    let running = &explained[0]["queryDescription"];
+    assert_eq!(explained[0]["@type"], json!("queryDescription"));
+    assert_eq!(running["id"], json!(query_id));
+    assert_eq!(running["sources"], json!(["CLICKS"]));
+    assert_eq!(running["sinks"], json!(["PER_USER"]));
+    assert_eq!(running["state"], json!("RUNNING"));
+    let plan = running["executionPlan"].as_str().expect("a plan");
+    assert!(plan.contains("[ SINK ] | TABLE PER_USER"), "{plan}");
+    assert!(
+        plan.contains("[ AGGREGATE ] | Group by: USER_ID | Aggregates: COUNT"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains(&format!("[ SOURCE ] | STREAM CLICKS | Topic: {topic}")),
+        "{plan}"
+    );
+    let plan = explained[1]["queryDescription"]["executionPlan"]
+        .as_str()
+        .expect("a plan");
+    assert!(plan.contains("[ FILTER ]"), "{plan}");
+    assert_eq!(
+        explained[1]["queryDescription"]["fields"][0]["name"],
+        json!("URL")
+    );
+
+    // /inserts-stream: each row acknowledged in order; a bad row is refused alone.
+    let rows = "{\"target\": \"clicks\"}\n\
+                {\"USER_ID\": \"ann\", \"URL\": \"/a\", \"N\": 1}\n\
+                {\"user_id\": \"bob\", \"url\": \"/b\", \"n\": 2}\n\
+                not json\n\
+                {\"NO_SUCH\": 1}\n\
+                {\"USER_ID\": \"ann\", \"URL\": \"/c\", \"N\": 3}\n";
+    let (status, body) = http.post("/inserts-stream", rows);
+    assert_eq!(status, 200, "{body}");
+    let acks: Vec<Value> = body
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON ack"))
+        .collect();
+    let summary: Vec<(u64, String)> = acks
+        .iter()
+        .map(|a| {
+            (
+                a["seq"].as_u64().unwrap_or(99),
+                a["status"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (0, "ok".to_string()),
+            (1, "ok".to_string()),
+            (2, "error".to_string()),
+            (3, "error".to_string()),
+            (4, "ok".to_string())
+        ],
+        "{body}"
+    );
+    assert!(acks[3]["message"]
+        .as_str()
+        .is_some_and(|m| m.contains("NO_SUCH")));
+    let (status, _) = http.post("/inserts-stream", "{\"target\": \"nothing\"}\n");
+    assert_eq!(status, 400);
+
+    // The inserted rows reach the table; /query-stream with Accept: application/json
+    // answers with one JSON array.
+    let counted = wait_for(Duration::from_secs(60), || {
+        let mut response = http
+            .agent
+            .post(format!("{}/query-stream", http.base))
+            .header("Accept", "application/json")
+            .send(json!({"sql": "SELECT user_id, c FROM per_user;"}).to_string())
+            .ok()?;
+        let body: Value = serde_json::from_str(&response.body_mut().read_to_string().ok()?).ok()?;
+        let mut rows: Vec<Value> = body.as_array()?[1..].to_vec();
+        rows.sort_by_key(|r| r.to_string());
+        (rows == vec![json!(["ann", 2]), json!(["bob", 1])]).then_some(body)
+    });
+    let array = counted.expect("the table counts the inserted rows");
+    assert_eq!(array[0]["columnNames"], json!(["USER_ID", "C"]));
+
+    // PRINT shows the topic's records.
+    let (status, body) = http.post(
+        "/query-stream",
+        &json!({"sql": format!("PRINT '{topic}' FROM BEGINNING LIMIT 2;")}).to_string(),
+    );
+    assert_eq!(status, 200, "{body}");
+    let lines: Vec<Value> = body
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert_eq!(lines.len(), 3, "{body}");
+    let first = lines[1][0].as_str().expect("a record line");
+    assert!(
+        first.contains("key: ann, value: {\"URL\":\"/a\",\"N\":1}, partition: 0"),
+        "{first}"
+    );
+
+    // HTTP/2 without TLS.
+    let (version, status, body) = curl_http2(
+        &format!("{}/ksql", http.base),
+        &json!({"ksql": "SHOW STREAMS;"}).to_string(),
+    );
+    assert_eq!((version.as_str(), status.as_str()), ("2", "200"), "{body}");
+    assert!(body.contains("CLICKS"), "{body}");
+
+    // A body over the limit gets ksqlDB's error shape.
+    let big = format!("{{\"ksql\": \"{}\"}}", "x".repeat(3 * 1024 * 1024));
+    let (status, body) = http.post("/ksql", &big);
+    assert_eq!(status, 413);
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).expect("json")["error_code"],
+        json!(41300)
+    );
+
+    let stderr = server.stderr();
+    assert!(server.terminate().success(), "{stderr}");
+    let _ = std::fs::remove_dir_all(&state);
+}

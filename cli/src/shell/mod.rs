@@ -229,9 +229,10 @@ impl Shell {
                     &rows,
                 );
             }
-            Ok(Kind::Query(_)) => {
+            Ok(Kind::Query(_) | Kind::Print(_)) => {
                 let sql = parsed.as_ref().map(|s| s.text.clone()).unwrap_or_default();
-                self.stream_query(&sql)?
+                let plain = matches!(parsed.as_ref().map(|s| &s.kind), Ok(Kind::Print(_)));
+                self.stream_query(&sql, plain)?
             }
             _ => {
                 let entities = self
@@ -251,8 +252,9 @@ impl Shell {
         Ok(())
     }
 
-    /// Streams a query's rows until it ends or Ctrl-C ends it.
-    fn stream_query(&mut self, sql: &str) -> Result<(), String> {
+    /// Streams a query's rows until it ends or Ctrl-C ends it; `plain` rows (PRINT's
+    /// records) are printed as lines rather than in a table.
+    fn stream_query(&mut self, sql: &str, plain: bool) -> Result<(), String> {
         let streaming = self
             .client
             .query(&format!("{sql};"), &self.local.properties)
@@ -266,7 +268,8 @@ impl Shell {
             );
         }
         let table = crate::table::Table::streaming(&streaming.columns);
-        if self.format == Format::Tabular {
+        let tabular = self.format == Format::Tabular && !plain;
+        if tabular {
             table.print_header(&mut out, &streaming.columns);
         }
         // Rows are read on their own thread so that Ctrl-C is noticed while none come.
@@ -302,6 +305,11 @@ impl Shell {
                 Ok(Some(row)) if row.is_array() => {
                     count += 1;
                     match self.format {
+                        Format::Tabular if plain => {
+                            for cell in row.as_array().into_iter().flatten() {
+                                let _ = writeln!(out, "{}", render::cell(cell));
+                            }
+                        }
                         Format::Tabular => {
                             let cells: Vec<String> = row
                                 .as_array()
@@ -324,7 +332,7 @@ impl Shell {
                 Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
             }
         }
-        if self.format == Format::Tabular {
+        if tabular {
             let _ = writeln!(out, "{}", table.rule());
         }
         let limit = sql

@@ -127,6 +127,57 @@ fn tabular(out: &mut impl Write, entity: &Value) {
                 .collect();
             print_table(out, &strings(&["Field", "Type"]), &fields);
         }
+        "kafka_topics" => {
+            let topics: Vec<Vec<String>> = entity["topics"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|t| {
+                    let replicas = t["replicaInfo"].as_array().cloned().unwrap_or_default();
+                    vec![
+                        cell(&t["name"]),
+                        replicas.len().to_string(),
+                        replicas.first().map(cell).unwrap_or_default(),
+                    ]
+                })
+                .collect();
+            print_table(
+                out,
+                &strings(&["Kafka Topic", "Partitions", "Partition Replicas"]),
+                &topics,
+            );
+        }
+        "function_names" => print_table(
+            out,
+            &strings(&["Function Name", "Type"]),
+            &rows(&entity["functions"], &["name", "type"]),
+        ),
+        "describe_function" => {
+            let _ = writeln!(out, "Name        : {}", cell(&entity["name"]));
+            let _ = writeln!(out, "Type        : {}", cell(&entity["type"]));
+        }
+        "type_list" => {
+            let types: Vec<Vec<String>> = entity["types"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(name, t)| vec![name.clone(), cell(&t["type"])])
+                .collect();
+            print_table(out, &strings(&["Type Name", "Schema"]), &types);
+        }
+        "queryDescription" => {
+            let q = &entity["queryDescription"];
+            let _ = writeln!(out, "ID                   : {}", cell(&q["id"]));
+            let _ = writeln!(out, "SQL                  : {}", cell(&q["statementText"]));
+            let _ = writeln!(out, "Sources              : {}", cell(&q["sources"]));
+            let _ = writeln!(out, "Sinks                : {}", cell(&q["sinks"]));
+            let _ = writeln!(out, "State                : {}", cell(&q["state"]));
+            let _ = writeln!(
+                out,
+                "\nExecution plan\n--------------\n{}",
+                cell(&q["executionPlan"])
+            );
+        }
         _ => {
             let _ = writeln!(
                 out,

@@ -3,7 +3,7 @@
 mod avro;
 mod delimited;
 pub mod inference;
-mod json;
+pub(crate) mod json;
 pub mod json_schema;
 pub mod protobuf;
 

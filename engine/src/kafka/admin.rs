@@ -38,23 +38,36 @@ impl Topics {
 
     /// A topic's partition count and replication factor, if it exists.
     pub async fn layout(&self, topic: &str) -> Result<Option<(i32, i32)>, String> {
+        Ok(self
+            .list()
+            .await?
+            .into_iter()
+            .find(|(name, _, _)| name == topic)
+            .map(|(_, partitions, replicas)| (partitions, replicas)))
+    }
+
+    /// Every topic: its name, partition count and replication factor, by name.
+    pub async fn list(&self) -> Result<Vec<(String, i32, i32)>, String> {
         let admin = self.admin.clone();
         let metadata =
             tokio::task::spawn_blocking(move || admin.inner().fetch_metadata(None, TIMEOUT))
                 .await
                 .map_err(|e| format!("cannot read topic metadata: {e}"))?
                 .map_err(|e| format!("cannot read topic metadata: {e}"))?;
-        Ok(metadata
+        let mut topics: Vec<(String, i32, i32)> = metadata
             .topics()
             .iter()
-            .find(|t| t.name() == topic && t.error().is_none())
+            .filter(|t| t.error().is_none())
             .map(|t| {
                 let replicas = t
                     .partitions()
                     .first()
                     .map_or(0, |p| p.replicas().len() as i32);
-                (t.partitions().len() as i32, replicas)
-            }))
+                (t.name().to_string(), t.partitions().len() as i32, replicas)
+            })
+            .collect();
+        topics.sort();
+        Ok(topics)
     }
 
     /// Creates `topic` unless it exists; returns its partition count.

@@ -3,6 +3,7 @@
 
 mod merge;
 mod persistent;
+mod print;
 mod pull;
 mod push;
 mod rebalance;
@@ -14,6 +15,7 @@ pub use persistent::{
     join_repartition_topic, repartition_topic, source_changelog, state_changelog, PersistentQuery,
     QueryStatus,
 };
+pub use print::print_topic;
 pub use pull::{run_pull, table_rows};
 pub use push::{start_push_query, PushCloser, PushQuery};
 pub use records::{produce_all, read_to_end, OutputRecord};

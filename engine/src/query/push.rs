@@ -48,14 +48,25 @@ impl PushQuery {
             .iter()
             .map(|p| (p.name.clone(), p.expr.data_type.clone()))
             .collect();
-        let keys = operators.projection().iter().map(|p| p.key).collect();
+        let mut query = Self::with_columns(id, columns, rows, operators.limit());
+        query.keys = operators.projection().iter().map(|p| p.key).collect();
+        query
+    }
+
+    /// A query of `columns` (none of them keys) whose rows arrive on `rows`.
+    pub(crate) fn with_columns(
+        id: String,
+        columns: Vec<(String, DataType)>,
+        rows: mpsc::Receiver<Result<Vec<Value>, String>>,
+        limit: Option<u64>,
+    ) -> Self {
         let (stop, _) = watch::channel(false);
         Self {
             id,
+            keys: vec![false; columns.len()],
             columns,
-            keys,
             rows,
-            limit: operators.limit(),
+            limit,
             pull: false,
             stop: Arc::new(stop),
         }

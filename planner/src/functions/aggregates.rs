@@ -50,29 +50,31 @@ pub struct Aggregate {
     pub returns: DataType,
 }
 
+/// The aggregate functions' names.
+pub const NAMES: &[&str] = &[
+    "ATTR",
+    "AVG",
+    "COLLECT_LIST",
+    "COLLECT_SET",
+    "CORRELATION",
+    "COUNT",
+    "COUNT_DISTINCT",
+    "EARLIEST_BY_OFFSET",
+    "HISTOGRAM",
+    "LATEST_BY_OFFSET",
+    "MAX",
+    "MIN",
+    "STDDEV_POP",
+    "STDDEV_SAMP",
+    "STDDEV_SAMPLE",
+    "SUM",
+    "SUM_LIST",
+    "TOPK",
+    "TOPKDISTINCT",
+];
+
 pub fn is_aggregate(name: &str) -> bool {
-    matches!(
-        name.to_uppercase().as_str(),
-        "COUNT"
-            | "ATTR"
-            | "COUNT_DISTINCT"
-            | "SUM"
-            | "SUM_LIST"
-            | "AVG"
-            | "MIN"
-            | "MAX"
-            | "COLLECT_LIST"
-            | "COLLECT_SET"
-            | "TOPK"
-            | "TOPKDISTINCT"
-            | "HISTOGRAM"
-            | "EARLIEST_BY_OFFSET"
-            | "LATEST_BY_OFFSET"
-            | "STDDEV_SAMP"
-            | "STDDEV_SAMPLE"
-            | "STDDEV_POP"
-            | "CORRELATION"
-    )
+    NAMES.contains(&name.to_uppercase().as_str())
 }
 
 /// How many leading arguments of `name` are columns; the rest must be literals.

@@ -1,0 +1,134 @@
+//! `PRINT topic`: a topic's records as lines of text while they come (from the start
+//! with FROM BEGINNING), every INTERVAL-th one, up to LIMIT. Keys and values show as text
+//! when they are UTF-8, in hex otherwise.
+
+use super::push::PushQuery;
+use crate::backend::Backend;
+use crate::pipeline::InputRecord;
+use brook_planner::value::Value;
+use brook_sql::ast::{DataType, Print};
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use tokio::sync::mpsc;
+
+fn shown(bytes: Option<&[u8]>) -> String {
+    match bytes {
+        None => "<null>".into(),
+        Some(b) => match std::str::from_utf8(b) {
+            Ok(text) if !text.chars().any(|c| c.is_control() && c != '\n') => text.to_string(),
+            _ => format!(
+                "0x{}",
+                b.iter().map(|x| format!("{x:02X}")).collect::<String>()
+            ),
+        },
+    }
+}
+
+/// A record as PRINT shows it.
+pub fn print_line(r: &InputRecord) -> String {
+    let time = chrono::DateTime::from_timestamp_millis(r.timestamp)
+        .map(|t| t.format("%Y/%m/%d %H:%M:%S%.3f Z").to_string())
+        .unwrap_or_else(|| r.timestamp.to_string());
+    format!(
+        "rowtime: {time}, key: {}, value: {}, partition: {}",
+        shown(r.key.as_deref()),
+        shown(r.value.as_deref()),
+        r.partition
+    )
+}
+
+pub async fn print_topic(backend: &Backend, print: &Print) -> Result<PushQuery, String> {
+    // An unquoted name comes upper-cased: a topic that differs only in case is the one.
+    let topic = backend
+        .list_topics()
+        .await?
+        .into_iter()
+        .map(|(name, _, _)| name)
+        .filter(|name| name.eq_ignore_ascii_case(&print.topic))
+        .min_by_key(|name| *name != print.topic)
+        .unwrap_or_else(|| print.topic.clone());
+    let print = &Print {
+        topic,
+        ..print.clone()
+    };
+    let Some(partitions) = backend.partitions(&print.topic).await? else {
+        return Err(format!(
+            "Could not find topic '{}', or the KSQL user does not have permissions to list the topic. Topic names are case-sensitive.",
+            print.topic
+        ));
+    };
+    let columns = vec![("RECORD".to_string(), DataType::String)];
+    let id = format!("print_{}", print.topic);
+    let limit = print.limit;
+    let interval = print.interval.max(1);
+    match backend {
+        Backend::Driver(_) => {
+            // The driver has no live readers for PRINT: what the topic holds is shown.
+            let records = if print.from_beginning {
+                backend.read_topic(&print.topic).await?
+            } else {
+                Vec::new()
+            };
+            let lines: Vec<_> = records
+                .iter()
+                .step_by(interval as usize)
+                .take(limit.map_or(usize::MAX, |l| l as usize))
+                .map(|r| Ok(vec![Value::String(print_line(r))]))
+                .collect();
+            let (tx, rx) = mpsc::channel(lines.len().max(1));
+            for line in lines {
+                let _ = tx.try_send(line);
+            }
+            Ok(PushQuery::with_columns(id, columns, rx, limit))
+        }
+        Backend::Kafka(k) => {
+            let mut config = k.settings.base_config();
+            config
+                .set("group.id", format!("{id}-{}", std::process::id()))
+                .set("enable.auto.commit", "false")
+                .set("enable.partition.eof", "false");
+            let consumer: StreamConsumer = config
+                .create()
+                .map_err(|e| format!("cannot read {}: {e}", print.topic))?;
+            let start = if print.from_beginning {
+                rdkafka::Offset::Beginning
+            } else {
+                rdkafka::Offset::End
+            };
+            let mut assignment = rdkafka::TopicPartitionList::new();
+            for p in 0..partitions {
+                assignment
+                    .add_partition_offset(&print.topic, p, start)
+                    .map_err(|e| e.to_string())?;
+            }
+            consumer.assign(&assignment).map_err(|e| e.to_string())?;
+            let (tx, rx) = mpsc::channel(256);
+            let push = PushQuery::with_columns(id, columns, rx, limit);
+            let mut stop = push.stopped();
+            tokio::spawn(async move {
+                let mut seen: u64 = 0;
+                let mut sent: u64 = 0;
+                while let Some(batch) = super::records::next_batch(&consumer, &mut stop, 100).await
+                {
+                    for record in batch {
+                        seen += 1;
+                        if !(seen - 1).is_multiple_of(interval) {
+                            continue;
+                        }
+                        if limit.is_some_and(|l| sent >= l) {
+                            return;
+                        }
+                        let line = vec![Value::String(print_line(&record))];
+                        if tx.send(Ok(line)).await.is_err() {
+                            return;
+                        }
+                        sent += 1;
+                    }
+                    if limit.is_some_and(|l| sent >= l) {
+                        return;
+                    }
+                }
+            });
+            Ok(push)
+        }
+    }
+}
