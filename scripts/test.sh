@@ -1,19 +1,19 @@
 #!/usr/bin/env bash
 # Runs every check and test of Brook, installing what they need first: libclang (RocksDB's
-# bindings are generated with it), curl and the test broker (noida-db, a Kafka-compatible broker
+# bindings are generated with it), OpenSSL, curl and the test broker (noida-db, a Kafka-compatible broker
 # from PyPI). Integration tests start the broker themselves.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/build-deps.sh
 
-# The HTTP/2 test speaks to the server with curl.
-if ! command -v curl >/dev/null; then
-  echo "Installing curl (for the HTTP/2 test)"
+# The HTTP/2 and HTTPS tests speak to the server with curl; openssl makes their certificate.
+if ! command -v curl >/dev/null || ! command -v openssl >/dev/null; then
+  echo "Installing curl and openssl (for the HTTP/2 and HTTPS tests)"
   sudo=""
   if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
   $sudo apt-get update -qq
-  $sudo apt-get install -y -qq curl >/dev/null
+  $sudo apt-get install -y -qq curl openssl >/dev/null
 fi
 
 NOIDA_VERSION=0.2.3

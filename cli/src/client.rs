@@ -40,8 +40,29 @@ pub struct Streaming {
 }
 
 impl Client {
-    pub fn new(base: &str, user: Option<&str>, password: Option<&str>) -> Self {
+    /// A client of the server at `base`; `ca_file` is a PEM certificate to trust for HTTPS
+    /// besides the system's roots.
+    pub fn new(
+        base: &str,
+        user: Option<&str>,
+        password: Option<&str>,
+        ca_file: Option<&std::path::Path>,
+    ) -> Result<Self, String> {
         use base64::Engine as _;
+        let roots = match ca_file {
+            None => ureq::tls::RootCerts::PlatformVerifier,
+            Some(path) => {
+                let pem = std::fs::read(path)
+                    .map_err(|e| format!("cannot read the CA file {}: {e}", path.display()))?;
+                let certificate = ureq::tls::Certificate::from_pem(&pem)
+                    .map_err(|e| format!("{} holds no PEM certificate: {e}", path.display()))?;
+                ureq::tls::RootCerts::new_with_certs(&[certificate])
+            }
+        };
+        let tls = ureq::tls::TlsConfig::builder()
+            .provider(ureq::tls::TlsProvider::NativeTls)
+            .root_certs(roots)
+            .build();
         let authorization = user.map(|u| {
             let pair = format!("{u}:{}", password.unwrap_or_default());
             format!(
@@ -51,18 +72,19 @@ impl Client {
         });
         let agent = |timeout: Option<Duration>| -> ureq::Agent {
             ureq::Agent::config_builder()
+                .tls_config(tls.clone())
                 .timeout_connect(Some(Duration::from_secs(10)))
                 .timeout_global(timeout)
                 .http_status_as_error(false)
                 .build()
                 .into()
         };
-        Self {
+        Ok(Self {
             base: base.trim_end_matches('/').to_string(),
             authorization,
             requests: agent(Some(Duration::from_secs(300))),
             streams: agent(None),
-        }
+        })
     }
 
     pub fn base(&self) -> &str {

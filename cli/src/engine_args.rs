@@ -11,9 +11,10 @@ pub struct EngineArgs {
     /// Kafka brokers (host:port,...). Without it, an embedded in-process broker is used.
     #[arg(long)]
     bootstrap_servers: Option<String>,
-    /// Prefix of consumer groups and internal topics, as ksqlDB's ksql.service.id.
-    #[arg(long, default_value = "default_")]
-    pub service_id: String,
+    /// Prefix of consumer groups and internal topics, as ksqlDB's ksql.service.id
+    /// (default: default_).
+    #[arg(long)]
+    pub service_id: Option<String>,
     /// A stable identity for this process in its queries' consumer groups (Kafka static
     /// membership): restarted with the same id after a crash, it takes back its partitions
     /// at once. Give each process of a service its own id.
@@ -28,6 +29,51 @@ pub struct EngineArgs {
     /// A Kafka client setting passed to every client, as key=value (repeatable).
     #[arg(long = "kafka-property", value_name = "KEY=VALUE")]
     kafka_properties: Vec<String>,
+}
+
+/// Kafka client settings a server config file passes to every client as they are.
+const KAFKA_PREFIXES: &[&str] = &["security.", "sasl.", "ssl."];
+
+impl EngineArgs {
+    /// Takes what a config file sets and the command line does not.
+    pub fn fill_from(&mut self, config: &std::collections::HashMap<String, String>) {
+        let get = |k: &str| {
+            config
+                .get(k)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        if self.bootstrap_servers.is_none() {
+            self.bootstrap_servers = get("bootstrap.servers");
+        }
+        if self.service_id.is_none() {
+            self.service_id = get("ksql.service.id");
+        }
+        if self.state_dir.is_none() {
+            self.state_dir = get("ksql.streams.state.dir").map(PathBuf::from);
+        }
+        if self.schema_registry_url.is_none() {
+            self.schema_registry_url = get("ksql.schema.registry.url");
+        }
+        let mut keys: Vec<&String> = config.keys().collect();
+        keys.sort();
+        for key in keys {
+            let kafka_key = key.strip_prefix("ksql.streams.").unwrap_or(key);
+            let passed = KAFKA_PREFIXES.iter().any(|p| kafka_key.starts_with(p))
+                || (key.starts_with("ksql.streams.")
+                    && !["state.dir", "auto.offset.reset"].contains(&kafka_key));
+            if passed {
+                let value = config[key].trim();
+                if !self
+                    .kafka_properties
+                    .iter()
+                    .any(|p| p.split('=').next() == Some(kafka_key))
+                {
+                    self.kafka_properties.push(format!("{kafka_key}={value}"));
+                }
+            }
+        }
+    }
 }
 
 /// Starts the engine; the embedded broker, if one was started, must outlive it.
@@ -64,7 +110,7 @@ pub async fn start_engine(
         }
     }
     let mut config = EngineConfig::new(settings);
-    config.service_id = args.service_id.clone();
+    config.service_id = args.service_id.clone().unwrap_or_else(|| "default_".into());
     if let Some(dir) = &args.state_dir {
         config.state_dir = dir.clone();
     }
@@ -73,4 +119,49 @@ pub async fn start_engine(
     config.schema_registry_url = args.schema_registry_url.clone();
     let engine = Engine::start(config).await.map_err(|e| e.to_string())?;
     Ok((engine, embedded))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::EngineArgs;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Args {
+        #[command(flatten)]
+        engine: EngineArgs,
+    }
+
+    #[test]
+    fn a_config_file_fills_what_the_command_line_leaves() {
+        let mut args = Args::parse_from(["test", "--service-id", "cli_"]).engine;
+        let config = [
+            ("bootstrap.servers", "kafka:9092"),
+            ("ksql.service.id", "file_"),
+            ("security.protocol", "SASL_SSL"),
+            ("ksql.streams.sasl.mechanism", "PLAIN"),
+            ("ksql.streams.state.dir", "/var/brook"),
+            ("listeners", "http://0.0.0.0:8088"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        args.fill_from(&config);
+        assert_eq!(args.bootstrap_servers.as_deref(), Some("kafka:9092"));
+        assert_eq!(
+            args.service_id.as_deref(),
+            Some("cli_"),
+            "the command line wins"
+        );
+        assert_eq!(
+            args.state_dir.as_deref(),
+            Some(std::path::Path::new("/var/brook"))
+        );
+        let mut kafka = args.kafka_properties.clone();
+        kafka.sort();
+        assert_eq!(
+            kafka,
+            ["sasl.mechanism=PLAIN", "security.protocol=SASL_SSL"]
+        );
+    }
 }

@@ -8,6 +8,9 @@ mod errors;
 mod inserts_stream;
 mod ksql;
 mod query_stream;
+mod security;
+
+pub use security::BasicAuth;
 
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -130,23 +133,70 @@ pub async fn router(engine: Arc<Engine>, mode: Mode) -> Result<Router, String> {
         .with_state(state))
 }
 
-/// Serves the API on `listen` until `shutdown` completes.
+/// Where and how the API is served.
+pub struct Listener {
+    pub address: SocketAddr,
+    /// PEM files of the certificate (chain) and private key: the API is served over TLS.
+    pub tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
+    /// Requests must carry one of these users' credentials.
+    pub basic_auth: Option<BasicAuth>,
+}
+
+/// Serves the API until `shutdown` completes.
 pub async fn serve(
     engine: Arc<Engine>,
-    listen: SocketAddr,
+    listener: Listener,
     mode: Mode,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), String> {
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
-    let local = listener.local_addr().map_err(|e| e.to_string())?;
-    let app = router(engine, mode).await?;
-    eprintln!("Brook server listening on http://{local}");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(|e| format!("server failed: {e}"))
+    let mut app = router(engine, mode).await?;
+    if let Some(auth) = listener.basic_auth {
+        app = app.layer(axum::middleware::from_fn_with_state(
+            Arc::new(auth),
+            security::require,
+        ));
+    }
+    let address = listener.address;
+    match listener.tls {
+        None => {
+            let tcp = tokio::net::TcpListener::bind(address)
+                .await
+                .map_err(|e| format!("cannot listen on {address}: {e}"))?;
+            let local = tcp.local_addr().map_err(|e| e.to_string())?;
+            eprintln!("Brook server listening on http://{local}");
+            axum::serve(tcp, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+                .map_err(|e| format!("server failed: {e}"))
+        }
+        Some((certificate, key)) => {
+            let config = axum_server::tls_openssl::OpenSSLConfig::from_pem_file(&certificate, &key)
+                .map_err(|e| {
+                    format!(
+                        "cannot use the certificate {} and key {}: {e}",
+                        certificate.display(),
+                        key.display()
+                    )
+                })?;
+            let handle = axum_server::Handle::<SocketAddr>::new();
+            let stopper = handle.clone();
+            tokio::spawn(async move {
+                shutdown.await;
+                stopper.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
+            });
+            let announcer = handle.clone();
+            tokio::spawn(async move {
+                if let Some(local) = announcer.listening().await {
+                    eprintln!("Brook server listening on https://{local}");
+                }
+            });
+            axum_server::bind_openssl(address, config)
+                .handle(handle)
+                .serve(app.into_make_service())
+                .await
+                .map_err(|e| format!("cannot serve on {address}: {e}"))
+        }
+    }
 }
 
 async fn info(

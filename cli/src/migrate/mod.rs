@@ -74,7 +74,8 @@ pub fn run(args: MigrateArgs) -> ExitCode {
                 &config.server_url,
                 config.user.as_deref(),
                 config.password.as_deref(),
-            );
+                config.ca_file.as_deref(),
+            )?;
             client.info().map_err(|e| e.message())?;
             let metadata = Metadata {
                 client: &client,

@@ -14,6 +14,8 @@ pub struct Config {
     pub replicas: u32,
     pub user: Option<String>,
     pub password: Option<String>,
+    /// `ssl.ca.location`: a PEM certificate to trust for an HTTPS server.
+    pub ca_file: Option<PathBuf>,
     pub migrations_dir: PathBuf,
 }
 
@@ -44,6 +46,7 @@ impl Config {
             replicas,
             user: get("ksql.auth.basic.username"),
             password: get("ksql.auth.basic.password"),
+            ca_file: get("ssl.ca.location").map(PathBuf::from),
             migrations_dir: get("ksql.migrations.dir.override")
                 .map(PathBuf::from)
                 .unwrap_or_else(|| project.join("migrations")),
@@ -65,6 +68,7 @@ pub fn new_project(dir: &Path, url: &str) -> Result<(), String> {
         "ksql.server.url={url}\n\
          # ksql.auth.basic.username=\n\
          # ksql.auth.basic.password=\n\
+         # ssl.ca.location=\n\
          # ksql.migrations.stream.name=MIGRATION_EVENTS\n\
          # ksql.migrations.table.name=MIGRATION_SCHEMA_VERSIONS\n\
          # ksql.migrations.stream.topic.name=\n\

@@ -36,6 +36,9 @@ pub struct ShellArgs {
     /// Password for the server's basic authentication.
     #[arg(short = 'p', long = "password")]
     password: Option<String>,
+    /// A PEM certificate to trust for an HTTPS server (besides the system's roots).
+    #[arg(long)]
+    ca_file: Option<PathBuf>,
     /// Where the statements typed are remembered (default: ~/.brook_history).
     #[arg(long)]
     history_file: Option<PathBuf>,
@@ -64,8 +67,20 @@ pub async fn run(args: ShellArgs) -> ExitCode {
         }
     });
     tokio::task::block_in_place(|| {
+        let client = match Client::new(
+            &args.url,
+            args.user.as_deref(),
+            args.password.as_deref(),
+            args.ca_file.as_deref(),
+        ) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
         let mut shell = Shell {
-            client: Client::new(&args.url, args.user.as_deref(), args.password.as_deref()),
+            client,
             local: Local::default(),
             format: args.output,
             sources: Arc::default(),

@@ -83,3 +83,33 @@ impl KafkaSettings {
         config
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::KafkaSettings;
+    use rdkafka::producer::BaseProducer;
+
+    /// SSL and SASL settings reach the clients, and the clients are built with what they
+    /// need for them.
+    #[test]
+    fn clients_take_ssl_and_sasl_settings() {
+        let mut settings = KafkaSettings::new("127.0.0.1:1");
+        for (k, v) in [
+            ("security.protocol", "SASL_SSL"),
+            ("sasl.mechanism", "SCRAM-SHA-256"),
+            ("sasl.username", "brook"),
+            ("sasl.password", "secret"),
+            ("ssl.endpoint.identification.algorithm", "none"),
+        ] {
+            settings.client.insert(k.into(), v.into());
+        }
+        let config = settings.producer_config();
+        assert_eq!(config.get("security.protocol"), Some("SASL_SSL"));
+        let producer: Result<BaseProducer, _> = config.create();
+        assert!(producer.is_ok(), "{:?}", producer.err());
+        let consumer: Result<rdkafka::consumer::BaseConsumer, _> = settings
+            .consumer_config("g", &Default::default(), None)
+            .create();
+        assert!(consumer.is_ok(), "{:?}", consumer.err());
+    }
+}
