@@ -25,6 +25,8 @@ pub struct KafkaBackend {
     pub instance_id: Option<String>,
     /// This service's state directory: a folder per query holds its tasks' stores.
     pub state_dir: std::path::PathBuf,
+    /// Tables followed into local stores for pull queries.
+    pub views: crate::query::TableViews,
 }
 
 pub enum Backend {
@@ -181,6 +183,27 @@ impl Backend {
                 records.sort_by_key(|r| (r.partition, r.offset));
                 Ok(records)
             }
+        }
+    }
+
+    /// What a table's topic amounts to now: its latest record per key, in partition and
+    /// key order. On Kafka it comes from a local store that follows the topic.
+    pub async fn table_rows(&self, topic: &str) -> Result<Vec<InputRecord>, String> {
+        match self {
+            Backend::Kafka(k) => {
+                let view = k
+                    .views
+                    .view(&k.settings, topic, &k.state_dir.join("pull"))?;
+                view.rows().await
+            }
+            Backend::Driver(_) => Ok(crate::query::table_rows(self.read_topic(topic).await?)),
+        }
+    }
+
+    /// Stops keeping a table that is gone.
+    pub fn forget_table(&self, topic: &str) {
+        if let Backend::Kafka(k) = self {
+            k.views.forget(topic, &k.state_dir.join("pull"));
         }
     }
 

@@ -277,6 +277,7 @@ impl Engine {
             log,
             instance_id: config.instance_id.clone(),
             state_dir: config.state_dir.join(&config.service_id),
+            views: Default::default(),
         });
         let formats = FormatContext {
             registry: config
@@ -1334,10 +1335,9 @@ impl Session {
             (flow, source)
         };
         let operators = crate::dataflow::Operators::new(flow, &engine.formats);
-        let records = engine.backend.read_topic(&source.topic).await?;
         let records = match source.kind {
-            SourceKind::Table => crate::query::table_rows(records),
-            SourceKind::Stream => records,
+            SourceKind::Table => engine.backend.table_rows(&source.topic).await?,
+            SourceKind::Stream => engine.backend.read_topic(&source.topic).await?,
         };
         let rows = crate::query::run_pull(&operators, &records)?;
         let n = engine.transient_ids.fetch_add(1, Ordering::Relaxed);
@@ -1584,6 +1584,15 @@ impl Session {
                 "Cannot delete topic for read-only source: {}",
                 drop.name
             )));
+        }
+        if source.kind == SourceKind::Table
+            && !state
+                .catalog
+                .sources
+                .values()
+                .any(|s| s.topic == source.topic && s.name != source.name)
+        {
+            engine.backend.forget_table(&source.topic);
         }
         if drop.delete_topic {
             engine.backend.delete_topic(&source.topic).await?;

@@ -3,7 +3,8 @@
 //! types) is recorded there, with its properties and statement number, before it is
 //! executed. A server starting with the same service id replays the topic and comes back
 //! with the same streams, tables, types and queries (same query ids, so the queries
-//! resume from their committed offsets).
+//! resume from their committed offsets). A statement that fails is marked failed after
+//! it, and a replay skips it.
 
 use brook_engine::{Engine, Session};
 use brook_sql::ast::StatementKind;
@@ -83,21 +84,50 @@ impl CommandTopic {
         Ok(())
     }
 
+    /// Records that the statement numbered `sequence` failed, so that a replay skips it:
+    /// what failed did not change what runs.
+    pub async fn mark_failed(&self, sequence: u64) -> Result<(), String> {
+        let value = json!({ "failed": sequence }).to_string();
+        let key = format!("failed-{sequence}");
+        self.producer
+            .send(
+                FutureRecord::to(&self.topic).key(&key).payload(&value),
+                TIMEOUT,
+            )
+            .await
+            .map_err(|(e, _)| format!("cannot write to the command topic {}: {e}", self.topic))?;
+        Ok(())
+    }
+
     async fn replay(&self, engine: &Arc<Engine>) -> Result<usize, String> {
         let topic = self.topic.clone();
         let settings = engine.config().kafka.clone();
         let records = tokio::task::spawn_blocking(move || read_all(&settings, &topic))
             .await
             .map_err(|e| e.to_string())??;
+        let commands: Vec<serde_json::Value> = records
+            .iter()
+            .filter_map(|value| match serde_json::from_slice(value) {
+                Ok(command) => Some(command),
+                Err(_) => {
+                    tracing::warn!("skipping a command that is not JSON");
+                    None
+                }
+            })
+            .collect();
+        let failed: std::collections::BTreeSet<u64> = commands
+            .iter()
+            .filter_map(|c| c["failed"].as_u64())
+            .collect();
         let mut replayed = 0;
         let mut next = 0;
-        for value in records {
-            let Ok(command) = serde_json::from_slice::<serde_json::Value>(&value) else {
-                tracing::warn!("skipping a command that is not JSON");
-                continue;
-            };
+        for command in commands.iter().filter(|c| c.get("statement").is_some()) {
             let text = command["statement"].as_str().unwrap_or_default();
             let sequence = command["sequence"].as_u64().unwrap_or(next);
+            if failed.contains(&sequence) {
+                next = sequence + 1;
+                continue;
+            }
             let mut session = Session::new(engine.clone());
             if let Some(props) = command["streamsProperties"].as_object() {
                 for (k, v) in props {
@@ -116,8 +146,7 @@ impl CommandTopic {
             for statement in &statements {
                 engine.set_sequence(sequence).await;
                 if let Err(e) = session.execute(statement).await {
-                    // It failed when it was first run too.
-                    tracing::info!("replayed command {sequence} failed: {}", e.message);
+                    tracing::warn!("replayed command {sequence} failed: {}", e.message);
                 }
             }
             next = sequence + 1;

@@ -67,7 +67,13 @@ pub async fn handle(State(state): State<Arc<crate::AppState>>, body: Bytes) -> R
                 {
                     return errors::generic(errors::SERVER_ERROR, e);
                 }
-                session.execute(statement).await
+                let outcome = session.execute(statement).await;
+                if outcome.is_err() {
+                    if let Err(e) = commands.mark_failed(number).await {
+                        tracing::warn!("{e}");
+                    }
+                }
+                outcome
             }
             crate::Commands::Unrecorded(one_at_a_time) if is_command => {
                 let _turn = one_at_a_time.lock().await;

@@ -258,6 +258,17 @@ fn statements_queries_and_errors_over_http() {
         json!(40400)
     );
 
+    // A statement that fails is not replayed, even when it would succeed by then: here
+    // its topic is missing, and is created before the restart.
+    let later_topic = unique("later");
+    let (status, body) = http.post(
+        "/ksql",
+        &json!({"ksql": format!("CREATE STREAM later (id INT KEY, v STRING) WITH (kafka_topic='{later_topic}', value_format='JSON');")})
+            .to_string(),
+    );
+    assert_eq!(status, 400, "{body}");
+    b.create_topic(&later_topic, 1);
+
     let stderr = server.stderr();
     assert!(server.terminate().success(), "{stderr}");
 
@@ -300,9 +311,10 @@ fn statements_queries_and_errors_over_http() {
         ["alice", "carol", "dave"],
         "no row written twice: {users:?}"
     );
+    // The two statements that failed (`bad`, `later`) are not replayed.
     assert!(
         server.stderr().contains(&format!(
-            "Replayed 4 statement(s) from _confluent-ksql-{service}_command_topic"
+            "Replayed 3 statement(s) from _confluent-ksql-{service}_command_topic"
         )),
         "{}",
         server.stderr()
@@ -321,7 +333,11 @@ fn statements_queries_and_errors_over_http() {
         .map(|a| a.iter().filter_map(|s| s["name"].as_str()).collect())
         .unwrap_or_default();
     names.sort();
-    assert_eq!(names, ["HOME_VIEWS", "PAGEVIEWS", "S2"], "{body}");
+    assert_eq!(
+        names,
+        ["HOME_VIEWS", "PAGEVIEWS", "S2"],
+        "what failed is not replayed: {body}"
+    );
     assert_eq!(listed[1]["@type"], json!("queries"));
     assert_eq!(listed[1]["queries"][0]["id"], json!(query_id), "{body}");
     assert_eq!(listed[1]["queries"][0]["state"], json!("RUNNING"), "{body}");
@@ -391,6 +407,10 @@ fn statements_queries_and_errors_over_http() {
     assert!(body.contains("Unknown queryId: NO_SUCH_QUERY"), "{body}");
 
     let stderr = server.stderr();
+    assert!(
+        !stderr.contains("hunter2"),
+        "a secret reached the logs:\n{stderr}"
+    );
     assert!(server.terminate().success(), "{stderr}");
     let _ = std::fs::remove_dir_all(&state);
 }
@@ -600,6 +620,24 @@ fn pull_queries_over_http() {
             .as_str()
             .is_some_and(|m| m.contains("`ROWPARTITION`")),
         "{header}"
+    );
+
+    // Tables are served from a local store that follows their topic; a restarted server
+    // goes on from it.
+    let store = state.join(&service).join("pull").join("BY_REGION");
+    assert!(store.is_dir(), "no store at {}", store.display());
+    let stderr = server.stderr();
+    assert!(server.terminate().success(), "{stderr}");
+    let (server, http) = start_server("pull-server-again", b, &listen, &service, &state_arg);
+    let again = wait_for(Duration::from_secs(60), || {
+        let (_, _, rows, _) = query_rows(&http, "SELECT * FROM by_region;");
+        (rows == vec![json!(["eu", 4, 100]), json!(["us", 2, 12])]).then_some(())
+    });
+    assert!(
+        again.is_some(),
+        "{:?}\n{}",
+        query_rows(&http, "SELECT * FROM by_region;"),
+        server.stderr()
     );
 
     let stderr = server.stderr();

@@ -10,6 +10,7 @@ mod rebalance;
 mod record_cache;
 mod records;
 mod task_state;
+mod view;
 
 pub use persistent::{
     join_repartition_topic, repartition_topic, source_changelog, state_changelog, PersistentQuery,
@@ -20,3 +21,4 @@ pub use pull::{run_pull, table_rows};
 pub use push::{start_push_query, PushCloser, PushQuery};
 pub use records::{produce_all, read_to_end, OutputRecord};
 pub use task_state::TaskStates;
+pub use view::TableViews;

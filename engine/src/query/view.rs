@@ -1,0 +1,278 @@
+//! Tables as pull queries read them on Kafka: each queried table's topic is followed by a
+//! consumer of its own into a local RocksDB store that keeps the latest record of each key
+//! (a record without a value deletes its key), with the offset it has reached in each
+//! partition. A pull query first waits until the store holds what the topic held when
+//! the query came, then reads the store: what it costs grows with the table, not with
+//! the topic's history, and a restarted server goes on from where its store was.
+
+use crate::kafka::KafkaSettings;
+use crate::pipeline::{Headers, InputRecord};
+use brook_state::Store;
+use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+/// Store keys: rows under ROW (partition, then the record's key), offsets under POSITION.
+const ROW: u8 = 0;
+const POSITION: u8 = 1;
+/// How long a pull query waits for its table's store to catch up.
+const CATCH_UP: Duration = Duration::from_secs(30);
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredRow {
+    offset: i64,
+    timestamp: i64,
+    headers: Headers,
+    value: Vec<u8>,
+}
+
+fn row_key(partition: i32, key: Option<&[u8]>) -> Vec<u8> {
+    let mut k = vec![ROW];
+    k.extend_from_slice(&partition.to_be_bytes());
+    // A record without a key sorts first in its partition, apart from every key.
+    match key {
+        None => k.push(0),
+        Some(bytes) => {
+            k.push(1);
+            k.extend_from_slice(bytes);
+        }
+    }
+    k
+}
+
+fn position_key(partition: i32) -> Vec<u8> {
+    let mut k = vec![POSITION];
+    k.extend_from_slice(&partition.to_be_bytes());
+    k
+}
+
+/// One table's store and its follower.
+pub struct TableView {
+    topic: String,
+    store: Arc<Mutex<Store>>,
+    /// The next offset of each partition the store is missing.
+    positions: watch::Receiver<BTreeMap<i32, i64>>,
+    /// Ends the follower when the view is dropped.
+    _stop: watch::Sender<bool>,
+    settings: KafkaSettings,
+}
+
+impl TableView {
+    fn start(settings: &KafkaSettings, topic: &str, dir: &Path) -> Result<Self, String> {
+        let store = Store::open(dir)
+            .map_err(|e| format!("cannot open the store of {topic} at {}: {e}", dir.display()))?;
+        let mut known = BTreeMap::new();
+        for (k, v) in store
+            .range(&[POSITION], &[POSITION + 1])
+            .map_err(|e| e.to_string())?
+        {
+            if let (Ok(p), Ok(o)) = (k[1..].try_into(), v.as_slice().try_into()) {
+                known.insert(i32::from_be_bytes(p), i64::from_be_bytes(o));
+            }
+        }
+        let mut config = settings.base_config();
+        config
+            .set("group.id", format!("{topic}-pull-view"))
+            .set("enable.auto.commit", "false")
+            .set("enable.partition.eof", "false");
+        let consumer: StreamConsumer = config
+            .create()
+            .map_err(|e| format!("cannot follow {topic}: {e}"))?;
+        let metadata = consumer
+            .fetch_metadata(Some(topic), Duration::from_secs(30))
+            .map_err(|e| format!("cannot follow {topic}: {e}"))?;
+        let partitions: Vec<i32> = metadata
+            .topics()
+            .iter()
+            .filter(|t| t.name() == topic)
+            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+            .collect();
+        let mut assignment = rdkafka::TopicPartitionList::new();
+        for p in &partitions {
+            let start = match known.get(p) {
+                Some(offset) => rdkafka::Offset::Offset(*offset),
+                None => rdkafka::Offset::Beginning,
+            };
+            assignment
+                .add_partition_offset(topic, *p, start)
+                .map_err(|e| e.to_string())?;
+        }
+        consumer
+            .assign(&assignment)
+            .map_err(|e| format!("cannot follow {topic}: {e}"))?;
+        let store = Arc::new(Mutex::new(store));
+        let (positions_tx, positions) = watch::channel(known);
+        let (stop, mut stopped) = watch::channel(false);
+        let follower_store = store.clone();
+        let name = topic.to_string();
+        tokio::spawn(async move {
+            while let Some(batch) = super::records::next_batch(&consumer, &mut stopped, 1000).await
+            {
+                let Ok(mut store) = follower_store.lock() else {
+                    return;
+                };
+                let mut reached = positions_tx.borrow().clone();
+                for record in &batch {
+                    let key = row_key(record.partition, record.key.as_deref());
+                    match &record.value {
+                        Some(value) => {
+                            let row = StoredRow {
+                                offset: record.offset,
+                                timestamp: record.timestamp,
+                                headers: record.headers.clone(),
+                                value: value.clone(),
+                            };
+                            match postcard::to_allocvec(&row) {
+                                Ok(bytes) => store.put(&key, &bytes),
+                                Err(e) => tracing::warn!("cannot keep a row of {name}: {e}"),
+                            }
+                        }
+                        None => store.delete(&key),
+                    }
+                    reached.insert(record.partition, record.offset + 1);
+                }
+                for (p, o) in &reached {
+                    store.put(&position_key(*p), &o.to_be_bytes());
+                }
+                if let Err(e) = store.flush(None) {
+                    tracing::warn!("cannot write the store of {name}: {e}");
+                    return;
+                }
+                drop(store);
+                positions_tx.send_replace(reached);
+            }
+        });
+        Ok(Self {
+            topic: topic.to_string(),
+            store,
+            positions,
+            _stop: stop,
+            settings: settings.clone(),
+        })
+    }
+
+    /// The table's rows once the store holds every record the topic holds now, in
+    /// partition and key order.
+    pub async fn rows(&self) -> Result<Vec<InputRecord>, String> {
+        let settings = self.settings.clone();
+        let topic = self.topic.clone();
+        let ends = tokio::task::spawn_blocking(move || end_offsets(&settings, &topic))
+            .await
+            .map_err(|e| e.to_string())??;
+        let mut positions = self.positions.clone();
+        let caught_up = |reached: &BTreeMap<i32, i64>| {
+            ends.iter()
+                .all(|(p, end)| *end == 0 || reached.get(p).is_some_and(|o| o >= end))
+        };
+        let deadline = Instant::now() + CATCH_UP;
+        while !caught_up(&positions.borrow()) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            // Offsets can end past a partition's last record (transaction markers): after
+            // a while the store's rows are served as they are, as ksqlDB serves a lagging
+            // replica's.
+            match tokio::time::timeout(left, positions.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => {
+                    return Err(format!(
+                        "the local store of {} stopped following it",
+                        self.topic
+                    ))
+                }
+                Err(_) => {
+                    tracing::warn!(
+                        "the local store of {} is behind its topic; answering from it as it is",
+                        self.topic
+                    );
+                    break;
+                }
+            }
+        }
+        let store = self
+            .store
+            .lock()
+            .map_err(|_| "a store lock was poisoned".to_string())?;
+        let mut rows = Vec::new();
+        for (k, v) in store.range(&[ROW], &[ROW + 1]).map_err(|e| e.to_string())? {
+            let Some(partition) = k.get(1..5).and_then(|p| p.try_into().ok()) else {
+                continue;
+            };
+            let key = match k.get(5) {
+                Some(1) => Some(k[6..].to_vec()),
+                _ => None,
+            };
+            let row: StoredRow =
+                postcard::from_bytes(&v).map_err(|e| format!("corrupt store row: {e}"))?;
+            rows.push(InputRecord {
+                headers: row.headers,
+                topic: self.topic.clone(),
+                partition: i32::from_be_bytes(partition),
+                offset: row.offset,
+                timestamp: row.timestamp,
+                key,
+                value: Some(row.value),
+            });
+        }
+        Ok(rows)
+    }
+}
+
+/// Each partition's end offset (where the next record will go).
+fn end_offsets(settings: &KafkaSettings, topic: &str) -> Result<BTreeMap<i32, i64>, String> {
+    let mut config = settings.base_config();
+    config.set("group.id", format!("{topic}-pull-ends"));
+    let consumer: BaseConsumer = config
+        .create()
+        .map_err(|e| format!("cannot read {topic}: {e}"))?;
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(30))
+        .map_err(|e| format!("cannot read {topic}: {e}"))?;
+    let mut ends = BTreeMap::new();
+    for t in metadata.topics().iter().filter(|t| t.name() == topic) {
+        for p in t.partitions() {
+            let (_, high) = consumer
+                .fetch_watermarks(topic, p.id(), Duration::from_secs(30))
+                .map_err(|e| format!("cannot read {topic}: {e}"))?;
+            ends.insert(p.id(), high);
+        }
+    }
+    Ok(ends)
+}
+
+/// The views of a server's tables, started when first queried.
+#[derive(Default)]
+pub struct TableViews {
+    views: Mutex<BTreeMap<String, Arc<TableView>>>,
+}
+
+impl TableViews {
+    /// The view of `topic`, started (and caught up from its store under `dir`) if needed.
+    pub fn view(
+        &self,
+        settings: &KafkaSettings,
+        topic: &str,
+        dir: &Path,
+    ) -> Result<Arc<TableView>, String> {
+        let mut views = self
+            .views
+            .lock()
+            .map_err(|_| "a lock was poisoned".to_string())?;
+        if let Some(v) = views.get(topic) {
+            return Ok(v.clone());
+        }
+        let view = Arc::new(TableView::start(settings, topic, &dir.join(topic))?);
+        views.insert(topic.to_string(), view.clone());
+        Ok(view)
+    }
+
+    /// Stops following `topic` (its table was dropped) and removes its store.
+    pub fn forget(&self, topic: &str, dir: &Path) {
+        if let Ok(mut views) = self.views.lock() {
+            if views.remove(topic).is_some() {
+                let _ = std::fs::remove_dir_all(dir.join(topic));
+            }
+        }
+    }
+}
