@@ -187,16 +187,32 @@ impl Backend {
     }
 
     /// What a table's topic amounts to now: its latest record per key, in partition and
-    /// key order. On Kafka it comes from a local store that follows the topic.
-    pub async fn table_rows(&self, topic: &str) -> Result<Vec<InputRecord>, String> {
+    /// key order; all of them, or those whose keys start with one of `keys` (a windowed
+    /// key starts with its key). On Kafka it comes from a local store that follows the
+    /// topic.
+    pub async fn table_rows(
+        &self,
+        topic: &str,
+        keys: Option<&[Vec<u8>]>,
+    ) -> Result<Vec<InputRecord>, String> {
         match self {
             Backend::Kafka(k) => {
                 let view = k
                     .views
                     .view(&k.settings, topic, &k.state_dir.join("pull"))?;
-                view.rows().await
+                view.rows(keys).await
             }
-            Backend::Driver(_) => Ok(crate::query::table_rows(self.read_topic(topic).await?)),
+            Backend::Driver(_) => {
+                let mut rows = crate::query::table_rows(self.read_topic(topic).await?);
+                if let Some(keys) = keys {
+                    rows.retain(|r| {
+                        r.key
+                            .as_deref()
+                            .is_some_and(|k| keys.iter().any(|wanted| k.starts_with(wanted)))
+                    });
+                }
+                Ok(rows)
+            }
         }
     }
 

@@ -1331,12 +1331,49 @@ impl Session {
                 )));
             }
             refuse_pseudo_columns(query)?;
-            let flow = brook_planner::plan::plan_dataflow(&state.catalog, query, None)?;
+            // ksqlDB names the WHERE clause a pull query's filter error is about.
+            let flow = brook_planner::plan::plan_dataflow(&state.catalog, query, None).map_err(
+                |e| match (
+                    &query.filter,
+                    e.message.starts_with("Error in WHERE expression"),
+                ) {
+                    (Some(filter), true) => {
+                        EngineError::new(format!("{}\nStatement: {filter}", e.message))
+                    }
+                    _ => EngineError::from(e),
+                },
+            )?;
             (flow, source)
         };
         let operators = crate::dataflow::Operators::new(flow, &engine.formats);
         let records = match source.kind {
-            SourceKind::Table => engine.backend.table_rows(&source.topic).await?,
+            SourceKind::Table => {
+                let scans = self
+                    .properties
+                    .get("ksql.query.pull.table.scan.enabled")
+                    .is_none_or(|v| !v.eq_ignore_ascii_case("false"));
+                let lookup = crate::query::key_lookup(query, &source, scans)?;
+                // Only KAFKA keys have one encoding per value; other formats (whitespace in
+                // JSON, schema ids) are found by scanning, the filter picking the keys.
+                let canonical = source.key_format.kind == brook_planner::formats::FormatKind::Kafka;
+                let keys = match lookup {
+                    crate::query::Lookup::Keys(keys) if canonical => {
+                        let codec = RecordCodec::for_source(&source, &engine.formats);
+                        let mut encoded = Vec::new();
+                        for key in keys {
+                            if let Some(bytes) = codec.key.encode(&key)? {
+                                encoded.push(bytes);
+                            }
+                        }
+                        Some(encoded)
+                    }
+                    _ => None,
+                };
+                engine
+                    .backend
+                    .table_rows(&source.topic, keys.as_deref())
+                    .await?
+            }
             SourceKind::Stream => engine.backend.read_topic(&source.topic).await?,
         };
         let rows = crate::query::run_pull(&operators, &records)?;
@@ -1725,7 +1762,7 @@ fn kind_noun(kind: SourceKind) -> &'static str {
 }
 
 /// Evaluates an `INSERT ... VALUES` expression, converted to the column's type.
-fn literal_value(expr: &ast::Expr, target: &DataType, column: &str) -> Result<Value> {
+pub(crate) fn literal_value(expr: &ast::Expr, target: &DataType, column: &str) -> Result<Value> {
     let typed = type_expr(
         expr,
         &Scope {

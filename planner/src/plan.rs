@@ -426,7 +426,10 @@ pub(crate) fn check_unique_names(projection: &[Projection]) -> Result<()> {
 }
 
 pub(crate) fn in_clause(e: PlanError, clause: &str) -> PlanError {
-    if matches!(clause, "WHERE" | "HAVING") && e.message.starts_with("Cannot compare ") {
+    if matches!(clause, "WHERE" | "HAVING")
+        && (e.message.starts_with("Cannot compare ")
+            || e.message.starts_with("Comparison with NULL"))
+    {
         return PlanError {
             message: format!("Error in {clause} expression: {}", e.message),
             position: e.position,

@@ -266,6 +266,18 @@ pub fn type_expr(expr: &Expr, scope: &Scope) -> Result<TypedExpr> {
                     name(r, &right)
                 )));
             }
+            if comparison_name(*op).is_some() && (is_null(l) || is_null(r)) {
+                let shown = |e: &Expr, t: &TypedExpr| match is_null(e) {
+                    true => "NULL".to_string(),
+                    false => t.data_type.to_string(),
+                };
+                return Err(PlanError::new(format!(
+                    "Comparison with NULL not supported: {} {} {}\nUse 'IS NULL' or 'IS NOT NULL' instead.",
+                    shown(l, &left),
+                    op.symbol(),
+                    shown(r, &right)
+                )));
+            }
             if let Some(name) = comparison_name(*op) {
                 if !time_column(l)
                     && !time_column(r)

@@ -559,6 +559,25 @@ fn pull_queries_over_http() {
     let (_, _, rows, _) = query_rows(&http, "SELECT region FROM by_region WHERE n < 3;");
     assert_eq!(rows, vec![json!(["us"])]);
 
+    // Key lookups read their keys from the store; with table scans turned off, a WHERE
+    // clause that pins no key is refused as ksqlDB refuses it.
+    let (_, _, rows, _) = query_rows(
+        &http,
+        "SELECT * FROM by_region WHERE region IN ('us', 'xx');",
+    );
+    assert_eq!(rows, vec![json!(["us", 2, 12])]);
+    let (status, body) = http.post(
+        "/query",
+        &json!({"ksql": "SELECT * FROM by_region WHERE n > 1;",
+                "streamsProperties": {"ksql.query.pull.table.scan.enabled": "false"}})
+        .to_string(),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.contains("WHERE clause missing key column for disjunct"),
+        "{body}"
+    );
+
     // An update shows in the next lookup: the latest row per key is served.
     let (status, body) = http.post(
         "/ksql",

@@ -17,7 +17,7 @@ pub use persistent::{
     QueryStatus,
 };
 pub use print::print_topic;
-pub use pull::{run_pull, table_rows};
+pub use pull::{key_lookup, run_pull, table_rows, Lookup};
 pub use push::{start_push_query, PushCloser, PushQuery};
 pub use records::{produce_all, read_to_end, OutputRecord};
 pub use task_state::TaskStates;

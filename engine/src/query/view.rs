@@ -43,6 +43,18 @@ fn row_key(partition: i32, key: Option<&[u8]>) -> Vec<u8> {
     k
 }
 
+/// The first key after every key that starts with `prefix`.
+fn successor(prefix: &[u8]) -> Vec<u8> {
+    let mut next = prefix.to_vec();
+    while let Some(last) = next.pop() {
+        if last < u8::MAX {
+            next.push(last + 1);
+            return next;
+        }
+    }
+    vec![ROW + 1]
+}
+
 fn position_key(partition: i32) -> Vec<u8> {
     let mut k = vec![POSITION];
     k.extend_from_slice(&partition.to_be_bytes());
@@ -155,8 +167,8 @@ impl TableView {
     }
 
     /// The table's rows once the store holds every record the topic holds now, in
-    /// partition and key order.
-    pub async fn rows(&self) -> Result<Vec<InputRecord>, String> {
+    /// partition and key order: all of them, or those whose keys start with one of `keys`.
+    pub async fn rows(&self, keys: Option<&[Vec<u8>]>) -> Result<Vec<InputRecord>, String> {
         let settings = self.settings.clone();
         let topic = self.topic.clone();
         let ends = tokio::task::spawn_blocking(move || end_offsets(&settings, &topic))
@@ -194,8 +206,26 @@ impl TableView {
             .store
             .lock()
             .map_err(|_| "a store lock was poisoned".to_string())?;
+        let entries = match keys {
+            None => store.range(&[ROW], &[ROW + 1]).map_err(|e| e.to_string())?,
+            Some(keys) => {
+                // A windowed key is its key's bytes followed by the window: every stored
+                // key that starts with a wanted key's bytes, in every partition.
+                let mut found = Vec::new();
+                for partition in ends.keys() {
+                    for key in keys {
+                        let from = row_key(*partition, Some(key));
+                        let to = successor(&from);
+                        found.extend(store.range(&from, &to).map_err(|e| e.to_string())?);
+                    }
+                }
+                found.sort();
+                found.dedup_by(|a, b| a.0 == b.0);
+                found
+            }
+        };
         let mut rows = Vec::new();
-        for (k, v) in store.range(&[ROW], &[ROW + 1]).map_err(|e| e.to_string())? {
+        for (k, v) in entries {
             let Some(partition) = k.get(1..5).and_then(|p| p.try_into().ok()) else {
                 continue;
             };
