@@ -1,24 +1,33 @@
 //! The command topic, `_confluent-ksql-<service id>_command_topic` (one partition): every
-//! statement that changes what the server runs (CREATE, DROP, INSERT INTO ... SELECT,
-//! types) is recorded there, with its properties and statement number, before it is
-//! executed. A server starting with the same service id replays the topic and comes back
-//! with the same streams, tables, types and queries (same query ids, so the queries
-//! resume from their committed offsets). A statement that fails is marked failed after
-//! it, and a replay skips it.
+//! statement that changes what runs (CREATE, DROP, INSERT INTO ... SELECT, types,
+//! TERMINATE) is written there, and every server of the service executes the topic's
+//! statements in its order, as ksqlDB's servers do: the server a statement was sent to
+//! writes it, then answers once its own command runner has executed it. A statement's
+//! number (and so its query ids) is its offset in the topic, the same on every server. A
+//! server that starts replays the topic, then follows it; a statement that fails is
+//! marked failed after it by the server it was sent to, and is skipped by later replays.
 
-use brook_engine::{Engine, Session};
+use brook_engine::{Engine, EngineError, Session, StatementResult};
 use brook_sql::ast::StatementKind;
+use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use serde_json::json;
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::sync::oneshot;
 
 const TIMEOUT: Duration = Duration::from_secs(30);
+
+type Outcome = Result<StatementResult, EngineError>;
 
 pub struct CommandTopic {
     pub topic: String,
     producer: FutureProducer,
+    /// This server, in the commands it writes.
+    origin: String,
+    /// Statements this server wrote and waits for, by request id.
+    pending: Arc<Mutex<HashMap<String, oneshot::Sender<Outcome>>>>,
 }
 
 /// Whether executing the statement changes what the server runs.
@@ -35,8 +44,55 @@ pub fn is_command(kind: &StatementKind) -> bool {
     )
 }
 
+fn unique_token() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!("{}-{nanos}", std::process::id())
+}
+
+/// A command as read from the topic.
+struct Command {
+    offset: i64,
+    value: Value,
+}
+
+impl Command {
+    /// Its number: the offset (older commands carry theirs).
+    fn sequence(&self) -> u64 {
+        self.value["sequence"]
+            .as_u64()
+            .unwrap_or(self.offset.max(0) as u64)
+    }
+}
+
+/// Runs a recorded statement in a session of its own, with its properties.
+async fn execute(engine: &Arc<Engine>, command: &Command) -> Outcome {
+    let text = command.value["statement"].as_str().unwrap_or_default();
+    let mut session = Session::new(engine.clone());
+    if let Some(props) = command.value["streamsProperties"].as_object() {
+        for (k, v) in props {
+            session
+                .properties
+                .insert(k.clone(), v.as_str().unwrap_or_default().to_string());
+        }
+    }
+    let statements = brook_sql::parse_statements(text, &mut BTreeMap::new())
+        .map_err(|e| EngineError::new(e.to_string()))?;
+    let mut last = Err(EngineError::new("an empty command"));
+    for statement in &statements {
+        engine.set_sequence(command.sequence()).await;
+        last = session.execute(statement).await;
+        if last.is_err() {
+            break;
+        }
+    }
+    last
+}
+
 impl CommandTopic {
-    /// Creates the topic if needed and replays what it holds into `engine`.
+    /// Creates the topic if needed, replays what it holds into `engine`, then follows it.
     pub async fn open(engine: &Arc<Engine>) -> Result<Self, String> {
         let topic = format!(
             "_confluent-ksql-{}_command_topic",
@@ -52,122 +108,186 @@ impl CommandTopic {
             .producer_config()
             .create()
             .map_err(|e| format!("cannot create the command topic producer: {e}"))?;
-        let commands = Self { topic, producer };
-        let replayed = commands.replay(engine).await?;
+        let commands = Self {
+            topic,
+            producer,
+            origin: unique_token(),
+            pending: Default::default(),
+        };
+        let (replayed, end) = commands.replay(engine).await?;
         if replayed > 0 {
             eprintln!("Replayed {replayed} statement(s) from {}", commands.topic);
         }
+        commands.follow(engine.clone(), end)?;
         Ok(commands)
     }
 
-    /// Records a statement before it is executed; returns once the broker has it.
-    pub async fn append(
+    /// Writes a statement, then waits until this server's runner has executed it.
+    pub async fn run(
         &self,
         statement: &str,
         properties: &BTreeMap<String, String>,
-        sequence: u64,
-    ) -> Result<(), String> {
+    ) -> Result<Outcome, String> {
+        let request = unique_token();
+        let (done, outcome) = oneshot::channel();
+        self.pending
+            .lock()
+            .map_err(|_| "a lock was poisoned")?
+            .insert(request.clone(), done);
         let value = json!({
             "statement": statement,
             "streamsProperties": properties,
-            "sequence": sequence,
+            "origin": self.origin,
+            "request": request,
         })
         .to_string();
-        let key = sequence.to_string();
-        self.producer
+        let written = self
+            .producer
             .send(
-                FutureRecord::to(&self.topic).key(&key).payload(&value),
+                FutureRecord::to(&self.topic).key(&request).payload(&value),
                 TIMEOUT,
             )
-            .await
-            .map_err(|(e, _)| format!("cannot write to the command topic {}: {e}", self.topic))?;
+            .await;
+        if let Err((e, _)) = written {
+            if let Ok(mut pending) = self.pending.lock() {
+                pending.remove(&request);
+            }
+            return Err(format!(
+                "cannot write to the command topic {}: {e}",
+                self.topic
+            ));
+        }
+        match tokio::time::timeout(TIMEOUT * 2, outcome).await {
+            Ok(Ok(outcome)) => Ok(outcome),
+            _ => Err(format!(
+                "the statement was written to {} but not executed in time; it will be",
+                self.topic
+            )),
+        }
+    }
+
+    /// Executes the statements every server of the service writes, from `from` on.
+    fn follow(&self, engine: Arc<Engine>, from: i64) -> Result<(), String> {
+        let mut config = engine.config().kafka.base_config();
+        config
+            .set("group.id", format!("{}-runner-{}", self.topic, self.origin))
+            .set("enable.auto.commit", "false")
+            .set("enable.partition.eof", "false");
+        let consumer: StreamConsumer = config
+            .create()
+            .map_err(|e| format!("cannot follow the command topic: {e}"))?;
+        let mut assignment = rdkafka::TopicPartitionList::new();
+        assignment
+            .add_partition_offset(&self.topic, 0, rdkafka::Offset::Offset(from))
+            .map_err(|e| e.to_string())?;
+        consumer
+            .assign(&assignment)
+            .map_err(|e| format!("cannot follow the command topic: {e}"))?;
+        let pending = self.pending.clone();
+        let origin = self.origin.clone();
+        let producer = self.producer.clone();
+        let topic = self.topic.clone();
+        tokio::spawn(async move {
+            use rdkafka::message::Message;
+            loop {
+                let message = match consumer.recv().await {
+                    Ok(m) => m,
+                    Err(e) => {
+                        tracing::warn!("reading the command topic: {e}");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        continue;
+                    }
+                };
+                let Ok(value) =
+                    serde_json::from_slice::<Value>(message.payload().unwrap_or_default())
+                else {
+                    continue;
+                };
+                if value.get("statement").is_none() {
+                    continue;
+                }
+                let command = Command {
+                    offset: message.offset(),
+                    value,
+                };
+                let outcome = execute(&engine, &command).await;
+                let mine = command.value["origin"].as_str() == Some(origin.as_str());
+                if !mine {
+                    if let Err(e) = &outcome {
+                        tracing::warn!("command {} failed: {}", command.sequence(), e.message);
+                    }
+                    continue;
+                }
+                if outcome.is_err() {
+                    let marker = json!({ "failed": command.sequence() }).to_string();
+                    let key = format!("failed-{}", command.sequence());
+                    let written = producer
+                        .send(FutureRecord::to(&topic).key(&key).payload(&marker), TIMEOUT)
+                        .await;
+                    if let Err((e, _)) = written {
+                        tracing::warn!("cannot mark command {} failed: {e}", command.sequence());
+                    }
+                }
+                let request = command.value["request"].as_str().unwrap_or_default();
+                let waiting = pending.lock().ok().and_then(|mut p| p.remove(request));
+                if let Some(waiting) = waiting {
+                    let _ = waiting.send(outcome);
+                }
+            }
+        });
         Ok(())
     }
 
-    /// Records that the statement numbered `sequence` failed, so that a replay skips it:
-    /// what failed did not change what runs.
-    pub async fn mark_failed(&self, sequence: u64) -> Result<(), String> {
-        let value = json!({ "failed": sequence }).to_string();
-        let key = format!("failed-{sequence}");
-        self.producer
-            .send(
-                FutureRecord::to(&self.topic).key(&key).payload(&value),
-                TIMEOUT,
-            )
-            .await
-            .map_err(|(e, _)| format!("cannot write to the command topic {}: {e}", self.topic))?;
-        Ok(())
-    }
-
-    async fn replay(&self, engine: &Arc<Engine>) -> Result<usize, String> {
+    /// Executes what the topic holds; returns how many statements ran and the offset
+    /// after the last record.
+    async fn replay(&self, engine: &Arc<Engine>) -> Result<(usize, i64), String> {
         let topic = self.topic.clone();
         let settings = engine.config().kafka.clone();
-        let records = tokio::task::spawn_blocking(move || read_all(&settings, &topic))
-            .await
-            .map_err(|e| e.to_string())??;
-        let commands: Vec<serde_json::Value> = records
+        let records = tokio::task::spawn_blocking(move || {
+            brook_engine::query::read_to_end(&settings, &topic, TIMEOUT * 4)
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("cannot read the command topic: {e}"))?;
+        let end = records.last().map(|r| r.offset + 1).unwrap_or(0);
+        let commands: Vec<Command> = records
             .iter()
-            .filter_map(|value| match serde_json::from_slice(value) {
-                Ok(command) => Some(command),
-                Err(_) => {
-                    tracing::warn!("skipping a command that is not JSON");
-                    None
-                }
-            })
+            .filter_map(
+                |r| match serde_json::from_slice(r.value.as_deref().unwrap_or_default()) {
+                    Ok(value) => Some(Command {
+                        offset: r.offset,
+                        value,
+                    }),
+                    Err(_) => {
+                        tracing::warn!("skipping a command that is not JSON");
+                        None
+                    }
+                },
+            )
             .collect();
-        let failed: std::collections::BTreeSet<u64> = commands
+        let failed: BTreeSet<u64> = commands
             .iter()
-            .filter_map(|c| c["failed"].as_u64())
+            .filter_map(|c| c.value["failed"].as_u64())
             .collect();
         let mut replayed = 0;
         let mut next = 0;
-        for command in commands.iter().filter(|c| c.get("statement").is_some()) {
-            let text = command["statement"].as_str().unwrap_or_default();
-            let sequence = command["sequence"].as_u64().unwrap_or(next);
+        for command in commands
+            .iter()
+            .filter(|c| c.value.get("statement").is_some())
+        {
+            let sequence = command.sequence();
+            next = sequence + 1;
             if failed.contains(&sequence) {
-                next = sequence + 1;
                 continue;
             }
-            let mut session = Session::new(engine.clone());
-            if let Some(props) = command["streamsProperties"].as_object() {
-                for (k, v) in props {
-                    session
-                        .properties
-                        .insert(k.clone(), v.as_str().unwrap_or_default().to_string());
-                }
+            if let Err(e) = execute(engine, command).await {
+                tracing::warn!("replayed command {sequence} failed: {}", e.message);
             }
-            let statements = match brook_sql::parse_statements(text, &mut BTreeMap::new()) {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::warn!("skipping command {sequence}: {e}");
-                    continue;
-                }
-            };
-            for statement in &statements {
-                engine.set_sequence(sequence).await;
-                if let Err(e) = session.execute(statement).await {
-                    tracing::warn!("replayed command {sequence} failed: {}", e.message);
-                }
-            }
-            next = sequence + 1;
             replayed += 1;
         }
         if engine.sequence().await < next {
             engine.set_sequence(next).await;
         }
-        Ok(replayed)
+        Ok((replayed, end))
     }
-}
-
-/// The topic's record values from the start to its current end.
-fn read_all(
-    settings: &brook_engine::kafka::KafkaSettings,
-    topic: &str,
-) -> Result<Vec<Vec<u8>>, String> {
-    let records = brook_engine::query::read_to_end(settings, topic, TIMEOUT * 4)
-        .map_err(|e| format!("cannot read the command topic: {e}"))?;
-    Ok(records
-        .into_iter()
-        .map(|r| r.value.unwrap_or_default())
-        .collect())
 }

@@ -59,21 +59,12 @@ pub async fn handle(State(state): State<Arc<crate::AppState>>, body: Bytes) -> R
         let is_command = crate::command_topic::is_command(&statement.kind);
         let outcome = match &state.commands {
             crate::Commands::Recorded(commands) if is_command => {
+                // One command of this server at a time, each run by the command runner.
                 let commands = commands.lock().await;
-                let number = engine.sequence().await;
-                if let Err(e) = commands
-                    .append(&statement.text, &session.properties, number)
-                    .await
-                {
-                    return errors::generic(errors::SERVER_ERROR, e);
+                match commands.run(&statement.text, &session.properties).await {
+                    Ok(outcome) => outcome,
+                    Err(e) => return errors::generic(errors::SERVER_ERROR, e),
                 }
-                let outcome = session.execute(statement).await;
-                if outcome.is_err() {
-                    if let Err(e) = commands.mark_failed(number).await {
-                        tracing::warn!("{e}");
-                    }
-                }
-                outcome
             }
             crate::Commands::Unrecorded(one_at_a_time) if is_command => {
                 let _turn = one_at_a_time.lock().await;

@@ -66,19 +66,30 @@ impl BrookRun {
         service: &str,
         state_dir: &str,
     ) -> Self {
-        let mut server = Self::start_server(
-            name,
-            &[
-                "--listen",
-                listen,
-                "--bootstrap-servers",
-                bootstrap,
-                "--service-id",
-                service,
-                "--state-dir",
-                state_dir,
-            ],
-        );
+        Self::serve_with(name, bootstrap, listen, service, state_dir, &[])
+    }
+
+    /// `serve`, with more arguments.
+    pub fn serve_with(
+        name: &str,
+        bootstrap: &str,
+        listen: &str,
+        service: &str,
+        state_dir: &str,
+        extra: &[&str],
+    ) -> Self {
+        let mut args = vec![
+            "--listen",
+            listen,
+            "--bootstrap-servers",
+            bootstrap,
+            "--service-id",
+            service,
+            "--state-dir",
+            state_dir,
+        ];
+        args.extend_from_slice(extra);
+        let mut server = Self::start_server(name, &args);
         let info = format!("http://{listen}/info");
         let up = crate::wait_for(Duration::from_secs(60), || {
             if !server.is_running() {

@@ -1,0 +1,159 @@
+//! Two `brook server`s of one service on a real broker: statements sent to either run on
+//! both, in the command topic's order, with the same query ids; the persistent query's
+//! partitions are shared through its consumer group, and its output holds every result
+//! once.
+
+use brook_tests::{broker, free_port, unique, wait_for, BrookRun};
+use serde_json::{json, Value};
+use std::time::Duration;
+
+fn post(base: &str, sql: &str) -> (u16, Value) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(90)))
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut response = agent
+        .post(format!("{base}/ksql"))
+        .header("Content-Type", "application/json")
+        .send(
+            json!({"ksql": sql, "streamsProperties": {"auto.offset.reset": "earliest"}})
+                .to_string(),
+        )
+        .expect("request");
+    let status = response.status().as_u16();
+    let body = response.body_mut().read_to_string().expect("body");
+    (
+        status,
+        serde_json::from_str(&body).unwrap_or(Value::String(body)),
+    )
+}
+
+/// The names a SHOW answer lists under `field`, sorted.
+fn names(answer: &Value, field: &str, key: &str) -> Vec<String> {
+    let mut names: Vec<String> = answer[0][field]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s[key].as_str().map(str::to_string))
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn two_servers_share_statements_and_queries() {
+    let b = broker();
+    let service = unique("cluster");
+    let dirs: Vec<std::path::PathBuf> = (0..2)
+        .map(|_| std::env::temp_dir().join(unique("brook-state")))
+        .collect();
+    let listens: Vec<String> = (0..2)
+        .map(|_| format!("127.0.0.1:{}", free_port()))
+        .collect();
+    let servers: Vec<BrookRun> = (0..2)
+        .map(|i| {
+            BrookRun::serve(
+                &format!("cluster-{i}"),
+                &b.bootstrap,
+                &listens[i],
+                &service,
+                &dirs[i].display().to_string(),
+            )
+        })
+        .collect();
+    let bases: Vec<String> = listens.iter().map(|l| format!("http://{l}")).collect();
+
+    // Statements sent to the first server.
+    let topic = unique("orders");
+    let (status, answer) = post(
+        &bases[0],
+        &format!(
+            "CREATE STREAM orders (id STRING KEY, amount INT)
+               WITH (kafka_topic='{topic}', value_format='JSON', partitions=4);
+             CREATE STREAM big_orders AS SELECT id, amount FROM orders WHERE amount > 50;"
+        ),
+    );
+    assert_eq!(status, 200, "{answer}");
+    let query_id = answer[1]["commandStatus"]["queryId"]
+        .as_str()
+        .expect("a query id")
+        .to_string();
+
+    // The second server has them too, with the same query id.
+    let seen = wait_for(Duration::from_secs(30), || {
+        let (_, streams) = post(&bases[1], "SHOW STREAMS;");
+        let (_, queries) = post(&bases[1], "SHOW QUERIES;");
+        (names(&streams, "streams", "name") == ["BIG_ORDERS", "ORDERS"]
+            && names(&queries, "queries", "id") == [query_id.clone()])
+        .then_some(())
+    });
+    assert!(
+        seen.is_some(),
+        "the second server did not take the statements; stderr:\n{}",
+        servers[1].stderr()
+    );
+
+    // Both run the query: every big order comes out once.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default();
+    let inputs: Vec<_> = (0..400)
+        .map(|i| {
+            (
+                Some(format!("o{i}").into_bytes()),
+                Some(json!({"AMOUNT": i % 100}).to_string().into_bytes()),
+                now + i as i64,
+            )
+        })
+        .collect();
+    b.produce(&topic, &inputs);
+    let expected: Vec<String> = (0..400)
+        .filter(|i| i % 100 > 50)
+        .map(|i| format!("o{i}"))
+        .collect();
+    let out = wait_for(Duration::from_secs(120), || {
+        let records = b.read_topic("BIG_ORDERS", expected.len(), Duration::from_secs(5));
+        (records.len() >= expected.len()).then_some(())
+    });
+    assert!(
+        out.is_some(),
+        "BIG_ORDERS did not fill; stderr:\n{}\n{}",
+        servers[0].stderr(),
+        servers[1].stderr()
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    let mut ids: Vec<String> = b
+        .read_topic("BIG_ORDERS", expected.len() + 1, Duration::from_secs(5))
+        .iter()
+        .map(|r| r.key_str())
+        .collect();
+    ids.sort();
+    let mut wanted = expected.clone();
+    wanted.sort();
+    assert_eq!(ids, wanted, "every result once");
+
+    // Statements sent to the second server reach the first.
+    let (status, answer) = post(
+        &bases[1],
+        &format!("TERMINATE {query_id}; DROP STREAM big_orders;"),
+    );
+    assert_eq!(status, 200, "{answer}");
+    let gone = wait_for(Duration::from_secs(30), || {
+        let (_, streams) = post(&bases[0], "SHOW STREAMS;");
+        let (_, queries) = post(&bases[0], "SHOW QUERIES;");
+        (names(&streams, "streams", "name") == ["ORDERS"]
+            && names(&queries, "queries", "id").is_empty())
+        .then_some(())
+    });
+    assert!(gone.is_some(), "{}", servers[0].stderr());
+
+    for server in servers {
+        let stderr = server.stderr();
+        assert!(server.terminate().success(), "{stderr}");
+    }
+    for dir in dirs {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
