@@ -90,6 +90,7 @@ pub(crate) async fn run_statements(
                 }
             }
             Ok(StatementResult::Listing(listing)) => print_listing(&listing),
+            Ok(StatementResult::Warning(message)) => println!("Warning: {message}"),
             Ok(StatementResult::Rows(push)) => {
                 let finished = tokio::select! {
                     r = print_push_query(push) => r,

@@ -30,3 +30,59 @@ pub fn function_kind(name: &str) -> Option<&'static str> {
         .find(|(n, _)| *n == upper)
         .map(|(_, kind)| kind)
 }
+
+/// Argument types tried when listing a scalar function's signatures.
+fn sample_types() -> Vec<brook_sql::ast::DataType> {
+    use brook_sql::ast::DataType as T;
+    vec![
+        T::String,
+        T::Int,
+        T::BigInt,
+        T::Double,
+        T::Boolean,
+        T::Decimal {
+            precision: 10,
+            scale: 2,
+        },
+        T::Bytes,
+        T::Date,
+        T::Time,
+        T::Timestamp,
+        T::Array(Box::new(T::String)),
+        T::Map(Box::new(T::String), Box::new(T::String)),
+    ]
+}
+
+/// A scalar function's signatures with up to three arguments, as its registry entry
+/// resolves them: the argument types it takes as they are (not by widening) and what it
+/// returns for them.
+pub fn signatures(name: &str) -> Vec<(Vec<brook_sql::ast::DataType>, brook_sql::ast::DataType)> {
+    let Some(function) = brook_planner::functions::lookup(&name.to_uppercase()) else {
+        return Vec::new();
+    };
+    let types = sample_types();
+    let mut lists: Vec<Vec<brook_sql::ast::DataType>> = vec![vec![]];
+    let mut found = Vec::new();
+    for _arity in 0..=3 {
+        for args in &lists {
+            let given: Vec<Option<brook_sql::ast::DataType>> =
+                args.iter().cloned().map(Some).collect();
+            if let Ok(signature) = (function.0.resolve)(&given) {
+                if signature.params == *args {
+                    found.push((args.clone(), signature.returns));
+                }
+            }
+        }
+        lists = lists
+            .iter()
+            .flat_map(|l| {
+                types.iter().map(move |t| {
+                    let mut next = l.clone();
+                    next.push(t.clone());
+                    next
+                })
+            })
+            .collect();
+    }
+    found
+}

@@ -65,6 +65,8 @@ pub enum StatementResult {
     Rows(PushQuery),
     /// What `SHOW` / `LIST` lists.
     Listing(Listing),
+    /// Nothing was done, for a reason the client should see (ksqlDB's warning entity).
+    Warning(String),
 }
 
 /// The answer to `SHOW` / `LIST`.
@@ -413,7 +415,9 @@ impl Session {
                 let mut state = self.engine.state.lock().await;
                 if state.catalog.types.contains_key(name) {
                     if *if_not_exists {
-                        return status(format!("Type {name} already exists"));
+                        return Ok(StatementResult::Warning(format!(
+                            "Type {name} already exists"
+                        )));
                     }
                     return Err(EngineError::new(format!(
                         "Cannot register custom type '{name}' since it is already registered with type: {}",
@@ -430,7 +434,9 @@ impl Session {
                 let mut state = self.engine.state.lock().await;
                 match state.catalog.types.remove(name) {
                     Some(_) => status(format!("Dropped type '{name}'")),
-                    None if *if_exists => status(format!("Type '{name}' does not exist")),
+                    None if *if_exists => Ok(StatementResult::Warning(format!(
+                        "Type '{name}' does not exist"
+                    ))),
                     None => Err(EngineError::new(format!("Type {name} does not exist."))),
                 }
             }

@@ -121,7 +121,11 @@ async fn execute(case: &Case, options: &Options) -> Result<(), String> {
                 let mut outcome = Ok(());
                 for statement in &statements {
                     match session.execute(statement).await {
-                        Ok(StatementResult::Status { .. } | StatementResult::Listing(_)) => {}
+                        Ok(
+                            StatementResult::Status { .. }
+                            | StatementResult::Listing(_)
+                            | StatementResult::Warning(_),
+                        ) => {}
                         Ok(StatementResult::Rows(_)) => {
                             outcome = Err("push queries are not part of these tests".to_string())
                         }

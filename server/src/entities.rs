@@ -110,7 +110,18 @@ pub fn listing(statement_text: &str, listing: &Listing) -> Value {
             "author": "",
             "version": "",
             "path": "internal",
-            "functions": [],
+            "functions": brook_engine::metadata::signatures(name)
+                .iter()
+                .map(|(args, returns)| json!({
+                    "arguments": args
+                        .iter()
+                        .map(|t| json!({"name": "", "type": t.to_string(), "description": ""}))
+                        .collect::<Vec<_>>(),
+                    "returnType": returns.to_string(),
+                    "argumentTypes": args.iter().map(|t| t.to_string()).collect::<Vec<_>>(),
+                    "description": "",
+                }))
+                .collect::<Vec<_>>(),
             "type": kind,
             "warnings": [],
         }),

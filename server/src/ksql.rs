@@ -98,6 +98,12 @@ pub async fn handle(State(state): State<Arc<crate::AppState>>, body: Bytes) -> R
                     "warnings": [],
                 }))
             }
+            Ok(StatementResult::Warning(message)) => entities.push(json!({
+                "@type": "warning_entity",
+                "statementText": statement.text,
+                "message": message,
+                "warnings": [],
+            })),
             Ok(StatementResult::Listing(listing)) => {
                 entities.push(crate::entities::listing(&statement.text, &listing))
             }

@@ -126,6 +126,7 @@ pub async fn router(engine: Arc<Engine>, mode: Mode) -> Result<Router, String> {
         .route("/inserts-stream", post(inserts_stream::inserts_stream))
         .route("/status", get(statuses))
         .route("/status/{kind}/{entity}/{action}", get(status))
+        .route("/is_valid_property/{name}", get(is_valid_property))
         .route("/chc/live", get(live))
         .route("/chc/ready", get(ready))
         .fallback(errors::not_found)
@@ -238,6 +239,30 @@ async fn status(
         }
         None => errors::generic(errors::NOT_FOUND, format!("Command not found: {id}")),
     }
+}
+
+/// Settings a request cannot override: they belong to the server.
+const SERVER_ONLY: &[&str] = &[
+    "bootstrap.servers",
+    "ksql.streams.bootstrap.servers",
+    "ksql.service.id",
+    "ksql.streams.state.dir",
+    "ksql.schema.registry.url",
+    "listeners",
+];
+
+/// `GET /is_valid_property/{name}`: whether a request may set the property.
+async fn is_valid_property(
+    axum::extract::Path(name): axum::extract::Path<String>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if SERVER_ONLY.contains(&name.as_str()) {
+        return errors::generic(
+            errors::BAD_REQUEST,
+            format!("One or more properties overrides set locally are prohibited by the KSQL server (use UNSET to reset their default value): [{name}]"),
+        );
+    }
+    Json(json!(true)).into_response()
 }
 
 /// `GET /chc/live`: the process answers.

@@ -44,7 +44,11 @@ async fn start(
             state.register(&push);
             Ok(push)
         }
-        Ok(StatementResult::Status { .. } | StatementResult::Listing(_)) => Err(errors::statement(
+        Ok(
+            StatementResult::Status { .. }
+            | StatementResult::Listing(_)
+            | StatementResult::Warning(_),
+        ) => Err(errors::statement(
             "This endpoint runs queries (SELECT ... EMIT CHANGES); send other statements to /ksql",
             &statement.text,
             vec![],

@@ -1,5 +1,5 @@
 //! `brook migrate` against a server on a real broker: a project of three migrations
-//! applied (a dry run, --next, then --all), `info` after each step, an applied file
+//! applied (a dry run, --next, --until, --version), `info` after each step, an applied file
 //! edited (validate and apply refuse), a failing migration recorded as ERROR, and the
 //! metadata destroyed.
 
@@ -137,7 +137,23 @@ fn migrations_apply_validate_and_record_failures() {
             pair("3", "PENDING")
         ]
     );
-    let (ok, out, err) = migrate(&project, &["apply", "--all", "-d", &define]);
+    // --until V applies up to V; --version V applies V alone, and only after the current.
+    let (ok, out, err) = migrate(&project, &["apply", "--until", "2", "-d", &define]);
+    assert!(ok, "{out}\n{err}");
+    let (current, rows) = info_rows(&project);
+    assert_eq!(current, "2");
+    assert_eq!(
+        states(&rows),
+        [
+            pair("1", "MIGRATED"),
+            pair("2", "MIGRATED"),
+            pair("3", "PENDING")
+        ]
+    );
+    let (ok, _, err) = migrate(&project, &["apply", "--version", "1", "-d", &define]);
+    assert!(!ok);
+    assert!(err.contains("not after the current version 2"), "{err}");
+    let (ok, out, err) = migrate(&project, &["apply", "--version", "3", "-d", &define]);
     assert!(ok, "{out}\n{err}");
     assert!(out.contains("Successfully migrated"), "{out}");
     let (current, rows) = info_rows(&project);

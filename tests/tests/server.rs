@@ -737,6 +737,13 @@ fn metadata_statements_status_inserts_print_and_http2() {
     assert!(functions.contains(&json!({"name": "COUNT", "type": "AGGREGATE", "category": ""})));
     assert_eq!(entities[5]["@type"], json!("describe_function"));
     assert_eq!(entities[5]["name"], json!("UCASE"));
+    assert_eq!(
+        entities[5]["functions"][0]["argumentTypes"],
+        json!(["STRING"]),
+        "{}",
+        entities[5]
+    );
+    assert_eq!(entities[5]["functions"][0]["returnType"], json!("STRING"));
     assert_eq!(entities[6]["@type"], json!("type_list"));
     assert_eq!(
         entities[6]["types"]["ADDRESS"]["type"],
@@ -759,6 +766,22 @@ fn metadata_statements_status_inserts_print_and_http2() {
     );
     let (status, _) = http.get("/status/table/NOPE/create").expect("status");
     assert_eq!(status, 404);
+    let (status, body) = http.post(
+        "/ksql",
+        &json!({"ksql": "CREATE TYPE IF NOT EXISTS ADDRESS AS STRUCT<x INT>;"}).to_string(),
+    );
+    assert_eq!(status, 200, "{body}");
+    let warned: Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(warned[0]["@type"], json!("warning_entity"), "{body}");
+    assert_eq!(warned[0]["message"], json!("Type ADDRESS already exists"));
+    let (status, body) = http
+        .get("/is_valid_property/auto.offset.reset")
+        .expect("valid");
+    assert_eq!((status, body.as_str()), (200, "true"));
+    let (status, _) = http
+        .get("/is_valid_property/ksql.service.id")
+        .expect("valid");
+    assert_eq!(status, 400);
     let (status, _) = http.get("/chc/live").expect("live");
     assert_eq!(status, 200);
     let (status, body) = http.get("/chc/ready").expect("ready");

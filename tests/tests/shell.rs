@@ -181,6 +181,15 @@ fn shell_runs_statements_from_the_command_line_and_files() {
          SELECT * FROM readings;",
     )
     .expect("write");
+    let script = dir.join("script.sql");
+    std::fs::write(&script, "SHOW STREAMS;\n").expect("write");
+    let (ok, out, err) = shell(&[
+        &setup.url,
+        "-e",
+        &format!("RUN SCRIPT '{}';", script.display()),
+    ]);
+    assert!(ok, "{out}\n{err}");
+    assert!(out.contains("| READINGS"), "RUN SCRIPT ran the file: {out}");
     let (ok, out, err) = shell(&[&setup.url, "-f", &file.display().to_string()]);
     assert!(ok, "{out}\n{err}");
     let rows: Vec<&str> = out.lines().filter(|l| l.starts_with('[')).collect();

@@ -127,6 +127,9 @@ fn tabular(out: &mut impl Write, entity: &Value) {
                 .collect();
             print_table(out, &strings(&["Field", "Type"]), &fields);
         }
+        "warning_entity" => {
+            let _ = writeln!(out, "Warning: {}", cell(&entity["message"]));
+        }
         "kafka_topics" => {
             let topics: Vec<Vec<String>> = entity["topics"]
                 .as_array()
@@ -155,6 +158,21 @@ fn tabular(out: &mut impl Write, entity: &Value) {
         "describe_function" => {
             let _ = writeln!(out, "Name        : {}", cell(&entity["name"]));
             let _ = writeln!(out, "Type        : {}", cell(&entity["type"]));
+            let overloads: Vec<Vec<String>> = entity["functions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|f| {
+                    let args: Vec<String> = f["argumentTypes"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(cell)
+                        .collect();
+                    vec![args.join(", "), cell(&f["returnType"])]
+                })
+                .collect();
+            print_table(out, &strings(&["Arguments", "Returns"]), &overloads);
         }
         "type_list" => {
             let types: Vec<Vec<String>> = entity["types"]
