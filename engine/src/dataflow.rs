@@ -80,6 +80,12 @@ impl Operators {
     }
 
     /// Processes records of one task, in order. A failure of the store fails the batch.
+    /// Whether a push query shows the output row: a stream's records without a value are
+    /// not rows, as ksqlDB ignores them; a table's are deletions, shown with NULLs.
+    pub fn shows(&self, output: &Output, row: usize) -> bool {
+        self.emits_table() || !output.tombstone.get(row).copied().unwrap_or(false)
+    }
+
     pub fn process(
         &self,
         records: &[InputRecord],

@@ -242,6 +242,9 @@ impl Driver {
             if push.limit.is_some_and(|l| push.sent >= l) {
                 return false;
             }
+            if !push.operators.shows(&output, row) {
+                continue;
+            }
             let values = output.row(push.operators.projection(), row);
             if push.rows.try_send(Ok(values)).is_err() {
                 return false;

@@ -1441,10 +1441,26 @@ impl Session {
             )));
         }
         if names.len() != insert.values.len() {
+            // ksqlDB words it differently when the columns are named.
+            return Err(EngineError::new(match insert.columns {
+                Some(_) => format!(
+                    "Failed to prepare statement: Expected number columns and values to match: {}, {}",
+                    names.len(),
+                    insert.values.len()
+                ),
+                None => format!(
+                    "Failed to prepare statement: Expected a value for each column. Expected Columns: [{}]. Got {} values",
+                    names.join(", "),
+                    insert.values.len()
+                ),
+            }));
+        }
+        if let Some(pseudo) = names
+            .iter()
+            .find(|n| [ROWPARTITION, ROWOFFSET].contains(&n.as_str()))
+        {
             return Err(EngineError::new(format!(
-                "Failed to prepare statement: Expected a value for each column. Expected Columns: [{}]. Got {} values",
-                names.join(", "),
-                insert.values.len()
+                "Inserting into column `{pseudo}` is not allowed."
             )));
         }
         let mut values: BTreeMap<String, Value> = BTreeMap::new();
@@ -1462,7 +1478,15 @@ impl Session {
                     }
                 }
             };
-            let value = literal_value(expr, &target, name)?;
+            let value = literal_value(expr, &target, name).map_err(|e| {
+                if e.message
+                    .ends_with("is not a valid stream/table name or alias.")
+                {
+                    EngineError::new(format!("Failed to prepare statement: {}", e.message))
+                } else {
+                    e
+                }
+            })?;
             if name == brook_planner::catalog::ROWTIME {
                 rowtime = match value {
                     Value::BigInt(t) => Some(t),
@@ -1776,10 +1800,7 @@ pub(crate) fn literal_value(expr: &ast::Expr, target: &DataType, column: &str) -
             qualifiers: vec![],
         },
     )?;
-    let compatible = typed.is_null_literal()
-        || typed.data_type == *target
-        || (is_numeric(&typed.data_type) && is_numeric(target))
-        || typed.data_type == DataType::String;
+    let compatible = typed.is_null_literal() || assignable(&typed.data_type, target);
     if !compatible {
         return Err(EngineError::new(format!(
             "Expected type {target} for field {column} but got {}",
@@ -1800,6 +1821,25 @@ pub(crate) fn literal_value(expr: &ast::Expr, target: &DataType, column: &str) -
         )));
     }
     Ok(value)
+}
+
+/// Whether a literal of type `from` can be written to a column of type `to`: numbers
+/// widen, strings parse, and collections and structs convert element by element (a
+/// struct's missing fields are NULL).
+fn assignable(from: &DataType, to: &DataType) -> bool {
+    match (from, to) {
+        _ if from == to => true,
+        (DataType::String, _) => true,
+        (f, t) if is_numeric(f) && is_numeric(t) => true,
+        (DataType::Array(f), DataType::Array(t)) => assignable(f, t),
+        (DataType::Map(fk, fv), DataType::Map(tk, tv)) => assignable(fk, tk) && assignable(fv, tv),
+        (DataType::Struct(f), DataType::Struct(t)) => f.iter().all(|(name, ft)| {
+            t.iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .is_some_and(|(_, tt)| assignable(ft, tt))
+        }),
+        _ => false,
+    }
 }
 
 /// Properties whose values are credentials: never shown back.

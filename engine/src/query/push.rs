@@ -153,6 +153,9 @@ pub fn start_push_query(
                 if limit.is_some_and(|l| sent >= l) {
                     return;
                 }
+                if !operators.shows(&output, row) {
+                    continue;
+                }
                 if tx
                     .send(Ok(output.row(operators.projection(), row)))
                     .await
