@@ -130,9 +130,17 @@ impl Driver {
             .unwrap_or_default()
     }
 
-    /// What `topics` hold, each record with its topic, in the order it was written.
-    fn existing(state: &State, topics: &[String]) -> Vec<(String, TopicRecord)> {
+    /// What `topics` hold (when read `from_beginning`), each record with its topic, in the
+    /// order it was written.
+    fn existing(
+        state: &State,
+        topics: &[String],
+        from_beginning: bool,
+    ) -> Vec<(String, TopicRecord)> {
         let mut existing: Vec<(u64, String, TopicRecord)> = Vec::new();
+        if !from_beginning {
+            return Vec::new();
+        }
         for topic in topics {
             if let Some(t) = state.topics.get(topic) {
                 if existing.iter().any(|(_, name, _)| name == topic) {
@@ -169,11 +177,7 @@ impl Driver {
     ) {
         let mut state = self.lock();
         let source_topics = operators.topics();
-        let existing = if from_beginning {
-            Self::existing(&state, &source_topics)
-        } else {
-            Vec::new()
-        };
+        let existing = Self::existing(&state, &source_topics, from_beginning);
         state.queries.push(DriverQuery {
             id,
             source_topics,
@@ -192,11 +196,7 @@ impl Driver {
     pub fn add_push(&self, id: String, operators: Operators, rows: PushRows, from_beginning: bool) {
         let mut state = self.lock();
         let source_topics = operators.topics();
-        let existing = if from_beginning {
-            Self::existing(&state, &source_topics)
-        } else {
-            Vec::new()
-        };
+        let existing = Self::existing(&state, &source_topics, from_beginning);
         let limit = operators.limit();
         let mut push = DriverPush {
             id,

@@ -59,15 +59,37 @@ fn start_server(
     (server, Http::new(port))
 }
 
+/// Where a test's server lives: its address, service id and state folder.
+struct Place {
+    listen: String,
+    service: String,
+    state: std::path::PathBuf,
+    state_arg: String,
+}
+
+impl Place {
+    /// A free port, a new service id and state folder.
+    fn new(service: &str) -> Self {
+        let state = std::env::temp_dir().join(unique("brook-state"));
+        Self {
+            listen: format!("127.0.0.1:{}", free_port()),
+            service: unique(service),
+            state_arg: state.display().to_string(),
+            state,
+        }
+    }
+
+    fn start(&self, name: &str) -> (BrookRun, Http) {
+        start_server(name, broker(), &self.listen, &self.service, &self.state_arg)
+    }
+}
+
 #[test]
 fn statements_queries_and_errors_over_http() {
     let b = broker();
-    let port = free_port();
-    let service = unique("svc");
-    let state = std::env::temp_dir().join(unique("brook-state"));
-    let listen = format!("127.0.0.1:{port}");
-    let state_arg = state.display().to_string();
-    let (server, http) = start_server("server", b, &listen, &service, &state_arg);
+    let place = Place::new("svc");
+    let (service, state) = (&place.service, &place.state);
+    let (server, http) = place.start("server");
     let info = http.get("/info");
     let (status, info) = info.expect("/info");
     assert_eq!(status, 200);
@@ -275,7 +297,7 @@ fn statements_queries_and_errors_over_http() {
     // A new server with the same service id replays the command topic: the stream and
     // the persistent query are back, with the same query id (so it resumes from its
     // committed offsets rather than writing its rows again).
-    let (server, http) = start_server("server-again", b, &listen, &service, &state_arg);
+    let (server, http) = place.start("server-again");
     let (status, body) = http.post(
         "/ksql",
         &json!({"ksql": "INSERT INTO pageviews (user_id, page, ms) VALUES ('dave', '/home', 40);"})
@@ -412,7 +434,7 @@ fn statements_queries_and_errors_over_http() {
         "a secret reached the logs:\n{stderr}"
     );
     assert!(server.terminate().success(), "{stderr}");
-    let _ = std::fs::remove_dir_all(&state);
+    let _ = std::fs::remove_dir_all(state);
 }
 
 #[test]
@@ -503,12 +525,9 @@ fn query_rows(http: &Http, sql: &str) -> (u16, Value, Vec<Value>, Option<String>
 
 #[test]
 fn pull_queries_over_http() {
-    let b = broker();
-    let listen = format!("127.0.0.1:{}", free_port());
-    let service = unique("pull");
-    let state = std::env::temp_dir().join(unique("brook-state"));
-    let state_arg = state.display().to_string();
-    let (server, http) = start_server("pull-server", b, &listen, &service, &state_arg);
+    let place = Place::new("pull");
+    let (service, state) = (&place.service, &place.state);
+    let (server, http) = place.start("pull-server");
     let orders = unique("orders");
     let plain = unique("plain");
     let (status, body) = http.post(
@@ -643,11 +662,11 @@ fn pull_queries_over_http() {
 
     // Tables are served from a local store that follows their topic; a restarted server
     // goes on from it.
-    let store = state.join(&service).join("pull").join("BY_REGION");
+    let store = state.join(service).join("pull").join("BY_REGION");
     assert!(store.is_dir(), "no store at {}", store.display());
     let stderr = server.stderr();
     assert!(server.terminate().success(), "{stderr}");
-    let (server, http) = start_server("pull-server-again", b, &listen, &service, &state_arg);
+    let (server, http) = place.start("pull-server-again");
     let again = wait_for(Duration::from_secs(60), || {
         let (_, _, rows, _) = query_rows(&http, "SELECT * FROM by_region;");
         (rows == vec![json!(["eu", 4, 100]), json!(["us", 2, 12])]).then_some(())
@@ -661,7 +680,7 @@ fn pull_queries_over_http() {
 
     let stderr = server.stderr();
     assert!(server.terminate().success(), "{stderr}");
-    let _ = std::fs::remove_dir_all(&state);
+    let _ = std::fs::remove_dir_all(state);
 }
 
 /// Runs curl (HTTP/2 without TLS, "prior knowledge"): (HTTP version, status, body).
@@ -690,12 +709,9 @@ fn curl_http2(url: &str, body: &str) -> (String, String, String) {
 
 #[test]
 fn metadata_statements_status_inserts_print_and_http2() {
-    let b = broker();
-    let listen = format!("127.0.0.1:{}", free_port());
-    let service = unique("endpoints");
-    let state = std::env::temp_dir().join(unique("brook-state"));
-    let state_arg = state.display().to_string();
-    let (server, http) = start_server("endpoints-server", b, &listen, &service, &state_arg);
+    let place = Place::new("endpoints");
+    let state = &place.state;
+    let (server, http) = place.start("endpoints-server");
     let topic = unique("clicks");
     let (status, body) = http.post(
         "/ksql",
@@ -912,5 +928,5 @@ fn metadata_statements_status_inserts_print_and_http2() {
 
     let stderr = server.stderr();
     assert!(server.terminate().success(), "{stderr}");
-    let _ = std::fs::remove_dir_all(&state);
+    let _ = std::fs::remove_dir_all(state);
 }

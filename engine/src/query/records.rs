@@ -145,6 +145,36 @@ async fn await_deliveries(pending: Vec<DeliveryFuture>) -> Result<(), String> {
     Ok(())
 }
 
+/// A consumer that reads partitions it assigns itself and commits nothing.
+pub(crate) fn reader_config(
+    settings: &crate::kafka::KafkaSettings,
+    group: &str,
+) -> rdkafka::ClientConfig {
+    let mut config = settings.base_config();
+    config
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "false");
+    config
+}
+
+/// The partitions of `topic`.
+pub(crate) fn partitions_of<X: ConsumerContext, C: rdkafka::consumer::Consumer<X>>(
+    consumer: &C,
+    topic: &str,
+    timeout: Duration,
+) -> Result<Vec<i32>, String> {
+    let metadata = consumer
+        .fetch_metadata(Some(topic), timeout)
+        .map_err(|e| format!("cannot read {topic}: {e}"))?;
+    Ok(metadata
+        .topics()
+        .iter()
+        .filter(|t| t.name() == topic)
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect())
+}
+
 /// Every record of `topic`, from the start of each partition to where it ended when the
 /// read began, partition after partition. Blocking: call it off the async runtime.
 pub fn read_to_end(
@@ -153,23 +183,10 @@ pub fn read_to_end(
     timeout: Duration,
 ) -> Result<Vec<InputRecord>, String> {
     use rdkafka::consumer::{BaseConsumer, Consumer};
-    let mut config = settings.base_config();
-    config
-        .set("group.id", format!("{topic}-reader"))
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "false");
-    let consumer: BaseConsumer = config
+    let consumer: BaseConsumer = reader_config(settings, &format!("{topic}-reader"))
         .create()
         .map_err(|e| format!("cannot read {topic}: {e}"))?;
-    let metadata = consumer
-        .fetch_metadata(Some(topic), timeout)
-        .map_err(|e| format!("cannot read {topic}: {e}"))?;
-    let partitions: Vec<i32> = metadata
-        .topics()
-        .iter()
-        .filter(|t| t.name() == topic)
-        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-        .collect();
+    let partitions = partitions_of(&consumer, topic, timeout)?;
     let deadline = std::time::Instant::now() + timeout;
     let mut out = Vec::new();
     for partition in partitions {

@@ -5,6 +5,7 @@
 //! the query came, then reads the store: what it costs grows with the table, not with
 //! the topic's history, and a restarted server goes on from where its store was.
 
+use super::records::{partitions_of, reader_config};
 use crate::kafka::KafkaSettings;
 use crate::pipeline::{Headers, InputRecord};
 use brook_state::Store;
@@ -85,23 +86,10 @@ impl TableView {
                 known.insert(i32::from_be_bytes(p), i64::from_be_bytes(o));
             }
         }
-        let mut config = settings.base_config();
-        config
-            .set("group.id", format!("{topic}-pull-view"))
-            .set("enable.auto.commit", "false")
-            .set("enable.partition.eof", "false");
-        let consumer: StreamConsumer = config
+        let consumer: StreamConsumer = reader_config(settings, &format!("{topic}-pull-view"))
             .create()
             .map_err(|e| format!("cannot follow {topic}: {e}"))?;
-        let metadata = consumer
-            .fetch_metadata(Some(topic), Duration::from_secs(30))
-            .map_err(|e| format!("cannot follow {topic}: {e}"))?;
-        let partitions: Vec<i32> = metadata
-            .topics()
-            .iter()
-            .filter(|t| t.name() == topic)
-            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-            .collect();
+        let partitions = partitions_of(&consumer, topic, Duration::from_secs(30))?;
         let mut assignment = rdkafka::TopicPartitionList::new();
         for p in &partitions {
             let start = match known.get(p) {
@@ -251,22 +239,15 @@ impl TableView {
 
 /// Each partition's end offset (where the next record will go).
 fn end_offsets(settings: &KafkaSettings, topic: &str) -> Result<BTreeMap<i32, i64>, String> {
-    let mut config = settings.base_config();
-    config.set("group.id", format!("{topic}-pull-ends"));
-    let consumer: BaseConsumer = config
+    let consumer: BaseConsumer = reader_config(settings, &format!("{topic}-pull-ends"))
         .create()
         .map_err(|e| format!("cannot read {topic}: {e}"))?;
-    let metadata = consumer
-        .fetch_metadata(Some(topic), Duration::from_secs(30))
-        .map_err(|e| format!("cannot read {topic}: {e}"))?;
     let mut ends = BTreeMap::new();
-    for t in metadata.topics().iter().filter(|t| t.name() == topic) {
-        for p in t.partitions() {
-            let (_, high) = consumer
-                .fetch_watermarks(topic, p.id(), Duration::from_secs(30))
-                .map_err(|e| format!("cannot read {topic}: {e}"))?;
-            ends.insert(p.id(), high);
-        }
+    for p in partitions_of(&consumer, topic, Duration::from_secs(30))? {
+        let (_, high) = consumer
+            .fetch_watermarks(topic, p, Duration::from_secs(30))
+            .map_err(|e| format!("cannot read {topic}: {e}"))?;
+        ends.insert(p, high);
     }
     Ok(ends)
 }
