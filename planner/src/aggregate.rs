@@ -180,11 +180,17 @@ pub fn plan_aggregate(
             }
         }
     }
-    if query.group_by.is_empty() {
-        return Err(PlanError::new(
-            "Non-aggregate SELECT expression(s) not part of GROUP BY: aggregations need a GROUP BY clause.",
-        ));
-    }
+    // A transient query that aggregates without GROUP BY aggregates every row into one
+    // group (ksqlDB's push queries do); a persistent query needs its key.
+    let group_by: Vec<Expr> = match (query.group_by.is_empty(), sink) {
+        (false, _) => query.group_by.clone(),
+        (true, None) => vec![Expr::Literal(ast::Literal::Integer(1))],
+        (true, Some(_)) => {
+            return Err(PlanError::new(
+                "Non-aggregate SELECT expression(s) not part of GROUP BY: aggregations need a GROUP BY clause.",
+            ))
+        }
+    };
     if query.emit == Some(Emit::Final) && query.window.is_none() {
         return Err(PlanError::new(
             "EMIT FINAL is only supported for windowed aggregations.",
@@ -202,13 +208,24 @@ pub fn plan_aggregate(
         columns: &row,
         qualifiers: qualifiers.clone(),
     };
-    let filter = crate::plan::plan_filter(query, &scope)?;
+    // Window bounds exist only after the aggregation: the WHERE clause cannot see them.
+    let filter = crate::plan::plan_filter(query, &scope).map_err(|e| {
+        match [WINDOWSTART, WINDOWEND]
+            .into_iter()
+            .find(|b| e.message == format!("WHERE column '{b}' cannot be resolved."))
+        {
+            Some(bound) if query.window.is_some() => PlanError::new(format!(
+                "Error in WHERE expression: Unknown column {bound}."
+            )),
+            _ => e,
+        }
+    })?;
 
     // The grouping key.
     let mut pre: Vec<Projection> = Vec::new();
     let mut generated = 0usize;
     let mut key_exprs: Vec<(Expr, String)> = Vec::new();
-    for e in &query.group_by {
+    for e in &group_by {
         let typed =
             type_expr(e, &scope).map_err(|err| match err.message.strip_prefix("Column '") {
                 Some(rest) => PlanError {
@@ -338,7 +355,16 @@ pub fn plan_aggregate(
         collect(h, &mut calls, &mut pre);
     }
     if let Some(p) = problem {
-        return Err(p);
+        // An aggregate's argument comes from the input row, where window bounds are not.
+        let bound = [WINDOWSTART, WINDOWEND]
+            .into_iter()
+            .find(|b| p.message.contains(&format!("'{b}' cannot be resolved")));
+        return Err(match bound {
+            Some(bound) => PlanError::new(format!(
+                "Window bounds column {bound} can only be used in the SELECT clause of windowed aggregations"
+            )),
+            None => p,
+        });
     }
     if calls.is_empty() {
         return Err(PlanError::new(
@@ -528,7 +554,17 @@ pub fn plan_aggregate(
     }
     let having = match &query.having {
         Some(h) => {
-            let typed = type_post(h, "HAVING")?;
+            let typed = type_post(h, "HAVING").map_err(|e| {
+                match [WINDOWSTART, WINDOWEND]
+                    .into_iter()
+                    .find(|b| e.message.contains(&format!("'{b}' cannot be resolved")))
+                {
+                    Some(bound) => PlanError::new(format!(
+                        "Window bounds column {bound} can only be used in the SELECT clause of windowed aggregations"
+                    )),
+                    None => e,
+                }
+            })?;
             if typed.data_type != DataType::Boolean {
                 return Err(PlanError::new(format!(
                     "Type error in HAVING expression: Should evaluate to boolean but is {h} ({}) instead.",
