@@ -916,6 +916,23 @@ fn metadata_statements_status_inserts_print_and_http2() {
     );
     assert_eq!((version.as_str(), status.as_str()), ("2", "200"), "{body}");
     assert!(body.contains("CLICKS"), "{body}");
+    let (version, status, body) = curl_http2(
+        &format!("{}/query-stream", http.base),
+        &json!({"sql": "SELECT user_id, url FROM clicks EMIT CHANGES LIMIT 2;",
+                "properties": {"auto.offset.reset": "earliest"}})
+        .to_string(),
+    );
+    assert_eq!((version.as_str(), status.as_str()), ("2", "200"), "{body}");
+    let streamed: Vec<Value> = body
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert_eq!(
+        streamed.len(),
+        3,
+        "a header and two rows over HTTP/2: {body}"
+    );
+    assert_eq!(streamed[1], json!(["ann", "/a"]));
 
     // A body over the limit gets ksqlDB's error shape.
     let big = format!("{{\"ksql\": \"{}\"}}", "x".repeat(3 * 1024 * 1024));
