@@ -17,6 +17,19 @@ pub fn brook_binary() -> PathBuf {
     bin
 }
 
+/// Runs `brook ARGS` to its end: whether it succeeded, its stdout and its stderr.
+pub fn run_brook<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> (bool, String, String) {
+    let out = Command::new(brook_binary())
+        .args(args)
+        .output()
+        .expect("run brook");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// A port nothing listens on now.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

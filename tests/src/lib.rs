@@ -6,7 +6,7 @@ mod brook;
 mod kafka;
 
 pub use broker::{broker, Broker};
-pub use brook::{brook_binary, free_port, BrookRun};
+pub use brook::{brook_binary, free_port, run_brook, BrookRun};
 pub use kafka::{murmur2_partition, Input, Record};
 
 /// A name no other test in this run uses, for topics and service ids.

@@ -3,25 +3,19 @@
 //! edited (validate and apply refuse), a failing migration recorded as ERROR, and the
 //! metadata destroyed.
 
-use brook_tests::{broker, brook_binary, free_port, unique, BrookRun};
+use brook_tests::{broker, free_port, run_brook, unique, BrookRun};
 use std::path::Path;
-use std::process::Command;
 
 /// Runs `brook migrate -c <project>/ksql-migrations.properties ARGS`: (success, stdout,
 /// stderr).
 fn migrate(project: &Path, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(brook_binary())
-        .arg("migrate")
-        .arg("-c")
-        .arg(project.join("ksql-migrations.properties"))
-        .args(args)
-        .output()
-        .expect("run brook migrate");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let config = project
+        .join("ksql-migrations.properties")
+        .display()
+        .to_string();
+    let mut all = vec!["migrate", "-c", &config];
+    all.extend_from_slice(args);
+    run_brook(&all)
 }
 
 /// The rows of `info`'s table: version, name, state, previous, started, completed, error.
@@ -67,13 +61,13 @@ fn migrations_apply_validate_and_record_failures() {
         &state.display().to_string(),
     );
     let project = std::env::temp_dir().join(unique("migrations_project"));
-    let out = Command::new(brook_binary())
-        .args(["migrate", "new-project"])
-        .arg(&project)
-        .arg(format!("http://{listen}"))
-        .output()
-        .expect("new-project");
-    assert!(out.status.success(), "{out:?}");
+    let (ok, out, err) = run_brook(&[
+        "migrate",
+        "new-project",
+        &project.display().to_string(),
+        &format!("http://{listen}"),
+    ]);
+    assert!(ok, "{out}\n{err}");
     let (ok, out, err) = migrate(&project, &["initialize-metadata"]);
     assert!(ok, "{out}\n{err}");
     assert!(

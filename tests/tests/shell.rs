@@ -3,7 +3,7 @@
 //! query but not the shell, Tab completion of a stream's name, the history file), and
 //! with `-e` and `-f`.
 
-use brook_tests::{broker, brook_binary, free_port, unique, BrookRun};
+use brook_tests::{broker, brook_binary, free_port, run_brook, unique, BrookRun};
 use std::process::Command;
 
 struct Setup {
@@ -135,16 +135,9 @@ fn shell_in_a_terminal() {
 }
 
 fn shell(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(brook_binary())
-        .arg("shell")
-        .args(args)
-        .output()
-        .expect("run the shell");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let mut all = vec!["shell"];
+    all.extend_from_slice(args);
+    run_brook(&all)
 }
 
 #[test]
