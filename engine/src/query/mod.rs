@@ -1,6 +1,7 @@
 //! Running queries on Kafka: persistent queries (consumer group, sink topic, committed
 //! offsets) and push queries (rows handed to a client).
 
+mod lookup;
 mod merge;
 mod persistent;
 mod print;
@@ -12,12 +13,13 @@ mod records;
 mod task_state;
 mod view;
 
+pub use lookup::{key_lookup, Lookup};
 pub use persistent::{
     join_repartition_topic, repartition_topic, source_changelog, state_changelog, PersistentQuery,
     QueryStatus,
 };
 pub use print::print_topic;
-pub use pull::{key_lookup, run_pull, table_rows, Lookup};
+pub use pull::{run_pull, table_rows};
 pub use push::{start_push_query, PushCloser, PushQuery};
 pub use records::{produce_all, read_to_end, OutputRecord};
 pub use task_state::TaskStates;
