@@ -25,6 +25,8 @@ pub struct Case {
     pub expected_error: Option<Json>,
     /// REST cases: inputs are produced once the push query runs.
     pub inputs_after_push: bool,
+    /// REST cases: each query is also asked for protobuf rows (`queryProto` responses).
+    pub protobuf_queries: bool,
     /// Why the file itself turns this case off.
     pub disabled: Option<String>,
 }
@@ -125,6 +127,7 @@ pub fn load_cases(path: &Path) -> Result<Vec<Case>, String> {
                     inputs_after_push: test["inputConditions"]["waitForActivePushQuery"]
                         .as_bool()
                         .unwrap_or(false),
+                    protobuf_queries: test["testPullWithProtoFormat"].as_bool().unwrap_or(false),
                     disabled,
                 });
             }

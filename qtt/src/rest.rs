@@ -135,6 +135,13 @@ pub(crate) fn execute(
             .map(Vec::len);
         responses.push(json!({ "query": read_elements(&mut reader, expected)? }));
     }
+    if case.protobuf_queries {
+        for query in queries {
+            responses.push(
+                json!({ "queryProto": protobuf_query(&agent, &server.base, query, &properties)? }),
+            );
+        }
+    }
     if let Some(error) = &case.expected_error {
         return Err(format!(
             "expected the error {error}, but every request succeeded"
@@ -144,6 +151,51 @@ pub(crate) fn execute(
         return Ok(());
     }
     compare_responses(&case.responses, &responses)
+}
+
+/// A query asked for protobuf rows: its header, then each row decoded with the header's
+/// schema and written in protobuf's text format.
+fn protobuf_query(
+    agent: &ureq::Agent,
+    base: &str,
+    query: &str,
+    properties: &serde_json::Map<String, Json>,
+) -> Result<Vec<Json>, String> {
+    use base64::Engine as _;
+    let body = json!({"ksql": query, "streamsProperties": properties});
+    let response = agent
+        .post(format!("{base}/query"))
+        .header("Accept", "application/vnd.ksql.v1+protobuf")
+        .send(body.to_string())
+        .map_err(|e| format!("POST /query (protobuf): {e}"))?;
+    let mut reader = std::io::BufReader::new(response.into_body().into_reader());
+    let elements = read_elements(&mut reader, None)?;
+    let schema = elements
+        .first()
+        .and_then(|h| h["header"]["protoSchema"].as_str())
+        .ok_or("the protobuf answer has no protoSchema")?
+        .to_string();
+    let descriptor = brook_engine::formats::protobuf::compile(&schema)?
+        .into_iter()
+        .next()
+        .ok_or("the protoSchema has no message")?;
+    let mut out = vec![elements[0].clone()];
+    for element in &elements[1..] {
+        let Some(encoded) = element["row"]["protobufBytes"].as_str() else {
+            out.push(element.clone());
+            continue;
+        };
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .map_err(|e| format!("protobufBytes is not base64: {e}"))?;
+        let message = prost_reflect::DynamicMessage::decode(descriptor.clone(), bytes.as_slice())
+            .map_err(|e| format!("a protobuf row does not decode: {e}"))?;
+        let text = message.to_text_format_with_options(
+            &prost_reflect::text_format::FormatOptions::new().pretty(true),
+        );
+        out.push(json!({ "row": text }));
+    }
+    Ok(out)
 }
 
 /// The elements of a streamed `/query` answer (`[{header},\n{row},\n...]`), one per line,
@@ -225,11 +277,53 @@ fn compare_responses(expected: &[Json], actual: &[Json]) -> Result<(), String> {
             if !has_fields(admin, &a["admin"]) {
                 return Err(format!("response {i}: expected {e}, got {a}"));
             }
+        } else if let Some(expected) = e.get("queryProto").and_then(Json::as_array) {
+            let got = a["queryProto"].as_array().cloned().unwrap_or_default();
+            compare_protobuf(expected, &got).map_err(|why| format!("response {i}: {why}"))?;
         } else if let Some(query) = e.get("query").and_then(Json::as_array) {
             let got = a["query"].as_array().cloned().unwrap_or_default();
             compare_query(query, &got).map_err(|why| format!("response {i}: {why}"))?;
         } else {
             return Err(format!("response {i}: cannot check {e}"));
+        }
+    }
+    Ok(())
+}
+
+/// A protobuf query's header and rows (text format, compared line by line, in any
+/// order).
+fn compare_protobuf(expected: &[Json], actual: &[Json]) -> Result<(), String> {
+    let shown = || Json::Array(actual.to_vec());
+    let (eh, ah) = (expected.first(), actual.first());
+    if !eh
+        .zip(ah)
+        .is_some_and(|(e, a)| has_fields(&e["header"], &a["header"]))
+    {
+        return Err(format!("expected the header {eh:?}, got {}", shown()));
+    }
+    let lines = |v: &Json| -> Vec<String> {
+        v.as_str()
+            .unwrap_or_default()
+            .lines()
+            .map(|l| l.trim().to_string())
+            .filter(|l| !l.is_empty())
+            .collect()
+    };
+    let mut unmatched: Vec<Vec<String>> = actual.iter().skip(1).map(|r| lines(&r["row"])).collect();
+    if unmatched.len() != expected.len().saturating_sub(1) {
+        return Err(format!(
+            "expected {} rows, got {}",
+            expected.len() - 1,
+            shown()
+        ));
+    }
+    for row in expected.iter().skip(1) {
+        let want = lines(&row["row"]);
+        match unmatched.iter().position(|a| *a == want) {
+            Some(at) => {
+                unmatched.remove(at);
+            }
+            None => return Err(format!("expected the row {want:?}, got {}", shown())),
         }
     }
     Ok(())

@@ -57,12 +57,24 @@ async fn start(
     }
 }
 
+/// How a row is written.
+type Line = Arc<dyn Fn(&[brook_planner::value::Value]) -> String + Send + Sync>;
+
+/// A row as a JSON array.
+fn json_row(row: &[brook_planner::value::Value]) -> serde_json::Value {
+    serde_json::Value::Array(
+        row.iter()
+            .map(brook_engine::formats::value_to_json)
+            .collect(),
+    )
+}
+
 /// The query's rows, each rendered by `line`, then (if any) `end`; the query is
 /// unregistered when they run out or the stream is dropped.
 fn rows_then(
     state: Arc<AppState>,
     push: PushQuery,
-    line: fn(serde_json::Value) -> String,
+    line: Line,
     end: Option<fn(Option<u64>) -> String>,
 ) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> {
     struct Guard {
@@ -82,39 +94,37 @@ fn rows_then(
         sent: 0,
         ended: false,
     };
-    futures::stream::unfold(guard, move |mut g| async move {
-        if g.ended {
-            return None;
-        }
-        match g.push.rows.recv().await {
-            Some(Ok(row)) => {
-                g.sent += 1;
-                let values: Vec<serde_json::Value> = row
-                    .iter()
-                    .map(brook_engine::formats::value_to_json)
-                    .collect();
-                let text = line(serde_json::Value::Array(values));
-                Some((Ok(Bytes::from(text)), g))
+    futures::stream::unfold(guard, move |mut g| {
+        let line = line.clone();
+        async move {
+            if g.ended {
+                return None;
             }
-            Some(Err(e)) => {
-                g.push.close();
-                let text = format!(
-                    "{}\n",
-                    json!({"@type": "generic_error", "error_code": errors::SERVER_ERROR, "message": e})
-                );
-                Some((Ok(Bytes::from(text)), g))
-            }
-            None => {
-                g.ended = true;
-                let limit_reached = g.push.limit.is_some_and(|l| g.sent >= l);
-                let end = end?;
-                // A pull query's answer ends without a final message, as ksqlDB's does.
-                let text = if g.push.pull {
-                    "]\n".to_string()
-                } else {
-                    end(limit_reached.then_some(g.sent))
-                };
-                Some((Ok(Bytes::from(text)), g))
+            match g.push.rows.recv().await {
+                Some(Ok(row)) => {
+                    g.sent += 1;
+                    Some((Ok(Bytes::from(line(&row))), g))
+                }
+                Some(Err(e)) => {
+                    g.push.close();
+                    let text = format!(
+                        "{}\n",
+                        json!({"@type": "generic_error", "error_code": errors::SERVER_ERROR, "message": e})
+                    );
+                    Some((Ok(Bytes::from(text)), g))
+                }
+                None => {
+                    g.ended = true;
+                    let limit_reached = g.push.limit.is_some_and(|l| g.sent >= l);
+                    let end = end?;
+                    // A pull query's answer ends without a final message, as ksqlDB's does.
+                    let text = if g.push.pull {
+                        "]\n".to_string()
+                    } else {
+                        end(limit_reached.then_some(g.sent))
+                    };
+                    Some((Ok(Bytes::from(text)), g))
+                }
             }
         }
     })
@@ -153,7 +163,7 @@ pub async fn query_stream(
         let rows = rows_then(
             state,
             push,
-            |row| format!(",\n{row}"),
+            Arc::new(|row| format!(",\n{}", json_row(row))),
             Some(|_| "]\n".to_string()),
         );
         return (
@@ -165,7 +175,12 @@ pub async fn query_stream(
     let first = futures::stream::once(async move {
         Ok::<Bytes, std::io::Error>(Bytes::from(format!("{header_line}\n")))
     });
-    let rows = rows_then(state, push, |row| format!("{row}\n"), None);
+    let rows = rows_then(
+        state,
+        push,
+        Arc::new(|row| format!("{}\n", json_row(row))),
+        None,
+    );
     (
         [(header::CONTENT_TYPE, DELIMITED)],
         Body::from_stream(futures::StreamExt::chain(first, rows)),
@@ -173,7 +188,17 @@ pub async fn query_stream(
         .into_response()
 }
 
-pub async fn query(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
+pub async fn query(
+    State(state): State<Arc<AppState>>,
+    headers: axum::http::HeaderMap,
+    body: Bytes,
+) -> Response {
+    // `Accept: application/vnd.ksql.v1+protobuf` asks for rows as protobuf messages of
+    // the schema the header gives.
+    let protobuf = headers
+        .get(header::ACCEPT)
+        .and_then(|a| a.to_str().ok())
+        .is_some_and(|a| a.contains("protobuf"));
     let body = match errors::json_body(&body) {
         Ok(b) => b,
         Err(response) => return *response,
@@ -196,14 +221,41 @@ pub async fn query(State(state): State<Arc<AppState>>, body: Bytes) -> Response 
         })
         .collect::<Vec<_>>()
         .join(", ");
-    let header_line = json!({"header": {"queryId": push.id, "schema": schema}});
+    let mut header_line = json!({"header": {"queryId": push.id, "schema": schema}});
+    let line: Line = if protobuf {
+        let codec = match brook_engine::formats::protobuf::ProtobufCodec::new(
+            None,
+            String::new(),
+            push.columns.clone(),
+        ) {
+            Ok(c) => c,
+            Err(e) => return errors::generic(errors::SERVER_ERROR, e),
+        };
+        header_line["header"]["protoSchema"] =
+            json!(brook_engine::formats::protobuf::schema_text(&push.columns));
+        Arc::new(move |row| {
+            use base64::Engine as _;
+            match codec.encode(row) {
+                Ok(bytes) => format!(
+                    ",\n{}",
+                    json!({"row": {"protobufBytes": base64::engine::general_purpose::STANDARD.encode(bytes)}})
+                ),
+                Err(e) => format!(
+                    ",\n{}",
+                    json!({"errorMessage": {"@type": "generic_error", "error_code": errors::SERVER_ERROR, "message": e}})
+                ),
+            }
+        })
+    } else {
+        Arc::new(|row| format!(",\n{}", json!({"row": {"columns": json_row(row)}})))
+    };
     let first = futures::stream::once(async move {
         Ok::<Bytes, std::io::Error>(Bytes::from(format!("[{header_line}")))
     });
     let rows = rows_then(
         state,
         push,
-        |row| format!(",\n{}", json!({"row": {"columns": row}})),
+        line,
         Some(|limit| {
             let message = if limit.is_some() {
                 "Limit Reached"

@@ -618,6 +618,27 @@ fn pull_queries_over_http() {
     assert_eq!(rows, vec![json!(["o3", 5]), json!(["o5", 7])]);
     assert_eq!(last.as_deref(), Some("Query Completed"));
 
+    // Rows as protobuf messages, with their schema in the header.
+    let mut response = http
+        .agent
+        .post(format!("{}/query", http.base))
+        .header("Accept", "application/vnd.ksql.v1+protobuf")
+        .send(json!({"ksql": lookup}).to_string())
+        .expect("a protobuf query");
+    let answer: Value =
+        serde_json::from_str(&response.body_mut().read_to_string().expect("body")).expect("json");
+    assert_eq!(
+        answer[0]["header"]["protoSchema"],
+        json!("syntax = \"proto3\";\n\nmessage ConnectDefault1 {\n  string REGION = 1;\n  int64 N = 2;\n  int32 TOTAL = 3;\n}\n"),
+        "{answer}"
+    );
+    // REGION "eu" (field 1), N 4 (field 2), TOTAL 100 (field 3), base64.
+    assert_eq!(
+        answer[1]["row"]["protobufBytes"],
+        json!("CgJldRAEGGQ="),
+        "{answer}"
+    );
+
     // /query-stream serves pull queries too.
     let (status, body) = http.post(
         "/query-stream",

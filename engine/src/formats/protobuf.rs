@@ -59,11 +59,13 @@ pub fn compile(schema: &str) -> Result<Vec<MessageDescriptor>, String> {
 pub fn schema_text(columns: &[(String, DataType)]) -> String {
     let mut imports = std::collections::BTreeSet::new();
     let body = message(RECORD, columns, &mut imports, 1);
+    // Laid out as Confluent's schema printer lays it out (what ksqlDB clients see).
     let imports: String = imports
         .iter()
         .map(|i| format!("import \"{i}\";\n"))
+        .chain((!imports.is_empty()).then(|| "\n".to_string()))
         .collect();
-    format!("syntax = \"proto3\";\n\n{imports}\n{body}")
+    format!("syntax = \"proto3\";\n\n{imports}{body}")
 }
 
 fn message(

@@ -87,7 +87,9 @@ impl PushQuery {
         }
         let mut query = Self::new(id, operators, rx);
         query.pull = table;
-        query.limit = None;
+        if table {
+            query.limit = None;
+        }
         query
     }
 
