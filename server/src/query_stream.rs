@@ -60,6 +60,18 @@ async fn start(
 /// How a row is written.
 type Line = Arc<dyn Fn(&[brook_planner::value::Value]) -> String + Send + Sync>;
 
+/// How an answer ends, given whether the query reached its LIMIT.
+type End = fn(bool) -> String;
+
+/// How an answer is laid out: its content type, what comes before the rows, each row,
+/// and what comes after them.
+struct Layout {
+    content_type: &'static str,
+    first: String,
+    line: Line,
+    end: Option<End>,
+}
+
 /// A row as a JSON array.
 fn json_row(row: &[brook_planner::value::Value]) -> serde_json::Value {
     serde_json::Value::Array(
@@ -69,14 +81,9 @@ fn json_row(row: &[brook_planner::value::Value]) -> serde_json::Value {
     )
 }
 
-/// The query's rows, each rendered by `line`, then (if any) `end`; the query is
-/// unregistered when they run out or the stream is dropped.
-fn rows_then(
-    state: Arc<AppState>,
-    push: PushQuery,
-    line: Line,
-    end: Option<fn(Option<u64>) -> String>,
-) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> {
+/// Streams the query's answer in `layout`; the query is unregistered when its rows run out
+/// or the client goes away.
+fn answer(state: Arc<AppState>, push: PushQuery, layout: Layout) -> Response {
     struct Guard {
         state: Arc<AppState>,
         push: PushQuery,
@@ -88,13 +95,19 @@ fn rows_then(
             self.state.unregister(&self.push.id);
         }
     }
+    let Layout {
+        content_type,
+        first,
+        line,
+        end,
+    } = layout;
     let guard = Guard {
         state,
         push,
         sent: 0,
         ended: false,
     };
-    futures::stream::unfold(guard, move |mut g| {
+    let rows = futures::stream::unfold(guard, move |mut g| {
         let line = line.clone();
         async move {
             if g.ended {
@@ -117,17 +130,26 @@ fn rows_then(
                     g.ended = true;
                     let limit_reached = g.push.limit.is_some_and(|l| g.sent >= l);
                     let end = end?;
-                    // A pull query's answer ends without a final message, as ksqlDB's does.
-                    let text = if g.push.pull {
-                        "]\n".to_string()
-                    } else {
-                        end(limit_reached.then_some(g.sent))
-                    };
-                    Some((Ok(Bytes::from(text)), g))
+                    Some((Ok(Bytes::from(end(limit_reached))), g))
                 }
             }
         }
-    })
+    });
+    let first =
+        futures::stream::once(async move { Ok::<Bytes, std::io::Error>(Bytes::from(first)) });
+    (
+        [(header::CONTENT_TYPE, content_type)],
+        Body::from_stream(futures::StreamExt::chain(first, rows)),
+    )
+        .into_response()
+}
+
+/// Whether the request's Accept header names `media`.
+fn accepts(headers: &axum::http::HeaderMap, media: &str) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|a| a.to_str().ok())
+        .is_some_and(|a| a.contains(media))
 }
 
 pub async fn query_stream(
@@ -135,11 +157,6 @@ pub async fn query_stream(
     headers: axum::http::HeaderMap,
     body: Bytes,
 ) -> Response {
-    // `Accept: application/json` asks for one JSON array rather than delimited lines.
-    let json_array = headers
-        .get(header::ACCEPT)
-        .and_then(|a| a.to_str().ok())
-        .is_some_and(|a| a.contains("application/json"));
     let body = match errors::json_body(&body) {
         Ok(b) => b,
         Err(response) => return *response,
@@ -156,36 +173,23 @@ pub async fn query_stream(
         "columnNames": push.columns.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(),
         "columnTypes": push.columns.iter().map(|(_, t)| t.to_string()).collect::<Vec<_>>(),
     });
-    if json_array {
-        let first = futures::stream::once(async move {
-            Ok::<Bytes, std::io::Error>(Bytes::from(format!("[{header_line}")))
-        });
-        let rows = rows_then(
-            state,
-            push,
-            Arc::new(|row| format!(",\n{}", json_row(row))),
-            Some(|_| "]\n".to_string()),
-        );
-        return (
-            [(header::CONTENT_TYPE, "application/json")],
-            Body::from_stream(futures::StreamExt::chain(first, rows)),
-        )
-            .into_response();
-    }
-    let first = futures::stream::once(async move {
-        Ok::<Bytes, std::io::Error>(Bytes::from(format!("{header_line}\n")))
-    });
-    let rows = rows_then(
-        state,
-        push,
-        Arc::new(|row| format!("{}\n", json_row(row))),
-        None,
-    );
-    (
-        [(header::CONTENT_TYPE, DELIMITED)],
-        Body::from_stream(futures::StreamExt::chain(first, rows)),
-    )
-        .into_response()
+    // `Accept: application/json` asks for one JSON array rather than delimited lines.
+    let layout = if accepts(&headers, "application/json") {
+        Layout {
+            content_type: "application/json",
+            first: format!("[{header_line}"),
+            line: Arc::new(|row| format!(",\n{}", json_row(row))),
+            end: Some(|_| "]\n".to_string()),
+        }
+    } else {
+        Layout {
+            content_type: DELIMITED,
+            first: format!("{header_line}\n"),
+            line: Arc::new(|row| format!("{}\n", json_row(row))),
+            end: None,
+        }
+    };
+    answer(state, push, layout)
 }
 
 pub async fn query(
@@ -193,12 +197,6 @@ pub async fn query(
     headers: axum::http::HeaderMap,
     body: Bytes,
 ) -> Response {
-    // `Accept: application/vnd.ksql.v1+protobuf` asks for rows as protobuf messages of
-    // the schema the header gives.
-    let protobuf = headers
-        .get(header::ACCEPT)
-        .and_then(|a| a.to_str().ok())
-        .is_some_and(|a| a.contains("protobuf"));
     let body = match errors::json_body(&body) {
         Ok(b) => b,
         Err(response) => return *response,
@@ -222,7 +220,9 @@ pub async fn query(
         .collect::<Vec<_>>()
         .join(", ");
     let mut header_line = json!({"header": {"queryId": push.id, "schema": schema}});
-    let line: Line = if protobuf {
+    // `Accept: application/vnd.ksql.v1+protobuf` asks for rows as protobuf messages of
+    // the schema the header gives.
+    let line: Line = if accepts(&headers, "protobuf") {
         let codec = match brook_engine::formats::protobuf::ProtobufCodec::new(
             None,
             String::new(),
@@ -235,41 +235,39 @@ pub async fn query(
             json!(brook_engine::formats::protobuf::schema_text(&push.columns));
         Arc::new(move |row| {
             use base64::Engine as _;
-            match codec.encode(row) {
-                Ok(bytes) => format!(
-                    ",\n{}",
+            let element = match codec.encode(row) {
+                Ok(bytes) => {
                     json!({"row": {"protobufBytes": base64::engine::general_purpose::STANDARD.encode(bytes)}})
-                ),
-                Err(e) => format!(
-                    ",\n{}",
+                }
+                Err(e) => {
                     json!({"errorMessage": {"@type": "generic_error", "error_code": errors::SERVER_ERROR, "message": e}})
-                ),
-            }
+                }
+            };
+            format!(",\n{element}")
         })
     } else {
         Arc::new(|row| format!(",\n{}", json!({"row": {"columns": json_row(row)}})))
     };
-    let first = futures::stream::once(async move {
-        Ok::<Bytes, std::io::Error>(Bytes::from(format!("[{header_line}")))
-    });
-    let rows = rows_then(
-        state,
-        push,
-        line,
-        Some(|limit| {
-            let message = if limit.is_some() {
+    // A pull query's answer over a table ends without a final message, as ksqlDB's does.
+    let end: End = if push.pull {
+        |_| "]\n".to_string()
+    } else {
+        |limit_reached| {
+            let message = if limit_reached {
                 "Limit Reached"
             } else {
                 "Query Completed"
             };
             format!(",\n{}]\n", json!({"finalMessage": message}))
-        }),
-    );
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        Body::from_stream(futures::StreamExt::chain(first, rows)),
-    )
-        .into_response()
+        }
+    };
+    let layout = Layout {
+        content_type: "application/json",
+        first: format!("[{header_line}"),
+        line,
+        end: Some(end),
+    };
+    answer(state, push, layout)
 }
 
 /// `POST /close-query` with `{"queryId": ...}`: ends a push query another request runs.
