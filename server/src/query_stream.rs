@@ -19,12 +19,22 @@ use std::sync::Arc;
 /// ksqlDB's content type for newline-delimited results.
 const DELIMITED: &str = "application/vnd.ksqlapi.delimited.v1";
 
-/// Starts the one push query `sql` holds, registered for `/close-query`.
+/// Starts the one query the request body holds in `field` (with its properties in
+/// `properties_field`), registered for `/close-query`.
 async fn start(
     state: &Arc<AppState>,
-    sql: &str,
-    properties: Vec<(String, String)>,
+    body: &[u8],
+    field: &str,
+    properties_field: &str,
 ) -> Result<PushQuery, Response> {
+    let body = errors::json_body(body).map_err(|response| *response)?;
+    let Some(sql) = body.get(field).and_then(|k| k.as_str()) else {
+        return Err(errors::generic(
+            errors::BAD_REQUEST,
+            format!("The request has no '{field}' field"),
+        ));
+    };
+    let properties = errors::properties(&body, properties_field);
     let mut variables = Default::default();
     let statements = brook_sql::parse_statements(sql, &mut variables)
         .map_err(|e| errors::statement(&e.to_string(), sql, vec![]))?;
@@ -157,14 +167,7 @@ pub async fn query_stream(
     headers: axum::http::HeaderMap,
     body: Bytes,
 ) -> Response {
-    let body = match errors::json_body(&body) {
-        Ok(b) => b,
-        Err(response) => return *response,
-    };
-    let Some(sql) = body.get("sql").and_then(|k| k.as_str()) else {
-        return errors::generic(errors::BAD_REQUEST, "The request has no 'sql' field");
-    };
-    let push = match start(&state, sql, errors::properties(&body, "properties")).await {
+    let push = match start(&state, &body, "sql", "properties").await {
         Ok(push) => push,
         Err(response) => return response,
     };
@@ -197,14 +200,7 @@ pub async fn query(
     headers: axum::http::HeaderMap,
     body: Bytes,
 ) -> Response {
-    let body = match errors::json_body(&body) {
-        Ok(b) => b,
-        Err(response) => return *response,
-    };
-    let Some(sql) = body.get("ksql").and_then(|k| k.as_str()) else {
-        return errors::generic(errors::BAD_REQUEST, "The request has no 'ksql' field");
-    };
-    let push = match start(&state, sql, errors::properties(&body, "streamsProperties")).await {
+    let push = match start(&state, &body, "ksql", "streamsProperties").await {
         Ok(push) => push,
         Err(response) => return response,
     };
