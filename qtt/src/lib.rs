@@ -6,6 +6,7 @@
 mod case;
 mod compare;
 mod lenient_json;
+pub mod ratchet;
 mod records;
 mod report;
 mod rest;
