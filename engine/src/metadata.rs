@@ -61,28 +61,17 @@ pub fn signatures(name: &str) -> Vec<(Vec<brook_sql::ast::DataType>, brook_sql::
         return Vec::new();
     };
     let types = sample_types();
-    let mut lists: Vec<Vec<brook_sql::ast::DataType>> = vec![vec![]];
     let mut found = Vec::new();
-    for _arity in 0..=3 {
-        for args in &lists {
+    for arity in 0..=3 {
+        for args in crate::query::combinations(&vec![types.clone(); arity]) {
             let given: Vec<Option<brook_sql::ast::DataType>> =
                 args.iter().cloned().map(Some).collect();
             if let Ok(signature) = (function.0.resolve)(&given) {
-                if signature.params == *args {
-                    found.push((args.clone(), signature.returns));
+                if signature.params == args {
+                    found.push((args, signature.returns));
                 }
             }
         }
-        lists = lists
-            .iter()
-            .flat_map(|l| {
-                types.iter().map(move |t| {
-                    let mut next = l.clone();
-                    next.push(t.clone());
-                    next
-                })
-            })
-            .collect();
     }
     found
 }

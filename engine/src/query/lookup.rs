@@ -84,26 +84,34 @@ fn columns_of(e: &Expr) -> Vec<String> {
     found
 }
 
+/// Every list taking one element of each of `options`, in order.
+pub(crate) fn combinations<T: Clone>(options: &[Vec<T>]) -> Vec<Vec<T>> {
+    let mut lists: Vec<Vec<T>> = vec![vec![]];
+    for choices in options {
+        lists = lists
+            .iter()
+            .flat_map(|l| {
+                choices.iter().map(move |c| {
+                    let mut next = l.clone();
+                    next.push(c.clone());
+                    next
+                })
+            })
+            .collect();
+    }
+    lists
+}
+
 /// The key values of each disjunct, every combination of its key columns' values.
 fn pinned_keys(filter: &Expr, keys: &[&Column]) -> Result<Vec<Vec<Value>>, Refusal> {
     let mut all = Vec::new();
     for disjunct in split(filter, BinaryOp::Or) {
         let values = disjunct_keys(disjunct, keys)?;
-        let mut combos: Vec<Vec<Value>> = vec![vec![]];
-        for k in keys {
-            let options = values.get(&k.name).cloned().unwrap_or_default();
-            combos = combos
-                .into_iter()
-                .flat_map(|c| {
-                    options.iter().map(move |v| {
-                        let mut next = c.clone();
-                        next.push(v.clone());
-                        next
-                    })
-                })
-                .collect();
-        }
-        all.extend(combos);
+        let options: Vec<Vec<Value>> = keys
+            .iter()
+            .map(|k| values.get(&k.name).cloned().unwrap_or_default())
+            .collect();
+        all.extend(combinations(&options));
     }
     Ok(all)
 }

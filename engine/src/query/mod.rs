@@ -13,6 +13,7 @@ mod records;
 mod task_state;
 mod view;
 
+pub(crate) use lookup::combinations;
 pub use lookup::{key_lookup, Lookup};
 pub use persistent::{
     join_repartition_topic, repartition_topic, source_changelog, state_changelog, PersistentQuery,
