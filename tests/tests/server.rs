@@ -42,6 +42,13 @@ impl Http {
     }
 }
 
+/// A newline-delimited answer (delimited rows, inserts-stream acks), a JSON value a line.
+fn json_lines(body: &str) -> Vec<Value> {
+    body.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}")))
+        .collect()
+}
+
 /// A server on `listen` for `service`, once it answers `/info`.
 fn start_server(
     name: &str,
@@ -142,10 +149,7 @@ fn statements_queries_and_errors_over_http() {
         .to_string(),
     );
     assert_eq!(status, 200, "{body}");
-    let lines: Vec<Value> = body
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("a JSON line"))
-        .collect();
+    let lines: Vec<Value> = json_lines(&body);
     assert_eq!(lines.len(), 3, "{body}");
     assert_eq!(lines[0]["columnNames"], json!(["USER_ID", "PAGE"]));
     assert_eq!(lines[0]["columnTypes"], json!(["STRING", "STRING"]));
@@ -645,10 +649,7 @@ fn pull_queries_over_http() {
         &json!({"sql": lookup, "properties": {}}).to_string(),
     );
     assert_eq!(status, 200, "{body}");
-    let lines: Vec<Value> = body
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("a JSON line"))
-        .collect();
+    let lines: Vec<Value> = json_lines(&body);
     assert_eq!(lines.len(), 2, "{body}");
     assert_eq!(lines[1], json!(["eu", 4, 100]));
 
@@ -866,10 +867,7 @@ fn metadata_statements_status_inserts_print_and_http2() {
                 {\"USER_ID\": \"ann\", \"URL\": \"/c\", \"N\": 3}\n";
     let (status, body) = http.post("/inserts-stream", rows);
     assert_eq!(status, 200, "{body}");
-    let acks: Vec<Value> = body
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("a JSON ack"))
-        .collect();
+    let acks: Vec<Value> = json_lines(&body);
     let summary: Vec<(u64, String)> = acks
         .iter()
         .map(|a| {
@@ -919,10 +917,7 @@ fn metadata_statements_status_inserts_print_and_http2() {
         &json!({"sql": format!("PRINT '{topic}' FROM BEGINNING LIMIT 2;")}).to_string(),
     );
     assert_eq!(status, 200, "{body}");
-    let lines: Vec<Value> = body
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("a JSON line"))
-        .collect();
+    let lines: Vec<Value> = json_lines(&body);
     assert_eq!(lines.len(), 3, "{body}");
     let first = lines[1][0].as_str().expect("a record line");
     assert!(
@@ -944,10 +939,7 @@ fn metadata_statements_status_inserts_print_and_http2() {
         .to_string(),
     );
     assert_eq!((version.as_str(), status.as_str()), ("2", "200"), "{body}");
-    let streamed: Vec<Value> = body
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("a JSON line"))
-        .collect();
+    let streamed: Vec<Value> = json_lines(&body);
     assert_eq!(
         streamed.len(),
         3,
