@@ -70,9 +70,7 @@ pub struct TableView {
     positions: watch::Receiver<BTreeMap<i32, i64>>,
     /// Ends the follower when the view is dropped.
     _stop: watch::Sender<bool>,
-    /// Asks the brokers where the topic's partitions end, for every pull query.
-    watermarks: Arc<BaseConsumer>,
-    partitions: Vec<i32>,
+    settings: KafkaSettings,
 }
 
 impl TableView {
@@ -147,28 +145,21 @@ impl TableView {
                 positions_tx.send_replace(reached);
             }
         });
-        let watermarks: BaseConsumer = reader_config(settings, &format!("{topic}-pull-ends"))
-            .create()
-            .map_err(|e| format!("cannot read {topic}: {e}"))?;
         Ok(Self {
             topic: topic.to_string(),
             store,
             positions,
             _stop: stop,
-            watermarks: Arc::new(watermarks),
-            partitions,
+            settings: settings.clone(),
         })
     }
 
     /// The table's rows once the store holds every record the topic holds now, in
     /// partition and key order: all of them, or those whose keys start with one of `keys`.
     pub async fn rows(&self, keys: Option<&[Vec<u8>]>) -> Result<Vec<InputRecord>, String> {
-        let (consumer, topic, partitions) = (
-            self.watermarks.clone(),
-            self.topic.clone(),
-            self.partitions.clone(),
-        );
-        let ends = tokio::task::spawn_blocking(move || end_offsets(&consumer, &topic, &partitions))
+        let settings = self.settings.clone();
+        let topic = self.topic.clone();
+        let ends = tokio::task::spawn_blocking(move || end_offsets(&settings, &topic))
             .await
             .map_err(|e| e.to_string())??;
         let mut positions = self.positions.clone();
@@ -247,17 +238,16 @@ impl TableView {
 }
 
 /// Each partition's end offset (where the next record will go).
-fn end_offsets(
-    consumer: &BaseConsumer,
-    topic: &str,
-    partitions: &[i32],
-) -> Result<BTreeMap<i32, i64>, String> {
+fn end_offsets(settings: &KafkaSettings, topic: &str) -> Result<BTreeMap<i32, i64>, String> {
+    let consumer: BaseConsumer = reader_config(settings, &format!("{topic}-pull-ends"))
+        .create()
+        .map_err(|e| format!("cannot read {topic}: {e}"))?;
     let mut ends = BTreeMap::new();
-    for p in partitions {
+    for p in partitions_of(&consumer, topic, Duration::from_secs(30))? {
         let (_, high) = consumer
-            .fetch_watermarks(topic, *p, Duration::from_secs(30))
+            .fetch_watermarks(topic, p, Duration::from_secs(30))
             .map_err(|e| format!("cannot read {topic}: {e}"))?;
-        ends.insert(*p, high);
+        ends.insert(p, high);
     }
     Ok(ends)
 }
