@@ -197,10 +197,13 @@ impl Backend {
     ) -> Result<Vec<InputRecord>, String> {
         match self {
             Backend::Kafka(k) => {
-                let view = k
+                match k
                     .views
-                    .view(&k.settings, topic, &k.state_dir.join("pull"))?;
-                view.rows(keys).await
+                    .view(&k.settings, topic, &k.state_dir.join("pull"))?
+                {
+                    Some(view) => view.rows(keys).await,
+                    None => Ok(Vec::new()),
+                }
             }
             Backend::Driver(_) => {
                 let mut rows = crate::query::table_rows(self.read_topic(topic).await?);

@@ -74,7 +74,16 @@ pub struct TableView {
 }
 
 impl TableView {
-    fn start(settings: &KafkaSettings, topic: &str, dir: &Path) -> Result<Self, String> {
+    /// Starts following `topic`; `None` while the brokers know no partition of it (the
+    /// query that creates it has not yet), so that a later query starts the view again.
+    fn start(settings: &KafkaSettings, topic: &str, dir: &Path) -> Result<Option<Self>, String> {
+        let consumer: StreamConsumer = reader_config(settings, &format!("{topic}-pull-view"))
+            .create()
+            .map_err(|e| format!("cannot follow {topic}: {e}"))?;
+        let partitions = partitions_of(&consumer, topic, Duration::from_secs(30))?;
+        if partitions.is_empty() {
+            return Ok(None);
+        }
         let store = Store::open(dir)
             .map_err(|e| format!("cannot open the store of {topic} at {}: {e}", dir.display()))?;
         let mut known = BTreeMap::new();
@@ -86,10 +95,6 @@ impl TableView {
                 known.insert(i32::from_be_bytes(p), i64::from_be_bytes(o));
             }
         }
-        let consumer: StreamConsumer = reader_config(settings, &format!("{topic}-pull-view"))
-            .create()
-            .map_err(|e| format!("cannot follow {topic}: {e}"))?;
-        let partitions = partitions_of(&consumer, topic, Duration::from_secs(30))?;
         let mut assignment = rdkafka::TopicPartitionList::new();
         for p in &partitions {
             let start = match known.get(p) {
@@ -145,13 +150,13 @@ impl TableView {
                 positions_tx.send_replace(reached);
             }
         });
-        Ok(Self {
+        Ok(Some(Self {
             topic: topic.to_string(),
             store,
             positions,
             _stop: stop,
             settings: settings.clone(),
-        })
+        }))
     }
 
     /// The table's rows once the store holds every record the topic holds now, in
@@ -259,23 +264,27 @@ pub struct TableViews {
 }
 
 impl TableViews {
-    /// The view of `topic`, started (and caught up from its store under `dir`) if needed.
+    /// The view of `topic`, started (and caught up from its store under `dir`) if needed;
+    /// `None` while the topic has no partitions (and so no rows).
     pub fn view(
         &self,
         settings: &KafkaSettings,
         topic: &str,
         dir: &Path,
-    ) -> Result<Arc<TableView>, String> {
+    ) -> Result<Option<Arc<TableView>>, String> {
         let mut views = self
             .views
             .lock()
             .map_err(|_| "a lock was poisoned".to_string())?;
         if let Some(v) = views.get(topic) {
-            return Ok(v.clone());
+            return Ok(Some(v.clone()));
         }
-        let view = Arc::new(TableView::start(settings, topic, &dir.join(topic))?);
+        let Some(view) = TableView::start(settings, topic, &dir.join(topic))? else {
+            return Ok(None);
+        };
+        let view = Arc::new(view);
         views.insert(topic.to_string(), view.clone());
-        Ok(view)
+        Ok(Some(view))
     }
 
     /// Stops following `topic` (its table was dropped) and removes its store.
