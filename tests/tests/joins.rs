@@ -97,7 +97,9 @@ fn enrich_across_a_restart(delete_state: bool) {
     b.create_topic(&users_topic, 4);
 
     // Users first, then trades two milliseconds apart; halfway, a tenth of the users move
-    // to another tier, at a time between two trades.
+    // to another tier, at a time between two trades. The join waits for a partition that
+    // is behind up to max.task.idle.ms: 10 s here, as a loaded machine (the other join
+    // tests run beside this one) can take longer than the default 2 s to fetch the users.
     let base = recent_timestamp();
     let trade_ts = |i: i64| base + 10 + 2 * i;
     let half = TRADES / 2;
@@ -129,6 +131,7 @@ fn enrich_across_a_restart(delete_state: bool) {
          SET 'max.poll.interval.ms' = '6000';
          SET 'session.timeout.ms' = '6000';
          SET 'heartbeat.interval.ms' = '1000';
+         SET 'max.task.idle.ms' = '10000';
          CREATE STREAM trades (user_id STRING KEY, trade_id BIGINT, amount BIGINT)
            WITH (kafka_topic = '{trades_topic}', value_format = 'JSON');
          CREATE TABLE users (user_id STRING PRIMARY KEY, name STRING, tier STRING)
