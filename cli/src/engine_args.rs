@@ -1,7 +1,7 @@
 //! What `brook run` and `brook server` share: how to reach Kafka (or start the embedded
 //! broker), the service id, state and schema-registry settings, and starting the engine.
 
-use brook_engine::kafka::{EmbeddedBroker, KafkaSettings};
+use brook_engine::kafka::{EmbeddedBroker, KafkaSettings, STREAMS_PROPERTIES};
 use brook_engine::{Engine, EngineConfig};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -29,6 +29,10 @@ pub struct EngineArgs {
     /// A Kafka client setting passed to every client, as key=value (repeatable).
     #[arg(long = "kafka-property", value_name = "KEY=VALUE")]
     kafka_properties: Vec<String>,
+    /// Server-wide query settings read from a config file (`ksql.*` and Kafka Streams
+    /// settings such as `ksql.streams.processing.guarantee`).
+    #[arg(skip)]
+    properties: std::collections::BTreeMap<String, String>,
 }
 
 /// Kafka client settings a server config file passes to every client as they are.
@@ -59,9 +63,18 @@ impl EngineArgs {
         keys.sort();
         for key in keys {
             let kafka_key = key.strip_prefix("ksql.streams.").unwrap_or(key);
+            // Kafka Streams' own settings and ksqlDB's query settings shape how queries
+            // run; they are not librdkafka's.
+            if STREAMS_PROPERTIES.contains(&kafka_key)
+                || (key.starts_with("ksql.") && !key.starts_with("ksql.streams."))
+            {
+                self.properties
+                    .entry(key.clone())
+                    .or_insert_with(|| config[key].trim().to_string());
+                continue;
+            }
             let passed = KAFKA_PREFIXES.iter().any(|p| kafka_key.starts_with(p))
-                || (key.starts_with("ksql.streams.")
-                    && !["state.dir", "auto.offset.reset"].contains(&kafka_key));
+                || key.starts_with("ksql.streams.");
             if passed {
                 let value = config[key].trim();
                 if !self
@@ -117,6 +130,7 @@ pub async fn start_engine(
     config.embedded = embedded.clone();
     config.instance_id = args.instance_id.clone();
     config.schema_registry_url = args.schema_registry_url.clone();
+    config.properties = args.properties.clone();
     let engine = Engine::start(config).await.map_err(|e| e.to_string())?;
     Ok((engine, embedded))
 }
@@ -142,6 +156,8 @@ mod tests {
             ("ksql.streams.sasl.mechanism", "PLAIN"),
             ("ksql.streams.state.dir", "/var/brook"),
             ("listeners", "http://0.0.0.0:8088"),
+            ("ksql.streams.processing.guarantee", "exactly_once_v2"),
+            ("ksql.internal.topic.replicas", "3"),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -161,7 +177,20 @@ mod tests {
         kafka.sort();
         assert_eq!(
             kafka,
-            ["sasl.mechanism=PLAIN", "security.protocol=SASL_SSL"]
+            ["sasl.mechanism=PLAIN", "security.protocol=SASL_SSL"],
+            "Kafka Streams and ksqlDB settings are not librdkafka's"
+        );
+        assert_eq!(
+            args.properties
+                .get("ksql.streams.processing.guarantee")
+                .map(String::as_str),
+            Some("exactly_once_v2")
+        );
+        assert_eq!(
+            args.properties
+                .get("ksql.internal.topic.replicas")
+                .map(String::as_str),
+            Some("3")
         );
     }
 }

@@ -1,7 +1,7 @@
 //! Printing a push query's rows as a table while they arrive.
 
 use crate::table::Table;
-use brook_engine::query::PushQuery;
+use brook_engine::serving::PushQuery;
 use brook_planner::value::{format_decimal, format_double, Value};
 use std::io::Write;
 

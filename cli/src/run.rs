@@ -41,7 +41,7 @@ pub async fn run(args: RunArgs) -> ExitCode {
         }
     };
     let mut session = Session::new(engine.clone());
-    let code = run_statements(&file, &statements, &mut session).await;
+    let mut code = run_statements(&file, &statements, &mut session).await;
     if code == ExitCode::SUCCESS && !engine.queries().await.is_empty() {
         let ids: Vec<String> = engine
             .queries()
@@ -53,8 +53,18 @@ pub async fn run(args: RunArgs) -> ExitCode {
             "Running {}. Stop with Ctrl-C (SIGINT) or SIGTERM.",
             ids.join(", ")
         );
-        wait_for_signal().await;
-        eprintln!("Stopping: committing processed offsets and leaving consumer groups.");
+        tokio::select! {
+            _ = wait_for_signal() => {
+                eprintln!("Stopping: committing processed offsets and leaving consumer groups.");
+            }
+            failed = all_failed(&engine) => {
+                for (id, reason) in failed {
+                    eprintln!("error: query {id} failed: {reason}");
+                }
+                eprintln!("Stopping: every persistent query has failed.");
+                code = ExitCode::FAILURE;
+            }
+        }
     }
     engine.shutdown().await;
     if let Some(log) = engine.processing_log() {
@@ -71,6 +81,25 @@ pub async fn run(args: RunArgs) -> ExitCode {
     drop(engine);
     drop(embedded);
     code
+}
+
+/// Waits until every persistent query is in ERROR; returns each one's id and reason.
+async fn all_failed(engine: &brook_engine::Engine) -> Vec<(String, String)> {
+    use brook_engine::runtime::QueryStatus;
+    loop {
+        let queries = engine.queries().await;
+        let failed: Vec<(String, String)> = queries
+            .iter()
+            .filter_map(|(id, status)| match status {
+                QueryStatus::Error(failure) => Some((id.clone(), failure.message.clone())),
+                _ => None,
+            })
+            .collect();
+        if !queries.is_empty() && failed.len() == queries.len() {
+            return failed;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
 }
 
 pub(crate) async fn run_statements(
@@ -155,6 +184,9 @@ fn print_listing(listing: &brook_engine::Listing) {
         Listing::Queries(queries) => {
             for q in queries {
                 println!("{} | {} | {} | {}", q.id, q.state, q.sink, q.sql);
+                if let Some(error) = &q.error {
+                    println!("  error: {}", error.message);
+                }
             }
         }
         Listing::Source(d) => {

@@ -193,12 +193,12 @@ impl Aggregation {
         records: &[InputRecord],
         store: &mut Store,
         errors: &mut Vec<RecordError>,
-    ) -> Result<Vec<crate::query::OutputRecord>, String> {
+    ) -> Result<Vec<crate::runtime::OutputRecord>, String> {
         let pre = self.pre.process(records, errors);
         Ok(self
             .group_changes(&pre, store)?
             .into_iter()
-            .map(|(change, timestamp)| crate::query::OutputRecord {
+            .map(|(change, timestamp)| crate::runtime::OutputRecord {
                 headers: vec![],
                 key: Some(encode(&change.group)),
                 value: Some(encode(&change)),

@@ -1,7 +1,7 @@
 //! `ASSERT TOPIC` and `ASSERT SCHEMA`: a deployment script stops unless a topic or a
 //! schema is there (or not), waiting up to a timeout for it to become so.
 
-use crate::backend::Backend;
+use crate::runtime::backend::Backend;
 use crate::schema_registry::SchemaRegistry;
 use brook_sql::ast::{Literal, Properties};
 use std::time::{Duration, Instant};

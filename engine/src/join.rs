@@ -162,7 +162,7 @@ impl Join {
         key: Option<&crate::formats::ColumnsCodec>,
         records: &[InputRecord],
         errors: &mut Vec<RecordError>,
-    ) -> Vec<crate::query::OutputRecord> {
+    ) -> Vec<crate::runtime::OutputRecord> {
         let spec = &self.plan.inputs[input];
         let table = spec.pre.source.kind == SourceKind::Table;
         let output = self.inputs[input].process(records, errors);
@@ -191,7 +191,7 @@ impl Join {
                     }
                 }
             };
-            out.push(crate::query::OutputRecord {
+            out.push(crate::runtime::OutputRecord {
                 headers: vec![],
                 key: key_bytes,
                 value: Some(encode(&MovedRow { values, deleted })),

@@ -1,12 +1,11 @@
-//! Running Brook statements: sessions, formats, operators over Arrow batches, persistent
-//! and push queries on Kafka, and the processing log.
+//! Running Brook statements: sessions, formats, operators over Arrow batches, the runtime
+//! that runs persistent queries on Kafka (or the in-process driver), serving of push and
+//! pull queries, and the processing log.
 
 pub mod aggregation;
 pub mod arrays;
 pub mod asserts;
-mod backend;
 pub mod dataflow;
-pub mod driver;
 mod error;
 pub mod eval;
 pub mod formats;
@@ -17,8 +16,9 @@ pub mod metadata;
 mod partitioner;
 pub mod pipeline;
 pub mod processing_log;
-pub mod query;
+pub mod runtime;
 pub mod schema_registry;
+pub mod serving;
 pub mod session;
 pub mod sink;
 

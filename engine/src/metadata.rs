@@ -63,7 +63,7 @@ pub fn signatures(name: &str) -> Vec<(Vec<brook_sql::ast::DataType>, brook_sql::
     let types = sample_types();
     let mut found = Vec::new();
     for arity in 0..=3 {
-        for args in crate::query::combinations(&vec![types.clone(); arity]) {
+        for args in crate::serving::combinations(&vec![types.clone(); arity]) {
             let given: Vec<Option<brook_sql::ast::DataType>> =
                 args.iter().cloned().map(Some).collect();
             if let Ok(signature) = (function.0.resolve)(&given) {

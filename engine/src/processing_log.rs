@@ -2,7 +2,7 @@
 //! `<service id>ksql_processing_log` topic, in ksqlDB's message shape.
 
 use crate::pipeline::{InputRecord, RecordError};
-use crate::query::{produce_all, OutputRecord};
+use crate::runtime::{produce_all, OutputRecord};
 use base64::Engine;
 use rdkafka::producer::FutureProducer;
 use serde_json::json;

@@ -3,15 +3,16 @@
 //! variables, and returns typed results.
 
 use crate::arrays::value_at;
-use crate::backend::{Backend, KafkaBackend, NewQuery, QueryHandle};
-use crate::driver::Driver;
 use crate::error::EngineError;
 use crate::eval::evaluate;
 use crate::formats::{FormatContext, RecordCodec};
 use crate::kafka::{EmbeddedBroker, KafkaSettings, Topics};
 use crate::processing_log::ProcessingLog;
-use crate::query::{OutputRecord, PushQuery, QueryStatus};
+use crate::runtime::backend::{Backend, KafkaBackend, NewQuery, QueryHandle};
+use crate::runtime::driver::Driver;
+use crate::runtime::{OutputRecord, QueryStatus};
 use crate::schema_registry::{HttpRegistry, SchemaRegistry};
+use crate::serving::PushQuery;
 use brook_planner::catalog::{Catalog, ColumnRole, SourceDef, WithClause, ROWOFFSET, ROWPARTITION};
 use brook_planner::plan::plan_query;
 use brook_planner::types::is_numeric;
@@ -39,6 +40,9 @@ pub struct EngineConfig {
     pub schema_registry_url: Option<String>,
     /// Where stateful queries keep their stores, as ksqlDB's `ksql.streams.state.dir`.
     pub state_dir: std::path::PathBuf,
+    /// Server-wide query settings (a server config's `ksql.*` and Kafka Streams settings,
+    /// such as `processing.guarantee`); a session's own properties override them.
+    pub properties: BTreeMap<String, String>,
 }
 
 impl EngineConfig {
@@ -50,6 +54,7 @@ impl EngineConfig {
             instance_id: None,
             schema_registry_url: None,
             state_dir: std::env::temp_dir().join("brook-state"),
+            properties: BTreeMap::new(),
         }
     }
 }
@@ -107,6 +112,8 @@ pub struct QueryDescription {
     pub fields: Vec<(String, DataType, bool)>,
     pub execution_plan: String,
     pub state: Option<String>,
+    /// The query's latest failures, oldest first.
+    pub errors: Vec<crate::runtime::QueryFailure>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -152,6 +159,8 @@ pub struct QuerySummary {
     pub sink_topic: String,
     /// RUNNING, ERROR or STOPPED.
     pub state: String,
+    /// Why it is in ERROR, when it is.
+    pub error: Option<crate::runtime::QueryFailure>,
 }
 
 pub struct Engine {
@@ -221,6 +230,10 @@ impl EngineState {
                 QueryStatus::Stopped => "STOPPED",
             }
             .to_string(),
+            error: match q.handle.status() {
+                QueryStatus::Error(failure) => Some(failure),
+                _ => None,
+            },
         }
     }
 
@@ -250,8 +263,9 @@ impl Engine {
         partitions: i32,
         config: &[(&str, &str)],
     ) -> Result<()> {
+        let replicas = crate::kafka::internal_replicas(&self.config.properties);
         self.backend
-            .create_internal_topic(topic, partitions, config)
+            .create_internal_topic(topic, partitions, replicas, config)
             .await?;
         Ok(())
     }
@@ -265,20 +279,24 @@ impl Engine {
             .create()
             .map_err(|e| EngineError::new(format!("cannot create a Kafka producer: {e}")))?;
         let log_topic = format!("{}ksql_processing_log", config.service_id);
-        topics.ensure(&log_topic, 1, 1).await.map_err(|e| {
+        let replicas = crate::kafka::internal_replicas(&config.properties);
+        topics.ensure(&log_topic, 1, replicas).await.map_err(|e| {
             EngineError::new(format!(
                 "cannot reach Kafka at {}: {e}",
                 config.kafka.bootstrap_servers
             ))
         })?;
         let log = Arc::new(ProcessingLog::new(log_topic, producer.clone()));
+        let state_dir = config.state_dir.join(&config.service_id);
+        let process_id = crate::runtime::process_id(&state_dir).map_err(EngineError::new)?;
         let backend = Backend::Kafka(KafkaBackend {
             settings: config.kafka.clone(),
             topics,
             producer,
             log,
             instance_id: config.instance_id.clone(),
-            state_dir: config.state_dir.join(&config.service_id),
+            state_dir,
+            process_id,
             views: Default::default(),
         });
         let formats = FormatContext {
@@ -391,6 +409,18 @@ impl Session {
         &self.engine
     }
 
+    /// The query settings in effect: the server's, overridden by the session's.
+    fn properties_in_effect(&self) -> BTreeMap<String, String> {
+        let mut properties = self.engine.config.properties.clone();
+        properties.extend(self.properties.clone());
+        properties
+    }
+
+    /// How many replicas internal topics created now get.
+    fn internal_replicas(&self) -> i32 {
+        crate::kafka::internal_replicas(&self.properties_in_effect())
+    }
+
     pub async fn execute(&mut self, statement: &Statement) -> Result<StatementResult> {
         let status = |message: String| {
             Ok(StatementResult::Status {
@@ -474,7 +504,7 @@ impl Session {
             }
             StatementKind::Explain(target) => self.explain(target).await,
             StatementKind::Print(print) => {
-                let push = crate::query::print_topic(&self.engine.backend, print).await?;
+                let push = crate::serving::print_topic(&self.engine.backend, print).await?;
                 Ok(StatementResult::Rows(push))
             }
             StatementKind::AssertTopic {
@@ -640,6 +670,7 @@ impl Session {
                     fields: q.explained.fields.clone(),
                     execution_plan: q.explained.plan.clone(),
                     state: Some(state.query_summary(q).state),
+                    errors: q.handle.health().map(|h| h.failures()).unwrap_or_default(),
                 }
             }
             ast::ExplainTarget::Statement(statement) => {
@@ -664,6 +695,7 @@ impl Session {
                     fields: explained.fields,
                     execution_plan: explained.plan,
                     state: None,
+                    errors: Vec::new(),
                 }
             }
         };
@@ -724,7 +756,7 @@ impl Session {
                 Some(partitions) => {
                     engine
                         .backend
-                        .create_topic(&source.topic, partitions, source.replicas.unwrap_or(1))
+                        .create_topic(&source.topic, partitions, source.replicas.unwrap_or(-1))
                         .await?
                 }
                 None => {
@@ -951,7 +983,7 @@ impl Session {
             None => {
                 engine
                     .backend
-                    .create_topic(&sink.topic, partitions, sink.replicas.unwrap_or(1))
+                    .create_topic(&sink.topic, partitions, sink.replicas.unwrap_or(-1))
                     .await?
             }
         }
@@ -970,8 +1002,9 @@ impl Session {
                     engine
                         .backend
                         .create_internal_topic(
-                            &crate::query::source_changelog(&group_id),
+                            &crate::runtime::source_changelog(&group_id),
                             source_partitions,
+                            self.internal_replicas(),
                             &[("cleanup.policy", "compact")],
                         )
                         .await?;
@@ -979,9 +1012,10 @@ impl Session {
                 engine
                     .backend
                     .create_internal_topic(
-                        &crate::query::repartition_topic(&group_id),
+                        &crate::runtime::repartition_topic(&group_id),
                         source_partitions,
-                        &[],
+                        self.internal_replicas(),
+                        crate::runtime::REPARTITION_CONFIG,
                     )
                     .await?;
             }
@@ -991,6 +1025,7 @@ impl Session {
                 .create_internal_topic(
                     &changelog,
                     source_partitions,
+                    self.internal_replicas(),
                     &[("cleanup.policy", "compact")],
                 )
                 .await?;
@@ -1124,6 +1159,7 @@ impl Session {
             .create_internal_topic(
                 &format!("{group_id}-Join-changelog"),
                 tasks,
+                self.internal_replicas(),
                 &[("cleanup.policy", "compact")],
             )
             .await?;
@@ -1169,9 +1205,10 @@ impl Session {
                     self.engine
                         .backend
                         .create_internal_topic(
-                            &crate::query::join_repartition_topic(group_id, &input.alias),
+                            &crate::runtime::join_repartition_topic(group_id, &input.alias),
                             1,
-                            &[],
+                            self.internal_replicas(),
+                            crate::runtime::REPARTITION_CONFIG,
                         )
                         .await?;
                 }
@@ -1199,9 +1236,10 @@ impl Session {
             self.engine
                 .backend
                 .create_internal_topic(
-                    &crate::query::join_repartition_topic(group_id, alias),
+                    &crate::runtime::join_repartition_topic(group_id, alias),
                     partitions,
-                    &[],
+                    self.internal_replicas(),
+                    crate::runtime::REPARTITION_CONFIG,
                 )
                 .await?;
         }
@@ -1229,10 +1267,10 @@ impl Session {
                 id: &query_id,
                 group_id: &group_id,
                 sql,
-                operators: crate::dataflow::Operators::new(flow, &engine.formats),
+                flow,
                 sink,
             },
-            &self.properties,
+            &self.properties_in_effect(),
             &engine.formats,
         )?;
         state.queries.insert(
@@ -1358,12 +1396,12 @@ impl Session {
                     .properties
                     .get("ksql.query.pull.table.scan.enabled")
                     .is_none_or(|v| !v.eq_ignore_ascii_case("false"));
-                let lookup = crate::query::key_lookup(query, &source, scans)?;
+                let lookup = crate::serving::key_lookup(query, &source, scans)?;
                 // Only KAFKA keys have one encoding per value; other formats (whitespace in
                 // JSON, schema ids) are found by scanning, the filter picking the keys.
                 let canonical = source.key_format.kind == brook_planner::formats::FormatKind::Kafka;
                 let keys = match lookup {
-                    crate::query::Lookup::Keys(keys) if canonical => {
+                    crate::serving::Lookup::Keys(keys) if canonical => {
                         let codec = RecordCodec::for_source(&source, &engine.formats);
                         let mut encoded = Vec::new();
                         for key in keys {
@@ -1382,7 +1420,7 @@ impl Session {
             }
             SourceKind::Stream => engine.backend.read_topic(&source.topic).await?,
         };
-        let rows = crate::query::run_pull(&operators, &records)?;
+        let rows = crate::serving::run_pull(&operators, &records)?;
         let n = engine.transient_ids.fetch_add(1, Ordering::Relaxed);
         let id = format!("query_{}{n}", nonce());
         let table = source.kind == SourceKind::Table;

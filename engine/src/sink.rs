@@ -2,7 +2,7 @@
 
 use crate::formats::{FormatContext, RecordCodec};
 use crate::pipeline::{InputRecord, Output, RecordError};
-use crate::query::OutputRecord;
+use crate::runtime::OutputRecord;
 use brook_planner::catalog::{SourceDef, WindowType};
 use brook_planner::plan::Projection;
 use brook_planner::value::Value;

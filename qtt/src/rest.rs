@@ -7,7 +7,7 @@
 use crate::case::Case;
 use crate::compare::json_matches;
 use crate::run::{check_outputs, create_topics, pipe_inputs, register_schemas, Options};
-use brook_engine::driver::Driver;
+use brook_engine::runtime::driver::Driver;
 use brook_engine::schema_registry::MemoryRegistry;
 use brook_engine::Engine;
 use serde_json::{json, Value as Json};

@@ -244,7 +244,7 @@ impl CommandTopic {
         let topic = self.topic.clone();
         let settings = engine.config().kafka.clone();
         let records = tokio::task::spawn_blocking(move || {
-            brook_engine::query::read_to_end(&settings, &topic, TIMEOUT * 4)
+            brook_engine::runtime::read_to_end(&settings, &topic, TIMEOUT * 4)
         })
         .await
         .map_err(|e| e.to_string())?

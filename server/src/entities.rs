@@ -153,6 +153,7 @@ pub fn listing(statement_text: &str, listing: &Listing) -> Value {
                 "ksqlHostQueryStatus": {},
                 "queryType": if q.id.is_empty() { "" } else { "PERSISTENT" },
                 "state": q.state,
+                "queryErrors": q.errors.iter().map(query_error).collect::<Vec<_>>(),
             },
             "warnings": [],
         }),
@@ -169,6 +170,15 @@ pub fn listing(statement_text: &str, listing: &Listing) -> Value {
             })
         }
     }
+}
+
+/// A query's failure as ksqlDB's `QueryError` shows it.
+fn query_error(e: &brook_engine::runtime::QueryFailure) -> Value {
+    json!({
+        "timestamp": e.timestamp,
+        "errorMessage": e.message,
+        "type": "UNKNOWN",
+    })
 }
 
 fn query(q: &brook_engine::QuerySummary) -> Value {

@@ -14,7 +14,7 @@ pub use security::BasicAuth;
 
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use brook_engine::query::PushCloser;
+use brook_engine::serving::PushCloser;
 use brook_engine::Engine;
 use serde_json::json;
 use std::net::SocketAddr;
@@ -41,7 +41,7 @@ impl AppState {
         self.push_queries.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn register(&self, push: &brook_engine::query::PushQuery) {
+    fn register(&self, push: &brook_engine::serving::PushQuery) {
         self.push_queries().insert(push.id.clone(), push.closer());
     }
 

@@ -11,7 +11,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use brook_engine::query::PushQuery;
+use brook_engine::serving::PushQuery;
 use brook_engine::{Session, StatementResult};
 use serde_json::json;
 use std::sync::Arc;
@@ -45,6 +45,21 @@ async fn start(
             vec![],
         ));
     };
+    // Only queries run here: anything else would change the service without going
+    // through the command topic (and headless mode).
+    if !matches!(
+        statement.kind,
+        brook_sql::ast::StatementKind::Query(_) | brook_sql::ast::StatementKind::Print(_)
+    ) {
+        return Err(errors::statement(
+            &format!(
+                "Statement type `{}' not supported for this resource",
+                statement_type(&statement.kind)
+            ),
+            &statement.text,
+            vec![],
+        ));
+    }
     let mut session = Session::new(state.engine.clone());
     for (k, v) in properties {
         session.properties.insert(k, v);
@@ -64,6 +79,23 @@ async fn start(
             vec![],
         )),
         Err(e) => Err(errors::statement(&e.message, &statement.text, vec![])),
+    }
+}
+
+/// A statement's type as ksqlDB names it in errors (its statement class).
+fn statement_type(kind: &brook_sql::ast::StatementKind) -> &'static str {
+    use brook_sql::ast::{SourceKind, StatementKind};
+    match kind {
+        StatementKind::CreateSource(c) if c.kind == SourceKind::Table => "CreateTable",
+        StatementKind::CreateSource(_) => "CreateStream",
+        StatementKind::CreateAsSelect(c) if c.kind == SourceKind::Table => "CreateTableAsSelect",
+        StatementKind::CreateAsSelect(_) => "CreateStreamAsSelect",
+        StatementKind::InsertValues(_) => "InsertValues",
+        StatementKind::InsertInto(_) => "InsertInto",
+        StatementKind::Drop(d) if d.kind == SourceKind::Table => "DropTable",
+        StatementKind::Drop(_) => "DropStream",
+        StatementKind::Terminate { .. } => "TerminateQuery",
+        _ => "Statement",
     }
 }
 

@@ -87,18 +87,22 @@ impl Broker {
     }
 
     pub fn create_topic(&self, name: &str, partitions: i32) {
+        self.create_topic_with(name, partitions, &[]);
+    }
+
+    /// Creates a topic with topic settings (`retention.ms`, ...).
+    pub fn create_topic_with(&self, name: &str, partitions: i32, config: &[(&str, &str)]) {
         let admin: AdminClient<DefaultClientContext> =
             self.config().create().expect("admin client");
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let results = runtime
-            .block_on(admin.create_topics(
-                [&NewTopic::new(name, partitions, TopicReplication::Fixed(1))],
-                &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
-            ))
-            .expect("create_topics");
+        let mut topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+        for (k, v) in config {
+            topic = topic.set(k, v);
+        }
+        let results = block_on(admin.create_topics(
+            [&topic],
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
+        ))
+        .expect("create_topics");
         for r in results {
             r.unwrap_or_else(|(t, e)| panic!("cannot create topic {t}: {e}"));
         }
@@ -107,6 +111,33 @@ impl Broker {
             assert!(Instant::now() < deadline, "topic {name} did not appear");
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// Deletes a topic and waits until it is gone from the metadata.
+    pub fn delete_topic(&self, name: &str) {
+        let admin: AdminClient<DefaultClientContext> =
+            self.config().create().expect("admin client");
+        let results = block_on(admin.delete_topics(
+            &[name],
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
+        ))
+        .expect("delete_topics");
+        for r in results {
+            r.unwrap_or_else(|(t, e)| panic!("cannot delete topic {t}: {e}"));
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.partitions(name).is_some() {
+            assert!(Instant::now() < deadline, "topic {name} was not deleted");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The low and high watermarks of a partition.
+    pub fn watermarks(&self, topic: &str, partition: i32) -> (i64, i64) {
+        let consumer: BaseConsumer = self.config().create().expect("consumer");
+        consumer
+            .fetch_watermarks(topic, partition, Duration::from_secs(10))
+            .expect("watermarks")
     }
 
     pub fn partitions(&self, topic: &str) -> Option<i32> {
@@ -155,14 +186,36 @@ impl Broker {
     /// Reads `topic` from the start until `expected` records arrived or `timeout` passed;
     /// returns what it read, in partition then offset order.
     pub fn read_topic(&self, topic: &str, expected: usize, timeout: Duration) -> Vec<Record> {
+        self.read_topic_isolated(topic, expected, timeout, false)
+    }
+
+    /// `read_topic` of committed records only (`isolation.level=read_committed`): what a
+    /// consumer of an exactly-once query's output sees.
+    pub fn read_committed(&self, topic: &str, expected: usize, timeout: Duration) -> Vec<Record> {
+        self.read_topic_isolated(topic, expected, timeout, true)
+    }
+
+    fn read_topic_isolated(
+        &self,
+        topic: &str,
+        expected: usize,
+        timeout: Duration,
+        committed: bool,
+    ) -> Vec<Record> {
         let partitions = match self.partitions(topic) {
             Some(p) => p,
             None => return vec![],
+        };
+        let isolation = if committed {
+            "read_committed"
+        } else {
+            "read_uncommitted"
         };
         let consumer: BaseConsumer = self
             .config()
             .set("group.id", "brook-test-reader")
             .set("enable.auto.commit", "false")
+            .set("isolation.level", isolation)
             .create()
             .expect("consumer");
         let mut tpl = TopicPartitionList::new();
@@ -197,6 +250,15 @@ impl Broker {
         out.sort_by_key(|r| (r.partition, r.offset));
         out
     }
+}
+
+/// Runs an admin future to its end on a runtime of its own.
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(future)
 }
 
 #[cfg(test)]

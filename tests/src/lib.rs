@@ -3,10 +3,12 @@
 
 mod broker;
 mod brook;
+mod http;
 mod kafka;
 
 pub use broker::{broker, Broker};
 pub use brook::{brook_binary, free_port, run_brook, BrookRun};
+pub use http::Http;
 pub use kafka::{murmur2_partition, Input, Record};
 
 /// A name no other test in this run uses, for topics and service ids.

@@ -1,46 +1,9 @@
 //! `brook server` over real HTTP on a real broker: statements through `/ksql` (and their
 //! errors), rows through `/query-stream`, `/info`, `/healthcheck`, and bad requests.
 
-use brook_tests::{broker, free_port, unique, wait_for, BrookRun};
+use brook_tests::{broker, free_port, unique, wait_for, BrookRun, Http};
 use serde_json::{json, Value};
 use std::time::Duration;
-
-struct Http {
-    base: String,
-    agent: ureq::Agent,
-}
-
-impl Http {
-    fn new(port: u16) -> Self {
-        let agent = ureq::Agent::config_builder()
-            .timeout_global(Some(Duration::from_secs(60)))
-            .http_status_as_error(false)
-            .build()
-            .into();
-        Self {
-            base: format!("http://127.0.0.1:{port}"),
-            agent,
-        }
-    }
-
-    /// (status, body)
-    fn get(&self, path: &str) -> Option<(u16, String)> {
-        let mut r = self.agent.get(format!("{}{path}", self.base)).call().ok()?;
-        let status = r.status().as_u16();
-        Some((status, r.body_mut().read_to_string().ok()?))
-    }
-
-    fn post(&self, path: &str, body: &str) -> (u16, String) {
-        let mut r = self
-            .agent
-            .post(format!("{}{path}", self.base))
-            .header("Content-Type", "application/json")
-            .send(body)
-            .expect("request");
-        let status = r.status().as_u16();
-        (status, r.body_mut().read_to_string().expect("body"))
-    }
-}
 
 /// A newline-delimited answer (delimited rows, inserts-stream acks), a JSON value a line.
 fn json_lines(body: &str) -> Vec<Value> {

@@ -46,11 +46,15 @@ impl KafkaSettings {
     pub fn producer_config(&self) -> ClientConfig {
         let mut config = self.base_config();
         // Kafka's Java clients place keyed records by murmur2; so must we, for co-partitioning.
+        // Idempotence keeps retries from writing a record twice or out of order. Brook
+        // creates every topic it writes: a deleted one is an error, not recreated by the
+        // broker with its default partition count (which would break co-partitioning).
         config
             .set("partitioner", "murmur2_random")
             .set("acks", "all")
             .set("linger.ms", "5")
-            .set("enable.idempotence", "false");
+            .set("enable.idempotence", "true")
+            .set("allow.auto.create.topics", "false");
         config
     }
 
@@ -82,6 +86,35 @@ impl KafkaSettings {
         }
         config
     }
+}
+
+/// Kafka Streams settings and ksqlDB query settings: they shape how queries run and are
+/// not librdkafka settings, with or without the `ksql.streams.` prefix.
+pub const STREAMS_PROPERTIES: &[&str] = &[
+    "processing.guarantee",
+    "cache.max.bytes.buffering",
+    "commit.interval.ms",
+    "num.stream.threads",
+    "num.standby.replicas",
+    "replication.factor",
+    "task.timeout.ms",
+    "max.task.idle.ms",
+    "state.dir",
+    "auto.offset.reset",
+];
+
+/// The replication factor of internal topics (changelogs, repartition topics, the command
+/// topic, the processing log): `ksql.internal.topic.replicas`, else Kafka Streams'
+/// `replication.factor`, else -1, the broker's `default.replication.factor`.
+pub fn internal_replicas(properties: &BTreeMap<String, String>) -> i32 {
+    [
+        "ksql.internal.topic.replicas",
+        "ksql.streams.replication.factor",
+        "replication.factor",
+    ]
+    .iter()
+    .find_map(|k| properties.get(*k).and_then(|v| v.trim().parse().ok()))
+    .unwrap_or(-1)
 }
 
 #[cfg(test)]

@@ -2,39 +2,55 @@
 //! Offsets are committed only after the broker acknowledged everything the records
 //! produced, so a crash repeats work but never loses it.
 
+use super::commit::{next_offsets, Guarantee, TaskProducer};
 use super::merge::Merger;
+use super::purge::Purger;
 use super::rebalance::RebalanceContext;
 use super::records::{next_batch_within, produce_all};
+use super::supervisor::{supervise, QueryHealth, QueryStatus, RetryPolicy, TaskError};
 use crate::dataflow::Operators;
 use crate::formats::FormatContext;
 use crate::kafka::KafkaSettings;
 use crate::processing_log::ProcessingLog;
 use crate::sink::SinkWriter;
 use brook_planner::catalog::SourceDef;
+use brook_planner::plan::Dataflow;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
-use rdkafka::producer::FutureProducer;
 use rdkafka::{Offset, TopicPartitionList};
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-#[derive(Debug, Clone, PartialEq)]
-pub enum QueryStatus {
-    Running,
-    Error(String),
-    Stopped,
-}
-
+/// A persistent query running under its supervisor.
 pub struct PersistentQuery {
     pub id: String,
     pub sink: String,
     pub source: String,
     pub sql: String,
-    status: Arc<Mutex<QueryStatus>>,
+    health: Arc<QueryHealth>,
     stop: watch::Sender<bool>,
     handle: Option<JoinHandle<()>>,
+}
+
+/// Everything a query's tasks are built from; the supervisor builds them again from it
+/// after a failure.
+#[derive(Clone)]
+pub struct QuerySpec {
+    pub id: String,
+    pub flow: Dataflow,
+    pub sink: SourceDef,
+    pub settings: KafkaSettings,
+    pub group_id: String,
+    /// This process's static group membership, if it has one.
+    pub instance_id: Option<String>,
+    /// This process's stable identity in the service (transactional ids end with it).
+    pub process_id: String,
+    pub properties: BTreeMap<String, String>,
+    pub log: Arc<ProcessingLog>,
+    pub formats: FormatContext,
+    pub state_dir: std::path::PathBuf,
 }
 
 const MAX_BATCH: usize = 1000;
@@ -45,21 +61,24 @@ struct Runner {
     /// The internal topic rows pass through to reach their group's partition, if any.
     repartition: Option<String>,
     /// For a repartitioned table: each source partition's last values of its rows.
-    source_states: Option<super::TaskStates>,
+    source_states: Option<super::task_state::TaskStates>,
     /// How many bytes of updates are coalesced by key between commits (0: none).
     cache_bytes: u64,
     /// Each input partition's state (a task's store), for stateful operators.
-    states: Option<super::TaskStates>,
+    states: Option<super::task_state::TaskStates>,
     sink: SinkWriter,
     consumer: StreamConsumer<RebalanceContext>,
     rebalances: RebalanceContext,
-    producer: FutureProducer,
+    producer: TaskProducer,
     log: Arc<ProcessingLog>,
+    health: Arc<QueryHealth>,
     /// How long a task waits for an input partition that is behind before it goes on
     /// without it (`max.task.idle.ms`).
     max_idle: Duration,
     /// Join inputs whose records move to their join key's partition first.
     forwards: Vec<Forward>,
+    /// Deletes what the query has committed past in its repartition topics.
+    purger: Purger,
 }
 
 /// A join input read from its source topic and written to its repartition topic, keyed
@@ -223,49 +242,123 @@ pub fn repartition_topic(group_id: &str) -> String {
 }
 
 impl PersistentQuery {
-    #[allow(clippy::too_many_arguments)]
-    pub fn start(
-        id: String,
-        sql: String,
-        mut operators: Operators,
-        sink: SourceDef,
-        settings: &KafkaSettings,
-        group_id: &str,
-        instance_id: Option<&str>,
-        properties: &BTreeMap<String, String>,
-        producer: FutureProducer,
-        log: Arc<ProcessingLog>,
-        formats: &FormatContext,
-        state_dir: std::path::PathBuf,
-    ) -> Result<Self, String> {
+    /// Starts the query's tasks under a supervisor. The first tasks are built here, so that
+    /// a query that cannot start at all is refused at once.
+    pub fn start(spec: QuerySpec, sql: String) -> Result<Self, String> {
+        let policy = RetryPolicy::from_properties(&spec.properties);
+        let health = Arc::new(QueryHealth::default());
+        let first = tokio::task::block_in_place(|| Runner::build(&spec, health.clone()))?;
+        let source = first.operators.source().name.clone();
+        let (stop, stop_rx) = watch::channel(false);
+        let mut first = Some(first);
+        let spec = Arc::new(spec);
+        let attempt = {
+            let health = health.clone();
+            let stop_rx = stop_rx.clone();
+            let spec = spec.clone();
+            move || {
+                let runner = first.take();
+                let health = health.clone();
+                let stop = stop_rx.clone();
+                let spec = spec.clone();
+                async move {
+                    let runner = match runner {
+                        Some(r) => r,
+                        None => tokio::task::block_in_place(|| Runner::build(&spec, health))?,
+                    };
+                    runner.run(stop).await
+                }
+            }
+        };
+        let handle = tokio::spawn(supervise(
+            spec.id.clone(),
+            policy,
+            health.clone(),
+            stop_rx,
+            attempt,
+        ));
+        Ok(Self {
+            id: spec.id.clone(),
+            sink: spec.sink.name.clone(),
+            source,
+            sql,
+            health,
+            stop,
+            handle: Some(handle),
+        })
+    }
+
+    pub fn status(&self) -> QueryStatus {
+        self.health.status()
+    }
+
+    /// What the supervisor knows of the query: failures, retries, restarts.
+    pub fn health(&self) -> &Arc<QueryHealth> {
+        &self.health
+    }
+
+    /// Stops consuming, commits what was processed, leaves the consumer group.
+    pub async fn stop(&mut self) {
+        let _ = self.stop.send(true);
+        if let Some(handle) = self.handle.take() {
+            let _ = handle.await;
+        }
+    }
+}
+
+impl Runner {
+    /// A query's tasks: operators, consumer (subscribed), producer and stores. Blocking.
+    fn build(spec: &QuerySpec, health: Arc<QueryHealth>) -> Result<Self, TaskError> {
+        let guarantee = Guarantee::from_properties(&spec.properties)?;
+        let group_id = spec.group_id.as_str();
+        let settings = &spec.settings;
+        let properties = &spec.properties;
+        let mut operators = Operators::new(spec.flow.clone(), &spec.formats);
+        // Under exactly-once, creating the producer fences an earlier one of this task
+        // (a zombie) and aborts its open transaction before anything is read or restored.
+        let producer = TaskProducer::new(
+            settings,
+            guarantee,
+            &format!(
+                "{group_id}-{}",
+                spec.instance_id.as_deref().unwrap_or(&spec.process_id)
+            ),
+        )?;
         let rebalances = RebalanceContext::default();
-        let consumer: StreamConsumer<RebalanceContext> = settings
-            .consumer_config(group_id, properties, instance_id)
+        let mut config =
+            settings.consumer_config(group_id, properties, spec.instance_id.as_deref());
+        config.set("isolation.level", guarantee.isolation_level());
+        let consumer: StreamConsumer<RebalanceContext> = config
             .create_with_context(rebalances.clone())
-            .map_err(|e| format!("cannot create a consumer: {e}"))?;
-        let source = operators.source().name.clone();
+            .map_err(|e| TaskError::fatal(format!("cannot create a consumer: {e}")))?;
         let repartition = operators
             .aggregation()
             .is_some_and(|a| a.needs_repartition())
             .then(|| repartition_topic(group_id));
-        let forwards = join_forwards(&mut operators, group_id, formats)?;
+        let forwards = join_forwards(&mut operators, group_id, &spec.formats)?;
         let mut topics = operators.topics();
         topics.dedup();
         topics.extend(repartition.clone());
         topics.extend(forwards.iter().map(|f| f.source.clone()));
         let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
-        consumer
-            .subscribe(&topics)
-            .map_err(|e| format!("cannot subscribe to {}: {e}", topics.join(", ")))?;
-        let status = Arc::new(Mutex::new(QueryStatus::Running));
-        let (stop, stop_rx) = watch::channel(false);
-        let runner = Runner {
-            id: id.clone(),
-            sink: SinkWriter::new(operators.projection(), &sink, formats),
+        consumer.subscribe(&topics).map_err(|e| {
+            TaskError::kafka(format!("cannot subscribe to {}", topics.join(", ")), &e)
+        })?;
+        let state_dir = spec.state_dir.clone();
+        let moved_through: Vec<String> = repartition
+            .iter()
+            .cloned()
+            .chain(forwards.iter().map(|f| f.topic.clone()))
+            .collect();
+        let purger = Purger::new(settings, moved_through, properties);
+        Ok(Runner {
+            purger,
+            id: spec.id.clone(),
+            sink: SinkWriter::new(operators.projection(), &spec.sink, &spec.formats),
             source_states: (repartition.is_some()
                 && operators.source().kind == brook_sql::ast::SourceKind::Table)
                 .then(|| {
-                    super::TaskStates::new(
+                    super::task_state::TaskStates::new(
                         state_dir.join("source"),
                         source_changelog(group_id),
                         settings.clone(),
@@ -279,7 +372,7 @@ impl PersistentQuery {
                 0
             },
             states: operators.stateful().then(|| {
-                super::TaskStates::new(
+                super::task_state::TaskStates::new(
                     state_dir,
                     state_changelog(group_id, &operators),
                     settings.clone(),
@@ -288,7 +381,8 @@ impl PersistentQuery {
             operators,
             consumer,
             producer,
-            log,
+            log: spec.log.clone(),
+            health,
             max_idle: Duration::from_millis(
                 properties
                     .get("max.task.idle.ms")
@@ -296,49 +390,21 @@ impl PersistentQuery {
                     .unwrap_or(2000),
             ),
             forwards,
-        };
-        let task_status = status.clone();
-        let task_id = id.clone();
-        let handle = tokio::spawn(async move {
-            let outcome = runner.run(stop_rx).await;
-            let mut status = task_status.lock().unwrap_or_else(|p| p.into_inner());
-            *status = match outcome {
-                Ok(()) => QueryStatus::Stopped,
-                Err(e) => {
-                    tracing::error!("query {task_id} failed: {e}");
-                    QueryStatus::Error(e)
-                }
-            };
-        });
-        Ok(Self {
-            id,
-            sink: sink.name,
-            source,
-            sql,
-            status,
-            stop,
-            handle: Some(handle),
         })
     }
 
-    pub fn status(&self) -> QueryStatus {
-        self.status
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-
-    /// Stops consuming, commits what was processed, leaves the consumer group.
-    pub async fn stop(&mut self) {
-        let _ = self.stop.send(true);
-        if let Some(handle) = self.handle.take() {
-            let _ = handle.await;
+    /// Processes batches until `stop` is set. Under exactly-once, a failure aborts the
+    /// open transaction: nothing of it is seen, and the next attempt starts from the last
+    /// committed offsets and changelog positions.
+    async fn run(mut self, stop: watch::Receiver<bool>) -> Result<(), TaskError> {
+        let outcome = self.process(stop).await;
+        if outcome.is_err() {
+            tokio::task::block_in_place(|| self.producer.abort());
         }
+        outcome
     }
-}
 
-impl Runner {
-    async fn run(mut self, mut stop: watch::Receiver<bool>) -> Result<(), String> {
+    async fn process(&mut self, mut stop: watch::Receiver<bool>) -> Result<(), TaskError> {
         // A query over several topics reads them in time order.
         let mut topics = self.operators.topics();
         topics.dedup();
@@ -354,6 +420,9 @@ impl Runner {
                 break;
             };
             let revoked = self.rebalances.take_revoked();
+            if !fetched.is_empty() {
+                tokio::task::block_in_place(|| self.producer.begin())?;
+            }
             // Join inputs that move go to their repartition topics; the join reads them
             // back from there.
             let (forwarded, fetched): (Vec<_>, Vec<_>) = fetched
@@ -377,7 +446,7 @@ impl Runner {
                         &part,
                         &mut errors,
                     );
-                    produce_all(&self.producer, &f.topic, &moved).await?;
+                    produce_all(&self.producer.producer, &f.topic, &moved).await?;
                 }
             }
             let batch = match &mut merger {
@@ -423,6 +492,9 @@ impl Runner {
                     states.close(partition);
                 }
             }
+            if !batch.is_empty() {
+                tokio::task::block_in_place(|| self.producer.begin())?;
+            }
             let mut records = Vec::new();
             // Source records of a repartitioned aggregation go to the repartition topic;
             // the aggregation reads them back from there.
@@ -440,7 +512,7 @@ impl Runner {
                     };
                     moved.extend(aggregation.repartition_records(&part, store, &mut errors)?);
                 }
-                produce_all(&self.producer, topic, &moved).await?;
+                produce_all(&self.producer.producer, topic, &moved).await?;
                 tasks.retain(|r| &r.topic == topic);
             }
             // Each partition is a task with its own state.
@@ -462,12 +534,19 @@ impl Runner {
                 );
             }
             let records = super::record_cache::coalesce(records, self.cache_bytes);
-            produce_all(&self.producer, &self.sink.topic, &records).await?;
-            if let Some(states) = &mut self.states {
-                states.checkpoint(&self.producer).await?;
+            produce_all(&self.producer.producer, &self.sink.topic, &records).await?;
+            let mut sent = Vec::new();
+            for states in [&mut self.states, &mut self.source_states]
+                .into_iter()
+                .flatten()
+            {
+                sent.push(states.send_changes(&self.producer.producer).await?);
             }
-            if let Some(states) = &mut self.source_states {
-                states.checkpoint(&self.producer).await?;
+            // At least once, stores take their changes once the changelog has them;
+            // exactly once, only when the transaction holding them is committed.
+            let exactly_once = self.producer.guarantee() == Guarantee::ExactlyOnce;
+            if !exactly_once {
+                self.flush_stores(&sent)?;
             }
             if !errors.is_empty() {
                 self.log.log(&self.id, &errors).await?;
@@ -485,14 +564,19 @@ impl Runner {
             } else {
                 CommitMode::Async
             };
-            let done: Vec<crate::pipeline::InputRecord> =
-                batch.iter().chain(&forwarded).cloned().collect();
-            if !done.is_empty() {
-                self.commit(&done, mode)?;
+            let done = batch.len() + forwarded.len();
+            let offsets = next_offsets(batch.iter().chain(&forwarded))?;
+            let (producer, consumer) = (&mut self.producer, &self.consumer);
+            tokio::task::block_in_place(|| producer.commit(consumer, &offsets, mode))?;
+            if exactly_once {
+                self.flush_stores(&sent)?;
             }
+            self.health.add_committed(done as u64);
+            self.purger.committed(&offsets).await;
         }
-        // Records held back were not processed: their offsets stay uncommitted.
-        if merger.is_some() {
+        // Records held back were not processed: their offsets stay uncommitted; under
+        // exactly-once every processed record's offset is committed with its transaction.
+        if merger.is_some() || self.producer.guarantee() == Guarantee::ExactlyOnce {
             return Ok(());
         }
         // Everything produced so far is acknowledged; make the last offsets durable.
@@ -506,27 +590,17 @@ impl Runner {
         Ok(())
     }
 
-    fn commit(
-        &self,
-        batch: &[crate::pipeline::InputRecord],
-        mode: CommitMode,
-    ) -> Result<(), String> {
-        let mut next: BTreeMap<(String, i32), i64> = BTreeMap::new();
-        for r in batch {
-            let e = next.entry((r.topic.clone(), r.partition)).or_insert(0);
-            *e = (*e).max(r.offset + 1);
+    /// Makes the stores' sent changes durable locally, with the changelog offsets reached.
+    fn flush_stores(&mut self, sent: &[super::task_state::SentChanges]) -> Result<(), TaskError> {
+        let mut sent = sent.iter();
+        for states in [&mut self.states, &mut self.source_states]
+            .into_iter()
+            .flatten()
+        {
+            if let Some(changes) = sent.next() {
+                states.flush(changes)?;
+            }
         }
-        let mut tpl = TopicPartitionList::new();
-        for ((topic, partition), offset) in next {
-            tpl.add_partition_offset(&topic, partition, Offset::Offset(offset))
-                .map_err(|e| e.to_string())?;
-        }
-        // Also moves the position the final commit reads.
-        if let Err(e) = self.consumer.store_offsets(&tpl) {
-            tracing::debug!("storing offsets of query {}: {e}", self.id);
-        }
-        self.consumer
-            .commit(&tpl, mode)
-            .map_err(|e| format!("cannot commit offsets of query {}: {e}", self.id))
+        Ok(())
     }
 }

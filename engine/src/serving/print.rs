@@ -3,8 +3,8 @@
 //! when they are UTF-8, in hex otherwise.
 
 use super::push::PushQuery;
-use crate::backend::Backend;
 use crate::pipeline::InputRecord;
+use crate::runtime::backend::Backend;
 use brook_planner::value::Value;
 use brook_sql::ast::{DataType, Print};
 use rdkafka::consumer::{Consumer, StreamConsumer};
@@ -107,7 +107,7 @@ pub async fn print_topic(backend: &Backend, print: &Print) -> Result<PushQuery, 
             tokio::spawn(async move {
                 let mut seen: u64 = 0;
                 let mut sent: u64 = 0;
-                while let Some(batch) = super::records::next_batch(&consumer, &mut stop, 100).await
+                while let Some(batch) = crate::runtime::next_batch(&consumer, &mut stop, 100).await
                 {
                     for record in batch {
                         seen += 1;

@@ -1,15 +1,13 @@
 //! Where a session's topics live and its queries run: Kafka, or the in-process driver.
 
 use crate::dataflow::Operators;
-use crate::driver::Driver;
 use crate::formats::FormatContext;
 use crate::kafka::{KafkaSettings, Topics};
 use crate::pipeline::InputRecord;
 use crate::processing_log::ProcessingLog;
-use crate::query::{
-    produce_all, read_to_end, start_push_query, OutputRecord, PersistentQuery, PushQuery,
-    QueryStatus,
-};
+use crate::runtime::driver::Driver;
+use crate::runtime::{produce_all, read_to_end, OutputRecord, PersistentQuery, QueryStatus};
+use crate::serving::{start_push_query, PushQuery};
 use crate::sink::SinkWriter;
 use brook_planner::catalog::SourceDef;
 use rdkafka::producer::FutureProducer;
@@ -25,8 +23,10 @@ pub struct KafkaBackend {
     pub instance_id: Option<String>,
     /// This service's state directory: a folder per query holds its tasks' stores.
     pub state_dir: std::path::PathBuf,
+    /// This process's stable identity in the service (see `runtime::process_id`).
+    pub process_id: String,
     /// Tables followed into local stores for pull queries.
-    pub views: crate::query::TableViews,
+    pub views: crate::serving::TableViews,
 }
 
 pub enum Backend {
@@ -34,13 +34,13 @@ pub enum Backend {
     Driver(Arc<Driver>),
 }
 
-/// What a persistent query is: its id and consumer group, its statement, its operators and
-/// the source it writes.
+/// What a persistent query is: its id and consumer group, its statement, its plan and the
+/// source it writes.
 pub struct NewQuery<'a> {
     pub id: &'a str,
     pub group_id: &'a str,
     pub sql: &'a str,
-    pub operators: Operators,
+    pub flow: brook_planner::plan::Dataflow,
     pub sink: &'a SourceDef,
 }
 
@@ -55,6 +55,14 @@ impl QueryHandle {
         match self {
             QueryHandle::Kafka(q) => q.status(),
             QueryHandle::Driver => QueryStatus::Running,
+        }
+    }
+
+    /// The supervisor's record of the query (the driver has none: it never fails a query).
+    pub fn health(&self) -> Option<&Arc<crate::runtime::QueryHealth>> {
+        match self {
+            QueryHandle::Kafka(q) => Some(q.health()),
+            QueryHandle::Driver => None,
         }
     }
 
@@ -138,6 +146,7 @@ impl Backend {
         &self,
         topic: &str,
         partitions: i32,
+        replicas: i32,
         config: &[(&str, &str)],
     ) -> Result<(), String> {
         match self {
@@ -145,7 +154,7 @@ impl Backend {
                 if k.topics.partitions(topic).await?.is_some() {
                     return Ok(());
                 }
-                k.topics.create(topic, partitions, 1, config).await
+                k.topics.create(topic, partitions, replicas, config).await
             }
             Backend::Driver(_) => Ok(()),
         }
@@ -154,7 +163,7 @@ impl Backend {
     /// Writes records and waits until they are durable (acknowledged, or stored).
     pub async fn produce(&self, topic: &str, records: &[OutputRecord]) -> Result<(), String> {
         match self {
-            Backend::Kafka(k) => produce_all(&k.producer, topic, records).await,
+            Backend::Kafka(k) => Ok(produce_all(&k.producer, topic, records).await?),
             Backend::Driver(d) => {
                 d.produce(topic, records);
                 Ok(())
@@ -206,7 +215,7 @@ impl Backend {
                 }
             }
             Backend::Driver(_) => {
-                let mut rows = crate::query::table_rows(self.read_topic(topic).await?);
+                let mut rows = crate::serving::table_rows(self.read_topic(topic).await?);
                 if let Some(keys) = keys {
                     rows.retain(|r| {
                         r.key
@@ -237,26 +246,29 @@ impl Backend {
             id,
             group_id,
             sql,
-            operators,
+            flow,
             sink,
         } = query;
         match self {
             Backend::Kafka(k) => PersistentQuery::start(
-                id.to_string(),
+                crate::runtime::QuerySpec {
+                    id: id.to_string(),
+                    flow,
+                    sink: sink.clone(),
+                    settings: k.settings.clone(),
+                    group_id: group_id.to_string(),
+                    instance_id: k.instance_id.clone(),
+                    process_id: k.process_id.clone(),
+                    properties: properties.clone(),
+                    log: k.log.clone(),
+                    formats: formats.clone(),
+                    state_dir: k.state_dir.join(id),
+                },
                 sql.to_string(),
-                operators,
-                sink.clone(),
-                &k.settings,
-                group_id,
-                k.instance_id.as_deref(),
-                properties,
-                k.producer.clone(),
-                k.log.clone(),
-                formats,
-                k.state_dir.join(id),
             )
             .map(QueryHandle::Kafka),
             Backend::Driver(d) => {
+                let operators = Operators::new(flow, formats);
                 let writer = SinkWriter::new(operators.projection(), sink, formats);
                 let from_beginning = properties
                     .get("auto.offset.reset")

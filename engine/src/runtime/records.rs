@@ -1,5 +1,6 @@
 //! Reading batches of records from a consumer and writing records to topics.
 
+use super::supervisor::TaskError;
 use crate::pipeline::{Headers, InputRecord};
 use rdkafka::consumer::{ConsumerContext, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -10,7 +11,7 @@ use tokio::sync::watch;
 
 /// Waits for at least one record (or a stop request, returning `None`), then takes what is
 /// already there, up to `max` records.
-pub(super) async fn next_batch<C: ConsumerContext + 'static>(
+pub(crate) async fn next_batch<C: ConsumerContext + 'static>(
     consumer: &StreamConsumer<C>,
     stop: &mut watch::Receiver<bool>,
     max: usize,
@@ -84,6 +85,7 @@ fn owned(m: &rdkafka::message::BorrowedMessage<'_>) -> InputRecord {
 }
 
 /// An encoded output record.
+#[derive(Debug, Clone)]
 pub struct OutputRecord {
     pub key: Option<Vec<u8>>,
     pub value: Option<Vec<u8>>,
@@ -96,7 +98,7 @@ pub async fn produce_all(
     producer: &FutureProducer,
     topic: &str,
     records: &[OutputRecord],
-) -> Result<(), String> {
+) -> Result<(), TaskError> {
     let mut pending: Vec<DeliveryFuture> = Vec::with_capacity(records.len());
     for r in records {
         loop {
@@ -125,21 +127,32 @@ pub async fn produce_all(
                 }
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
                     // The local queue is full: wait for what is in flight, then retry.
-                    await_deliveries(std::mem::take(&mut pending)).await?;
+                    await_deliveries(topic, std::mem::take(&mut pending)).await?;
                 }
-                Err((e, _)) => return Err(format!("cannot produce to {topic}: {e}")),
+                Err((e, _)) => {
+                    return Err(TaskError::kafka(format!("cannot produce to {topic}"), &e))
+                }
             }
         }
     }
-    await_deliveries(pending).await
+    await_deliveries(topic, pending).await
 }
 
-async fn await_deliveries(pending: Vec<DeliveryFuture>) -> Result<(), String> {
+async fn await_deliveries(topic: &str, pending: Vec<DeliveryFuture>) -> Result<(), TaskError> {
     for result in futures::future::join_all(pending).await {
         match result {
             Ok(Ok(_)) => {}
-            Ok(Err((e, _))) => return Err(format!("a record was not delivered: {e}")),
-            Err(_) => return Err("the producer was closed before delivering".into()),
+            Ok(Err((e, _))) => {
+                return Err(TaskError::kafka(
+                    format!("a record to {topic} was not delivered"),
+                    &e,
+                ))
+            }
+            Err(_) => {
+                return Err(TaskError::fatal(
+                    "the producer was closed before delivering",
+                ))
+            }
         }
     }
     Ok(())

@@ -5,9 +5,9 @@
 //! the query came, then reads the store: what it costs grows with the table, not with
 //! the topic's history, and a restarted server goes on from where its store was.
 
-use super::records::{partitions_of, reader_config};
 use crate::kafka::KafkaSettings;
 use crate::pipeline::{Headers, InputRecord};
+use crate::runtime::{partitions_of, reader_config};
 use brook_state::Store;
 use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
 use std::collections::BTreeMap;
@@ -114,7 +114,7 @@ impl TableView {
         let follower_store = store.clone();
         let name = topic.to_string();
         tokio::spawn(async move {
-            while let Some(batch) = super::records::next_batch(&consumer, &mut stopped, 1000).await
+            while let Some(batch) = crate::runtime::next_batch(&consumer, &mut stopped, 1000).await
             {
                 let Ok(mut store) = follower_store.lock() else {
                     return;

@@ -6,7 +6,7 @@ use crate::dataflow::Operators;
 use crate::partitioner::partition_for;
 use crate::pipeline::{InputRecord, RecordError};
 use crate::processing_log::entry;
-use crate::query::OutputRecord;
+use crate::runtime::OutputRecord;
 use crate::sink::SinkWriter;
 use std::collections::BTreeMap;
 use std::sync::Mutex;

@@ -1,10 +1,10 @@
 //! A push query: a consumer that nobody else shares, whose rows go to one client until it
 //! has `LIMIT` rows, stops the query, or goes away.
 
-use super::records::next_batch;
 use crate::dataflow::Operators;
 use crate::kafka::KafkaSettings;
 use crate::processing_log::ProcessingLog;
+use crate::runtime::next_batch;
 use brook_planner::value::Value;
 use brook_sql::ast::DataType;
 use rdkafka::consumer::{Consumer, StreamConsumer};

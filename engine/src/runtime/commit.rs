@@ -1,0 +1,245 @@
+//! The commit protocol of a persistent query's tasks. At least once (the default): outputs
+//! and changelog records are acknowledged, then input offsets are committed, so a crash
+//! repeats work but never loses it. Exactly once (`processing.guarantee=exactly_once_v2`):
+//! outputs, changelog records and input offsets go in one Kafka transaction per commit,
+//! written by a transactional producer whose stable `transactional.id` fences a zombie of
+//! the same task; consumers read committed records only, and local stores take a commit's
+//! changes only once its transaction is committed.
+
+use super::supervisor::TaskError;
+use crate::kafka::KafkaSettings;
+use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, StreamConsumer};
+use rdkafka::producer::{FutureProducer, Producer};
+use rdkafka::{Offset, TopicPartitionList};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// How long transactional calls may take before they count as timed out.
+const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What a query promises about its outputs after a failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Guarantee {
+    AtLeastOnce,
+    ExactlyOnce,
+}
+
+impl Guarantee {
+    /// `processing.guarantee` (or `ksql.streams.processing.guarantee`), as Kafka Streams
+    /// names its values; `exactly_once` is taken as `exactly_once_v2`, its successor.
+    pub fn from_properties(properties: &BTreeMap<String, String>) -> Result<Self, String> {
+        let value = properties
+            .get("processing.guarantee")
+            .or_else(|| properties.get("ksql.streams.processing.guarantee"));
+        match value.map(|v| v.trim().to_ascii_lowercase()).as_deref() {
+            None | Some("at_least_once") => Ok(Guarantee::AtLeastOnce),
+            Some("exactly_once_v2" | "exactly_once" | "exactly_once_beta") => {
+                Ok(Guarantee::ExactlyOnce)
+            }
+            Some(other) => Err(format!(
+                "Invalid value {other} for configuration processing.guarantee: String must be one of: at_least_once, exactly_once, exactly_once_v2"
+            )),
+        }
+    }
+
+    /// How a task's consumer reads: committed records only, under exactly-once.
+    pub fn isolation_level(self) -> &'static str {
+        match self {
+            Guarantee::AtLeastOnce => "read_uncommitted",
+            Guarantee::ExactlyOnce => "read_committed",
+        }
+    }
+}
+
+/// The producer of a query's tasks: plain and idempotent, or transactional.
+pub struct TaskProducer {
+    pub producer: FutureProducer,
+    guarantee: Guarantee,
+    /// Whether a transaction is open.
+    open: bool,
+}
+
+impl TaskProducer {
+    /// A producer for one query in this process. Under exactly-once its transactional id
+    /// is `transactional_id`; creating it fences any earlier producer with that id and
+    /// aborts what that one left open. Blocking.
+    pub fn new(
+        settings: &KafkaSettings,
+        guarantee: Guarantee,
+        transactional_id: &str,
+    ) -> Result<Self, TaskError> {
+        let mut config = settings.producer_config();
+        if guarantee == Guarantee::ExactlyOnce {
+            config
+                .set("transactional.id", transactional_id)
+                .set("transaction.timeout.ms", "60000");
+        }
+        let producer: FutureProducer = config
+            .create()
+            .map_err(|e| TaskError::fatal(format!("cannot create a Kafka producer: {e}")))?;
+        if guarantee == Guarantee::ExactlyOnce {
+            producer
+                .init_transactions(TRANSACTION_TIMEOUT)
+                .map_err(|e| TaskError::kafka("cannot initialise transactions", &e))?;
+        }
+        Ok(Self {
+            producer,
+            guarantee,
+            open: false,
+        })
+    }
+
+    pub fn guarantee(&self) -> Guarantee {
+        self.guarantee
+    }
+
+    /// Opens a transaction for what comes next, under exactly-once (once per commit).
+    pub fn begin(&mut self) -> Result<(), TaskError> {
+        if self.guarantee == Guarantee::ExactlyOnce && !self.open {
+            self.producer
+                .begin_transaction()
+                .map_err(|e| TaskError::kafka("cannot begin a transaction", &e))?;
+            self.open = true;
+        }
+        Ok(())
+    }
+
+    /// Commits `offsets` (the next offset to read of each input partition) for `consumer`'s
+    /// group: directly, or in the open transaction, which is then committed. Blocking.
+    pub fn commit<C: ConsumerContext>(
+        &mut self,
+        consumer: &StreamConsumer<C>,
+        offsets: &TopicPartitionList,
+        mode: CommitMode,
+    ) -> Result<(), TaskError> {
+        match self.guarantee {
+            Guarantee::AtLeastOnce => {
+                if offsets.count() == 0 {
+                    return Ok(());
+                }
+                // Also moves the position the final commit reads.
+                if let Err(e) = consumer.store_offsets(offsets) {
+                    tracing::debug!("storing offsets: {e}");
+                }
+                consumer
+                    .commit(offsets, mode)
+                    .map_err(|e| TaskError::kafka("cannot commit offsets", &e))
+            }
+            Guarantee::ExactlyOnce => {
+                if !self.open {
+                    return Ok(());
+                }
+                let result = self.commit_transaction(consumer, offsets);
+                if result.is_err() {
+                    self.abort();
+                }
+                self.open = false;
+                result
+            }
+        }
+    }
+
+    fn commit_transaction<C: ConsumerContext>(
+        &self,
+        consumer: &StreamConsumer<C>,
+        offsets: &TopicPartitionList,
+    ) -> Result<(), TaskError> {
+        if offsets.count() > 0 {
+            let group = consumer.group_metadata().ok_or_else(|| {
+                TaskError::retriable("the consumer has no group metadata yet".to_string())
+            })?;
+            self.producer
+                .send_offsets_to_transaction(offsets, &group, TRANSACTION_TIMEOUT)
+                .map_err(|e| TaskError::kafka("cannot add offsets to the transaction", &e))?;
+        }
+        self.producer
+            .commit_transaction(TRANSACTION_TIMEOUT)
+            .map_err(|e| TaskError::kafka("cannot commit the transaction", &e))
+    }
+
+    /// Aborts the open transaction, if any: its outputs and changelog records are never
+    /// read by read_committed consumers. Blocking.
+    pub fn abort(&mut self) {
+        if self.open {
+            if let Err(e) = self.producer.abort_transaction(TRANSACTION_TIMEOUT) {
+                tracing::warn!("cannot abort the transaction: {e}");
+            }
+            self.open = false;
+        }
+    }
+}
+
+/// The next offset to read of each input partition, past every record of `records`.
+pub fn next_offsets<'a>(
+    records: impl IntoIterator<Item = &'a crate::pipeline::InputRecord>,
+) -> Result<TopicPartitionList, TaskError> {
+    let mut next: BTreeMap<(&str, i32), i64> = BTreeMap::new();
+    for r in records {
+        let e = next.entry((r.topic.as_str(), r.partition)).or_insert(0);
+        *e = (*e).max(r.offset + 1);
+    }
+    let mut tpl = TopicPartitionList::new();
+    for ((topic, partition), offset) in next {
+        tpl.add_partition_offset(topic, partition, Offset::Offset(offset))
+            .map_err(|e| TaskError::fatal(e.to_string()))?;
+    }
+    Ok(tpl)
+}
+
+/// This process's stable identity within its service, kept in the state directory so that
+/// a restarted process has the same transactional ids and fences what it left behind.
+pub fn process_id(state_dir: &std::path::Path) -> Result<String, String> {
+    let path = state_dir.join("process-id");
+    if let Ok(id) = std::fs::read_to_string(&path) {
+        let id = id.trim();
+        if !id.is_empty() {
+            return Ok(id.to_string());
+        }
+    }
+    std::fs::create_dir_all(state_dir)
+        .map_err(|e| format!("cannot create {}: {e}", state_dir.display()))?;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let id = format!("{:x}-{:x}", nanos, std::process::id());
+    std::fs::write(&path, &id).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    Ok(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guarantees_are_read_as_kafka_streams_names_them() {
+        let props = |v: &str| {
+            BTreeMap::from([(
+                "ksql.streams.processing.guarantee".to_string(),
+                v.to_string(),
+            )])
+        };
+        assert_eq!(
+            Guarantee::from_properties(&BTreeMap::new()),
+            Ok(Guarantee::AtLeastOnce)
+        );
+        assert_eq!(
+            Guarantee::from_properties(&props("exactly_once_v2")),
+            Ok(Guarantee::ExactlyOnce)
+        );
+        assert_eq!(
+            Guarantee::from_properties(&props("EXACTLY_ONCE")),
+            Ok(Guarantee::ExactlyOnce)
+        );
+        let err = Guarantee::from_properties(&props("twice")).unwrap_err();
+        assert!(err.contains("processing.guarantee"), "{err}");
+    }
+
+    #[test]
+    fn the_process_id_survives_a_restart() {
+        let dir = std::env::temp_dir().join(format!("brook-pid-{}", std::process::id()));
+        let first = process_id(&dir).unwrap();
+        assert_eq!(process_id(&dir).unwrap(), first);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

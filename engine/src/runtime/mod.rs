@@ -1,0 +1,32 @@
+//! Running persistent queries: the Kafka backend (a consumer group per query, tasks with
+//! their stores and changelogs, the commit protocol, rebalances, the supervisor that
+//! restarts or fails queries) and the in-process driver that runs the same operators
+//! synchronously for the conformance tests. The runtime never sees SQL.
+
+pub(crate) mod backend;
+mod commit;
+pub mod driver;
+mod merge;
+mod persistent;
+mod purge;
+mod rebalance;
+mod record_cache;
+mod records;
+mod supervisor;
+mod task_state;
+
+pub use commit::{process_id, Guarantee};
+pub use persistent::{
+    join_repartition_topic, repartition_topic, source_changelog, state_changelog, PersistentQuery,
+    QuerySpec,
+};
+pub(crate) use records::{next_batch, partitions_of, reader_config};
+pub use records::{produce_all, read_to_end, OutputRecord};
+pub use supervisor::{QueryFailure, QueryHealth, QueryStatus, RetryPolicy, TaskError};
+pub use task_state::TaskStates;
+
+/// How repartition topics are created: records are kept until the query that reads them
+/// has committed past them and purges them, so old event times are not the broker's to
+/// delete first (Kafka Streams creates them so).
+pub const REPARTITION_CONFIG: &[(&str, &str)] =
+    &[("cleanup.policy", "delete"), ("retention.ms", "-1")];

@@ -1,0 +1,218 @@
+//! The state of a persistent query's tasks on Kafka: one RocksDB store per input partition
+//! under the state directory, a compacted changelog topic with a partition per task, and
+//! restore on task start from the local store plus the changelog after the offset the
+//! store recorded (all of it when the local store is gone).
+
+use super::supervisor::TaskError;
+use crate::kafka::KafkaSettings;
+use brook_state::Store;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Offset, TopicPartitionList};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// How often a long restore reports its progress.
+const PROGRESS_EVERY: Duration = Duration::from_secs(10);
+
+/// The changelog offsets each task's sent changes reached (none: it sent nothing).
+pub struct SentChanges(Vec<(i32, Option<i64>)>);
+
+pub struct TaskStates {
+    dir: PathBuf,
+    pub changelog: String,
+    settings: KafkaSettings,
+    stores: BTreeMap<i32, Store>,
+}
+
+impl TaskStates {
+    pub fn new(dir: PathBuf, changelog: String, settings: KafkaSettings) -> Self {
+        Self {
+            dir,
+            changelog,
+            settings,
+            stores: BTreeMap::new(),
+        }
+    }
+
+    /// The store of `partition`'s task, opened and restored on first use.
+    pub fn store(&mut self, partition: i32) -> Result<&mut Store, TaskError> {
+        if !self.stores.contains_key(&partition) {
+            let dir = self.dir.join(partition.to_string());
+            std::fs::create_dir_all(&dir).map_err(|e| {
+                TaskError::fatal(format!(
+                    "cannot create state directory {}: {e}",
+                    dir.display()
+                ))
+            })?;
+            let mut store = Store::open(&dir).map_err(|e| TaskError::fatal(e.to_string()))?;
+            let restored = tokio::task::block_in_place(|| self.restore(partition, &mut store))?;
+            tracing::info!(
+                "restored {restored} changelog records of {} partition {partition}",
+                self.changelog
+            );
+            self.stores.insert(partition, store);
+        }
+        self.stores
+            .get_mut(&partition)
+            .ok_or_else(|| TaskError::fatal("state store vanished"))
+    }
+
+    /// Closes a task's store (its writes are all checkpointed by then).
+    pub fn close(&mut self, partition: i32) {
+        if self.stores.remove(&partition).is_some() {
+            tracing::debug!(
+                "closed the store of {} partition {partition}",
+                self.changelog
+            );
+        }
+    }
+
+    /// Applies the committed changelog records the local store has not seen, however many
+    /// there are, reporting progress as it goes.
+    fn restore(&self, partition: i32, store: &mut Store) -> Result<usize, TaskError> {
+        let changelog = &self.changelog;
+        let consumer: BaseConsumer = self
+            .settings
+            .base_config()
+            .set("enable.auto.commit", "false")
+            .set("enable.partition.eof", "false")
+            // Records of aborted transactions are not state.
+            .set("isolation.level", "read_committed")
+            .set("group.id", format!("{changelog}-restore"))
+            .create()
+            .map_err(|e| TaskError::fatal(format!("cannot create the restore consumer: {e}")))?;
+        let (low, high) = consumer
+            .fetch_watermarks(changelog, partition, Duration::from_secs(30))
+            .map_err(|e| TaskError::kafka(format!("cannot read the end of {changelog}"), &e))?;
+        let from = match store
+            .changelog_offset()
+            .map_err(|e| TaskError::fatal(e.to_string()))?
+        {
+            Some(o) => (o + 1).max(low),
+            None => low,
+        };
+        if from >= high {
+            return Ok(0);
+        }
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(changelog, partition, Offset::Offset(from))
+            .map_err(|e| TaskError::fatal(e.to_string()))?;
+        consumer
+            .assign(&tpl)
+            .map_err(|e| TaskError::kafka(format!("cannot read {changelog}"), &e))?;
+        let mut count = 0;
+        let mut last = None;
+        let mut reported = Instant::now();
+        // The position, not the last record, says when the end is reached: transaction
+        // markers take offsets that no record is read at.
+        let position = |consumer: &BaseConsumer| {
+            consumer
+                .position()
+                .ok()
+                .and_then(|p| p.find_partition(changelog, partition).map(|e| e.offset()))
+                .and_then(|o| match o {
+                    Offset::Offset(o) => Some(o),
+                    _ => None,
+                })
+                .unwrap_or(from)
+        };
+        while position(&consumer) < high {
+            match consumer.poll(Duration::from_millis(200)) {
+                Some(Ok(m)) => {
+                    match (m.key(), m.payload()) {
+                        (Some(k), Some(v)) => store.put(k, v),
+                        (Some(k), None) => store.delete(k),
+                        _ => {}
+                    }
+                    last = Some(m.offset());
+                    count += 1;
+                    if count % 10_000 == 0 {
+                        store
+                            .flush(last)
+                            .map_err(|e| TaskError::fatal(e.to_string()))?;
+                    }
+                }
+                Some(Err(e)) => {
+                    return Err(TaskError::kafka(format!("cannot restore {changelog}"), &e))
+                }
+                None => {}
+            }
+            if reported.elapsed() >= PROGRESS_EVERY {
+                reported = Instant::now();
+                tracing::info!(
+                    "restoring {changelog} partition {partition}: {count} records of about {}",
+                    high - from
+                );
+            }
+        }
+        store
+            .flush(last)
+            .map_err(|e| TaskError::fatal(e.to_string()))?;
+        Ok(count)
+    }
+
+    /// Writes each task's pending state changes to its changelog partition and waits for
+    /// the acknowledgements. The stores keep the changes pending until `flush`.
+    pub async fn send_changes(
+        &mut self,
+        producer: &FutureProducer,
+    ) -> Result<SentChanges, TaskError> {
+        let mut sent = Vec::new();
+        for (partition, store) in self.stores.iter_mut() {
+            let mut deliveries = Vec::new();
+            for (key, value) in store.pending() {
+                let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&self.changelog)
+                    .partition(*partition)
+                    .key(key);
+                if let Some(v) = value {
+                    record = record.payload(v);
+                }
+                match producer.send_result(record) {
+                    Ok(d) => deliveries.push(d),
+                    Err((e, _)) => {
+                        return Err(TaskError::kafka(
+                            format!("cannot produce to {}", self.changelog),
+                            &e,
+                        ))
+                    }
+                }
+            }
+            if deliveries.is_empty() {
+                continue;
+            }
+            let mut last = None;
+            for result in futures::future::join_all(deliveries).await {
+                match result {
+                    Ok(Ok(delivery)) => last = last.max(Some(delivery.offset)),
+                    Ok(Err((e, _))) => {
+                        return Err(TaskError::kafka(
+                            format!("a record of {} was not delivered", self.changelog),
+                            &e,
+                        ))
+                    }
+                    Err(_) => {
+                        return Err(TaskError::fatal("the producer closed before delivering"))
+                    }
+                }
+            }
+            sent.push((*partition, last));
+        }
+        Ok(SentChanges(sent))
+    }
+
+    /// Makes sent changes durable in the local stores, with the changelog offset each
+    /// reached.
+    pub fn flush(&mut self, sent: &SentChanges) -> Result<(), TaskError> {
+        for (partition, last) in &sent.0 {
+            if let Some(store) = self.stores.get_mut(partition) {
+                store
+                    .flush(*last)
+                    .map_err(|e| TaskError::fatal(e.to_string()))?;
+            }
+        }
+        Ok(())
+    }
+}

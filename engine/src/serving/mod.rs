@@ -1,0 +1,15 @@
+//! Answering clients: push queries (rows handed to a client as they come), pull queries
+//! over the local stores that follow tables' topics, and PRINT of a topic.
+
+mod lookup;
+mod print;
+mod pull;
+mod push;
+mod view;
+
+pub(crate) use lookup::combinations;
+pub use lookup::{key_lookup, Lookup};
+pub use print::print_topic;
+pub use pull::{run_pull, table_rows};
+pub use push::{start_push_query, PushCloser, PushQuery};
+pub use view::TableViews;
