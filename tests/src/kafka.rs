@@ -132,6 +132,28 @@ impl Broker {
         }
     }
 
+    /// A topic's setting as the broker describes it (`retention.ms`, ...).
+    pub fn topic_config(&self, topic: &str, name: &str) -> Option<String> {
+        let admin: AdminClient<DefaultClientContext> =
+            self.config().create().expect("admin client");
+        let results = block_on(admin.describe_configs(
+            [&rdkafka::admin::ResourceSpecifier::Topic(topic)],
+            &AdminOptions::new().request_timeout(Some(Duration::from_secs(30))),
+        ))
+        .ok()?;
+        let resource = results.into_iter().next()?.ok()?;
+        resource.get(name).and_then(|e| e.value.clone())
+    }
+
+    /// The names of every topic.
+    pub fn topic_names(&self) -> Vec<String> {
+        let consumer: BaseConsumer = self.config().create().expect("consumer");
+        consumer
+            .fetch_metadata(None, Duration::from_secs(10))
+            .map(|md| md.topics().iter().map(|t| t.name().to_string()).collect())
+            .unwrap_or_default()
+    }
+
     /// The low and high watermarks of a partition.
     pub fn watermarks(&self, topic: &str, partition: i32) -> (i64, i64) {
         let consumer: BaseConsumer = self.config().create().expect("consumer");

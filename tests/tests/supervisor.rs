@@ -1,0 +1,190 @@
+//! The supervisor on a real broker: a query whose sink topic is deleted under it goes to
+//! ERROR with the reason while another query of the process keeps running; `brook run`
+//! exits non-zero when every query it runs has failed; the query endpoints refuse
+//! statements that would change the service.
+
+use brook_tests::{broker, free_port, recent_timestamp, unique, wait_for, BrookRun, Http};
+use serde_json::{json, Value};
+use std::time::Duration;
+
+fn records(from: i64, to: i64) -> Vec<brook_tests::Input> {
+    let base = recent_timestamp();
+    (from..to)
+        .map(|i| {
+            (
+                Some(format!("k{i}").into_bytes()),
+                Some(json!({"n": i}).to_string().into_bytes()),
+                base + i,
+            )
+        })
+        .collect()
+}
+
+/// The query writing `sink`, as SHOW QUERIES lists it.
+fn query_of(http: &Http, sink: &str) -> Option<Value> {
+    let (_, answer) = http.ksql("SHOW QUERIES;");
+    answer[0]["queries"]
+        .as_array()?
+        .iter()
+        .find(|q| q["sinks"][0].as_str() == Some(sink))
+        .cloned()
+}
+
+#[test]
+fn a_query_whose_sink_is_deleted_fails_visibly_while_another_runs() {
+    let b = broker();
+    let (left_in, right_in) = (unique("left_in"), unique("right_in"));
+    let (left_out, right_out) = (unique("left_out"), unique("right_out"));
+    b.create_topic(&left_in, 1);
+    b.create_topic(&right_in, 1);
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let service = unique("svc");
+    let state = std::env::temp_dir().join(unique("brook-state"));
+    let server = BrookRun::serve(
+        "sink-deleted",
+        &b.bootstrap,
+        &listen,
+        &service,
+        &state.display().to_string(),
+    );
+    let http = Http::new(port);
+    let (status, answer) = http.ksql(&format!(
+        "SET 'auto.offset.reset' = 'earliest';
+         SET 'ksql.query.retry.backoff.initial.ms' = '60000';
+         CREATE STREAM left_in (k STRING KEY, n BIGINT) WITH (kafka_topic = '{left_in}', value_format = 'JSON');
+         CREATE STREAM right_in (k STRING KEY, n BIGINT) WITH (kafka_topic = '{right_in}', value_format = 'JSON');
+         CREATE STREAM left_out WITH (kafka_topic = '{left_out}') AS SELECT k, n FROM left_in;
+         CREATE STREAM right_out WITH (kafka_topic = '{right_out}') AS SELECT k, n FROM right_in;"
+    ));
+    assert_eq!(status, 200, "{answer}");
+    b.produce(&left_in, &records(0, 10));
+    b.produce(&right_in, &records(0, 10));
+    assert_eq!(
+        b.read_topic(&left_out, 10, Duration::from_secs(60)).len(),
+        10
+    );
+    assert_eq!(
+        b.read_topic(&right_out, 10, Duration::from_secs(60)).len(),
+        10
+    );
+
+    b.delete_topic(&left_out);
+    b.produce(&left_in, &records(10, 20));
+    b.produce(&right_in, &records(10, 20));
+    let failed = wait_for(Duration::from_secs(120), || {
+        query_of(&http, "LEFT_OUT").filter(|q| q["state"] == "ERROR")
+    });
+    let failed = failed.unwrap_or_else(|| {
+        panic!(
+            "the query never showed ERROR: {:?}\nstderr:\n{}",
+            query_of(&http, "LEFT_OUT"),
+            server.stderr()
+        )
+    });
+    // The other query is untouched: running, and its output complete.
+    assert_eq!(
+        query_of(&http, "RIGHT_OUT").map(|q| q["state"].clone()),
+        Some(json!("RUNNING"))
+    );
+    assert_eq!(
+        b.read_topic(&right_out, 20, Duration::from_secs(60)).len(),
+        20
+    );
+    // The broker did not bring the deleted topic back: Brook creates the topics it writes.
+    assert_eq!(b.partitions(&left_out), None);
+
+    // EXPLAIN says why, and when.
+    let id = failed["id"].as_str().expect("query id").to_string();
+    let (status, explained) = http.ksql(&format!("EXPLAIN {id};"));
+    assert_eq!(status, 200, "{explained}");
+    let description = &explained[0]["queryDescription"];
+    assert_eq!(description["state"], "ERROR");
+    let errors = description["queryErrors"].as_array().expect("queryErrors");
+    let last = errors.last().expect("an error");
+    let message = last["errorMessage"].as_str().unwrap_or_default();
+    assert!(message.contains(&left_out), "{message}");
+    assert!(last["timestamp"].as_i64().unwrap_or(0) > recent_timestamp());
+}
+
+#[test]
+fn brook_run_exits_when_every_query_has_failed() {
+    let b = broker();
+    let input = unique("only_in");
+    let output = unique("only_out");
+    b.create_topic(&input, 1);
+    let sql = format!(
+        "SET 'auto.offset.reset' = 'earliest';
+         CREATE STREAM only_in (k STRING KEY, n BIGINT) WITH (kafka_topic = '{input}', value_format = 'JSON');
+         CREATE STREAM only_out WITH (kafka_topic = '{output}') AS SELECT k, n FROM only_in;"
+    );
+    let service = unique("svc");
+    let run = BrookRun::start(
+        "run-fails",
+        &sql,
+        &[
+            "--bootstrap-servers",
+            &b.bootstrap,
+            "--service-id",
+            &service,
+        ],
+    );
+    b.produce(&input, &records(0, 5));
+    assert_eq!(b.read_topic(&output, 5, Duration::from_secs(60)).len(), 5);
+    b.delete_topic(&output);
+    b.produce(&input, &records(5, 10));
+    let (status, _, stderr) = run.wait(Duration::from_secs(120));
+    assert!(!status.success(), "brook run succeeded; stderr:\n{stderr}");
+    assert!(
+        stderr.contains("query CSAS_ONLY_OUT_") && stderr.contains(&output),
+        "the reason is not named; stderr:\n{stderr}"
+    );
+}
+
+#[test]
+fn query_endpoints_run_queries_only() {
+    let b = broker();
+    let input = unique("kept");
+    b.create_topic(&input, 1);
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let state = std::env::temp_dir().join(unique("brook-state"));
+    let _server = BrookRun::serve(
+        "query-endpoints",
+        &b.bootstrap,
+        &listen,
+        &unique("svc"),
+        &state.display().to_string(),
+    );
+    let http = Http::new(port);
+    let (status, answer) = http.ksql(&format!(
+        "CREATE STREAM kept (k STRING KEY, n BIGINT) WITH (kafka_topic = '{input}', value_format = 'JSON');"
+    ));
+    assert_eq!(status, 200, "{answer}");
+    let drop = "DROP STREAM kept DELETE TOPIC;";
+    for (path, body) in [
+        ("/query-stream", json!({"sql": drop, "properties": {}})),
+        ("/query", json!({"ksql": drop, "streamsProperties": {}})),
+    ] {
+        let (status, text) = http.post(path, &body.to_string());
+        assert_eq!(status, 400, "{path}: {text}");
+        let error: Value = serde_json::from_str(&text).expect("JSON error");
+        assert_eq!(error["@type"], "statement_error", "{path}: {text}");
+        assert!(
+            error["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("DropStream"),
+            "{path}: {text}"
+        );
+    }
+    let (_, listed) = http.ksql("SHOW STREAMS;");
+    let names: Vec<&str> = listed[0]["streams"]
+        .as_array()
+        .expect("streams")
+        .iter()
+        .filter_map(|s| s["name"].as_str())
+        .collect();
+    assert!(names.contains(&"KEPT"), "{listed}");
+    assert_eq!(b.partitions(&input), Some(1), "the topic is still there");
+}
