@@ -79,18 +79,101 @@ fn start() -> Result<Broker, String> {
         .stderr(Stdio::null())
         .spawn()
         .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
+    wait_listening(port, &log)?;
+    Ok(Broker {
+        bootstrap: format!("127.0.0.1:{port}"),
+        data_dir,
+    })
+}
+
+fn wait_listening(port: u16, log: &std::path::Path) -> Result<(), String> {
     let deadline = Instant::now() + Duration::from_secs(30);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
         if Instant::now() > deadline {
-            let output = std::fs::read_to_string(&log).unwrap_or_default();
+            let output = std::fs::read_to_string(log).unwrap_or_default();
             return Err(format!(
                 "the broker did not listen on port {port} within 30s; its output:\n{output}"
             ));
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    Ok(Broker {
-        bootstrap: format!("127.0.0.1:{port}"),
-        data_dir,
-    })
+    Ok(())
+}
+
+/// A broker of one test's own, which the test stops and starts again (on the same port,
+/// with the same data) to see how Brook lives through a broker restart.
+pub struct OwnBroker {
+    pub broker: Broker,
+    bin: PathBuf,
+    port: u16,
+    child: std::sync::Mutex<Option<std::process::Child>>,
+}
+
+impl OwnBroker {
+    pub fn start() -> Self {
+        let bin = binary().unwrap_or_else(|e| panic!("the test broker is not available: {e}"));
+        let port = free_port().expect("a free port");
+        let data_dir =
+            std::env::temp_dir().join(format!("brook-own-broker-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&data_dir).expect("broker data dir");
+        let own = Self {
+            broker: Broker {
+                bootstrap: format!("127.0.0.1:{port}"),
+                data_dir,
+            },
+            bin,
+            port,
+            child: std::sync::Mutex::new(None),
+        };
+        own.resume();
+        own
+    }
+
+    /// Stops the broker cleanly (SIGTERM: its data is saved) and waits for its exit.
+    pub fn stop(&self) {
+        let mut child = self.child.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(mut c) = child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts the broker (again) and waits until it listens.
+    pub fn resume(&self) {
+        let mut child = self.child.lock().unwrap_or_else(|p| p.into_inner());
+        if child.is_some() {
+            return;
+        }
+        let log = self.broker.data_dir.join("broker.log");
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("broker log");
+        let started = Command::new(&self.bin)
+            .args(["start", "--only", "kafka", "--kafka-port"])
+            .arg(self.port.to_string())
+            .arg("--data-dir")
+            .arg(&self.broker.data_dir)
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().expect("log"))
+            .stderr(out)
+            .spawn()
+            .expect("start the broker");
+        *child = Some(started);
+        wait_listening(self.port, &log).unwrap_or_else(|e| panic!("{e}"));
+    }
+}
+
+impl Drop for OwnBroker {
+    fn drop(&mut self) {
+        let child = self.child.get_mut().unwrap_or_else(|p| p.into_inner());
+        if let Some(mut c) = child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.broker.data_dir);
+    }
 }

@@ -6,7 +6,7 @@ mod brook;
 mod http;
 mod kafka;
 
-pub use broker::{broker, Broker};
+pub use broker::{broker, Broker, OwnBroker};
 pub use brook::{brook_binary, free_port, run_brook, BrookRun};
 pub use http::Http;
 pub use kafka::{murmur2_partition, Input, Record};

@@ -55,6 +55,9 @@ pub struct QuerySpec {
 
 const MAX_BATCH: usize = 1000;
 
+/// How long closing a task's clients may take before the supervisor goes on.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(30);
+
 struct Runner {
     id: String,
     operators: Operators,
@@ -401,7 +404,32 @@ impl Runner {
         if outcome.is_err() {
             tokio::task::block_in_place(|| self.producer.abort());
         }
+        self.close().await;
         outcome
+    }
+
+    /// Closes the tasks' clients and stores on a thread of their own. Closing a consumer
+    /// can hang in librdkafka (rust-rdkafka issue 509); the wait is bounded so that the
+    /// supervisor goes on with a new attempt, and a close that hangs is reported.
+    async fn close(self) {
+        let id = self.id.clone();
+        let (closed, done) = tokio::sync::oneshot::channel();
+        let spawned = std::thread::Builder::new()
+            .name(format!("close-{id}"))
+            .spawn(move || {
+                drop(self);
+                let _ = closed.send(());
+            });
+        if let Err(e) = spawned {
+            tracing::error!("query {id}: cannot close its clients on a thread: {e}");
+            return;
+        }
+        if tokio::time::timeout(CLOSE_TIMEOUT, done).await.is_err() {
+            tracing::error!(
+                "query {id}: its Kafka clients did not close within {} s; going on without them",
+                CLOSE_TIMEOUT.as_secs()
+            );
+        }
     }
 
     async fn process(&mut self, mut stop: watch::Receiver<bool>) -> Result<(), TaskError> {

@@ -66,7 +66,9 @@ impl From<TaskError> for String {
 }
 
 /// Codes of conditions that pass: the broker or coordinator is away or moving, a request
-/// timed out, the group is rebalancing (the task's partitions may have moved: it rejoins).
+/// timed out, the group is rebalancing (the task's partitions may have moved: it rejoins),
+/// the broker lost the producer's sequence state (a restarted broker: each attempt has a
+/// new producer, so the next one starts afresh).
 fn is_transient(code: RDKafkaErrorCode) -> bool {
     use RDKafkaErrorCode::*;
     matches!(
@@ -100,6 +102,8 @@ fn is_transient(code: RDKafkaErrorCode) -> bool {
             | ProducerFenced
             | Fenced
             | InvalidProducerEpoch
+            | OutOfOrderSequenceNumber
+            | UnknownProducerId
             | State
             | WaitingForCoordinator
             | AssignmentLost

@@ -17,6 +17,12 @@ use std::time::{Duration, Instant};
 /// How often a long restore reports its progress.
 const PROGRESS_EVERY: Duration = Duration::from_secs(10);
 
+/// How a restore went: records applied, or a local store ahead of its changelog.
+enum Restore {
+    Done(usize),
+    Ahead,
+}
+
 /// The changelog offsets each task's sent changes reached (none: it sent nothing).
 pub struct SentChanges(Vec<(i32, Option<i64>)>);
 
@@ -48,7 +54,30 @@ impl TaskStates {
                 ))
             })?;
             let mut store = Store::open(&dir).map_err(|e| TaskError::fatal(e.to_string()))?;
-            let restored = tokio::task::block_in_place(|| self.restore(partition, &mut store))?;
+            let restored = tokio::task::block_in_place(|| {
+                match self.restore(partition, &mut store)? {
+                    Restore::Done(n) => Ok::<_, TaskError>(n),
+                    Restore::Ahead => {
+                        // The store holds changes the changelog no longer has (the
+                        // broker lost them): it is rebuilt from the changelog alone.
+                        drop(std::mem::replace(&mut store, Store::memory()));
+                        std::fs::remove_dir_all(&dir).map_err(|e| {
+                            TaskError::fatal(format!("cannot remove {}: {e}", dir.display()))
+                        })?;
+                        std::fs::create_dir_all(&dir).map_err(|e| {
+                            TaskError::fatal(format!("cannot create {}: {e}", dir.display()))
+                        })?;
+                        store = Store::open(&dir).map_err(|e| TaskError::fatal(e.to_string()))?;
+                        match self.restore(partition, &mut store)? {
+                            Restore::Done(n) => Ok(n),
+                            Restore::Ahead => Err(TaskError::fatal(format!(
+                                "the store of {} partition {partition} is ahead of its changelog even when rebuilt",
+                                self.changelog
+                            ))),
+                        }
+                    }
+                }
+            })?;
             tracing::info!(
                 "restored {restored} changelog records of {} partition {partition}",
                 self.changelog
@@ -72,7 +101,7 @@ impl TaskStates {
 
     /// Applies the committed changelog records the local store has not seen, however many
     /// there are, reporting progress as it goes.
-    fn restore(&self, partition: i32, store: &mut Store) -> Result<usize, TaskError> {
+    fn restore(&self, partition: i32, store: &mut Store) -> Result<Restore, TaskError> {
         let changelog = &self.changelog;
         let consumer: BaseConsumer = self
             .settings
@@ -91,11 +120,17 @@ impl TaskStates {
             .changelog_offset()
             .map_err(|e| TaskError::fatal(e.to_string()))?
         {
+            Some(o) if o >= high => {
+                tracing::warn!(
+                    "the store of {changelog} partition {partition} has changes up to offset {o}, past the changelog's end ({high}): rebuilding it from the changelog"
+                );
+                return Ok(Restore::Ahead);
+            }
             Some(o) => (o + 1).max(low),
             None => low,
         };
         if from >= high {
-            return Ok(0);
+            return Ok(Restore::Done(0));
         }
         let mut tpl = TopicPartitionList::new();
         tpl.add_partition_offset(changelog, partition, Offset::Offset(from))
@@ -151,7 +186,7 @@ impl TaskStates {
         store
             .flush(last)
             .map_err(|e| TaskError::fatal(e.to_string()))?;
-        Ok(count)
+        Ok(Restore::Done(count))
     }
 
     /// Writes each task's pending state changes to its changelog partition and waits for
