@@ -16,6 +16,10 @@ pub struct RunArgs {
 }
 
 pub async fn run(args: RunArgs) -> ExitCode {
+    // SIGTERM is taken from the start, so that one that comes while the run is already
+    // ending lets it end cleanly rather than killing it.
+    #[cfg(unix)]
+    let _ = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
     let file = args.file.display().to_string();
     let text = match std::fs::read_to_string(&args.file) {
         Ok(text) => text,
