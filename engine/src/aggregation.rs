@@ -19,12 +19,14 @@ use brook_state::{window_key, window_range, Store, WindowKey};
 /// ksqlDB's grace period when a window names none.
 const DEFAULT_GRACE_MS: i64 = 24 * 60 * 60 * 1000;
 
-/// Store key prefixes: aggregate states, a table source's current rows, and the results
-/// EMIT FINAL holds back until their window closes.
+/// Store key prefixes: aggregate states, a table source's current rows, the results
+/// EMIT FINAL holds back until their window closes, the stream time, and the time windows
+/// ordered by start, so that those past their retention are found without a scan.
 const AGGREGATES: u8 = 0;
 const SOURCE_ROWS: u8 = 1;
 const SUPPRESSED: u8 = 2;
 const STREAM_TIME: &[u8] = &[3];
+const EXPIRY: u8 = 4;
 
 /// An aggregate row as stored: the grouping key's values, each aggregate's state, and the
 /// time of the record that last changed it.
@@ -81,6 +83,35 @@ fn held_key(store_key: &[u8], w: WindowKey) -> Vec<u8> {
     held
 }
 
+/// How late a record may be for its window. EMIT FINAL closes windows at their end unless
+/// a grace period is given, as ksqlDB does.
+fn grace(plan: &AggregatePlan) -> i64 {
+    let default = if plan.emit_final { 0 } else { DEFAULT_GRACE_MS };
+    plan.window
+        .as_ref()
+        .and_then(|w| w.grace)
+        .unwrap_or(default)
+}
+
+/// How long a time window is kept after it starts: its RETENTION, or its size plus the
+/// grace period. Sessions are kept until they close.
+pub fn window_retention(plan: &AggregatePlan) -> Option<i64> {
+    let window = plan.window.as_ref()?;
+    let size = match window.kind {
+        WindowKind::Tumbling { size } | WindowKind::Hopping { size, .. } => size,
+        WindowKind::Session { .. } => return None,
+    };
+    Some(window.retention.unwrap_or(size + grace(plan)))
+}
+
+/// Where a time window waits for its expiry: its start first, then its store key.
+fn expiry_key(store_key: &[u8], w: WindowKey) -> Vec<u8> {
+    let mut key = vec![EXPIRY];
+    key.extend_from_slice(&((w.start as u64) ^ (1 << 63)).to_be_bytes());
+    key.extend_from_slice(store_key);
+    key
+}
+
 fn prefixed(prefix: u8, key: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(key.len() + 1);
     out.push(prefix);
@@ -117,30 +148,12 @@ impl Aggregation {
         &self.plan.projection
     }
 
-    /// How late a record may be for its window. EMIT FINAL closes windows at their end
-    /// unless a grace period is given, as ksqlDB does.
     fn grace(&self) -> i64 {
-        let default = if self.plan.emit_final {
-            0
-        } else {
-            DEFAULT_GRACE_MS
-        };
-        self.plan
-            .window
-            .as_ref()
-            .and_then(|w| w.grace)
-            .unwrap_or(default)
+        grace(&self.plan)
     }
 
-    /// How long a time window is kept after it starts: its RETENTION, or its size plus the
-    /// grace period. Sessions are kept until they close.
     fn retention(&self) -> Option<i64> {
-        let window = self.plan.window.as_ref()?;
-        let size = match window.kind {
-            WindowKind::Tumbling { size } | WindowKind::Hopping { size, .. } => size,
-            WindowKind::Session { .. } => return None,
-        };
-        Some(window.retention.unwrap_or(size + self.grace()))
+        window_retention(&self.plan)
     }
 
     /// Group keys as bytes whose order is the keys' order (or a plain encoding for types
@@ -392,6 +405,7 @@ impl Aggregation {
         }
         if stream_time != i64::MIN {
             store.put(STREAM_TIME, &encode(&stream_time));
+            self.expire(store, stream_time)?;
         }
         self.project(changes)
     }
@@ -510,7 +524,11 @@ impl Aggregation {
                     let stored = decode::<Stored>(&bytes)?;
                     (stored.states, stored.rowtime.max(rowtime))
                 }
-                None => (self.initial(), rowtime),
+                None => {
+                    // A new window: it is deleted once past its retention.
+                    store.put(&expiry_key(&store_key, w), &[]);
+                    (self.initial(), rowtime)
+                }
             };
             let states = self.add(states, args, sequence)?;
             self.save(store, &store_key, &group, &states, latest, Some(w), changes);
@@ -676,6 +694,25 @@ impl Aggregation {
             .zip(states)
             .map(|(a, s)| a.aggregate.result(s))
             .collect()
+    }
+
+    /// Deletes the time windows that started before the stream time minus their retention
+    /// (Kafka Streams drops them from its window stores likewise): the deletes reach the
+    /// changelog as tombstones, so the store holds only the windows that can still change.
+    fn expire(&self, store: &mut Store, stream_time: i64) -> Result<(), String> {
+        let Some(retention) = self.retention() else {
+            return Ok(());
+        };
+        let expired = stream_time.saturating_sub(retention);
+        let low = vec![EXPIRY];
+        let mut high = vec![EXPIRY];
+        high.extend_from_slice(&((expired as u64) ^ (1 << 63)).to_be_bytes());
+        let due = store.range(&low, &high).map_err(|e| e.to_string())?;
+        for (entry, _) in due {
+            store.delete(&entry[1 + 8..]);
+            store.delete(&entry);
+        }
+        Ok(())
     }
 
     /// EMIT FINAL: emits the held-back results of windows that closed.

@@ -27,6 +27,10 @@ use tokio::sync::Mutex;
 
 type Result<T, E = EngineError> = std::result::Result<T, E>;
 
+/// Kafka Streams' `windowstore.changelog.additional.retention.ms`: how much longer than its
+/// windows a windowed changelog keeps records.
+const WINDOW_CHANGELOG_EXTRA_RETENTION_MS: i64 = 24 * 60 * 60 * 1000;
+
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
     pub kafka: KafkaSettings,
@@ -161,6 +165,8 @@ pub struct QuerySummary {
     pub state: String,
     /// Why it is in ERROR, when it is.
     pub error: Option<crate::runtime::QueryFailure>,
+    /// Input records it read away from their key's partition (see `runtime::placement`).
+    pub misplaced: u64,
 }
 
 pub struct Engine {
@@ -234,6 +240,7 @@ impl EngineState {
                 QueryStatus::Error(failure) => Some(failure),
                 _ => None,
             },
+            misplaced: q.handle.health().map_or(0, |h| h.misplaced()),
         }
     }
 
@@ -1020,13 +1027,23 @@ impl Session {
                     .await?;
             }
             let changelog = format!("{group_id}-Aggregate-Aggregate-Materialize-changelog");
+            // A windowed changelog also forgets what is older than its windows' retention
+            // (plus Kafka Streams' extra day), besides compacting.
+            let retention = crate::aggregation::window_retention(plan).map(|r| {
+                r.saturating_add(WINDOW_CHANGELOG_EXTRA_RETENTION_MS)
+                    .to_string()
+            });
+            let config: Vec<(&str, &str)> = match &retention {
+                Some(ms) => vec![("cleanup.policy", "compact,delete"), ("retention.ms", ms)],
+                None => vec![("cleanup.policy", "compact")],
+            };
             engine
                 .backend
                 .create_internal_topic(
                     &changelog,
                     source_partitions,
                     self.internal_replicas(),
-                    &[("cleanup.policy", "compact")],
+                    &config,
                 )
                 .await?;
         }

@@ -45,7 +45,7 @@ pub fn listing(statement_text: &str, listing: &Listing) -> Value {
                     "type": match d.kind { SourceKind::Stream => "STREAM", SourceKind::Table => "TABLE" },
                     "timestamp": d.timestamp_column.clone().unwrap_or_default(),
                     "statistics": "",
-                    "errorStats": "",
+                    "errorStats": error_stats(d),
                     "extended": d.extended,
                     "keyFormat": d.summary.key_format,
                     "valueFormat": d.summary.value_format,
@@ -170,6 +170,16 @@ pub fn listing(statement_text: &str, listing: &Listing) -> Value {
             })
         }
     }
+}
+
+/// DESCRIBE EXTENDED's error figures, in ksqlDB's `name: value` layout: records the
+/// source's readers found away from their key's partition.
+fn error_stats(d: &brook_engine::SourceDescription) -> String {
+    let misplaced: u64 = d.read_queries.iter().map(|q| q.misplaced).sum();
+    if misplaced == 0 {
+        return String::new();
+    }
+    format!("misplaced-records: {misplaced:>10}")
 }
 
 /// A query's failure as ksqlDB's `QueryError` shows it.

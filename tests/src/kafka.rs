@@ -205,6 +205,30 @@ impl Broker {
         producer.flush(Duration::from_secs(60)).expect("flush");
     }
 
+    /// Produces `(partition, key, value)` records to the partitions named, whatever their
+    /// keys: a topic written by a producer that does not place keys as Kafka's Java
+    /// clients do.
+    pub fn produce_to_partitions(&self, topic: &str, records: &[(i32, Vec<u8>, Vec<u8>)]) {
+        let producer: ThreadedProducer<DefaultProducerContext> =
+            self.config().create().expect("producer");
+        for (partition, key, value) in records {
+            let mut r: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic)
+                .partition(*partition)
+                .key(key.as_slice())
+                .payload(value.as_slice());
+            loop {
+                match producer.send(r) {
+                    Ok(()) => break,
+                    Err((_, back)) => {
+                        r = back;
+                        producer.poll(Duration::from_millis(50));
+                    }
+                }
+            }
+        }
+        producer.flush(Duration::from_secs(60)).expect("flush");
+    }
+
     /// Reads `topic` from the start until `expected` records arrived or `timeout` passed;
     /// returns what it read, in partition then offset order.
     pub fn read_topic(&self, topic: &str, expected: usize, timeout: Duration) -> Vec<Record> {

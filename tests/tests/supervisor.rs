@@ -188,3 +188,92 @@ fn query_endpoints_run_queries_only() {
     assert!(names.contains(&"KEPT"), "{listed}");
     assert_eq!(b.partitions(&input), Some(1), "the topic is still there");
 }
+
+/// A table written with a partitioner that is not Kafka's default: the join counts the
+/// records away from their key's partition, says so once with the fix, and DESCRIBE
+/// EXTENDED shows the count.
+#[test]
+fn a_join_counts_records_away_from_their_key_partition() {
+    let b = broker();
+    let users = unique("rr_users");
+    let trades = unique("rr_trades");
+    b.create_topic(&users, 4);
+    b.create_topic(&trades, 4);
+    // Round robin, as a producer without the Java partitioner might write them.
+    let rows: Vec<(i32, Vec<u8>, Vec<u8>)> = (0..100)
+        .map(|u| {
+            (
+                u % 4,
+                format!("u{u}").into_bytes(),
+                json!({"name": format!("n{u}")}).to_string().into_bytes(),
+            )
+        })
+        .collect();
+    let misplaced = rows
+        .iter()
+        .filter(|(p, key, _)| brook_tests::murmur2_partition(key, 4) != *p)
+        .count();
+    assert!(misplaced > 0);
+    b.produce_to_partitions(&users, &rows);
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let state = std::env::temp_dir().join(unique("brook-state"));
+    let server = BrookRun::serve(
+        "misplaced",
+        &b.bootstrap,
+        &listen,
+        &unique("svc"),
+        &state.display().to_string(),
+    );
+    let http = Http::new(port);
+    let output = unique("rr_enriched");
+    let (status, answer) = http.ksql(&format!(
+        "SET 'auto.offset.reset' = 'earliest';
+         CREATE TABLE users (id STRING PRIMARY KEY, name STRING) WITH (kafka_topic = '{users}', value_format = 'JSON');
+         CREATE STREAM trades (user_id STRING KEY, amount BIGINT) WITH (kafka_topic = '{trades}', value_format = 'JSON');
+         CREATE STREAM enriched WITH (kafka_topic = '{output}') AS
+           SELECT t.user_id AS user_id, t.amount AS amount, u.name AS name
+           FROM trades t LEFT JOIN users u ON t.user_id = u.id;"
+    ));
+    assert_eq!(status, 200, "{answer}");
+    let base = recent_timestamp();
+    let feed: Vec<_> = (0..100)
+        .map(|u| {
+            (
+                Some(format!("u{u}").into_bytes()),
+                Some(json!({"amount": u}).to_string().into_bytes()),
+                base + u,
+            )
+        })
+        .collect();
+    b.produce(&trades, &feed);
+    assert_eq!(
+        b.read_topic(&output, 100, Duration::from_secs(60)).len(),
+        100
+    );
+    let stats = wait_for(Duration::from_secs(30), || {
+        let (_, described) = http.ksql("DESCRIBE trades EXTENDED;");
+        let stats = described[0]["sourceDescription"]["errorStats"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        stats
+            .contains(&format!("misplaced-records: {misplaced:>10}"))
+            .then_some(stats)
+    });
+    assert!(
+        stats.is_some(),
+        "DESCRIBE EXTENDED does not count {misplaced} misplaced records; stderr:\n{}",
+        server.stderr()
+    );
+    let warnings = server
+        .stderr()
+        .matches("partitioner=murmur2_random")
+        .count();
+    assert_eq!(
+        warnings,
+        1,
+        "the fix is said once; stderr:\n{}",
+        server.stderr()
+    );
+}

@@ -8,6 +8,7 @@ mod commit;
 pub mod driver;
 mod merge;
 mod persistent;
+mod placement;
 mod purge;
 mod rebalance;
 mod record_cache;

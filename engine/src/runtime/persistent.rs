@@ -4,6 +4,7 @@
 
 use super::commit::{next_offsets, Guarantee, TaskProducer};
 use super::merge::Merger;
+use super::placement::Placement;
 use super::purge::Purger;
 use super::rebalance::RebalanceContext;
 use super::records::{next_batch_within, produce_all};
@@ -82,6 +83,8 @@ struct Runner {
     forwards: Vec<Forward>,
     /// Deletes what the query has committed past in its repartition topics.
     purger: Purger,
+    /// Counts input records that are not where their keys belong, for stateful tasks.
+    placement: Option<Placement>,
 }
 
 /// A join input read from its source topic and written to its repartition topic, keyed
@@ -173,6 +176,21 @@ fn join_forwards(
         join.read_repartitioned(f.topic.clone(), f.input);
     }
     Ok(forwards)
+}
+
+/// The topics whose records a query's tasks take as placed by their keys: the inputs of a
+/// join and of an aggregation by its source's key, when unwindowed (a windowed topic's key
+/// holds its window too).
+fn placed_topics(operators: &Operators) -> Vec<String> {
+    match operators {
+        Operators::Join(j) if j.plan.inputs.iter().all(|i| i.pre.source.window.is_none()) => {
+            j.topics()
+        }
+        Operators::Aggregate(a) if !a.needs_repartition() && a.plan.pre.source.window.is_none() => {
+            vec![a.plan.pre.source.topic.clone()]
+        }
+        _ => vec![],
+    }
 }
 
 /// Whether this process has read everything `topic`'s `partition` holds now (a partition
@@ -354,8 +372,21 @@ impl Runner {
             .chain(forwards.iter().map(|f| f.topic.clone()))
             .collect();
         let purger = Purger::new(settings, moved_through, properties);
+        let placement = {
+            let mut partitions = BTreeMap::new();
+            for topic in placed_topics(&operators) {
+                let count =
+                    super::records::partitions_of(&consumer, &topic, Duration::from_secs(30))
+                        .map_err(TaskError::retriable)?
+                        .len() as i32;
+                partitions.insert(topic, count);
+            }
+            (!partitions.is_empty())
+                .then(|| Placement::new(&spec.id, partitions, health.misplaced_counter()))
+        };
         Ok(Runner {
             purger,
+            placement,
             id: spec.id.clone(),
             sink: SinkWriter::new(operators.projection(), &spec.sink, &spec.formats),
             source_states: (repartition.is_some()
@@ -450,6 +481,9 @@ impl Runner {
             let revoked = self.rebalances.take_revoked();
             if !fetched.is_empty() {
                 tokio::task::block_in_place(|| self.producer.begin())?;
+            }
+            if let Some(placement) = &mut self.placement {
+                placement.check(&fetched);
             }
             // Join inputs that move go to their repartition topics; the join reads them
             // back from there.

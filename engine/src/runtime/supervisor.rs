@@ -140,6 +140,8 @@ pub struct QueryHealth {
     retries: AtomicU64,
     /// Restarts after the query was in ERROR.
     restarts: AtomicU64,
+    /// Input records not in the partition Kafka's default partitioner gives their keys.
+    misplaced: Arc<AtomicU64>,
 }
 
 #[derive(Default)]
@@ -168,6 +170,16 @@ impl QueryHealth {
 
     pub fn restarts(&self) -> u64 {
         self.restarts.load(Ordering::Relaxed)
+    }
+
+    /// Input records not where Kafka's default partitioner puts their keys.
+    pub fn misplaced(&self) -> u64 {
+        self.misplaced.load(Ordering::Relaxed)
+    }
+
+    /// What the co-partitioning check counts into.
+    pub fn misplaced_counter(&self) -> Arc<AtomicU64> {
+        self.misplaced.clone()
     }
 
     /// Counts input records whose offsets were committed.
