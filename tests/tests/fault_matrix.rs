@@ -188,6 +188,9 @@ enum Fault<'a> {
     Kills,
     /// The broker stopped for 10 s a third of the way through, then started again.
     BrokerStop(&'a OwnBroker),
+    /// A second process of the service joins a third of the way through, and the first
+    /// stops cleanly at two thirds: partitions and their stores move twice.
+    Rebalance,
 }
 
 /// Runs the case to its end through `fault`, and returns the output as read.
@@ -202,16 +205,20 @@ fn run_with_faults(
     let state = std::env::temp_dir().join(unique("fm_state"));
     let state = state.display().to_string();
     let instance = unique("fm_instance");
-    let args = [
+    let mut args = vec![
         "--bootstrap-servers",
         b.bootstrap.as_str(),
         "--service-id",
         service.as_str(),
-        "--instance-id",
-        instance.as_str(),
         "--state-dir",
         state.as_str(),
     ];
+    // A killed process is replaced at once by one with its instance id (static
+    // membership); processes that share the work leave the group when they stop, so
+    // theirs are dynamic members.
+    if !matches!(fault, Fault::Rebalance) {
+        args.extend(["--instance-id", instance.as_str()]);
+    }
     let dir = std::env::temp_dir().join(unique("fm_run"));
     std::fs::create_dir_all(&dir).expect("run dir");
     let file = dir.join("statements.sql");
@@ -238,6 +245,28 @@ fn run_with_faults(
                 run.kill9();
                 run = BrookRun::start_file(&dir, &file, &args);
             }
+        }
+        Fault::Rebalance => {
+            reach(&run, 0.3);
+            let state = std::env::temp_dir().join(unique("fm_state_second"));
+            let state = state.display().to_string();
+            let args = [
+                "--bootstrap-servers",
+                b.bootstrap.as_str(),
+                "--service-id",
+                service.as_str(),
+                "--state-dir",
+                state.as_str(),
+            ];
+            let dir = std::env::temp_dir().join(unique("fm_run_second"));
+            std::fs::create_dir_all(&dir).expect("run dir");
+            let joined = BrookRun::start_file(&dir, &file, &args);
+            reach(&joined, 0.66);
+            assert!(
+                run.terminate().success(),
+                "the first process did not stop cleanly"
+            );
+            run = joined;
         }
         Fault::BrokerStop(own) => {
             reach(&run, 0.3);
@@ -409,5 +438,14 @@ fn queries_recover_from_a_broker_restart() {
             Guarantee::ExactlyOnce,
             Fault::BrokerStop(&own),
         );
+    }
+}
+
+/// Exactly once through rebalances: a second process joins mid-stream and the first
+/// leaves; the aggregate's updates are still exactly 1..n per group.
+#[test]
+fn exactly_once_through_a_rebalance() {
+    for kind in [Kind::Stateless, Kind::Aggregate] {
+        check_through(broker(), kind, Guarantee::ExactlyOnce, Fault::Rebalance);
     }
 }

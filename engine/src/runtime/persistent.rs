@@ -349,6 +349,11 @@ impl Runner {
         let mut config =
             settings.consumer_config(group_id, properties, spec.instance_id.as_deref());
         config.set("isolation.level", guarantee.isolation_level());
+        if matches!(operators, Operators::Join(_)) {
+            // The same partition of every input goes to the same member only with the
+            // range assignor: the join's co-partitioning must not hang on a default.
+            config.set("partition.assignment.strategy", "range");
+        }
         let consumer: StreamConsumer<RebalanceContext> = config
             .create_with_context(rebalances.clone())
             .map_err(|e| TaskError::fatal(format!("cannot create a consumer: {e}")))?;
@@ -474,7 +479,14 @@ impl Runner {
                 .as_ref()
                 .is_some_and(Merger::holding)
                 .then_some(Duration::from_millis(100));
-            let Some(fetched) = next_batch_within(&self.consumer, &mut stop, MAX_BATCH, wait).await
+            let Some(fetched) = next_batch_within(
+                &self.consumer,
+                &mut stop,
+                MAX_BATCH,
+                wait,
+                Some(&self.rebalances),
+            )
+            .await
             else {
                 break;
             };

@@ -16,18 +16,22 @@ pub(crate) async fn next_batch<C: ConsumerContext + 'static>(
     stop: &mut watch::Receiver<bool>,
     max: usize,
 ) -> Option<Vec<InputRecord>> {
-    next_batch_within(consumer, stop, max, None).await
+    next_batch_within(consumer, stop, max, None, None).await
 }
 
 /// As `next_batch`, but gives up waiting for a first record after `wait` (returning an
-/// empty batch).
+/// empty batch). With `rebalances`, records of partitions revoked while the batch was
+/// gathered are left out when they came before the revocation.
 pub(super) async fn next_batch_within<C: ConsumerContext + 'static>(
     consumer: &StreamConsumer<C>,
     stop: &mut watch::Receiver<bool>,
     max: usize,
     wait: Option<Duration>,
+    rebalances: Option<&super::rebalance::RebalanceContext>,
 ) -> Option<Vec<InputRecord>> {
     let mut batch = Vec::new();
+    // The revocations seen, set when the first record comes.
+    let mut revocations: Option<u64>;
     let deadline = wait.map(|w| tokio::time::Instant::now() + w);
     loop {
         if *stop.borrow() {
@@ -45,6 +49,8 @@ pub(super) async fn next_batch_within<C: ConsumerContext + 'static>(
             message = consumer.recv() => match message {
                 Ok(m) => {
                     batch.push(owned(&m));
+                    // It came after any revocation served while it was awaited.
+                    revocations = rebalances.map(|r| r.revocations());
                     break;
                 }
                 Err(e) => {
@@ -56,11 +62,45 @@ pub(super) async fn next_batch_within<C: ConsumerContext + 'static>(
     }
     while batch.len() < max {
         match tokio::time::timeout(Duration::ZERO, consumer.recv()).await {
-            Ok(Ok(m)) => batch.push(owned(&m)),
+            Ok(Ok(m)) => {
+                // A revocation is served inside `recv`, before the message it returns.
+                let before = batch.len();
+                drop_revoked(rebalances, &mut revocations, &mut batch, before);
+                batch.push(owned(&m));
+            }
             _ => break,
         }
     }
+    let all = batch.len();
+    drop_revoked(rebalances, &mut revocations, &mut batch, all);
     Some(batch)
+}
+
+/// Leaves out the records among the first `before` of `batch` whose partitions were
+/// revoked since the `seen`-th revocation (which it moves to the latest).
+fn drop_revoked(
+    rebalances: Option<&super::rebalance::RebalanceContext>,
+    seen: &mut Option<u64>,
+    batch: &mut Vec<InputRecord>,
+    before: usize,
+) {
+    let (Some(r), Some(seen)) = (rebalances, seen.as_mut()) else {
+        return;
+    };
+    let now = r.revocations();
+    if now == *seen {
+        return;
+    }
+    let revoked = r.revoked_after(*seen);
+    *seen = now;
+    let mut i = 0;
+    batch.retain(|rec| {
+        i += 1;
+        i > before
+            || !revoked
+                .iter()
+                .any(|(t, p)| *t == rec.topic && *p == rec.partition)
+    });
 }
 
 fn owned(m: &rdkafka::message::BorrowedMessage<'_>) -> InputRecord {
