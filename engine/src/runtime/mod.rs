@@ -15,6 +15,7 @@ mod record_cache;
 mod records;
 mod supervisor;
 mod task_state;
+mod workers;
 
 pub use commit::{process_id, Guarantee};
 pub use persistent::{

@@ -291,7 +291,8 @@ impl PersistentQuery {
                 }
             }
         };
-        let handle = tokio::spawn(supervise(
+        let workers = super::workers::workers(&spec.properties)?;
+        let handle = workers.spawn(supervise(
             spec.id.clone(),
             policy,
             health.clone(),
