@@ -191,16 +191,7 @@ impl Broker {
             if let Some(v) = value {
                 r = r.payload(v.as_slice());
             }
-            let mut r = r;
-            loop {
-                match producer.send(r) {
-                    Ok(()) => break,
-                    Err((_, back)) => {
-                        r = back;
-                        producer.poll(Duration::from_millis(50));
-                    }
-                }
-            }
+            send_waiting(&producer, r);
         }
         producer.flush(Duration::from_secs(60)).expect("flush");
     }
@@ -212,19 +203,11 @@ impl Broker {
         let producer: ThreadedProducer<DefaultProducerContext> =
             self.config().create().expect("producer");
         for (partition, key, value) in records {
-            let mut r: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic)
+            let r: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic)
                 .partition(*partition)
                 .key(key.as_slice())
                 .payload(value.as_slice());
-            loop {
-                match producer.send(r) {
-                    Ok(()) => break,
-                    Err((_, back)) => {
-                        r = back;
-                        producer.poll(Duration::from_millis(50));
-                    }
-                }
-            }
+            send_waiting(&producer, r);
         }
         producer.flush(Duration::from_secs(60)).expect("flush");
     }
@@ -295,6 +278,22 @@ impl Broker {
         }
         out.sort_by_key(|r| (r.partition, r.offset));
         out
+    }
+}
+
+/// Sends a record, waiting while the producer's queue is full.
+fn send_waiting(
+    producer: &ThreadedProducer<DefaultProducerContext>,
+    mut record: BaseRecord<'_, [u8], [u8]>,
+) {
+    loop {
+        match producer.send(record) {
+            Ok(()) => return,
+            Err((_, back)) => {
+                record = back;
+                producer.poll(Duration::from_millis(50));
+            }
+        }
     }
 }
 

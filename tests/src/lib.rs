@@ -29,11 +29,15 @@ pub fn unique(prefix: &str) -> String {
 /// A record timestamp an hour ago: old enough to be in the past, young enough that no
 /// broker's retention removes it while a test runs.
 pub fn recent_timestamp() -> i64 {
-    let now = std::time::SystemTime::now()
+    now_millis() - 3_600_000
+}
+
+/// The wall-clock time in milliseconds since the epoch.
+pub fn now_millis() -> i64 {
+    std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
-        .unwrap_or(0);
-    now - 3_600_000
+        .unwrap_or(0)
 }
 
 /// Polls `check` until it returns `Some` or `timeout` passes.

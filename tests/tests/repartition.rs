@@ -15,11 +15,7 @@ fn old_event_times_pass_through_the_repartition_topic() {
     // The input and output keep everything; the repartition topic is Brook's to create.
     b.create_topic_with(&input, 2, &[("retention.ms", "-1")]);
     b.create_topic_with(&output, 2, &[("retention.ms", "-1")]);
-    let month_ago = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-        - 30 * 24 * 3_600_000;
+    let month_ago = brook_tests::now_millis() - 30 * 24 * 3_600_000;
     const TOTAL: i64 = 2_000;
     let records: Vec<_> = (0..TOTAL)
         .map(|i| {

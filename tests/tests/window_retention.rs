@@ -20,10 +20,7 @@ fn windows_past_their_retention_leave_the_store_and_the_changelog() {
     let output = unique("HOURLY");
     b.create_topic_with(&input, 2, &[("retention.ms", "-1")]);
     b.create_topic_with(&output, 2, &[("retention.ms", "-1")]);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0);
+    let now = brook_tests::now_millis();
     let hour = 3_600_000;
     // Three days of readings ending an hour ago, aligned to the hour.
     let start = (now - DAYS * 24 * hour) / hour * hour - hour;
