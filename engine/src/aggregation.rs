@@ -551,6 +551,15 @@ impl Aggregation {
     ) -> Result<(), String> {
         let prefix = prefixed(AGGREGATES, key);
         let (low, high) = window_range(&prefix, i64::MIN, rowtime.saturating_add(gap));
+        // A key's sessions never overlap: by start they are also by end. Read back from
+        // the last that starts in reach, and stop at the first that ends out of reach, so
+        // the cost does not grow with the key's history.
+        let reach = rowtime.saturating_sub(gap).max(close);
+        let candidates = store
+            .range_back(&low, &high, |store_key, _| {
+                WindowKey::of(store_key).is_some_and(|(_, w)| w.end >= reach)
+            })
+            .map_err(|e| e.to_string())?;
         let mut merged = WindowKey {
             start: rowtime,
             end: rowtime,
@@ -559,14 +568,11 @@ impl Aggregation {
         let mut absorbed = Vec::new();
         // A merged session's time is the latest of its records'.
         let mut latest = rowtime;
-        for (store_key, bytes) in store.range(&low, &high).map_err(|e| e.to_string())? {
+        // Oldest first, as the merge order was.
+        for (store_key, bytes) in candidates.into_iter().rev() {
             let Some((_, w)) = WindowKey::of(&store_key) else {
                 continue;
             };
-            // Sessions that closed are gone (expired), and others too far away stay apart.
-            if w.end < rowtime.saturating_sub(gap) || w.end < close {
-                continue;
-            }
             let stored: Stored = decode(&bytes)?;
             states = self
                 .plan

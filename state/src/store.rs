@@ -9,6 +9,9 @@ pub struct StateError(pub String);
 
 type Result<T> = std::result::Result<T, StateError>;
 
+/// A key and its value.
+type Entry = (Vec<u8>, Vec<u8>);
+
 /// Where the changelog offset of a RocksDB store is kept, apart from the data.
 const META: &str = "brook-meta";
 const CHANGELOG_OFFSET: &[u8] = b"changelog-offset";
@@ -102,6 +105,73 @@ impl Store {
         Ok(merged.into_iter().collect())
     }
 
+    /// The entries with keys in `[from, to)`, from the last backwards, for as long as
+    /// `more` says to go on with the entry at hand (the one it refuses is left out): a
+    /// lookup near the end of a range reads only what it needs.
+    pub fn range_back(
+        &self,
+        from: &[u8],
+        to: &[u8],
+        mut more: impl FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let mut stored: Box<dyn Iterator<Item = Result<Entry>> + '_> = match &self.backend {
+            Backend::Memory { data, .. } => Box::new(
+                data.range(from.to_vec()..to.to_vec())
+                    .rev()
+                    .map(|(k, v)| Ok((k.clone(), v.clone()))),
+            ),
+            Backend::Rocks(db) => {
+                let mut options = rocksdb::ReadOptions::default();
+                options.set_iterate_lower_bound(from.to_vec());
+                options.set_iterate_upper_bound(to.to_vec());
+                Box::new(
+                    db.iterator_opt(rocksdb::IteratorMode::End, options)
+                        .map(|item| {
+                            item.map(|(k, v)| (k.to_vec(), v.to_vec()))
+                                .map_err(rocks_error)
+                        }),
+                )
+            }
+        };
+        let mut pending = self
+            .pending
+            .range(from.to_vec()..to.to_vec())
+            .rev()
+            .peekable();
+        let mut next_stored = stored.next().transpose()?;
+        let mut out = Vec::new();
+        loop {
+            // The greater key of the two comes first; a pending write wins over the store.
+            let take_pending = match (pending.peek(), &next_stored) {
+                (None, None) => break,
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (Some((pk, _)), Some((sk, _))) => pk.as_slice() >= sk.as_slice(),
+            };
+            let (key, value) = if take_pending {
+                let Some((k, v)) = pending.next() else { break };
+                if next_stored.as_ref().is_some_and(|(sk, _)| sk == k) {
+                    next_stored = stored.next().transpose()?;
+                }
+                match v {
+                    Some(v) => (k.clone(), v.clone()),
+                    None => continue,
+                }
+            } else {
+                let Some(entry) = next_stored.take() else {
+                    break;
+                };
+                next_stored = stored.next().transpose()?;
+                entry
+            };
+            if !more(&key, &value) {
+                break;
+            }
+            out.push((key, value));
+        }
+        Ok(out)
+    }
+
     /// The writes since the last flush, in key order: what the changelog must receive.
     pub fn pending(&self) -> impl Iterator<Item = (&[u8], Option<&[u8]>)> {
         self.pending
@@ -167,6 +237,32 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Backwards over stored and pending entries alike, pending writes and deletes
+    /// winning, stopping where asked.
+    #[test]
+    fn ranges_read_backwards_until_told_to_stop() {
+        let dir = std::env::temp_dir().join(format!("brook-store-back-{}", std::process::id()));
+        for mut store in [Store::memory(), Store::open(&dir).unwrap()] {
+            for k in [b"a1", b"a3", b"a5", b"a7"] {
+                store.put(k, b"old");
+            }
+            store.flush(None).unwrap();
+            store.put(b"a3", b"new");
+            store.put(b"a6", b"six");
+            store.delete(b"a5");
+            let all = store.range_back(b"a0", b"a7", |_, _| true).unwrap();
+            let keys: Vec<&[u8]> = all.iter().map(|(k, _)| k.as_slice()).collect();
+            assert_eq!(keys, [&b"a6"[..], b"a3", b"a1"]);
+            assert_eq!(all[1].1, b"new");
+            let some = store
+                .range_back(b"a0", b"a9", |k, _| k > b"a3".as_slice())
+                .unwrap();
+            let keys: Vec<&[u8]> = some.iter().map(|(k, _)| k.as_slice()).collect();
+            assert_eq!(keys, [&b"a7"[..], b"a6"]);
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     fn exercise(mut store: Store) {
         store.put(b"b", b"2");
