@@ -13,15 +13,9 @@ use brook_engine::sink::SinkWriter;
 use std::time::Instant;
 
 fn main() {
-    let args: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
-    let number =
-        |i: usize, default: usize| args.get(i).and_then(|a| a.parse().ok()).unwrap_or(default);
-    let records = number(0, 1_000_000);
-    let keys = number(1, 1_000).max(1);
-    let batch = number(2, 1_000).max(1);
+    let records = plans::argument(0, 1_000_000);
+    let keys = plans::argument(1, 1_000).max(1);
+    let batch = plans::argument(2, 1_000).max(1);
 
     let script = "CREATE STREAM amounts (k STRING KEY, amount BIGINT)
                     WITH (kafka_topic='amounts', value_format='JSON');

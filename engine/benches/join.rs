@@ -14,15 +14,9 @@ use brook_engine::sink::SinkWriter;
 use std::time::Instant;
 
 fn main() {
-    let args: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
-    let number =
-        |i: usize, default: usize| args.get(i).and_then(|a| a.parse().ok()).unwrap_or(default);
-    let trades = number(0, 1_000_000);
-    let users = number(1, 10_000).max(1);
-    let batch = number(2, 1_000).max(1);
+    let trades = plans::argument(0, 1_000_000);
+    let users = plans::argument(1, 10_000).max(1);
+    let batch = plans::argument(2, 1_000).max(1);
 
     let script = "CREATE STREAM trades (user_id STRING KEY, trade_id BIGINT, amount BIGINT)
                     WITH (kafka_topic='trades', value_format='JSON');

@@ -66,14 +66,8 @@ fn cost(past: usize, timed: usize) -> f64 {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
-    let number =
-        |i: usize, default: usize| args.get(i).and_then(|a| a.parse().ok()).unwrap_or(default);
-    let past = number(0, 100_000);
-    let timed = number(1, 2_000).max(1);
+    let past = plans::argument(0, 100_000);
+    let timed = plans::argument(1, 2_000).max(1);
     let small = cost(1_000, timed);
     let large = cost(past, timed);
     println!(

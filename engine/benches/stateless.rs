@@ -13,15 +13,8 @@ use brook_engine::sink::SinkWriter;
 use std::time::Instant;
 
 fn main() {
-    let args: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
-    let records: usize = args
-        .first()
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(1_000_000);
-    let batch: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(1_000);
+    let records = plans::argument(0, 1_000_000);
+    let batch = plans::argument(1, 1_000);
 
     let script =
         "CREATE STREAM orders (k STRING KEY, id BIGINT, amount DOUBLE, name STRING, tier STRING)

@@ -287,12 +287,15 @@ impl Engine {
             .map_err(|e| EngineError::new(format!("cannot create a Kafka producer: {e}")))?;
         let log_topic = format!("{}ksql_processing_log", config.service_id);
         let replicas = crate::kafka::internal_replicas(&config.properties);
-        topics.ensure(&log_topic, 1, replicas).await.map_err(|e| {
-            EngineError::new(format!(
-                "cannot reach Kafka at {}: {e}",
-                config.kafka.bootstrap_servers
-            ))
-        })?;
+        topics
+            .ensure(&log_topic, 1, replicas, &[])
+            .await
+            .map_err(|e| {
+                EngineError::new(format!(
+                    "cannot reach Kafka at {}: {e}",
+                    config.kafka.bootstrap_servers
+                ))
+            })?;
         let log = Arc::new(ProcessingLog::new(log_topic, producer.clone()));
         let state_dir = config.state_dir.join(&config.service_id);
         let process_id = crate::runtime::process_id(&state_dir).map_err(EngineError::new)?;

@@ -1,10 +1,21 @@
-//! The plan a benchmark runs: CREATE STREAM/TABLE statements followed by a
-//! CREATE ... AS SELECT over them.
+//! What every benchmark uses: its plan (CREATE STREAM/TABLE statements followed by a
+//! CREATE ... AS SELECT over them) and its arguments.
 
 use brook_planner::catalog::{Catalog, SourceDef};
 use brook_planner::plan::Dataflow;
 use brook_sql::ast::StatementKind;
 use std::collections::BTreeMap;
+
+/// The bench's `i`-th positional argument as a number, or `default` (cargo's own flags,
+/// such as `--bench`, are left out).
+pub fn argument(i: usize, default: usize) -> usize {
+    std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .nth(i)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(default)
+}
 
 /// Plans `script`'s last statement over the sources the ones before it create.
 pub fn plan(script: &str) -> (Dataflow, SourceDef) {

@@ -70,12 +70,18 @@ impl Topics {
         Ok(topics)
     }
 
-    /// Creates `topic` unless it exists; returns its partition count.
-    pub async fn ensure(&self, topic: &str, partitions: i32, replicas: i32) -> Result<i32, String> {
+    /// Creates `topic` with these settings unless it exists; returns its partition count.
+    pub async fn ensure(
+        &self,
+        topic: &str,
+        partitions: i32,
+        replicas: i32,
+        config: &[(&str, &str)],
+    ) -> Result<i32, String> {
         if let Some(n) = self.partitions(topic).await? {
             return Ok(n);
         }
-        self.create(topic, partitions, replicas, &[]).await?;
+        self.create(topic, partitions, replicas, config).await?;
         Ok(partitions)
     }
 

@@ -150,12 +150,11 @@ impl Backend {
         config: &[(&str, &str)],
     ) -> Result<(), String> {
         match self {
-            Backend::Kafka(k) => {
-                if k.topics.partitions(topic).await?.is_some() {
-                    return Ok(());
-                }
-                k.topics.create(topic, partitions, replicas, config).await
-            }
+            Backend::Kafka(k) => k
+                .topics
+                .ensure(topic, partitions, replicas, config)
+                .await
+                .map(|_| ()),
             Backend::Driver(_) => Ok(()),
         }
     }
