@@ -20,6 +20,21 @@ fn records(from: i64, to: i64) -> Vec<brook_tests::Input> {
         .collect()
 }
 
+/// A server of a service of its own on the test broker, and a client of it.
+fn serve(name: &str) -> (BrookRun, Http) {
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let state = std::env::temp_dir().join(unique("brook-state"));
+    let server = BrookRun::serve(
+        name,
+        &broker().bootstrap,
+        &listen,
+        &unique("svc"),
+        &state.display().to_string(),
+    );
+    (server, Http::new(port))
+}
+
 /// The query writing `sink`, as SHOW QUERIES lists it.
 fn query_of(http: &Http, sink: &str) -> Option<Value> {
     let (_, answer) = http.ksql("SHOW QUERIES;");
@@ -37,18 +52,7 @@ fn a_query_whose_sink_is_deleted_fails_visibly_while_another_runs() {
     let (left_out, right_out) = (unique("left_out"), unique("right_out"));
     b.create_topic(&left_in, 1);
     b.create_topic(&right_in, 1);
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
-    let service = unique("svc");
-    let state = std::env::temp_dir().join(unique("brook-state"));
-    let server = BrookRun::serve(
-        "sink-deleted",
-        &b.bootstrap,
-        &listen,
-        &service,
-        &state.display().to_string(),
-    );
-    let http = Http::new(port);
+    let (server, http) = serve("sink-deleted");
     let (status, answer) = http.ksql(&format!(
         "SET 'auto.offset.reset' = 'earliest';
          SET 'ksql.query.retry.backoff.initial.ms' = '60000';
@@ -146,17 +150,7 @@ fn query_endpoints_run_queries_only() {
     let b = broker();
     let input = unique("kept");
     b.create_topic(&input, 1);
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
-    let state = std::env::temp_dir().join(unique("brook-state"));
-    let _server = BrookRun::serve(
-        "query-endpoints",
-        &b.bootstrap,
-        &listen,
-        &unique("svc"),
-        &state.display().to_string(),
-    );
-    let http = Http::new(port);
+    let (_server, http) = serve("query-endpoints");
     let (status, answer) = http.ksql(&format!(
         "CREATE STREAM kept (k STRING KEY, n BIGINT) WITH (kafka_topic = '{input}', value_format = 'JSON');"
     ));
@@ -215,17 +209,7 @@ fn a_join_counts_records_away_from_their_key_partition() {
         .count();
     assert!(misplaced > 0);
     b.produce_to_partitions(&users, &rows);
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
-    let state = std::env::temp_dir().join(unique("brook-state"));
-    let server = BrookRun::serve(
-        "misplaced",
-        &b.bootstrap,
-        &listen,
-        &unique("svc"),
-        &state.display().to_string(),
-    );
-    let http = Http::new(port);
+    let (server, http) = serve("misplaced");
     let output = unique("rr_enriched");
     let (status, answer) = http.ksql(&format!(
         "SET 'auto.offset.reset' = 'earliest';
