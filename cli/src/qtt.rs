@@ -21,6 +21,22 @@ pub struct QttArgs {
     /// Run only the cases whose full name matches this regular expression.
     #[arg(long)]
     filter: Option<String>,
+    /// Run only the cases this file names, one full name per line (`#` starts a comment).
+    #[arg(long)]
+    cases: Option<PathBuf>,
+    /// Where the queries run: the in-process driver, or the Kafka runtime on a real broker
+    /// (`--bootstrap-servers`; each case deletes the topics the one before it left).
+    #[arg(long, value_enum, default_value_t = Backend::Driver)]
+    backend: Backend,
+    /// The broker for `--backend kafka`.
+    #[arg(long)]
+    bootstrap_servers: Option<String>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Backend {
+    Driver,
+    Kafka,
 }
 
 pub fn run(args: QttArgs) -> ExitCode {
@@ -53,11 +69,48 @@ pub fn run(args: QttArgs) -> ExitCode {
     if let Some(f) = &filter {
         cases.retain(|c| f.is_match(&c.name));
     }
+    if let Some(path) = &args.cases {
+        let names = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) => {
+                eprintln!("error: cannot read {}: {e}", path.display());
+                return ExitCode::FAILURE;
+            }
+        };
+        let names: std::collections::BTreeSet<&str> = names
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .collect();
+        cases.retain(|c| names.contains(c.name.as_str()));
+        if cases.len() < names.len() {
+            eprintln!(
+                "error: {} of the {} cases {} names are not in the test files",
+                names.len() - cases.len(),
+                names.len(),
+                path.display()
+            );
+            return ExitCode::FAILURE;
+        }
+    }
+    let kafka = match (args.backend, args.bootstrap_servers) {
+        (Backend::Driver, _) => None,
+        (Backend::Kafka, Some(servers)) => Some(servers),
+        (Backend::Kafka, None) => {
+            eprintln!("error: --backend kafka needs --bootstrap-servers");
+            return ExitCode::FAILURE;
+        }
+    };
+    if kafka.is_some() && args.rest {
+        eprintln!("error: REST cases run on the driver only");
+        return ExitCode::FAILURE;
+    }
     let report = run_cases(
         &cases,
         &Options {
             batch_size: args.batch_size.max(1),
             rest: args.rest,
+            kafka,
         },
     );
     for case in report.cases.iter().filter(|c| c.status == Status::Fail) {

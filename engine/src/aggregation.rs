@@ -104,10 +104,23 @@ pub fn window_retention(plan: &AggregatePlan) -> Option<i64> {
     Some(window.retention.unwrap_or(size + grace(plan)))
 }
 
-/// Where a time window waits for its expiry: its start first, then its store key.
-fn expiry_key(store_key: &[u8], w: WindowKey) -> Vec<u8> {
+/// How long a session is kept after it ends: its RETENTION, but at least until it has
+/// closed (no record within its gap can come in time any more), as Kafka Streams' session
+/// stores keep them.
+fn session_retention(plan: &AggregatePlan) -> Option<i64> {
+    let window = plan.window.as_ref()?;
+    let WindowKind::Session { gap } = window.kind else {
+        return None;
+    };
+    let closed = gap.saturating_add(grace(plan));
+    Some(window.retention.map_or(closed, |r| r.max(closed)))
+}
+
+/// Where a window waits for its expiry: the time its retention counts from (a time
+/// window's start, a session's end) first, then its store key.
+fn expiry_key(store_key: &[u8], from: i64) -> Vec<u8> {
     let mut key = vec![EXPIRY];
-    key.extend_from_slice(&((w.start as u64) ^ (1 << 63)).to_be_bytes());
+    key.extend_from_slice(&((from as u64) ^ (1 << 63)).to_be_bytes());
     key.extend_from_slice(store_key);
     key
 }
@@ -526,7 +539,7 @@ impl Aggregation {
                 }
                 None => {
                     // A new window: it is deleted once past its retention.
-                    store.put(&expiry_key(&store_key, w), &[]);
+                    store.put(&expiry_key(&store_key, w.start), &[]);
                     (self.initial(), rowtime)
                 }
             };
@@ -592,6 +605,7 @@ impl Aggregation {
         }
         for (store_key, w, old_time) in absorbed {
             store.delete(&store_key);
+            store.delete(&expiry_key(&store_key, w.end));
             if self.plan.emit_final {
                 // Never shown: only its place in the queue of windows to emit goes.
                 store.delete(&held_key(&store_key, w));
@@ -608,6 +622,8 @@ impl Aggregation {
         }
         let states = self.add(states, args, sequence)?;
         let store_key = window_key(&prefix, merged);
+        // The session is deleted once past its retention, counted from its end.
+        store.put(&expiry_key(&store_key, merged.end), &[]);
         self.save(
             store,
             &store_key,
@@ -702,11 +718,12 @@ impl Aggregation {
             .collect()
     }
 
-    /// Deletes the time windows that started before the stream time minus their retention
-    /// (Kafka Streams drops them from its window stores likewise): the deletes reach the
-    /// changelog as tombstones, so the store holds only the windows that can still change.
+    /// Deletes the time windows that started before the stream time minus their retention,
+    /// and the sessions that ended before it (Kafka Streams drops them from its window and
+    /// session stores likewise): the deletes reach the changelog as tombstones, so the
+    /// store holds only the windows that can still change or be asked for.
     fn expire(&self, store: &mut Store, stream_time: i64) -> Result<(), String> {
-        let Some(retention) = self.retention() else {
+        let Some(retention) = self.retention().or_else(|| session_retention(&self.plan)) else {
             return Ok(());
         };
         let expired = stream_time.saturating_sub(retention);
@@ -932,5 +949,35 @@ mod tests {
         assert_eq!(a.take_late(), 0);
         let starts: Vec<i64> = out.windows.iter().flatten().map(|w| w.start).collect();
         assert_eq!(starts, vec![0, 30, 20]);
+    }
+
+    #[test]
+    fn closed_sessions_leave_the_store() {
+        let a = aggregation(
+            "CREATE STREAM s (k STRING KEY, v BIGINT) WITH (kafka_topic='t', value_format='JSON');
+             CREATE TABLE c AS SELECT k, COUNT(*) AS n FROM s
+               WINDOW SESSION (10 MILLISECONDS, GRACE PERIOD 5 MILLISECONDS) GROUP BY k;",
+        );
+        let mut store = Store::memory();
+        let mut errors = Vec::new();
+        // A thousand sessions of one key, each of two records 5 ms apart, 100 ms apart.
+        for i in 0..1000 {
+            let t = i * 100;
+            let batch = [record(2 * i, "a", t), record(2 * i + 1, "a", t + 5)];
+            let out = a.process(&batch, &mut store, &mut errors).expect("process");
+            assert!(out.len > 0);
+            store.flush(None).expect("flush");
+        }
+        assert!(errors.is_empty());
+        let held = |prefix: u8| store.range(&[prefix], &[prefix + 1]).expect("range").len();
+        // Sessions close 15 ms after they end: only the last one is still in the store,
+        // with its place in the expiry index.
+        assert_eq!(held(AGGREGATES), 1);
+        assert_eq!(held(EXPIRY), 1);
+        let last = store
+            .range(&[AGGREGATES], &[AGGREGATES + 1])
+            .expect("range");
+        let (_, w) = WindowKey::of(&last[0].0).expect("a session key");
+        assert_eq!((w.start, w.end), (99_900, 99_905));
     }
 }

@@ -30,6 +30,9 @@ const PENDING: u8 = 2;
 const INDEX: u8 = 3;
 /// Stream time and sequence numbers.
 const META: u8 = 4;
+/// Stream-stream buffers by time, so that what is past the join's retention is found
+/// without a scan of every key: side, time, key, sequence.
+const BUFFER_TIME: u8 = 5;
 
 /// The rows joined so far (one per source, absent on an outer join's missing side) and
 /// their time.
@@ -96,6 +99,12 @@ fn store_key(step: usize, kind: u8, parts: &[&[u8]]) -> Vec<u8> {
         out.extend_from_slice(p);
     }
     out
+}
+
+/// How long a stream-stream join keeps a side's records: as long as a record of the
+/// other side, late within the grace period, can still join them.
+fn buffer_retention(within: brook_sql::ast::JoinWithin) -> i64 {
+    within.before + within.after + within.grace.unwrap_or(DEFAULT_GRACE_MS)
 }
 
 /// A length-prefixed key, so that one key's entries are a contiguous range.
@@ -281,7 +290,40 @@ impl Join {
             }
             start = end;
         }
+        self.purge_buffers(store)?;
         self.project(results)
+    }
+
+    /// Deletes the stream-stream buffers' records that no record can join any more: a
+    /// side's records at or before its latest time less the join's retention (the ones
+    /// `stream_side` no longer looks at).
+    fn purge_buffers(&self, store: &mut Store) -> Result<(), String> {
+        for (n, step) in self.plan.steps.iter().enumerate() {
+            let Some(within) = step.within else {
+                continue;
+            };
+            let time = self.times(store, n)?;
+            for side in [LEFT, RIGHT] {
+                let Some(observed) = time.observed[usize::from(side)] else {
+                    continue;
+                };
+                let prefix = store_key(n, BUFFER_TIME, &[&[side]]);
+                let bound = observed.saturating_sub(buffer_retention(within));
+                let end = [prefix.clone(), time_bytes(bound.saturating_add(1)).to_vec()].concat();
+                for (k, _) in store.range(&prefix, &end).map_err(store_err)? {
+                    // The index key holds the buffer key's parts: time, key, sequence.
+                    let rest = &k[prefix.len()..];
+                    if rest.len() < 16 {
+                        return Err("corrupt join state: a short buffer index key".into());
+                    }
+                    let (at, held_seq) = rest.split_at(8);
+                    let (held, seq) = held_seq.split_at(held_seq.len() - 8);
+                    store.delete(&store_key(n, side, &[held, at, seq]));
+                    store.delete(&k);
+                }
+            }
+        }
+        Ok(())
     }
 
     /// A source row goes into the step that joins its source.
@@ -696,7 +738,7 @@ impl Join {
         } else {
             (within.after, within.before)
         };
-        let retention = within.before + within.after + grace;
+        let retention = buffer_retention(within);
         let mut time = self.times(store, n)?;
         let t = joined.ts;
         let stream_time = time.stream_time.map_or(t, |s| s.max(t));
@@ -721,13 +763,11 @@ impl Join {
         let encoded = self.stored(n, &joined, left, &key);
         let (mine, theirs) = if left { (LEFT, RIGHT) } else { (RIGHT, LEFT) };
         if t > observed - retention {
+            let (held, at, seq) = (sized(&encoded), time_bytes(t), sequence.to_be_bytes());
+            store.put(&store_key(n, mine, &[&held, &at, &seq]), &encode(&joined));
             store.put(
-                &store_key(
-                    n,
-                    mine,
-                    &[&sized(&encoded), &time_bytes(t), &sequence.to_be_bytes()],
-                ),
-                &encode(&joined),
+                &store_key(n, BUFFER_TIME, &[&[mine], &at, &held, &seq]),
+                &[],
             );
         }
         let other_observed = time.observed[1 - side].unwrap_or(i64::MIN);
@@ -966,4 +1006,83 @@ fn filter_output(output: Output, keep: &BooleanArray) -> Result<Output, String> 
         windows: vec![],
         len: keep.true_count(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use brook_planner::catalog::Catalog;
+    use brook_planner::plan::Dataflow;
+    use brook_sql::ast::StatementKind;
+
+    fn join(sql: &str) -> Join {
+        let statements =
+            brook_sql::parse_statements(sql, &mut Default::default()).expect("statements");
+        let mut catalog = Catalog::default();
+        for s in &statements[..statements.len() - 1] {
+            let StatementKind::CreateSource(create) = &s.kind else {
+                panic!("CREATE STREAMs first")
+            };
+            let source = catalog.source_from_create(create, &s.text).expect("source");
+            catalog.sources.insert(source.name.clone(), source);
+        }
+        let last = &statements[statements.len() - 1];
+        let StatementKind::CreateAsSelect(csas) = &last.kind else {
+            panic!("a CREATE STREAM AS SELECT last")
+        };
+        let (flow, _) = catalog.plan_create_as(csas, &last.text).expect("plan");
+        let Dataflow::Join(plan) = flow else {
+            panic!("a join")
+        };
+        Join::new(plan, &FormatContext::default())
+    }
+
+    fn record(topic: &str, offset: i64, key: &str, timestamp: i64) -> InputRecord {
+        InputRecord {
+            headers: vec![],
+            topic: topic.into(),
+            partition: 0,
+            offset,
+            timestamp,
+            key: Some(key.as_bytes().to_vec()),
+            value: Some(format!("{{\"V\": {offset}}}").into_bytes()),
+        }
+    }
+
+    /// Buffer records of one side (kind LEFT or RIGHT) of step 0, and their time index.
+    fn buffered(store: &Store) -> (usize, usize) {
+        let all = store.range(&[], &[0xff; 4]).expect("range");
+        let kind = |k: &[u8], kind: u8| k.len() > 2 && k[2] == kind;
+        let buffers = all
+            .iter()
+            .filter(|(k, _)| kind(k, LEFT) || kind(k, RIGHT))
+            .count();
+        let index = all.iter().filter(|(k, _)| kind(k, BUFFER_TIME)).count();
+        (buffers, index)
+    }
+
+    #[test]
+    fn stream_stream_buffers_forget_what_no_record_can_join() {
+        let j = join(
+            "CREATE STREAM l (k STRING KEY, v BIGINT) WITH (kafka_topic='l', value_format='JSON');
+             CREATE STREAM r (k STRING KEY, v BIGINT) WITH (kafka_topic='r', value_format='JSON');
+             CREATE STREAM j AS SELECT l.k, l.v AS lv, r.v AS rv FROM l
+               JOIN r WITHIN 10 MILLISECONDS GRACE PERIOD 5 MILLISECONDS ON l.k = r.k;",
+        );
+        let mut store = Store::memory();
+        let mut errors = Vec::new();
+        let mut joined = 0;
+        // A thousand pairs, 100 ms apart: each left record meets the right one of its time.
+        for i in 0..1000 {
+            let t = i * 100;
+            let batch = [record("l", i, "a", t), record("r", i, "a", t)];
+            let out = j.process(&batch, &mut store, &mut errors).expect("process");
+            joined += out.len;
+            store.flush(None).expect("flush");
+        }
+        assert!(errors.is_empty());
+        assert_eq!(joined, 1000, "every pair joins once");
+        // Retention is 10 + 10 + 5 ms: only the latest pair can still be joined.
+        assert_eq!(buffered(&store), (2, 2));
+    }
 }

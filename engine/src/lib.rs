@@ -13,7 +13,7 @@ pub mod join;
 pub mod kafka;
 mod lambdas;
 pub mod metadata;
-mod partitioner;
+pub mod partitioner;
 pub mod pipeline;
 pub mod processing_log;
 pub mod runtime;

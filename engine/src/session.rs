@@ -10,6 +10,7 @@ use crate::kafka::{EmbeddedBroker, KafkaSettings, Topics};
 use crate::processing_log::ProcessingLog;
 use crate::runtime::backend::{Backend, KafkaBackend, NewQuery, QueryHandle};
 use crate::runtime::driver::Driver;
+use crate::runtime::lag::{group_lag, PartitionLag};
 use crate::runtime::{OutputRecord, QueryStatus};
 use crate::schema_registry::{HttpRegistry, SchemaRegistry};
 use crate::serving::PushQuery;
@@ -23,6 +24,7 @@ use rdkafka::producer::FutureProducer;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::Mutex;
 
 type Result<T, E = EngineError> = std::result::Result<T, E>;
@@ -279,6 +281,19 @@ impl Engine {
 
     /// An engine on Kafka (or the embedded broker the config names).
     pub async fn start(config: EngineConfig) -> Result<Arc<Self>> {
+        let registry = config
+            .schema_registry_url
+            .as_deref()
+            .map(|url| Arc::new(HttpRegistry::new(url)) as Arc<dyn SchemaRegistry>);
+        Self::start_with_registry(config, registry).await
+    }
+
+    /// An engine on Kafka whose schemas live in `registry` rather than at the configured
+    /// URL (the conformance tests keep theirs in memory).
+    pub async fn start_with_registry(
+        config: EngineConfig,
+        registry: Option<Arc<dyn SchemaRegistry>>,
+    ) -> Result<Arc<Self>> {
         let topics = Topics::new(&config.kafka, config.embedded.clone())?;
         let producer: FutureProducer = config
             .kafka
@@ -309,12 +324,7 @@ impl Engine {
             process_id,
             views: Default::default(),
         });
-        let formats = FormatContext {
-            registry: config
-                .schema_registry_url
-                .as_deref()
-                .map(|url| Arc::new(HttpRegistry::new(url)) as Arc<dyn SchemaRegistry>),
-        };
+        let formats = FormatContext { registry };
         Ok(Self::with_backend(config, backend, formats))
     }
 
@@ -367,6 +377,39 @@ impl Engine {
             .values()
             .map(|q| (q.id.clone(), q.handle.status()))
             .collect()
+    }
+
+    /// How far each persistent query's consumer group is behind its inputs, per partition
+    /// (none in the driver, which runs every record to completion as it is written).
+    pub async fn lag(&self) -> Result<Vec<(String, Vec<PartitionLag>)>, String> {
+        let Backend::Kafka(kafka) = &self.backend else {
+            return Ok(vec![]);
+        };
+        let groups: Vec<(String, String, Vec<String>)> = {
+            let state = self.state.lock().await;
+            state
+                .queries
+                .values()
+                .filter_map(|q| match &q.handle {
+                    QueryHandle::Kafka(p) => {
+                        Some((p.id.clone(), p.group_id.clone(), p.inputs.clone()))
+                    }
+                    QueryHandle::Driver => None,
+                })
+                .collect()
+        };
+        let settings = kafka.settings.clone();
+        tokio::task::spawn_blocking(move || {
+            groups
+                .into_iter()
+                .map(|(id, group, topics)| {
+                    group_lag(&settings, &group, &topics, Duration::from_secs(10))
+                        .map(|lag| (id, lag))
+                })
+                .collect()
+        })
+        .await
+        .map_err(|e| format!("cannot read the queries' lag: {e}"))?
     }
 
     pub async fn source(&self, name: &str) -> Option<SourceDef> {

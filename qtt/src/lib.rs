@@ -1,10 +1,11 @@
 //! The conformance runner: loads ksqlDB's query-validation test files, expands each case
 //! over its formats and configs, runs it through a session on the in-process driver and
 //! checks outputs, expected errors and post-conditions. REST cases run through the
-//! REST API of a server on the same driver.
+//! REST API of a server on the same driver; with a broker, cases run on the Kafka runtime.
 
 mod case;
 mod compare;
+mod kafka;
 mod lenient_json;
 pub mod ratchet;
 mod records;

@@ -109,7 +109,7 @@ pub(crate) fn execute(
         pipe_inputs(case, &driver, &sources, engine.formats())?;
     }
     if case.expected_error.is_none() {
-        check_outputs(case, &driver, &sources, engine.formats())?;
+        check_outputs(case, &|t| driver.records(t), &sources, engine.formats())?;
     }
     for (i, query) in queries.iter().enumerate() {
         let body = json!({"ksql": query, "streamsProperties": properties});

@@ -6,7 +6,7 @@ use crate::records::{deserialize, serialize};
 use crate::report::{CaseResult, Report, Status};
 use brook_engine::formats::FormatContext;
 use brook_engine::formats::RecordCodec;
-use brook_engine::runtime::driver::Driver;
+use brook_engine::runtime::driver::{Driver, TopicRecord};
 use brook_engine::runtime::OutputRecord;
 use brook_engine::schema_registry::MemoryRegistry;
 use brook_engine::{Engine, Session, StatementResult};
@@ -23,6 +23,9 @@ pub struct Options {
     pub batch_size: usize,
     /// Run the cases through the REST API of a server (REST test files).
     pub rest: bool,
+    /// Run the cases on the Kafka runtime against the broker at these bootstrap servers,
+    /// rather than on the in-process driver.
+    pub kafka: Option<String>,
 }
 
 impl Default for Options {
@@ -30,6 +33,7 @@ impl Default for Options {
         Self {
             batch_size: 100,
             rest: false,
+            kafka: None,
         }
     }
 }
@@ -38,8 +42,9 @@ const SERVICE_ID: &str = "qtt_";
 
 /// Runs cases one after the other. A case that panics fails; the others still run.
 pub fn run_cases(cases: &[Case], options: &Options) -> Report {
-    // A REST case's server runs on the runtime while the case waits for its answers.
-    let mut builder = if options.rest {
+    // A REST case's server runs on the runtime while the case waits for its answers; the
+    // Kafka runtime's tasks need a runtime with worker threads.
+    let mut builder = if options.rest || options.kafka.is_some() {
         let mut b = tokio::runtime::Builder::new_multi_thread();
         b.worker_threads(2);
         b
@@ -60,7 +65,8 @@ pub fn run_cases(cases: &[Case], options: &Options) -> Report {
     std::panic::set_hook(Box::new(|_| {}));
     let results = cases
         .iter()
-        .map(|c| run_case(&runtime, c, options))
+        .enumerate()
+        .map(|(index, c)| run_case(&runtime, c, index, options))
         .collect();
     std::panic::set_hook(previous_hook);
     Report::new(results)
@@ -75,13 +81,22 @@ fn result(case: &Case, status: Status, reason: String) -> CaseResult {
     }
 }
 
-pub fn run_case(runtime: &tokio::runtime::Runtime, case: &Case, options: &Options) -> CaseResult {
+/// Runs one case; `index` tells it from the other cases of the run (on Kafka, its queries'
+/// consumer groups and internal topics are its own).
+pub fn run_case(
+    runtime: &tokio::runtime::Runtime,
+    case: &Case,
+    index: usize,
+    options: &Options,
+) -> CaseResult {
     if let Some(why) = &case.disabled {
         return result(case, Status::Skip, why.clone());
     }
     let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
         if options.rest {
             crate::rest::execute(runtime, case, options)
+        } else if let Some(bootstrap) = &options.kafka {
+            runtime.block_on(crate::kafka::execute(case, bootstrap, index))
         } else {
             runtime.block_on(execute(case, options))
         }
@@ -104,6 +119,28 @@ async fn execute(case: &Case, options: &Options) -> Result<(), String> {
     let driver = Arc::new(Driver::new(SERVICE_ID, options.batch_size));
     let registry = Arc::new(MemoryRegistry::default());
     let engine = Engine::on_driver(driver.clone(), SERVICE_ID, registry.clone());
+    let mut session = case_session(case, &engine);
+    create_topics(case, &driver);
+    register_schemas(case, &registry);
+    if run_statements(case, &mut session).await? == Statements::FailedAsExpected {
+        return Ok(());
+    }
+    let sources = engine.sources().await;
+    pipe_inputs(case, &driver, &sources, engine.formats())?;
+    let processing_log = driver.records(&format!("{SERVICE_ID}ksql_processing_log"));
+    let outputs = |topic: &str| driver.records(topic);
+    check_results(
+        case,
+        &outputs,
+        &processing_log,
+        &driver.topic_names(),
+        &sources,
+        engine.formats(),
+    )
+}
+
+/// A session with the properties a case runs with.
+pub(crate) fn case_session(case: &Case, engine: &Arc<Engine>) -> Session {
     let mut session = Session::new(engine.clone());
     session
         .properties
@@ -111,9 +148,23 @@ async fn execute(case: &Case, options: &Options) -> Result<(), String> {
     for (k, v) in &case.properties {
         session.properties.insert(k.clone(), v.clone());
     }
-    create_topics(case, &driver);
-    register_schemas(case, &registry);
+    session
+}
 
+/// How a case's statements went, when none failed unexpectedly.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Statements {
+    /// Every statement succeeded: the case goes on with its inputs.
+    Succeeded,
+    /// A statement failed with the error the case expects: the case holds.
+    FailedAsExpected,
+}
+
+/// Executes a case's statements in order, until one fails.
+pub(crate) async fn run_statements(
+    case: &Case,
+    session: &mut Session,
+) -> Result<Statements, String> {
     let mut variables = BTreeMap::new();
     for text in &case.statements {
         let outcome = match brook_sql::parse_statements(text, &mut variables) {
@@ -141,7 +192,9 @@ async fn execute(case: &Case, options: &Options) -> Result<(), String> {
         };
         if let Err(message) = outcome {
             return match &case.expected_exception {
-                Some(expected) if message.contains(expected.as_str()) => Ok(()),
+                Some(expected) if message.contains(expected.as_str()) => {
+                    Ok(Statements::FailedAsExpected)
+                }
                 Some(expected) => Err(format!(
                     "expected error containing {expected:?}, got {message:?}"
                 )),
@@ -149,15 +202,24 @@ async fn execute(case: &Case, options: &Options) -> Result<(), String> {
             };
         }
     }
+    Ok(Statements::Succeeded)
+}
 
-    let sources = engine.sources().await;
-    pipe_inputs(case, &driver, &sources, engine.formats())?;
+/// Checks what the queries wrote once every input was processed: the outputs, the
+/// processing log where the case expects a failure, and the post-conditions.
+pub(crate) fn check_results(
+    case: &Case,
+    outputs: &dyn Fn(&str) -> Vec<TopicRecord>,
+    processing_log: &[TopicRecord],
+    topic_names: &[String],
+    sources: &[SourceDef],
+    engine_formats: &FormatContext,
+) -> Result<(), String> {
     if let Some(expected) = &case.expected_exception {
         // ksqlDB stops a query whose record processing throws ("Exception caught in
         // process"); Brook logs the record to the processing log and goes on. The case
         // holds when the outputs before the failure match and the log has the cause.
-        let logged = driver
-            .records(&format!("{SERVICE_ID}ksql_processing_log"))
+        let logged = processing_log
             .iter()
             .filter_map(|r| r.value.as_deref())
             .any(|v| {
@@ -167,39 +229,44 @@ async fn execute(case: &Case, options: &Options) -> Result<(), String> {
                     .is_some_and(|c| text.contains(c))
             });
         if expected == "Exception caught in process" && logged {
-            check_outputs(case, &driver, &sources, engine.formats())?;
-            return Ok(());
+            return check_outputs(case, outputs, sources, engine_formats);
         }
         return Err(format!(
             "expected error containing {expected:?}, but every statement succeeded"
         ));
     }
     if std::env::var_os("BROOK_QTT_DEBUG").is_some() {
-        for r in driver.records(&format!("{SERVICE_ID}ksql_processing_log")) {
+        for r in processing_log {
             eprintln!(
                 "processing log: {}",
                 String::from_utf8_lossy(r.value.as_deref().unwrap_or_default())
             );
         }
     }
-    check_outputs(case, &driver, &sources, engine.formats())?;
+    check_outputs(case, outputs, sources, engine_formats)?;
     if let Some(post) = &case.post {
-        check_post(post, &driver, &sources)?;
+        check_post(post, topic_names, sources)?;
     }
     Ok(())
 }
 
-/// Topics the test declares or feeds, and those its CREATE statements read, exist first,
-/// as ksqlDB's runner creates them.
-pub(crate) fn create_topics(case: &Case, driver: &Driver) {
+/// Topics the test declares or feeds, and those its CREATE statements read, with their
+/// partition counts: they exist first, as ksqlDB's runner creates them.
+pub(crate) fn case_topics(case: &Case) -> Vec<(String, i32)> {
+    let mut topics: Vec<(String, i32)> = Vec::new();
+    let mut add = |name: &str, partitions: i32| {
+        if !topics.iter().any(|(t, _)| t == name) {
+            topics.push((name.to_string(), partitions.max(1)));
+        }
+    };
     for t in &case.topics {
         if let Some(name) = t["name"].as_str() {
-            driver.create_topic(name, t["partitions"].as_i64().unwrap_or(1) as i32);
+            add(name, t["partitions"].as_i64().unwrap_or(1) as i32);
         }
     }
     for input in &case.inputs {
         if let Some(topic) = input["topic"].as_str() {
-            driver.create_topic(topic, 1);
+            add(topic, 1);
         }
     }
     let mut variables = BTreeMap::new();
@@ -211,11 +278,18 @@ pub(crate) fn create_topics(case: &Case, driver: &Driver) {
             if let StatementKind::CreateSource(c) = &s.kind {
                 if !c.properties.contains_key("PARTITIONS") {
                     if let Some(topic) = c.properties.get("KAFKA_TOPIC") {
-                        driver.create_topic(&topic.as_property_text(), 1);
+                        add(&topic.as_property_text(), 1);
                     }
                 }
             }
         }
+    }
+    topics
+}
+
+pub(crate) fn create_topics(case: &Case, driver: &Driver) {
+    for (topic, partitions) in case_topics(case) {
+        driver.create_topic(&topic, partitions);
     }
 }
 
@@ -268,6 +342,20 @@ pub(crate) fn pipe_inputs(
     sources: &[SourceDef],
     engine_formats: &FormatContext,
 ) -> Result<(), String> {
+    for (topic, records) in input_batches(case, sources, engine_formats)? {
+        driver.produce(&topic, &records);
+    }
+    Ok(())
+}
+
+/// A case's input records, serialized as their sources read them, in runs of consecutive
+/// records of one topic.
+pub(crate) fn input_batches(
+    case: &Case,
+    sources: &[SourceDef],
+    engine_formats: &FormatContext,
+) -> Result<Vec<(String, Vec<OutputRecord>)>, String> {
+    let mut batches = Vec::new();
     let mut pending: Vec<OutputRecord> = Vec::new();
     let mut pending_topic = String::new();
     for input in &case.inputs {
@@ -296,7 +384,7 @@ pub(crate) fn pipe_inputs(
             _ => key,
         };
         if topic != pending_topic && !pending.is_empty() {
-            driver.produce(&pending_topic, &std::mem::take(&mut pending));
+            batches.push((pending_topic.clone(), std::mem::take(&mut pending)));
         }
         pending_topic = topic;
         use base64::Engine as _;
@@ -322,14 +410,14 @@ pub(crate) fn pipe_inputs(
         });
     }
     if !pending.is_empty() {
-        driver.produce(&pending_topic, &pending);
+        batches.push((pending_topic, pending));
     }
-    Ok(())
+    Ok(batches)
 }
 
 pub(crate) fn check_outputs(
     case: &Case,
-    driver: &Driver,
+    outputs: &dyn Fn(&str) -> Vec<TopicRecord>,
     sources: &[SourceDef],
     engine_formats: &FormatContext,
 ) -> Result<(), String> {
@@ -342,7 +430,7 @@ pub(crate) fn check_outputs(
         }
     }
     for (topic, expected) in by_topic {
-        let actual = driver.records(&topic);
+        let actual = outputs(&topic);
         let source = source_of(sources, &topic);
         let codec = source.map(|s| RecordCodec::for_source(s, engine_formats));
         let read = |codec: Option<&brook_engine::formats::ColumnsCodec>,
@@ -424,7 +512,7 @@ pub(crate) fn check_outputs(
     Ok(())
 }
 
-fn check_post(post: &Json, driver: &Driver, sources: &[SourceDef]) -> Result<(), String> {
+fn check_post(post: &Json, topic_names: &[String], sources: &[SourceDef]) -> Result<(), String> {
     for expected in post["sources"].as_array().into_iter().flatten() {
         let name = expected["name"].as_str().unwrap_or_default();
         let Some(source) = sources.iter().find(|s| s.name == name) else {
@@ -489,7 +577,7 @@ fn check_post(post: &Json, driver: &Driver, sources: &[SourceDef]) -> Result<(),
     if let Some(pattern) = post["topics"]["blacklist"].as_str() {
         let re = regex::Regex::new(&format!("^(?:{pattern})$"))
             .map_err(|e| format!("post: bad blacklist: {e}"))?;
-        if let Some(t) = driver.topic_names().iter().find(|t| re.is_match(t)) {
+        if let Some(t) = topic_names.iter().find(|t| re.is_match(t)) {
             return Err(format!("post: topic {t} should not exist"));
         }
     }

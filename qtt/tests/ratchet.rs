@@ -16,6 +16,7 @@ fn no_baseline_case_regresses() {
             &Options {
                 batch_size,
                 rest: false,
+                kafka: None,
             },
         )
     };

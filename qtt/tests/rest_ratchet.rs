@@ -15,6 +15,7 @@ fn no_rest_baseline_case_regresses() {
         &Options {
             batch_size: 100,
             rest: true,
+            kafka: None,
         },
     );
     println!("REST QTT: {}", report.totals());

@@ -83,7 +83,7 @@ pub async fn handle(State(state): State<Arc<crate::AppState>>, body: Bytes) -> R
                 let command_id = command_id(&statement.kind)
                     .unwrap_or_else(|| format!("statement/{sequence}/execute"));
                 if is_command {
-                    state.record_status(&command_id, "SUCCESS", &message);
+                    state.record_status(&command_id, "SUCCESS", &message, query_id.as_deref());
                 }
                 entities.push(json!({
                     "@type": "currentStatus",

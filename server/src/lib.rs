@@ -14,6 +14,7 @@ pub use security::BasicAuth;
 
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use brook_engine::runtime::QueryStatus;
 use brook_engine::serving::PushCloser;
 use brook_engine::Engine;
 use serde_json::json;
@@ -31,7 +32,15 @@ pub struct AppState {
     /// Push queries running for clients, for `/close-query`.
     push_queries: std::sync::Mutex<std::collections::BTreeMap<String, PushCloser>>,
     /// The outcome of each command, by command id, for `/status`.
-    statuses: std::sync::Mutex<std::collections::BTreeMap<String, (String, String)>>,
+    statuses: std::sync::Mutex<std::collections::BTreeMap<String, CommandOutcome>>,
+}
+
+/// How a command went, and the persistent query it started, if any.
+#[derive(Clone)]
+struct CommandOutcome {
+    status: String,
+    message: String,
+    query_id: Option<String>,
 }
 
 impl AppState {
@@ -49,22 +58,56 @@ impl AppState {
         self.push_queries().remove(id);
     }
 
-    fn record_status(&self, command_id: &str, status: &str, message: &str) {
+    fn record_status(&self, command_id: &str, status: &str, message: &str, query_id: Option<&str>) {
         self.statuses
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(
                 command_id.to_string(),
-                (status.to_string(), message.to_string()),
+                CommandOutcome {
+                    status: status.to_string(),
+                    message: message.to_string(),
+                    query_id: query_id.map(str::to_string),
+                },
             );
     }
 
-    fn status(&self, command_id: &str) -> Option<(String, String)> {
-        self.statuses
+    /// Every command's status and message, by command id. A command whose query has
+    /// failed since is in ERROR, with the query's failure: the command did not do what
+    /// it was for.
+    async fn statuses(&self) -> Vec<(String, String, String)> {
+        let recorded: Vec<(String, CommandOutcome)> = self
+            .statuses
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .get(command_id)
-            .cloned()
+            .iter()
+            .map(|(id, o)| (id.clone(), o.clone()))
+            .collect();
+        let queries: std::collections::BTreeMap<String, QueryStatus> =
+            self.engine.queries().await.into_iter().collect();
+        recorded
+            .into_iter()
+            .map(|(id, outcome)| {
+                let failed = outcome
+                    .query_id
+                    .as_ref()
+                    .and_then(|q| match queries.get(q) {
+                        Some(QueryStatus::Error(failure)) => Some((q, failure)),
+                        _ => None,
+                    });
+                match failed {
+                    Some((query, failure)) => (
+                        id,
+                        "ERROR".to_string(),
+                        format!(
+                            "Query {query} failed at {}: {}",
+                            failure.timestamp, failure.message
+                        ),
+                    ),
+                    None => (id, outcome.status, outcome.message),
+                }
+            })
+            .collect()
     }
 
     /// Ends a push query; false if none has this id.
@@ -218,10 +261,11 @@ async fn info(
 async fn statuses(
     axum::extract::State(state): axum::extract::State<Arc<AppState>>,
 ) -> Json<serde_json::Value> {
-    let all = state.statuses.lock().unwrap_or_else(|p| p.into_inner());
-    let statuses: serde_json::Map<String, serde_json::Value> = all
-        .iter()
-        .map(|(id, (status, _))| (id.clone(), json!(status)))
+    let statuses: serde_json::Map<String, serde_json::Value> = state
+        .statuses()
+        .await
+        .into_iter()
+        .map(|(id, status, _)| (id, json!(status)))
         .collect();
     Json(json!({ "commandStatuses": statuses }))
 }
@@ -233,8 +277,13 @@ async fn status(
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
     let id = format!("{kind}/{entity}/{action}");
-    match state.status(&id) {
-        Some((status, message)) => {
+    let found = state
+        .statuses()
+        .await
+        .into_iter()
+        .find(|(c, _, _)| *c == id);
+    match found {
+        Some((_, status, message)) => {
             Json(json!({"status": status, "message": message})).into_response()
         }
         None => errors::generic(errors::NOT_FOUND, format!("Command not found: {id}")),

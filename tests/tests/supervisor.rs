@@ -109,6 +109,30 @@ fn a_query_whose_sink_is_deleted_fails_visibly_while_another_runs() {
     let message = last["errorMessage"].as_str().unwrap_or_default();
     assert!(message.contains(&left_out), "{message}");
     assert!(last["timestamp"].as_i64().unwrap_or(0) > recent_timestamp());
+
+    // The command that started it is in ERROR too, with the query's failure; the other
+    // command still succeeded.
+    let (status, body) = http
+        .get("/status/stream/LEFT_OUT/create")
+        .expect("an answer from /status");
+    assert_eq!(status, 200, "{body}");
+    let command: Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(command["status"], "ERROR", "{command}");
+    let message = command["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains(&id) && message.contains(&left_out),
+        "{message}"
+    );
+    let (_, body) = http.get("/status").expect("an answer from /status");
+    let all: Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(
+        all["commandStatuses"]["stream/LEFT_OUT/create"], "ERROR",
+        "{all}"
+    );
+    assert_eq!(
+        all["commandStatuses"]["stream/RIGHT_OUT/create"], "SUCCESS",
+        "{all}"
+    );
 }
 
 #[test]

@@ -6,6 +6,7 @@
 pub(crate) mod backend;
 mod commit;
 pub mod driver;
+pub mod lag;
 mod merge;
 mod persistent;
 mod placement;

@@ -2,7 +2,7 @@
 //! Offsets are committed only after the broker acknowledged everything the records
 //! produced, so a crash repeats work but never loses it.
 
-use super::commit::{next_offsets, Guarantee, TaskProducer};
+use super::commit::{commit_interval, next_offsets, Acknowledged, Guarantee, TaskProducer};
 use super::merge::Merger;
 use super::placement::Placement;
 use super::purge::Purger;
@@ -16,7 +16,7 @@ use crate::processing_log::ProcessingLog;
 use crate::sink::SinkWriter;
 use brook_planner::catalog::SourceDef;
 use brook_planner::plan::Dataflow;
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::{Offset, TopicPartitionList};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -30,6 +30,9 @@ pub struct PersistentQuery {
     pub sink: String,
     pub source: String,
     pub sql: String,
+    /// The consumer group its tasks form, and the topics they read.
+    pub group_id: String,
+    pub inputs: Vec<String>,
     health: Arc<QueryHealth>,
     stop: watch::Sender<bool>,
     handle: Option<JoinHandle<()>>,
@@ -59,9 +62,15 @@ const MAX_BATCH: usize = 1000;
 /// How long closing a task's clients may take before the supervisor goes on.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Commits that may fail in a row (each logged, its offsets kept for the next) before the
+/// task fails and the supervisor takes over.
+const MAX_COMMIT_FAILURES: u32 = 10;
+
 struct Runner {
     id: String,
     operators: Operators,
+    /// The topics its consumer subscribed to.
+    subscribed: Vec<String>,
     /// The internal topic rows pass through to reach their group's partition, if any.
     repartition: Option<String>,
     /// For a repartitioned table: each source partition's last values of its rows.
@@ -74,6 +83,11 @@ struct Runner {
     consumer: StreamConsumer<RebalanceContext>,
     rebalances: RebalanceContext,
     producer: TaskProducer,
+    /// Processed input offsets waiting for the next commit (at least once).
+    acknowledged: Acknowledged,
+    commit_interval: Duration,
+    last_commit: Instant,
+    commit_failures: u32,
     log: Arc<ProcessingLog>,
     health: Arc<QueryHealth>,
     /// How long a task waits for an input partition that is behind before it goes on
@@ -270,6 +284,7 @@ impl PersistentQuery {
         let health = Arc::new(QueryHealth::default());
         let first = tokio::task::block_in_place(|| Runner::build(&spec, health.clone()))?;
         let source = first.operators.source().name.clone();
+        let inputs = first.subscribed.clone();
         let (stop, stop_rx) = watch::channel(false);
         let mut first = Some(first);
         let spec = Arc::new(spec);
@@ -304,6 +319,8 @@ impl PersistentQuery {
             sink: spec.sink.name.clone(),
             source,
             sql,
+            group_id: spec.group_id.clone(),
+            inputs,
             health,
             stop,
             handle: Some(handle),
@@ -346,15 +363,24 @@ impl Runner {
                 spec.instance_id.as_deref().unwrap_or(&spec.process_id)
             ),
         )?;
-        let rebalances = RebalanceContext::default();
+        let acknowledged = Acknowledged::new(health.clone());
+        let commit_interval = commit_interval(properties).map_err(TaskError::fatal)?;
+        let rebalances = RebalanceContext::new(
+            (guarantee == Guarantee::AtLeastOnce).then(|| acknowledged.clone()),
+        );
         let mut config =
             settings.consumer_config(group_id, properties, spec.instance_id.as_deref());
         config.set("isolation.level", guarantee.isolation_level());
-        if matches!(operators, Operators::Join(_)) {
-            // The same partition of every input goes to the same member only with the
-            // range assignor: the join's co-partitioning must not hang on a default.
-            config.set("partition.assignment.strategy", "range");
-        }
+        // The same partition of every input goes to the same member only with the range
+        // assignor: a join's co-partitioning must not hang on a default. Other tasks
+        // need no such thing and move as few partitions as they can in a rebalance (the
+        // others keep running, their stores open).
+        let assignor = if matches!(operators, Operators::Join(_)) {
+            "range"
+        } else {
+            "cooperative-sticky"
+        };
+        config.set("partition.assignment.strategy", assignor);
         let consumer: StreamConsumer<RebalanceContext> = config
             .create_with_context(rebalances.clone())
             .map_err(|e| TaskError::fatal(format!("cannot create a consumer: {e}")))?;
@@ -367,7 +393,8 @@ impl Runner {
         topics.dedup();
         topics.extend(repartition.clone());
         topics.extend(forwards.iter().map(|f| f.source.clone()));
-        let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
+        let subscribed = topics;
+        let topics: Vec<&str> = subscribed.iter().map(String::as_str).collect();
         consumer.subscribe(&topics).map_err(|e| {
             TaskError::kafka(format!("cannot subscribe to {}", topics.join(", ")), &e)
         })?;
@@ -391,6 +418,7 @@ impl Runner {
                 .then(|| Placement::new(&spec.id, partitions, health.misplaced_counter()))
         };
         Ok(Runner {
+            subscribed,
             purger,
             placement,
             id: spec.id.clone(),
@@ -421,6 +449,10 @@ impl Runner {
             operators,
             consumer,
             producer,
+            acknowledged,
+            commit_interval,
+            last_commit: Instant::now(),
+            commit_failures: 0,
             log: spec.log.clone(),
             health,
             max_idle: Duration::from_millis(
@@ -476,10 +508,20 @@ impl Runner {
         let mut merger = (topics.len() > 1).then(|| Merger::new(topics));
         let mut waiting_since: Option<Instant> = None;
         loop {
-            let wait = merger
+            let holding = merger
                 .as_ref()
                 .is_some_and(Merger::holding)
                 .then_some(Duration::from_millis(100));
+            // Processed offsets are committed on time even when nothing more comes.
+            let commit_due = (!self.acknowledged.is_empty()).then(|| {
+                self.commit_interval
+                    .saturating_sub(self.last_commit.elapsed())
+                    .max(Duration::from_millis(1))
+            });
+            let wait = match (holding, commit_due) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             let Some(fetched) = next_batch_within(
                 &self.consumer,
                 &mut stop,
@@ -634,35 +676,56 @@ impl Runner {
                     );
                 }
             }
-            let mode = if merger.is_some() {
-                CommitMode::Sync
-            } else {
-                CommitMode::Async
-            };
             let done = batch.len() + forwarded.len();
             let offsets = next_offsets(batch.iter().chain(&forwarded))?;
-            let (producer, consumer) = (&mut self.producer, &self.consumer);
-            tokio::task::block_in_place(|| producer.commit(consumer, &offsets, mode))?;
             if exactly_once {
+                let (producer, consumer) = (&mut self.producer, &self.consumer);
+                tokio::task::block_in_place(|| {
+                    producer.commit_transaction_with(consumer, &offsets)
+                })?;
                 self.flush_stores(&sent)?;
-            }
-            self.health.add_committed(done as u64);
-            self.purger.committed(&offsets).await;
-        }
-        // Records held back were not processed: their offsets stay uncommitted; under
-        // exactly-once every processed record's offset is committed with its transaction.
-        if merger.is_some() || self.producer.guarantee() == Guarantee::ExactlyOnce {
-            return Ok(());
-        }
-        // Everything produced so far is acknowledged; make the last offsets durable.
-        if let Ok(position) = self.consumer.position() {
-            if position.count() > 0 {
-                if let Err(e) = self.consumer.commit(&position, CommitMode::Sync) {
-                    tracing::debug!("final commit of query {}: {e}", self.id);
+                self.health.add_committed(done as u64);
+                self.purger.committed(&offsets).await;
+            } else {
+                self.acknowledged.add(&offsets, done as u64);
+                if self.last_commit.elapsed() >= self.commit_interval {
+                    self.commit_acknowledged().await?;
                 }
             }
         }
+        // Every processed record's offset is committed: under exactly-once with its
+        // transaction, at least once now (records held back were not processed).
+        if self.producer.guarantee() == Guarantee::AtLeastOnce {
+            self.commit_acknowledged().await?;
+        }
         Ok(())
+    }
+
+    /// Commits the processed offsets (at least once). A failed commit keeps them for the
+    /// next one; only repeated failures fail the task.
+    async fn commit_acknowledged(&mut self) -> Result<(), TaskError> {
+        self.last_commit = Instant::now();
+        let (acknowledged, consumer) = (&self.acknowledged, &self.consumer);
+        match tokio::task::block_in_place(|| acknowledged.commit(consumer)) {
+            Ok(offsets) => {
+                self.commit_failures = 0;
+                self.purger.committed(&offsets).await;
+                Ok(())
+            }
+            Err(e) => {
+                self.commit_failures += 1;
+                tracing::warn!(
+                    "query {}: {} (attempt {} of {MAX_COMMIT_FAILURES}; kept for the next commit)",
+                    self.id,
+                    e.message,
+                    self.commit_failures
+                );
+                if self.commit_failures >= MAX_COMMIT_FAILURES {
+                    return Err(e);
+                }
+                Ok(())
+            }
+        }
     }
 
     /// Makes the stores' sent changes durable locally, with the changelog offsets reached.
