@@ -18,8 +18,10 @@ use std::time::Duration;
 /// How long transactional calls may take before they count as timed out.
 const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// ksqlDB's default `commit.interval.ms` (Kafka Streams' own is 30 s).
-const DEFAULT_COMMIT_INTERVAL_MS: u64 = 2000;
+/// How often at-least-once tasks commit when nothing is set: after every batch. (ksqlDB's
+/// default is 2 s; deferred commits are not yet safe across a rebalance that fails them,
+/// see the README.)
+const DEFAULT_COMMIT_INTERVAL_MS: u64 = 0;
 
 /// How often at-least-once tasks commit their input offsets: `commit.interval.ms` (or
 /// `ksql.streams.commit.interval.ms`). Exactly-once tasks commit every batch, in its
@@ -354,11 +356,8 @@ mod tests {
     }
 
     #[test]
-    fn the_commit_interval_is_ksqldbs_unless_set() {
-        assert_eq!(
-            commit_interval(&BTreeMap::new()),
-            Ok(Duration::from_millis(2000))
-        );
+    fn the_commit_interval_is_every_batch_unless_set() {
+        assert_eq!(commit_interval(&BTreeMap::new()), Ok(Duration::ZERO));
         let set = BTreeMap::from([("commit.interval.ms".to_string(), "100".to_string())]);
         assert_eq!(commit_interval(&set), Ok(Duration::from_millis(100)));
         let bad = BTreeMap::from([("commit.interval.ms".to_string(), "soon".to_string())]);

@@ -371,16 +371,11 @@ impl Runner {
         let mut config =
             settings.consumer_config(group_id, properties, spec.instance_id.as_deref());
         config.set("isolation.level", guarantee.isolation_level());
-        // The same partition of every input goes to the same member only with the range
-        // assignor: a join's co-partitioning must not hang on a default. Other tasks
-        // need no such thing and move as few partitions as they can in a rebalance (the
-        // others keep running, their stores open).
-        let assignor = if matches!(operators, Operators::Join(_)) {
-            "range"
-        } else {
-            "cooperative-sticky"
-        };
-        config.set("partition.assignment.strategy", assignor);
+        if matches!(operators, Operators::Join(_)) {
+            // The same partition of every input goes to the same member only with the
+            // range assignor: the join's co-partitioning must not hang on a default.
+            config.set("partition.assignment.strategy", "range");
+        }
         let consumer: StreamConsumer<RebalanceContext> = config
             .create_with_context(rebalances.clone())
             .map_err(|e| TaskError::fatal(format!("cannot create a consumer: {e}")))?;
