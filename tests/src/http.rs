@@ -29,12 +29,19 @@ impl Http {
 
     /// (status, body)
     pub fn post(&self, path: &str, body: &str) -> (u16, String) {
-        let mut r = self
-            .agent
-            .post(format!("{}{path}", self.base))
-            .header("Content-Type", "application/json")
-            .send(body)
-            .expect("request");
+        let send = || {
+            self.agent
+                .post(format!("{}{path}", self.base))
+                .header("Content-Type", "application/json")
+                .send(body)
+        };
+        // A pooled connection the server has closed fails on write, before the request
+        // reached it: that one is sent again on a new connection.
+        let mut r = match send() {
+            Err(ureq::Error::Io(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => send(),
+            other => other,
+        }
+        .expect("request");
         let status = r.status().as_u16();
         (status, r.body_mut().read_to_string().expect("body"))
     }
