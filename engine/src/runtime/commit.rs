@@ -6,153 +6,16 @@
 //! the same task; consumers read committed records only, and local stores take a commit's
 //! changes only once its transaction is committed.
 
-use super::supervisor::{QueryHealth, TaskError};
+use super::supervisor::TaskError;
 use crate::kafka::KafkaSettings;
 use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::producer::{FutureProducer, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// How long transactional calls may take before they count as timed out.
 const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// How often at-least-once tasks commit when nothing is set: after every batch. (ksqlDB's
-/// default is 2 s; deferred commits are not yet safe across a rebalance that fails them,
-/// see the README.)
-const DEFAULT_COMMIT_INTERVAL_MS: u64 = 0;
-
-/// How often at-least-once tasks commit their input offsets: `commit.interval.ms` (or
-/// `ksql.streams.commit.interval.ms`). Exactly-once tasks commit every batch, in its
-/// transaction.
-pub fn commit_interval(properties: &BTreeMap<String, String>) -> Result<Duration, String> {
-    let value = properties
-        .get("commit.interval.ms")
-        .or_else(|| properties.get("ksql.streams.commit.interval.ms"));
-    match value {
-        None => Ok(Duration::from_millis(DEFAULT_COMMIT_INTERVAL_MS)),
-        Some(v) => v.trim().parse::<u64>().map(Duration::from_millis).map_err(|_| {
-            format!("Invalid value {v} for configuration commit.interval.ms: Not a number of type LONG")
-        }),
-    }
-}
-
-/// By topic and partition: the next offset to read, and the records up to it.
-type Pending = BTreeMap<(String, i32), (i64, u64)>;
-
-/// Input offsets whose records are fully processed (every output, changelog and
-/// processing-log record acknowledged) and not committed yet, with how many records they
-/// cover. Committed on the commit interval, on a clean stop, and for the partitions a
-/// rebalance takes away before it completes, so their next owner starts after them.
-#[derive(Clone, Default)]
-pub struct Acknowledged {
-    pending: Arc<Mutex<Pending>>,
-    health: Arc<QueryHealth>,
-}
-
-impl Acknowledged {
-    pub fn new(health: Arc<QueryHealth>) -> Self {
-        Self {
-            pending: Default::default(),
-            health,
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Pending> {
-        self.pending.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Adds `offsets` (next offsets to read), which cover `records` records in all (counted
-    /// with the first partition: the count is what the query reports it committed).
-    pub fn add(&self, offsets: &TopicPartitionList, records: u64) {
-        self.put_back(offsets, records);
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.lock().is_empty()
-    }
-
-    /// Takes the pending offsets of the partitions `keep` accepts.
-    fn take(&self, keep: impl Fn(&str, i32) -> bool) -> (TopicPartitionList, u64) {
-        let mut pending = self.lock();
-        let mut tpl = TopicPartitionList::new();
-        let mut records = 0;
-        pending.retain(|(topic, partition), (next, n)| {
-            if !keep(topic, *partition) {
-                return true;
-            }
-            if tpl
-                .add_partition_offset(topic, *partition, Offset::Offset(*next))
-                .is_ok()
-            {
-                records += *n;
-            }
-            false
-        });
-        (tpl, records)
-    }
-
-    /// Adds offsets (those of a failed commit, put back), keeping the furthest of each
-    /// partition.
-    fn put_back(&self, offsets: &TopicPartitionList, records: u64) {
-        let mut pending = self.lock();
-        let mut records = Some(records);
-        for e in offsets.elements() {
-            if let Offset::Offset(next) = e.offset() {
-                let entry = pending
-                    .entry((e.topic().to_string(), e.partition()))
-                    .or_insert((next, 0));
-                entry.0 = entry.0.max(next);
-                entry.1 += records.take().unwrap_or(0);
-            }
-        }
-    }
-
-    /// Commits every pending offset, synchronously. A failure puts them back, to be
-    /// committed with the next commit. Blocking.
-    pub fn commit<X: ConsumerContext, C: Consumer<X>>(
-        &self,
-        consumer: &C,
-    ) -> Result<TopicPartitionList, TaskError> {
-        let (offsets, records) = self.take(|_, _| true);
-        let committed = commit_offsets(consumer, &offsets);
-        match &committed {
-            Ok(()) => self.health.add_committed(records),
-            Err(_) => self.put_back(&offsets, records),
-        }
-        committed.map(|()| offsets)
-    }
-
-    /// Commits the pending offsets of partitions being revoked. They are dropped whatever
-    /// the outcome: a later commit of them would rewind their next owner. Blocking.
-    pub fn commit_revoked<X: ConsumerContext, C: Consumer<X>>(
-        &self,
-        consumer: &C,
-        revoked: impl Fn(&str, i32) -> bool,
-    ) -> Result<(), TaskError> {
-        let (offsets, records) = self.take(revoked);
-        commit_offsets(consumer, &offsets)?;
-        self.health.add_committed(records);
-        Ok(())
-    }
-}
-
-fn commit_offsets<X: ConsumerContext, C: Consumer<X>>(
-    consumer: &C,
-    offsets: &TopicPartitionList,
-) -> Result<(), TaskError> {
-    if offsets.count() == 0 {
-        return Ok(());
-    }
-    // Also moves the position a later commit of it reads.
-    if let Err(e) = consumer.store_offsets(offsets) {
-        tracing::debug!("storing offsets: {e}");
-    }
-    consumer
-        .commit(offsets, CommitMode::Sync)
-        .map_err(|e| TaskError::kafka("cannot commit offsets", &e))
-}
 
 /// What a query promises about its outputs after a failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -241,22 +104,39 @@ impl TaskProducer {
         Ok(())
     }
 
-    /// Commits the open transaction with `offsets` (the next offset to read of each input
-    /// partition) for `consumer`'s group, under exactly-once. Blocking.
-    pub fn commit_transaction_with<C: ConsumerContext>(
+    /// Commits `offsets` (the next offset to read of each input partition) for `consumer`'s
+    /// group: directly, or in the open transaction, which is then committed. Blocking.
+    pub fn commit<C: ConsumerContext>(
         &mut self,
         consumer: &StreamConsumer<C>,
         offsets: &TopicPartitionList,
+        mode: CommitMode,
     ) -> Result<(), TaskError> {
-        if !self.open {
-            return Ok(());
+        match self.guarantee {
+            Guarantee::AtLeastOnce => {
+                if offsets.count() == 0 {
+                    return Ok(());
+                }
+                // Also moves the position the final commit reads.
+                if let Err(e) = consumer.store_offsets(offsets) {
+                    tracing::debug!("storing offsets: {e}");
+                }
+                consumer
+                    .commit(offsets, mode)
+                    .map_err(|e| TaskError::kafka("cannot commit offsets", &e))
+            }
+            Guarantee::ExactlyOnce => {
+                if !self.open {
+                    return Ok(());
+                }
+                let result = self.commit_transaction(consumer, offsets);
+                if result.is_err() {
+                    self.abort();
+                }
+                self.open = false;
+                result
+            }
         }
-        let result = self.commit_transaction(consumer, offsets);
-        if result.is_err() {
-            self.abort();
-        }
-        self.open = false;
-        result
     }
 
     fn commit_transaction<C: ConsumerContext>(
@@ -353,47 +233,6 @@ mod tests {
         );
         let err = Guarantee::from_properties(&props("twice")).unwrap_err();
         assert!(err.contains("processing.guarantee"), "{err}");
-    }
-
-    #[test]
-    fn the_commit_interval_is_every_batch_unless_set() {
-        assert_eq!(commit_interval(&BTreeMap::new()), Ok(Duration::ZERO));
-        let set = BTreeMap::from([("commit.interval.ms".to_string(), "100".to_string())]);
-        assert_eq!(commit_interval(&set), Ok(Duration::from_millis(100)));
-        let bad = BTreeMap::from([("commit.interval.ms".to_string(), "soon".to_string())]);
-        assert!(commit_interval(&bad)
-            .unwrap_err()
-            .contains("commit.interval.ms"));
-    }
-
-    #[test]
-    fn acknowledged_offsets_keep_the_furthest_per_partition() {
-        let acknowledged = Acknowledged::default();
-        let mut first = TopicPartitionList::new();
-        first
-            .add_partition_offset("t", 0, Offset::Offset(5))
-            .unwrap();
-        first
-            .add_partition_offset("t", 1, Offset::Offset(3))
-            .unwrap();
-        acknowledged.add(&first, 8);
-        let mut second = TopicPartitionList::new();
-        second
-            .add_partition_offset("t", 0, Offset::Offset(9))
-            .unwrap();
-        acknowledged.add(&second, 4);
-        let (only_one, records) = acknowledged.take(|_, p| p == 1);
-        assert_eq!(only_one.count(), 1);
-        assert_eq!(records, 0, "counted with the first partition");
-        let (rest, records) = acknowledged.take(|_, _| true);
-        assert_eq!(
-            rest.find_partition("t", 0).map(|e| e.offset()),
-            Some(Offset::Offset(9))
-        );
-        assert_eq!(records, 12);
-        assert!(acknowledged.is_empty());
-        acknowledged.put_back(&rest, 12);
-        assert!(!acknowledged.is_empty());
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! Offsets are committed only after the broker acknowledged everything the records
 //! produced, so a crash repeats work but never loses it.
 
-use super::commit::{commit_interval, next_offsets, Acknowledged, Guarantee, TaskProducer};
+use super::commit::{next_offsets, Guarantee, TaskProducer};
 use super::merge::Merger;
 use super::placement::Placement;
 use super::purge::Purger;
@@ -16,7 +16,7 @@ use crate::processing_log::ProcessingLog;
 use crate::sink::SinkWriter;
 use brook_planner::catalog::SourceDef;
 use brook_planner::plan::Dataflow;
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::{Offset, TopicPartitionList};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -62,10 +62,6 @@ const MAX_BATCH: usize = 1000;
 /// How long closing a task's clients may take before the supervisor goes on.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Commits that may fail in a row (each logged, its offsets kept for the next) before the
-/// task fails and the supervisor takes over.
-const MAX_COMMIT_FAILURES: u32 = 10;
-
 struct Runner {
     id: String,
     operators: Operators,
@@ -83,11 +79,6 @@ struct Runner {
     consumer: StreamConsumer<RebalanceContext>,
     rebalances: RebalanceContext,
     producer: TaskProducer,
-    /// Processed input offsets waiting for the next commit (at least once).
-    acknowledged: Acknowledged,
-    commit_interval: Duration,
-    last_commit: Instant,
-    commit_failures: u32,
     log: Arc<ProcessingLog>,
     health: Arc<QueryHealth>,
     /// How long a task waits for an input partition that is behind before it goes on
@@ -363,11 +354,7 @@ impl Runner {
                 spec.instance_id.as_deref().unwrap_or(&spec.process_id)
             ),
         )?;
-        let acknowledged = Acknowledged::new(health.clone());
-        let commit_interval = commit_interval(properties).map_err(TaskError::fatal)?;
-        let rebalances = RebalanceContext::new(
-            (guarantee == Guarantee::AtLeastOnce).then(|| acknowledged.clone()),
-        );
+        let rebalances = RebalanceContext::default();
         let mut config =
             settings.consumer_config(group_id, properties, spec.instance_id.as_deref());
         config.set("isolation.level", guarantee.isolation_level());
@@ -444,10 +431,6 @@ impl Runner {
             operators,
             consumer,
             producer,
-            acknowledged,
-            commit_interval,
-            last_commit: Instant::now(),
-            commit_failures: 0,
             log: spec.log.clone(),
             health,
             max_idle: Duration::from_millis(
@@ -503,20 +486,10 @@ impl Runner {
         let mut merger = (topics.len() > 1).then(|| Merger::new(topics));
         let mut waiting_since: Option<Instant> = None;
         loop {
-            let holding = merger
+            let wait = merger
                 .as_ref()
                 .is_some_and(Merger::holding)
                 .then_some(Duration::from_millis(100));
-            // Processed offsets are committed on time even when nothing more comes.
-            let commit_due = (!self.acknowledged.is_empty()).then(|| {
-                self.commit_interval
-                    .saturating_sub(self.last_commit.elapsed())
-                    .max(Duration::from_millis(1))
-            });
-            let wait = match (holding, commit_due) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
             let Some(fetched) = next_batch_within(
                 &self.consumer,
                 &mut stop,
@@ -671,56 +644,35 @@ impl Runner {
                     );
                 }
             }
+            let mode = if merger.is_some() {
+                CommitMode::Sync
+            } else {
+                CommitMode::Async
+            };
             let done = batch.len() + forwarded.len();
             let offsets = next_offsets(batch.iter().chain(&forwarded))?;
+            let (producer, consumer) = (&mut self.producer, &self.consumer);
+            tokio::task::block_in_place(|| producer.commit(consumer, &offsets, mode))?;
             if exactly_once {
-                let (producer, consumer) = (&mut self.producer, &self.consumer);
-                tokio::task::block_in_place(|| {
-                    producer.commit_transaction_with(consumer, &offsets)
-                })?;
                 self.flush_stores(&sent)?;
-                self.health.add_committed(done as u64);
-                self.purger.committed(&offsets).await;
-            } else {
-                self.acknowledged.add(&offsets, done as u64);
-                if self.last_commit.elapsed() >= self.commit_interval {
-                    self.commit_acknowledged().await?;
+            }
+            self.health.add_committed(done as u64);
+            self.purger.committed(&offsets).await;
+        }
+        // Records held back were not processed: their offsets stay uncommitted; under
+        // exactly-once every processed record's offset is committed with its transaction.
+        if merger.is_some() || self.producer.guarantee() == Guarantee::ExactlyOnce {
+            return Ok(());
+        }
+        // Everything produced so far is acknowledged; make the last offsets durable.
+        if let Ok(position) = self.consumer.position() {
+            if position.count() > 0 {
+                if let Err(e) = self.consumer.commit(&position, CommitMode::Sync) {
+                    tracing::debug!("final commit of query {}: {e}", self.id);
                 }
             }
-        }
-        // Every processed record's offset is committed: under exactly-once with its
-        // transaction, at least once now (records held back were not processed).
-        if self.producer.guarantee() == Guarantee::AtLeastOnce {
-            self.commit_acknowledged().await?;
         }
         Ok(())
-    }
-
-    /// Commits the processed offsets (at least once). A failed commit keeps them for the
-    /// next one; only repeated failures fail the task.
-    async fn commit_acknowledged(&mut self) -> Result<(), TaskError> {
-        self.last_commit = Instant::now();
-        let (acknowledged, consumer) = (&self.acknowledged, &self.consumer);
-        match tokio::task::block_in_place(|| acknowledged.commit(consumer)) {
-            Ok(offsets) => {
-                self.commit_failures = 0;
-                self.purger.committed(&offsets).await;
-                Ok(())
-            }
-            Err(e) => {
-                self.commit_failures += 1;
-                tracing::warn!(
-                    "query {}: {} (attempt {} of {MAX_COMMIT_FAILURES}; kept for the next commit)",
-                    self.id,
-                    e.message,
-                    self.commit_failures
-                );
-                if self.commit_failures >= MAX_COMMIT_FAILURES {
-                    return Err(e);
-                }
-                Ok(())
-            }
-        }
     }
 
     /// Makes the stores' sent changes durable locally, with the changelog offsets reached.

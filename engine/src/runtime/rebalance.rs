@@ -2,9 +2,7 @@
 //! must be closed, because another process may change their state before they come back,
 //! and reopening a store restores what the changelog gained meanwhile; and records of
 //! theirs fetched before the revocation must not be processed, since their new owner (or
-//! this consumer, once they come back) reads them again from the committed offset. What
-//! was processed of them is committed before the revocation completes, so that their
-//! next owner does not do it again.
+//! this consumer, once they come back) reads them again from the committed offset.
 
 use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance};
 use rdkafka::ClientContext;
@@ -18,19 +16,9 @@ pub struct RebalanceContext {
     /// How many revocations happened: the fetch loop tells by it which records it got
     /// before one (those of the revoked partitions are not to be processed).
     revocations: Arc<AtomicU64>,
-    /// Processed offsets not committed yet (at least once; exactly-once tasks commit each
-    /// batch in its transaction).
-    acknowledged: Option<super::commit::Acknowledged>,
 }
 
 impl RebalanceContext {
-    pub fn new(acknowledged: Option<super::commit::Acknowledged>) -> Self {
-        Self {
-            acknowledged,
-            ..Self::default()
-        }
-    }
-
     /// The partitions revoked since the last call.
     pub fn take_revoked(&self) -> Vec<(String, i32)> {
         std::mem::take(&mut *self.lock())
@@ -60,24 +48,8 @@ impl RebalanceContext {
 impl ClientContext for RebalanceContext {}
 
 impl ConsumerContext for RebalanceContext {
-    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(partitions) = rebalance {
-            // A revocation is served inside the task's fetch, between batches: everything
-            // processed of these partitions is acknowledged by now.
-            if let Some(acknowledged) = &self.acknowledged {
-                let lost = |topic: &str, partition: i32| {
-                    partitions
-                        .elements()
-                        .iter()
-                        .any(|p| p.topic() == topic && p.partition() == partition)
-                };
-                if let Err(e) = acknowledged.commit_revoked(consumer, lost) {
-                    tracing::warn!(
-                        "cannot commit the offsets of revoked partitions (their next owner repeats what was processed since the last commit): {}",
-                        e.message
-                    );
-                }
-            }
             let mut revoked = self.lock();
             let n = self.revocations.fetch_add(1, Ordering::SeqCst) + 1;
             for p in partitions.elements() {
