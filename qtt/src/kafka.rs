@@ -11,11 +11,11 @@ use crate::run::{
 };
 use brook_engine::kafka::{KafkaSettings, Topics};
 use brook_engine::runtime::driver::TopicRecord;
-use brook_engine::runtime::{read_to_end, OutputRecord, QueryStatus};
+use brook_engine::runtime::{future_record, read_to_end, OutputRecord, QueryStatus};
 use brook_engine::schema_registry::{MemoryRegistry, SchemaRegistry};
 use brook_engine::session::EngineConfig;
 use brook_engine::Engine;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureProducer;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -47,11 +47,7 @@ pub(crate) async fn execute(case: &Case, bootstrap: &str, index: usize) -> Resul
     // in any earlier run on the same broker.
     config.service_id = format!("qtt{}x{index}_", std::process::id());
     config.state_dir = state_dir.clone();
-    // Every update reaches the output, as on the driver: the record cache is off; offsets
-    // are committed soon after processing, which is when a case is seen to be done.
-    config
-        .properties
-        .insert("commit.interval.ms".into(), "100".into());
+    // Every update reaches the output, as on the driver: the record cache is off.
     config
         .properties
         .insert("cache.max.bytes.buffering".into(), "0".into());
@@ -154,25 +150,7 @@ async fn produce(
             Some(k) if partitions > 1 => brook_engine::partitioner::partition_for(k, partitions),
             _ => 0,
         };
-        let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic)
-            .partition(partition)
-            .timestamp(r.timestamp);
-        if let Some(k) = &r.key {
-            record = record.key(k.as_slice());
-        }
-        if let Some(v) = &r.value {
-            record = record.payload(v.as_slice());
-        }
-        if !r.headers.is_empty() {
-            let mut headers = rdkafka::message::OwnedHeaders::new();
-            for (key, value) in &r.headers {
-                headers = headers.insert(rdkafka::message::Header {
-                    key,
-                    value: value.as_deref(),
-                });
-            }
-            record = record.headers(headers);
-        }
+        let record = future_record(topic, r).partition(partition);
         let delivery = producer
             .send_result(record)
             .map_err(|(e, _)| format!("cannot produce to {topic}: {e}"))?;

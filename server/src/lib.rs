@@ -43,6 +43,30 @@ struct CommandOutcome {
     query_id: Option<String>,
 }
 
+impl CommandOutcome {
+    /// Its status and message now: a command whose query has failed since is in ERROR,
+    /// with the query's failure, since it no longer does what it was for.
+    fn current(
+        self,
+        queries: &std::collections::BTreeMap<String, QueryStatus>,
+    ) -> (String, String) {
+        let failed = self.query_id.as_ref().and_then(|q| match queries.get(q) {
+            Some(QueryStatus::Error(failure)) => Some((q, failure)),
+            _ => None,
+        });
+        match failed {
+            Some((query, failure)) => (
+                "ERROR".to_string(),
+                format!(
+                    "Query {query} failed at {}: {}",
+                    failure.timestamp, failure.message
+                ),
+            ),
+            None => (self.status, self.message),
+        }
+    }
+}
+
 impl AppState {
     fn push_queries(
         &self,
@@ -72,9 +96,7 @@ impl AppState {
             );
     }
 
-    /// Every command's status and message, by command id. A command whose query has
-    /// failed since is in ERROR, with the query's failure: the command did not do what
-    /// it was for.
+    /// Every command's status and message, by command id.
     async fn statuses(&self) -> Vec<(String, String, String)> {
         let recorded: Vec<(String, CommandOutcome)> = self
             .statuses
@@ -83,31 +105,29 @@ impl AppState {
             .iter()
             .map(|(id, o)| (id.clone(), o.clone()))
             .collect();
-        let queries: std::collections::BTreeMap<String, QueryStatus> =
-            self.engine.queries().await.into_iter().collect();
+        let queries = self.query_statuses().await;
         recorded
             .into_iter()
             .map(|(id, outcome)| {
-                let failed = outcome
-                    .query_id
-                    .as_ref()
-                    .and_then(|q| match queries.get(q) {
-                        Some(QueryStatus::Error(failure)) => Some((q, failure)),
-                        _ => None,
-                    });
-                match failed {
-                    Some((query, failure)) => (
-                        id,
-                        "ERROR".to_string(),
-                        format!(
-                            "Query {query} failed at {}: {}",
-                            failure.timestamp, failure.message
-                        ),
-                    ),
-                    None => (id, outcome.status, outcome.message),
-                }
+                let (status, message) = outcome.current(&queries);
+                (id, status, message)
             })
             .collect()
+    }
+
+    /// One command's status and message, if it ran here.
+    async fn command_status(&self, command_id: &str) -> Option<(String, String)> {
+        let outcome = self
+            .statuses
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(command_id)
+            .cloned()?;
+        Some(outcome.current(&self.query_statuses().await))
+    }
+
+    async fn query_statuses(&self) -> std::collections::BTreeMap<String, QueryStatus> {
+        self.engine.queries().await.into_iter().collect()
     }
 
     /// Ends a push query; false if none has this id.
@@ -277,13 +297,8 @@ async fn status(
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
     let id = format!("{kind}/{entity}/{action}");
-    let found = state
-        .statuses()
-        .await
-        .into_iter()
-        .find(|(c, _, _)| *c == id);
-    match found {
-        Some((_, status, message)) => {
+    match state.command_status(&id).await {
+        Some((status, message)) => {
             Json(json!({"status": status, "message": message})).into_response()
         }
         None => errors::generic(errors::NOT_FOUND, format!("Command not found: {id}")),

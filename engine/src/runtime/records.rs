@@ -124,6 +124,29 @@ fn owned(m: &rdkafka::message::BorrowedMessage<'_>) -> InputRecord {
     }
 }
 
+/// `r` as a record to send to `topic`, where the producer's partitioner places it unless
+/// the caller names a partition.
+pub fn future_record<'a>(topic: &'a str, r: &'a OutputRecord) -> FutureRecord<'a, [u8], [u8]> {
+    let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic).timestamp(r.timestamp);
+    if let Some(k) = &r.key {
+        record = record.key(k.as_slice());
+    }
+    if let Some(v) = &r.value {
+        record = record.payload(v.as_slice());
+    }
+    if !r.headers.is_empty() {
+        let mut headers = rdkafka::message::OwnedHeaders::new();
+        for (key, value) in &r.headers {
+            headers = headers.insert(rdkafka::message::Header {
+                key,
+                value: value.as_deref(),
+            });
+        }
+        record = record.headers(headers);
+    }
+    record
+}
+
 /// An encoded output record.
 #[derive(Debug, Clone)]
 pub struct OutputRecord {
@@ -142,25 +165,7 @@ pub async fn produce_all(
     let mut pending: Vec<DeliveryFuture> = Vec::with_capacity(records.len());
     for r in records {
         loop {
-            let mut record: FutureRecord<'_, [u8], [u8]> =
-                FutureRecord::to(topic).timestamp(r.timestamp);
-            if let Some(k) = &r.key {
-                record = record.key(k.as_slice());
-            }
-            if let Some(v) = &r.value {
-                record = record.payload(v.as_slice());
-            }
-            if !r.headers.is_empty() {
-                let mut headers = rdkafka::message::OwnedHeaders::new();
-                for (key, value) in &r.headers {
-                    headers = headers.insert(rdkafka::message::Header {
-                        key,
-                        value: value.as_deref(),
-                    });
-                }
-                record = record.headers(headers);
-            }
-            match producer.send_result(record) {
+            match producer.send_result(future_record(topic, r)) {
                 Ok(delivery) => {
                     pending.push(delivery);
                     break;
