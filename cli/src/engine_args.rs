@@ -131,7 +131,12 @@ pub async fn start_engine(
     config.instance_id = args.instance_id.clone();
     config.schema_registry_url = args.schema_registry_url.clone();
     config.properties = args.properties.clone();
+    let worker_id = args.instance_id.clone().unwrap_or_else(|| {
+        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into());
+        format!("{host}-{}", std::process::id())
+    });
     let engine = Engine::start(config).await.map_err(|e| e.to_string())?;
+    brook_connectors::Runtime::attach(&engine, worker_id)?;
     Ok((engine, embedded))
 }
 

@@ -124,6 +124,10 @@ pub(crate) async fn run_statements(
             }
             Ok(StatementResult::Listing(listing)) => print_listing(&listing),
             Ok(StatementResult::Warning(message)) => println!("Warning: {message}"),
+            Ok(StatementResult::ConnectorCreated(info)) => {
+                println!("Created connector {}", info.name)
+            }
+            Ok(StatementResult::ConnectorDropped(name)) => println!("Dropped connector \"{name}\""),
             Ok(StatementResult::Rows(push)) => {
                 let finished = tokio::select! {
                     r = print_push_query(push) => r,
@@ -222,6 +226,44 @@ fn print_listing(listing: &brook_engine::Listing) {
             }
         }
         Listing::Function { name, kind } => println!("{name} | {kind}"),
+        Listing::Connectors(connectors) => {
+            for c in connectors {
+                println!(
+                    "{} | {} | {} | {}",
+                    c.name,
+                    c.kind.name(),
+                    c.class,
+                    c.summary()
+                );
+            }
+        }
+        Listing::Connector { status, .. } => {
+            println!(
+                "Name: {} | {} | {}",
+                status.name,
+                status.class,
+                status.summary()
+            );
+            for t in &status.tasks {
+                println!(
+                    " task {} | {} | sent {} | retries {} | dead letters {}{}",
+                    t.id,
+                    t.state.name(),
+                    t.records_sent,
+                    t.retries,
+                    t.dead_letters,
+                    t.trace
+                        .as_deref()
+                        .map(|e| format!(" | {e}"))
+                        .unwrap_or_default()
+                );
+            }
+        }
+        Listing::ConnectorPlugins(plugins) => {
+            for p in plugins {
+                println!("{} | {} | {}", p.class, p.kind.name(), p.version);
+            }
+        }
         Listing::Query(q) => {
             println!("{} | {}", q.id, q.statement);
             println!("{}", q.execution_plan);

@@ -78,6 +78,10 @@ pub enum StatementResult {
     Listing(Listing),
     /// Nothing was done, for a reason the client should see (ksqlDB's warning entity).
     Warning(String),
+    /// `CREATE ... CONNECTOR` started one.
+    ConnectorCreated(crate::connect::ConnectorInfo),
+    /// `DROP CONNECTOR` stopped this one.
+    ConnectorDropped(String),
 }
 
 /// The answer to `SHOW` / `LIST`.
@@ -105,6 +109,15 @@ pub enum Listing {
     Types(Vec<(String, String)>),
     /// `EXPLAIN`.
     Query(Box<QueryDescription>),
+    /// `SHOW [SINK|SOURCE] CONNECTORS`.
+    Connectors(Vec<crate::connect::ConnectorStatus>),
+    /// `DESCRIBE CONNECTOR`, with the streams and tables over the topics it reads or writes.
+    Connector {
+        status: Box<crate::connect::ConnectorStatus>,
+        sources: Vec<SourceSummary>,
+    },
+    /// `SHOW CONNECTOR PLUGINS`.
+    ConnectorPlugins(Vec<crate::connect::ConnectorPlugin>),
 }
 
 /// What EXPLAIN tells of a query (one that runs, or a statement not run: no id).
@@ -173,6 +186,8 @@ pub struct QuerySummary {
 
 pub struct Engine {
     config: EngineConfig,
+    /// The connector runtime, when the process runs one.
+    connectors: std::sync::OnceLock<Arc<dyn crate::connect::Connectors>>,
     backend: Backend,
     formats: FormatContext,
     state: Mutex<EngineState>,
@@ -346,6 +361,7 @@ impl Engine {
     fn with_backend(config: EngineConfig, backend: Backend, formats: FormatContext) -> Arc<Self> {
         Arc::new(Self {
             config,
+            connectors: std::sync::OnceLock::new(),
             backend,
             formats,
             state: Mutex::new(EngineState::default()),
@@ -355,6 +371,24 @@ impl Engine {
 
     pub fn config(&self) -> &EngineConfig {
         &self.config
+    }
+
+    /// Plugs in the connector runtime that connector statements go to (once).
+    pub fn set_connectors(&self, connectors: Arc<dyn crate::connect::Connectors>) {
+        if self.connectors.set(connectors).is_err() {
+            tracing::warn!("a connector runtime was plugged in twice; the first one stays");
+        }
+    }
+
+    /// The connector runtime, if one is plugged in.
+    pub fn connectors(&self) -> Option<&Arc<dyn crate::connect::Connectors>> {
+        self.connectors.get()
+    }
+
+    fn connector_runtime(&self) -> Result<&Arc<dyn crate::connect::Connectors>> {
+        self.connectors
+            .get()
+            .ok_or_else(|| EngineError::new("Connectors are not available in this process"))
     }
 
     pub fn formats(&self) -> &FormatContext {
@@ -544,6 +578,21 @@ impl Session {
                 status(format!("Undefined variable {name}"))
             }
             StatementKind::Show(kind) => self.show(*kind).await,
+            StatementKind::CreateConnector(create) => self.create_connector(create),
+            StatementKind::DropConnector { name, if_exists } => {
+                if self.engine.connector_runtime()?.drop_connector(name) {
+                    Ok(StatementResult::ConnectorDropped(name.clone()))
+                } else if *if_exists {
+                    Ok(StatementResult::Warning(format!(
+                        "Connector '{name}' does not exist."
+                    )))
+                } else {
+                    Err(EngineError::new(format!(
+                        "Failed to drop connector: Connector {name} not found"
+                    )))
+                }
+            }
+            StatementKind::DescribeConnector { name } => self.describe_connector(name).await,
             StatementKind::Terminate { query_id } => self.terminate(query_id.as_deref()).await,
             StatementKind::Describe { name, extended } => self.describe(name, *extended).await,
             StatementKind::DescribeFunction { name } => {
@@ -591,6 +640,48 @@ impl Session {
                 .await?,
             ),
         }
+    }
+
+    fn create_connector(&self, create: &ast::CreateConnector) -> Result<StatementResult> {
+        use crate::connect::{ConnectorError, ConnectorRequest};
+        let connectors = self.engine.connector_runtime()?;
+        let request = ConnectorRequest {
+            name: create.name.clone(),
+            kind: create.kind,
+            config: create.config.clone(),
+        };
+        match connectors.create(request) {
+            Ok(info) => Ok(StatementResult::ConnectorCreated(info)),
+            Err(ConnectorError::Exists(_)) if create.if_not_exists => Ok(StatementResult::Warning(
+                format!("Connector {} already exists", create.name),
+            )),
+            Err(e @ ConnectorError::Exists(_)) => Err(EngineError::new(e.to_string())),
+            Err(e) => Err(EngineError::new(format!("Failed to create connector: {e}"))),
+        }
+    }
+
+    async fn describe_connector(&self, name: &str) -> Result<StatementResult> {
+        let status = self
+            .engine
+            .connector_runtime()?
+            .status(name)
+            .ok_or_else(|| {
+                EngineError::new(format!(
+                    "Failed to describe connector: Connector {name} not found"
+                ))
+            })?;
+        let state = self.engine.state.lock().await;
+        let sources = state
+            .catalog
+            .sources
+            .values()
+            .filter(|s| status.topics.contains(&s.topic))
+            .map(SourceSummary::of)
+            .collect();
+        Ok(StatementResult::Listing(Listing::Connector {
+            status: Box::new(status),
+            sources,
+        }))
     }
 
     async fn show(&self, kind: ast::ShowKind) -> Result<StatementResult> {
@@ -658,6 +749,19 @@ impl Session {
                     .map(|(name, t)| (name.clone(), t.to_string()))
                     .collect(),
             ),
+            ast::ShowKind::Connectors(kind) => {
+                let connectors = self.engine.connector_runtime()?;
+                Listing::Connectors(
+                    connectors
+                        .statuses()
+                        .into_iter()
+                        .filter(|c| kind.is_none_or(|k| k == c.kind))
+                        .collect(),
+                )
+            }
+            ast::ShowKind::ConnectorPlugins => {
+                Listing::ConnectorPlugins(self.engine.connector_runtime()?.plugins())
+            }
         };
         Ok(StatementResult::Listing(listing))
     }

@@ -175,7 +175,9 @@ pub(crate) async fn run_statements(
                         Ok(
                             StatementResult::Status { .. }
                             | StatementResult::Listing(_)
-                            | StatementResult::Warning(_),
+                            | StatementResult::Warning(_)
+                            | StatementResult::ConnectorCreated(_)
+                            | StatementResult::ConnectorDropped(_),
                         ) => {}
                         Ok(StatementResult::Rows(_)) => {
                             outcome = Err("push queries are not part of these tests".to_string())

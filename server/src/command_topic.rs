@@ -41,6 +41,8 @@ pub fn is_command(kind: &StatementKind) -> bool {
             | StatementKind::CreateType { .. }
             | StatementKind::DropType { .. }
             | StatementKind::Terminate { .. }
+            | StatementKind::CreateConnector(_)
+            | StatementKind::DropConnector { .. }
     )
 }
 

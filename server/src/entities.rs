@@ -157,6 +157,13 @@ pub fn listing(statement_text: &str, listing: &Listing) -> Value {
             },
             "warnings": [],
         }),
+        Listing::Connectors(connectors) => {
+            crate::connect::connector_list(statement_text, connectors)
+        }
+        Listing::Connector { status, sources } => {
+            crate::connect::connector_description(statement_text, status, sources)
+        }
+        Listing::ConnectorPlugins(plugins) => crate::connect::plugins_list(statement_text, plugins),
         Listing::Variables(variables) => {
             let items: Vec<Value> = variables
                 .iter()

@@ -57,20 +57,9 @@ pub async fn handle(State(state): State<Arc<crate::AppState>>, body: Bytes) -> R
         // Statements that change what runs are recorded before they take effect, one at a
         // time, with the number their query ids end with.
         let is_command = crate::command_topic::is_command(&statement.kind);
-        let outcome = match &state.commands {
-            crate::Commands::Recorded(commands) if is_command => {
-                // One command of this server at a time, each run by the command runner.
-                let commands = commands.lock().await;
-                match commands.run(&statement.text, &session.properties).await {
-                    Ok(outcome) => outcome,
-                    Err(e) => return errors::generic(errors::SERVER_ERROR, e),
-                }
-            }
-            crate::Commands::Unrecorded(one_at_a_time) if is_command => {
-                let _turn = one_at_a_time.lock().await;
-                session.execute(statement).await
-            }
-            _ => session.execute(statement).await,
+        let outcome = match execute(&state, &mut session, statement).await {
+            Ok(outcome) => outcome,
+            Err(e) => return errors::generic(errors::SERVER_ERROR, e),
         };
         match outcome {
             // ksqlDB answers INSERT ... VALUES with no entity.
@@ -104,6 +93,15 @@ pub async fn handle(State(state): State<Arc<crate::AppState>>, body: Bytes) -> R
                 "message": message,
                 "warnings": [],
             })),
+            Ok(StatementResult::ConnectorCreated(info)) => {
+                entities.push(crate::connect::connector_info(&statement.text, &info))
+            }
+            Ok(StatementResult::ConnectorDropped(name)) => entities.push(json!({
+                "@type": "drop_connector",
+                "statementText": statement.text,
+                "connectorName": name,
+                "warnings": [],
+            })),
             Ok(StatementResult::Listing(listing)) => {
                 entities.push(crate::entities::listing(&statement.text, &listing))
             }
@@ -119,6 +117,29 @@ pub async fn handle(State(state): State<Arc<crate::AppState>>, body: Bytes) -> R
         }
     }
     Json(serde_json::Value::Array(entities)).into_response()
+}
+
+/// Executes a statement, through the command topic when it changes what runs (so every
+/// server of the service runs it, and it survives restarts). The outer error is the
+/// command topic's.
+pub async fn execute(
+    state: &crate::AppState,
+    session: &mut Session,
+    statement: &brook_sql::ast::Statement,
+) -> Result<Result<StatementResult, brook_engine::EngineError>, String> {
+    let is_command = crate::command_topic::is_command(&statement.kind);
+    Ok(match &state.commands {
+        crate::Commands::Recorded(commands) if is_command => {
+            // One command of this server at a time, each run by the command runner.
+            let commands = commands.lock().await;
+            commands.run(&statement.text, &session.properties).await?
+        }
+        crate::Commands::Unrecorded(one_at_a_time) if is_command => {
+            let _turn = one_at_a_time.lock().await;
+            session.execute(statement).await
+        }
+        _ => session.execute(statement).await,
+    })
 }
 
 /// ksqlDB's id of a command, `<type>/<entity>/<action>`, which `/status` answers for.

@@ -3,6 +3,7 @@
 //! session over the one engine, with the request's properties and variables.
 
 mod command_topic;
+mod connect;
 mod entities;
 mod errors;
 mod inserts_stream;
@@ -192,6 +193,7 @@ pub async fn router(engine: Arc<Engine>, mode: Mode) -> Result<Router, String> {
         .route("/is_valid_property/{name}", get(is_valid_property))
         .route("/chc/live", get(live))
         .route("/chc/ready", get(ready))
+        .merge(connect::routes())
         .fallback(errors::not_found)
         .layer(axum::middleware::map_response(errors::too_large))
         .with_state(state))

@@ -72,7 +72,9 @@ async fn start(
         Ok(
             StatementResult::Status { .. }
             | StatementResult::Listing(_)
-            | StatementResult::Warning(_),
+            | StatementResult::Warning(_)
+            | StatementResult::ConnectorCreated(_)
+            | StatementResult::ConnectorDropped(_),
         ) => Err(errors::statement(
             "This endpoint runs queries (SELECT ... EMIT CHANGES); send other statements to /ksql",
             &statement.text,

@@ -72,6 +72,17 @@ pub enum StatementKind {
         properties: Properties,
         timeout_ms: Option<i64>,
     },
+    /// `CREATE SINK|SOURCE CONNECTOR [IF NOT EXISTS] name WITH (...)`
+    CreateConnector(CreateConnector),
+    /// `DROP CONNECTOR [IF EXISTS] name`
+    DropConnector {
+        name: String,
+        if_exists: bool,
+    },
+    /// `DESCRIBE CONNECTOR name`
+    DescribeConnector {
+        name: String,
+    },
     /// `ASSERT [NOT EXISTS] SCHEMA [SUBJECT name] [ID n] [TIMEOUT n unit]`
     AssertSchema {
         subject: Option<String>,
@@ -94,6 +105,37 @@ pub enum ShowKind {
     },
     Functions,
     Types,
+    /// `SHOW [SINK|SOURCE] CONNECTORS`: `None` lists both kinds.
+    Connectors(Option<ConnectorKind>),
+    /// `SHOW CONNECTOR PLUGINS`
+    ConnectorPlugins,
+}
+
+/// Which way a connector moves records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectorKind {
+    Source,
+    Sink,
+}
+
+impl ConnectorKind {
+    /// As Kafka Connect names it (`source`, `sink`).
+    pub fn name(self) -> &'static str {
+        match self {
+            ConnectorKind::Source => "source",
+            ConnectorKind::Sink => "sink",
+        }
+    }
+}
+
+/// `CREATE SINK|SOURCE CONNECTOR`. Property names keep their case (Kafka Connect's
+/// configuration names are case-sensitive); values are their text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CreateConnector {
+    pub kind: ConnectorKind,
+    pub name: String,
+    pub if_not_exists: bool,
+    pub config: BTreeMap<String, String>,
 }
 
 /// What `EXPLAIN` describes: a running query, or a statement not run.

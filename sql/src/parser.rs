@@ -337,9 +337,17 @@ impl StatementParser<'_> {
                 ShowKind::Functions
             } else if self.eat_word("TYPES") {
                 ShowKind::Types
+            } else if self.eat_words(&["CONNECTOR", "PLUGINS"]) {
+                ShowKind::ConnectorPlugins
+            } else if self.eat_word("CONNECTORS") {
+                ShowKind::Connectors(None)
+            } else if self.eat_words(&["SINK", "CONNECTORS"]) {
+                ShowKind::Connectors(Some(ConnectorKind::Sink))
+            } else if self.eat_words(&["SOURCE", "CONNECTORS"]) {
+                ShowKind::Connectors(Some(ConnectorKind::Source))
             } else {
                 return self.error(
-                    "STREAMS, TABLES, QUERIES, PROPERTIES, VARIABLES, TOPICS, FUNCTIONS or TYPES",
+                    "STREAMS, TABLES, QUERIES, PROPERTIES, VARIABLES, TOPICS, FUNCTIONS, TYPES, CONNECTORS or CONNECTOR PLUGINS",
                 );
             };
             self.eat_word("EXTENDED");
@@ -375,6 +383,10 @@ impl StatementParser<'_> {
             if self.eat_word("FUNCTION") {
                 let name = self.identifier()?;
                 return Ok(StatementKind::DescribeFunction { name });
+            }
+            if self.eat_word("CONNECTOR") {
+                let name = self.identifier()?;
+                return Ok(StatementKind::DescribeConnector { name });
             }
             if self.is_word("STREAMS") || self.is_word("TABLES") {
                 return self.error("the name of a stream or table");
@@ -528,6 +540,14 @@ impl StatementParser<'_> {
                 data_type,
                 if_not_exists,
             });
+        }
+        for (words, kind) in [
+            (["SINK", "CONNECTOR"], ConnectorKind::Sink),
+            (["SOURCE", "CONNECTOR"], ConnectorKind::Source),
+        ] {
+            if self.eat_words(&words) {
+                return self.create_connector(kind);
+            }
         }
         let or_replace = self.eat_words(&["OR", "REPLACE"]);
         let is_source = self.eat_word("SOURCE");
@@ -731,7 +751,61 @@ impl StatementParser<'_> {
         }))
     }
 
+    fn create_connector(&mut self, kind: ConnectorKind) -> Result<StatementKind, ParseError> {
+        let if_not_exists = self.eat_words(&["IF", "NOT", "EXISTS"]);
+        let name = self.identifier()?;
+        self.expect_word("WITH")?;
+        self.expect_token(&Token::LParen)?;
+        let mut config = BTreeMap::new();
+        loop {
+            let position = self.here();
+            let key = match &self.p.peek_token_ref().token {
+                Token::SingleQuotedString(s) => s.clone(),
+                Token::Word(w) => w.value.clone(),
+                _ => return self.error("a property name"),
+            };
+            self.p.next_token();
+            self.expect_token(&Token::Eq)?;
+            let value = match self.expr()? {
+                Expr::Literal(Literal::Null) => {
+                    return Err(ParseError::new(
+                        position,
+                        format!("the value of property {key} cannot be NULL"),
+                    ))
+                }
+                Expr::Literal(l) => l.as_property_text(),
+                _ => {
+                    return Err(ParseError::new(
+                        position,
+                        format!("the value of property {key} must be a literal"),
+                    ))
+                }
+            };
+            if config.insert(key.clone(), value).is_some() {
+                return Err(ParseError::new(
+                    position,
+                    format!("Duplicate property: {key}"),
+                ));
+            }
+            if self.eat_token(&Token::RParen) {
+                break;
+            }
+            self.expect_token(&Token::Comma)?;
+        }
+        Ok(StatementKind::CreateConnector(CreateConnector {
+            kind,
+            name,
+            if_not_exists,
+            config,
+        }))
+    }
+
     fn drop(&mut self) -> Result<StatementKind, ParseError> {
+        if self.eat_word("CONNECTOR") {
+            let if_exists = self.eat_words(&["IF", "EXISTS"]);
+            let name = self.identifier()?;
+            return Ok(StatementKind::DropConnector { name, if_exists });
+        }
         if self.eat_word("TYPE") {
             let if_exists = self.eat_words(&["IF", "EXISTS"]);
             let name = self.identifier()?;

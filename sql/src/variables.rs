@@ -22,6 +22,13 @@ pub fn substitute_variables(
             ));
         };
         let name = after[..end].trim();
+        if name.contains(':') {
+            // A config provider's reference (`${env:NAME}`, `${file:path:key}`): a connector
+            // resolves it when its tasks start, so that secrets are never stored resolved.
+            out.push_str(&rest[at..at + 2 + end + 1]);
+            rest = &after[end + 1..];
+            continue;
+        }
         match variables.get(&name.to_uppercase()) {
             Some(value) => out.push_str(value),
             None => {
@@ -46,6 +53,16 @@ mod tests {
         let vars = BTreeMap::from([("TOPIC".to_string(), "orders".to_string())]);
         let out = substitute_variables("WITH (kafka_topic='${topic}')", &vars, Position::default());
         assert_eq!(out.unwrap(), "WITH (kafka_topic='orders')");
+    }
+
+    #[test]
+    fn config_provider_references_are_kept() {
+        let out = substitute_variables(
+            "'function.key'='${env:FN_KEY}'",
+            &BTreeMap::new(),
+            Position::default(),
+        );
+        assert_eq!(out.unwrap(), "'function.key'='${env:FN_KEY}'");
     }
 
     #[test]

@@ -557,3 +557,52 @@ fn explain_show_and_print() {
         })
     );
 }
+
+#[test]
+fn connector_statements() {
+    let StatementKind::CreateConnector(c) = parse(
+        "CREATE SINK CONNECTOR IF NOT EXISTS `fn-sink` WITH ('connector.class'='AzureFunctionsSink', \
+         'topics'='user_trades', 'max.batch.size'=500, \"tasks.max\"='2')",
+    ) else {
+        panic!()
+    };
+    assert_eq!(c.kind, ConnectorKind::Sink);
+    assert_eq!(c.name, "fn-sink");
+    assert!(c.if_not_exists);
+    assert_eq!(c.config["connector.class"], "AzureFunctionsSink");
+    assert_eq!(c.config["max.batch.size"], "500");
+    assert_eq!(c.config["tasks.max"], "2");
+    let StatementKind::CreateConnector(c) =
+        parse("CREATE SOURCE CONNECTOR gen WITH ('connector.class'='DatagenSource')")
+    else {
+        panic!()
+    };
+    assert_eq!((c.kind, c.name.as_str()), (ConnectorKind::Source, "GEN"));
+    assert_eq!(
+        parse("DROP CONNECTOR IF EXISTS gen"),
+        StatementKind::DropConnector {
+            name: "GEN".into(),
+            if_exists: true
+        }
+    );
+    assert_eq!(
+        parse("DESCRIBE CONNECTOR `fn-sink`"),
+        StatementKind::DescribeConnector {
+            name: "fn-sink".into()
+        }
+    );
+    assert_eq!(
+        parse("SHOW SINK CONNECTORS"),
+        StatementKind::Show(ShowKind::Connectors(Some(ConnectorKind::Sink)))
+    );
+    assert_eq!(
+        parse("LIST CONNECTORS"),
+        StatementKind::Show(ShowKind::Connectors(None))
+    );
+    assert_eq!(
+        parse("SHOW CONNECTOR PLUGINS"),
+        StatementKind::Show(ShowKind::ConnectorPlugins)
+    );
+    let err = parse_err("CREATE SINK CONNECTOR c WITH ('a'='1', 'a'='2')");
+    assert!(err.message.contains("Duplicate property: a"), "{err}");
+}

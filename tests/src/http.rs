@@ -46,6 +46,20 @@ impl Http {
         (status, r.body_mut().read_to_string().expect("body"))
     }
 
+    /// A request with any method and an optional JSON body: (status, body).
+    pub fn call(&self, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+        let url = format!("{}{path}", self.base);
+        let request = ureq::http::Request::builder()
+            .method(method)
+            .uri(&url)
+            .header("Content-Type", "application/json")
+            .body(body.unwrap_or_default().to_string())
+            .expect("request");
+        let mut r = self.agent.run(request).expect("request");
+        let status = r.status().as_u16();
+        (status, r.body_mut().read_to_string().unwrap_or_default())
+    }
+
     /// Statements through `/ksql`: the status and the parsed answer.
     pub fn ksql(&self, sql: &str) -> (u16, serde_json::Value) {
         let body = serde_json::json!({ "ksql": sql, "streamsProperties": {} }).to_string();

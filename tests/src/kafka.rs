@@ -20,9 +20,41 @@ pub struct Record {
     pub timestamp: i64,
     pub partition: i32,
     pub offset: i64,
+    /// Header names and values (as text).
+    pub headers: Vec<(String, String)>,
 }
 
 impl Record {
+    fn of<M: Message>(m: &M) -> Self {
+        use rdkafka::message::Headers;
+        Record {
+            key: m.key().map(|k| k.to_vec()),
+            value: m.payload().map(|v| v.to_vec()),
+            timestamp: m.timestamp().to_millis().unwrap_or(-1),
+            partition: m.partition(),
+            offset: m.offset(),
+            headers: m
+                .headers()
+                .map(|h| {
+                    h.iter()
+                        .map(|h| {
+                            let value = String::from_utf8_lossy(h.value.unwrap_or_default());
+                            (h.key.to_string(), value.into_owned())
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+        }
+    }
+
+    /// The value of header `name`, if it has one.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
     pub fn key_str(&self) -> String {
         String::from_utf8_lossy(self.key.as_deref().unwrap_or_default()).into_owned()
     }
@@ -173,6 +205,32 @@ impl Broker {
             .map(|t| t.partitions().len() as i32)
     }
 
+    /// The offsets `group` committed for each partition of `topic` (-1: none).
+    pub fn committed(&self, group: &str, topic: &str) -> Vec<i64> {
+        let partitions = self.partitions(topic).unwrap_or(0);
+        let consumer: BaseConsumer = self
+            .config()
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .create()
+            .expect("consumer");
+        let mut tpl = TopicPartitionList::new();
+        for p in 0..partitions {
+            tpl.add_partition(topic, p);
+        }
+        let committed = consumer
+            .committed_offsets(tpl, Duration::from_secs(10))
+            .expect("committed offsets");
+        (0..partitions)
+            .map(
+                |p| match committed.find_partition(topic, p).map(|e| e.offset()) {
+                    Some(Offset::Offset(o)) => o,
+                    _ => -1,
+                },
+            )
+            .collect()
+    }
+
     /// Produces `(key, value, timestamp)` records, placed by murmur2 of the key as Kafka's
     /// Java producer does, and waits until all are acknowledged.
     pub fn produce(&self, topic: &str, records: &[Input]) {
@@ -257,24 +315,12 @@ impl Broker {
         let deadline = Instant::now() + timeout;
         while out.len() < expected && Instant::now() < deadline {
             if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
-                out.push(Record {
-                    key: m.key().map(|k| k.to_vec()),
-                    value: m.payload().map(|v| v.to_vec()),
-                    timestamp: m.timestamp().to_millis().unwrap_or(-1),
-                    partition: m.partition(),
-                    offset: m.offset(),
-                });
+                out.push(Record::of(&m));
             }
         }
         // Anything beyond `expected` that is already there counts too.
         while let Some(Ok(m)) = consumer.poll(Duration::from_millis(500)) {
-            out.push(Record {
-                key: m.key().map(|k| k.to_vec()),
-                value: m.payload().map(|v| v.to_vec()),
-                timestamp: m.timestamp().to_millis().unwrap_or(-1),
-                partition: m.partition(),
-                offset: m.offset(),
-            });
+            out.push(Record::of(&m));
         }
         out.sort_by_key(|r| (r.partition, r.offset));
         out

@@ -3,11 +3,13 @@
 
 mod broker;
 mod brook;
+mod endpoint;
 mod http;
 mod kafka;
 
 pub use broker::{broker, Broker, OwnBroker};
 pub use brook::{brook_binary, free_port, run_brook, BrookRun};
+pub use endpoint::{records_of, Endpoint, Received};
 pub use http::Http;
 pub use kafka::{murmur2_partition, Input, Record};
 

@@ -61,8 +61,18 @@ pub async fn run(args: ShellArgs) -> ExitCode {
     let flag = interrupted.clone();
     // While a query streams the terminal is not in raw mode, so Ctrl-C is a signal: it
     // ends the query. At the prompt the line editor reads it as a key.
+    // The handler is installed here, before the first prompt, not when a spawned task first
+    // runs: a Ctrl-C that came before that would end the shell.
+    let mut signals = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+    {
+        Ok(signals) => signals,
+        Err(e) => {
+            eprintln!("error: cannot handle Ctrl-C: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     tokio::spawn(async move {
-        while tokio::signal::ctrl_c().await.is_ok() {
+        while signals.recv().await.is_some() {
             flag.store(true, Ordering::SeqCst);
         }
     });

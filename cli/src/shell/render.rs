@@ -183,6 +183,75 @@ fn tabular(out: &mut impl Write, entity: &Value) {
                 .collect();
             print_table(out, &strings(&["Type Name", "Schema"]), &types);
         }
+        "connector_info" => {
+            let _ = writeln!(out, " Created connector {}", cell(&entity["info"]["name"]));
+        }
+        "drop_connector" => {
+            let _ = writeln!(
+                out,
+                " Dropped connector \"{}\"",
+                cell(&entity["connectorName"])
+            );
+        }
+        "connector_list" => print_table(
+            out,
+            &strings(&["Connector Name", "Type", "Class", "Status"]),
+            &rows(
+                &entity["connectors"],
+                &["name", "type", "className", "state"],
+            ),
+        ),
+        "connector_plugins_list" => print_table(
+            out,
+            &strings(&["Class", "Type", "Version"]),
+            &rows(
+                &entity["connectorsPlugins"],
+                &["className", "type", "version"],
+            ),
+        ),
+        "connector_description" => {
+            let status = &entity["status"];
+            let _ = writeln!(out, "Name                 : {}", cell(&status["name"]));
+            let _ = writeln!(
+                out,
+                "Class                : {}",
+                cell(&entity["connectorClass"])
+            );
+            let _ = writeln!(out, "Type                 : {}", cell(&status["type"]));
+            let _ = writeln!(
+                out,
+                "State                : {}",
+                cell(&status["connector"]["state"])
+            );
+            let _ = writeln!(
+                out,
+                "WorkerId             : {}",
+                cell(&status["connector"]["worker_id"])
+            );
+            let _ = writeln!(out);
+            print_table(
+                out,
+                &strings(&[
+                    "Task ID",
+                    "State",
+                    "Sent",
+                    "Retries",
+                    "Dead Letters",
+                    "Error Trace",
+                ]),
+                &rows(
+                    &status["tasks"],
+                    &[
+                        "id",
+                        "state",
+                        "records_sent",
+                        "retries",
+                        "dead_letters",
+                        "trace",
+                    ],
+                ),
+            );
+        }
         "queryDescription" => {
             let q = &entity["queryDescription"];
             let _ = writeln!(out, "ID                   : {}", cell(&q["id"]));

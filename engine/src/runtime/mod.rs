@@ -23,9 +23,10 @@ pub use persistent::{
     join_repartition_topic, repartition_topic, source_changelog, state_changelog, PersistentQuery,
     QuerySpec,
 };
+pub use rebalance::RebalanceContext;
 pub use records::{future_record, produce_all, read_to_end, OutputRecord};
 pub(crate) use records::{next_batch, partitions_of, reader_config};
-pub use supervisor::{QueryFailure, QueryHealth, QueryStatus, RetryPolicy, TaskError};
+pub use supervisor::{supervise, QueryFailure, QueryHealth, QueryStatus, RetryPolicy, TaskError};
 pub use task_state::TaskStates;
 
 /// How repartition topics are created: records are kept until the query that reads them

@@ -1,0 +1,150 @@
+//! Records as a sink reads them, and the request bodies the two sink classes make of a
+//! batch of them.
+
+use crate::config::Body;
+use base64::Engine as _;
+use serde_json::{json, Value};
+
+/// A record read from Kafka, as it was read (dead letters are written back unchanged).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SinkRecord {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub timestamp: Option<i64>,
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
+}
+
+/// Bytes as the JSON they hold; else their text as a string; else base64 (a structured
+/// value goes to the endpoint as JSON without a schema, bytes as base64).
+pub fn bytes_as_json(bytes: Option<&[u8]>) -> Value {
+    let Some(bytes) = bytes else {
+        return Value::Null;
+    };
+    if let Ok(value) = serde_json::from_slice::<Value>(bytes) {
+        return value;
+    }
+    match std::str::from_utf8(bytes) {
+        Ok(text) => Value::String(text.to_string()),
+        Err(_) => Value::String(base64::engine::general_purpose::STANDARD.encode(bytes)),
+    }
+}
+
+/// The record's key as text, for `${key}` in a URL.
+pub fn key_text(record: &SinkRecord) -> String {
+    match bytes_as_json(record.key.as_deref()) {
+        Value::String(s) => s,
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+/// The URL of a batch: `${topic}` and `${key}` filled from its first record.
+pub fn url_for(template: &str, first: &SinkRecord) -> String {
+    let mut url = template.replace("${topic}", &first.topic);
+    if url.contains("${key}") {
+        url = url.replace("${key}", &key_text(first));
+    }
+    url
+}
+
+/// The request body for a batch.
+pub fn body(format: &Body, batch: &[SinkRecord]) -> Vec<u8> {
+    match format {
+        Body::AzureRecords => {
+            let records: Vec<Value> = batch
+                .iter()
+                .map(|r| {
+                    json!({
+                        "key": bytes_as_json(r.key.as_deref()),
+                        "value": bytes_as_json(r.value.as_deref()),
+                        "topic": r.topic,
+                        "partition": r.partition,
+                        "offset": r.offset,
+                        "timestamp": r.timestamp,
+                    })
+                })
+                .collect();
+            Value::Array(records).to_string().into_bytes()
+        }
+        Body::JsonArray => {
+            let values: Vec<Value> = batch
+                .iter()
+                .map(|r| bytes_as_json(r.value.as_deref()))
+                .collect();
+            Value::Array(values).to_string().into_bytes()
+        }
+        Body::Joined {
+            prefix,
+            suffix,
+            separator,
+        } => {
+            let mut out = prefix.as_bytes().to_vec();
+            for (i, r) in batch.iter().enumerate() {
+                if i > 0 {
+                    out.extend_from_slice(separator.as_bytes());
+                }
+                out.extend_from_slice(r.value.as_deref().unwrap_or_default());
+            }
+            out.extend_from_slice(suffix.as_bytes());
+            out
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(offset: i64, key: &[u8], value: &[u8]) -> SinkRecord {
+        SinkRecord {
+            topic: "trades".into(),
+            partition: 2,
+            offset,
+            timestamp: Some(1_700_000_000_000),
+            key: Some(key.to_vec()),
+            value: Some(value.to_vec()),
+            headers: vec![],
+        }
+    }
+
+    #[test]
+    fn azure_body_has_each_record_with_its_coordinates() {
+        let batch = [
+            record(7, b"alice", br#"{"AMOUNT":3}"#),
+            record(8, b"\xff\x00", b"plain"),
+        ];
+        let body: Value = serde_json::from_slice(&body(&Body::AzureRecords, &batch)).unwrap();
+        assert_eq!(
+            body,
+            json!([
+                {"key": "alice", "value": {"AMOUNT": 3}, "topic": "trades", "partition": 2, "offset": 7, "timestamp": 1_700_000_000_000i64},
+                {"key": "/wA=", "value": "plain", "topic": "trades", "partition": 2, "offset": 8, "timestamp": 1_700_000_000_000i64},
+            ])
+        );
+    }
+
+    #[test]
+    fn http_bodies_and_url_templates() {
+        let batch = [
+            record(1, b"k1", b"{\"a\":1}"),
+            record(2, b"k1", b"{\"a\":2}"),
+        ];
+        assert_eq!(
+            body(&Body::JsonArray, &batch),
+            br#"[{"a":1},{"a":2}]"#.to_vec()
+        );
+        let joined = Body::Joined {
+            prefix: "<".into(),
+            suffix: ">".into(),
+            separator: ";".into(),
+        };
+        assert_eq!(body(&joined, &batch), br#"<{"a":1};{"a":2}>"#.to_vec());
+        assert_eq!(
+            url_for("http://h/${topic}/${key}", &batch[0]),
+            "http://h/trades/k1"
+        );
+    }
+}

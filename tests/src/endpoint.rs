@@ -1,0 +1,239 @@
+//! A real HTTP endpoint on loopback for sink connectors to deliver to: it records every
+//! request it gets (with the requests in flight at that moment), and can be told to
+//! answer slowly, to answer a status for a while, to refuse records whose value holds a
+//! marker, or to stall until released.
+
+use serde_json::Value;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+/// A request as the endpoint got it.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub user_agent: String,
+    /// The `x-functions-key` header, if sent.
+    pub function_key: Option<String>,
+    pub body: Value,
+    /// What it answered.
+    pub status: u16,
+    /// Requests of the same User-Agent in flight when it arrived, itself included.
+    pub in_flight_of_agent: usize,
+}
+
+#[derive(Default)]
+struct Behaviour {
+    /// Answer this status to every request until the instant passes.
+    failing: Option<(u16, std::time::Instant)>,
+    /// Answer 400 to a batch holding a record whose JSON text contains this.
+    refuse_marker: Option<String>,
+    /// How long each answer takes.
+    delay: Duration,
+}
+
+pub struct Endpoint {
+    pub port: u16,
+    received: Arc<Mutex<Vec<Received>>>,
+    behaviour: Arc<Mutex<Behaviour>>,
+    stalled: Arc<(Mutex<bool>, Condvar)>,
+    stopped: Arc<AtomicBool>,
+    server: Arc<tiny_http::Server>,
+    /// Requests that arrived, answered or not.
+    arrived: Arc<AtomicUsize>,
+    /// Requests being answered now.
+    answering: Arc<AtomicUsize>,
+}
+
+impl Endpoint {
+    pub fn start() -> Self {
+        Self::start_on(0)
+    }
+
+    /// An endpoint on this port (0: any free one); a test stops one (dropping it) and
+    /// starts another on its port to have the sink meet refused connections meanwhile.
+    pub fn start_on(port: u16) -> Self {
+        let server =
+            Arc::new(tiny_http::Server::http(format!("127.0.0.1:{port}")).expect("bind endpoint"));
+        let port = server.server_addr().to_ip().expect("ip address").port();
+        let endpoint = Self {
+            port,
+            received: Default::default(),
+            behaviour: Default::default(),
+            stalled: Arc::new((Mutex::new(false), Condvar::new())),
+            stopped: Default::default(),
+            server: server.clone(),
+            arrived: Default::default(),
+            answering: Default::default(),
+        };
+        let received = endpoint.received.clone();
+        let behaviour = endpoint.behaviour.clone();
+        let stalled = endpoint.stalled.clone();
+        let stopped = endpoint.stopped.clone();
+        let in_flight: Arc<Mutex<std::collections::HashMap<String, usize>>> = Default::default();
+        let total = endpoint.answering.clone();
+        let arrived = endpoint.arrived.clone();
+        std::thread::spawn(move || {
+            for mut request in server.incoming_requests() {
+                if stopped.load(Ordering::SeqCst) {
+                    break;
+                }
+                let arrived = arrived.clone();
+                let (received, behaviour, stalled, in_flight, total) = (
+                    received.clone(),
+                    behaviour.clone(),
+                    stalled.clone(),
+                    in_flight.clone(),
+                    total.clone(),
+                );
+                total.fetch_add(1, Ordering::SeqCst);
+                std::thread::spawn(move || {
+                    let agent = request
+                        .headers()
+                        .iter()
+                        .find(|h| h.field.equiv("user-agent"))
+                        .map(|h| h.value.to_string())
+                        .unwrap_or_default();
+                    let function_key = request
+                        .headers()
+                        .iter()
+                        .find(|h| h.field.equiv("x-functions-key"))
+                        .map(|h| h.value.to_string());
+                    arrived.fetch_add(1, Ordering::SeqCst);
+                    let now_in_flight = {
+                        let mut map = in_flight.lock().unwrap();
+                        let n = map.entry(agent.clone()).or_default();
+                        *n += 1;
+                        *n
+                    };
+                    let mut text = String::new();
+                    let _ = request.as_reader().read_to_string(&mut text);
+                    {
+                        let (lock, released) = &*stalled;
+                        let mut stall = lock.lock().unwrap();
+                        while *stall {
+                            stall = released.wait(stall).unwrap();
+                        }
+                    }
+                    let (status, delay) = {
+                        let b = behaviour.lock().unwrap();
+                        let status = match (&b.failing, &b.refuse_marker) {
+                            (Some((status, until)), _) if std::time::Instant::now() < *until => {
+                                *status
+                            }
+                            (_, Some(marker)) if text.contains(marker.as_str()) => 400,
+                            _ => 200,
+                        };
+                        (status, b.delay)
+                    };
+                    std::thread::sleep(delay);
+                    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+                    received.lock().unwrap().push(Received {
+                        user_agent: agent.clone(),
+                        function_key,
+                        body,
+                        status,
+                        in_flight_of_agent: now_in_flight,
+                    });
+                    *in_flight.lock().unwrap().get_mut(&agent).unwrap() -= 1;
+                    let response = tiny_http::Response::from_string(if status == 200 {
+                        "ok"
+                    } else {
+                        "refused"
+                    })
+                    .with_status_code(status)
+                    // Each request on a connection of its own: once the endpoint is
+                    // dropped, a sink meets refused connections, not a pooled one that hangs.
+                    .with_header(
+                        tiny_http::Header::from_bytes("Connection", "close").expect("header"),
+                    );
+                    let _ = request.respond(response);
+                    total.fetch_sub(1, Ordering::SeqCst);
+                });
+            }
+        });
+        endpoint
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/api/sink", self.port)
+    }
+
+    /// Closes the endpoint (connections are refused from now on); returns every request
+    /// it answered.
+    pub fn stop(self) -> Vec<Received> {
+        let (received, answering) = (self.received.clone(), self.answering.clone());
+        drop(self);
+        // Requests that arrived before are still answered: they are part of what it got.
+        crate::wait_for(Duration::from_secs(30), || {
+            (answering.load(Ordering::SeqCst) == 0).then_some(())
+        });
+        let answered = received.lock().unwrap().clone();
+        answered
+    }
+
+    /// Requests that arrived so far, answered or not.
+    pub fn arrived(&self) -> usize {
+        self.arrived.load(Ordering::SeqCst)
+    }
+
+    /// Every request so far, in the order they were answered.
+    pub fn received(&self) -> Vec<Received> {
+        self.received.lock().unwrap().clone()
+    }
+
+    /// Answers `status` to everything for `duration` from now.
+    pub fn fail_for(&self, status: u16, duration: Duration) {
+        self.behaviour.lock().unwrap().failing =
+            Some((status, std::time::Instant::now() + duration));
+    }
+
+    /// Answers 400 to batches holding `marker`.
+    pub fn refuse(&self, marker: Option<&str>) {
+        self.behaviour.lock().unwrap().refuse_marker = marker.map(str::to_string);
+    }
+
+    pub fn set_delay(&self, delay: Duration) {
+        self.behaviour.lock().unwrap().delay = delay;
+    }
+
+    /// Holds every request (already arrived or arriving) until `stall(false)`.
+    pub fn stall(&self, on: bool) {
+        let (lock, released) = &*self.stalled;
+        *lock.lock().unwrap() = on;
+        released.notify_all();
+    }
+
+    /// The (partition, offset) of every record delivered with a 200 answer.
+    pub fn delivered(&self) -> Vec<(i64, i64)> {
+        self.received()
+            .iter()
+            .filter(|r| r.status == 200)
+            .flat_map(|r| records_of(&r.body))
+            .collect()
+    }
+}
+
+/// The (partition, offset) of each record in an Azure Functions request body.
+pub fn records_of(body: &Value) -> Vec<(i64, i64)> {
+    body.as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| {
+            (
+                r["partition"].as_i64().unwrap_or(-1),
+                r["offset"].as_i64().unwrap_or(-1),
+            )
+        })
+        .collect()
+}
+
+impl Drop for Endpoint {
+    fn drop(&mut self) {
+        self.stopped.store(true, Ordering::SeqCst);
+        self.stall(false);
+        self.server.unblock();
+        // tiny_http's accepting thread notices that the server is closed only when a
+        // connection comes in: one wakes it, so that the port is closed from now on.
+        let _ = std::net::TcpStream::connect(("127.0.0.1", self.port));
+    }
+}
