@@ -46,13 +46,18 @@ pub async fn run(args: RunArgs) -> ExitCode {
     };
     let mut session = Session::new(engine.clone());
     let mut code = run_statements(&file, &statements, &mut session).await;
-    if code == ExitCode::SUCCESS && !engine.queries().await.is_empty() {
-        let ids: Vec<String> = engine
+    let connectors: Vec<String> = engine
+        .connectors()
+        .map(|c| c.statuses().into_iter().map(|s| s.name).collect())
+        .unwrap_or_default();
+    if code == ExitCode::SUCCESS && (!engine.queries().await.is_empty() || !connectors.is_empty()) {
+        let mut ids: Vec<String> = engine
             .queries()
             .await
             .into_iter()
             .map(|(id, _)| id)
             .collect();
+        ids.extend(connectors.iter().map(|c| format!("connector {c}")));
         eprintln!(
             "Running {}. Stop with Ctrl-C (SIGINT) or SIGTERM.",
             ids.join(", ")

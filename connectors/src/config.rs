@@ -18,7 +18,21 @@ pub const NATIVE_CLASSES: &[(&str, &str, ConnectorKind)] = &[
         "io.confluent.connect.http.HttpSinkConnector",
         ConnectorKind::Sink,
     ),
+    (
+        "DatagenSource",
+        "io.confluent.kafka.connect.datagen.DatagenConnector",
+        ConnectorKind::Source,
+    ),
 ];
+
+/// The native class `connector.class` names, by its short or its full name: (short,
+/// full, kind).
+pub fn native_class(class: &str) -> Option<(&'static str, &'static str, ConnectorKind)> {
+    NATIVE_CLASSES
+        .iter()
+        .find(|(short, full, _)| class == *short || class == *full)
+        .copied()
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SinkClass {
@@ -29,15 +43,11 @@ pub enum SinkClass {
 impl SinkClass {
     /// The class named by `connector.class`, by its short or its full name.
     pub fn named(class: &str) -> Option<(SinkClass, &'static str)> {
-        let (_, full, _) = NATIVE_CLASSES
-            .iter()
-            .find(|(short, full, _)| class == *short || class == *full)?;
-        let sink = if full.contains("azure") {
-            SinkClass::AzureFunctions
-        } else {
-            SinkClass::Http
-        };
-        Some((sink, full))
+        match native_class(class)? {
+            ("AzureFunctionsSink", full, _) => Some((SinkClass::AzureFunctions, full)),
+            ("HttpSink", full, _) => Some((SinkClass::Http, full)),
+            _ => None,
+        }
     }
 }
 

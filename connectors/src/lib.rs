@@ -3,6 +3,7 @@
 //! engine's supervisor, with Kafka Connect's states and figures (`status`).
 
 pub mod config;
+pub mod datagen;
 mod secrets;
 pub mod sink;
 pub mod status;
@@ -11,7 +12,7 @@ use brook_engine::connect::{
     ConnectorError, ConnectorInfo, ConnectorPlugin, ConnectorRequest, ConnectorState,
     ConnectorStatus, Connectors, TaskStatus,
 };
-use brook_engine::runtime::{supervise, QueryHealth, QueryStatus, RetryPolicy};
+use brook_engine::runtime::{supervise, QueryHealth, QueryStatus, RetryPolicy, TaskError};
 use brook_engine::Engine;
 use brook_sql::ast::ConnectorKind;
 use config::{SinkConfig, Topics, NATIVE_CLASSES};
@@ -42,9 +43,35 @@ struct Connector {
     class: String,
     /// As given: secrets by reference.
     config: BTreeMap<String, String>,
-    sink: Arc<SinkConfig>,
+    work: Work,
     paused: watch::Sender<bool>,
     tasks: Vec<RunningTask>,
+}
+
+/// What a connector's tasks do.
+enum Work {
+    Sink(Arc<SinkConfig>),
+    Datagen(Arc<datagen::DatagenConfig>),
+}
+
+impl Work {
+    fn tasks(&self) -> u32 {
+        match self {
+            Work::Sink(c) => c.tasks,
+            Work::Datagen(c) => c.tasks,
+        }
+    }
+
+    /// The topics it reads or writes.
+    fn topics(&self) -> Vec<String> {
+        match self {
+            Work::Sink(c) => match &c.topics {
+                Topics::List(topics) => topics.clone(),
+                Topics::Regex(regex) => vec![regex.clone()],
+            },
+            Work::Datagen(c) => vec![c.topic.clone()],
+        }
+    }
 }
 
 struct RunningTask {
@@ -52,6 +79,8 @@ struct RunningTask {
     health: Arc<QueryHealth>,
     counters: Arc<TaskCounters>,
     stop: watch::Sender<bool>,
+    /// The supervisor running it; it ends once the task has stopped.
+    handle: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Drop for RunningTask {
@@ -102,41 +131,76 @@ impl Runtime {
         let health = Arc::new(QueryHealth::default());
         let counters = Arc::new(TaskCounters::default());
         let (stop, stopped) = watch::channel(false);
-        let task = Arc::new(SinkTask {
-            connector: connector.name.clone(),
-            class: connector.class.clone(),
-            id,
-            config: connector.sink.clone(),
-            kafka: engine.config().kafka.clone(),
-            instance_id: engine.config().instance_id.clone(),
-            producer: self.producer.clone(),
-            client: self.client.clone(),
-            counters: counters.clone(),
-            health: health.clone(),
-            paused: connector.paused.subscribe(),
-            agent: format!(
-                "brook/{} (connector {} task {id})",
-                env!("CARGO_PKG_VERSION"),
-                connector.name
-            ),
-        });
         let mut policy = RetryPolicy::from_properties(&engine.config().properties);
         policy.restart_initial = NO_AUTOMATIC_RESTART;
         policy.restart_max = NO_AUTOMATIC_RESTART;
         let label = format!("connector {} task {id}", connector.name);
         let attempt_stop = stopped.clone();
-        tokio::spawn(supervise(
-            label,
-            policy,
-            health.clone(),
-            stopped,
-            move || task.clone().run(attempt_stop.clone()),
-        ));
+        let handle = match &connector.work {
+            Work::Sink(config) => {
+                let task = Arc::new(SinkTask {
+                    connector: connector.name.clone(),
+                    class: connector.class.clone(),
+                    id,
+                    config: config.clone(),
+                    kafka: engine.config().kafka.clone(),
+                    instance_id: engine.config().instance_id.clone(),
+                    producer: self.producer.clone(),
+                    client: self.client.clone(),
+                    counters: counters.clone(),
+                    health: health.clone(),
+                    paused: connector.paused.subscribe(),
+                    agent: format!(
+                        "brook/{} (connector {} task {id}; worker {})",
+                        env!("CARGO_PKG_VERSION"),
+                        connector.name,
+                        self.worker_id
+                    ),
+                });
+                tokio::spawn(supervise(
+                    label,
+                    policy,
+                    health.clone(),
+                    stopped,
+                    move || task.clone().run(attempt_stop.clone()),
+                ))
+            }
+            Work::Datagen(config) => {
+                let (config, producer, counters) =
+                    (config.clone(), self.producer.clone(), counters.clone());
+                let engine = self.engine.clone();
+                tokio::spawn(supervise(
+                    label,
+                    policy,
+                    health.clone(),
+                    stopped,
+                    move || {
+                        let (config, producer, counters, stop, engine) = (
+                            config.clone(),
+                            producer.clone(),
+                            counters.clone(),
+                            attempt_stop.clone(),
+                            engine.clone(),
+                        );
+                        async move {
+                            if let Some(engine) = engine.upgrade() {
+                                engine
+                                    .create_internal_topic(&config.topic, config.partitions, &[])
+                                    .await
+                                    .map_err(|e| TaskError::retriable(e.to_string()))?;
+                            }
+                            datagen::run(config, producer, counters, stop).await
+                        }
+                    },
+                ))
+            }
+        };
         Ok(RunningTask {
             id,
             health,
             counters,
             stop,
+            handle: Some(handle),
         })
     }
 
@@ -176,10 +240,7 @@ impl Runtime {
             worker_id: self.worker_id.clone(),
             trace: None,
             tasks,
-            topics: match &c.sink.topics {
-                Topics::List(topics) => topics.clone(),
-                Topics::Regex(regex) => vec![regex.clone()],
-            },
+            topics: c.work.topics(),
             config: c.config.clone(),
         }
     }
@@ -206,26 +267,36 @@ impl Connectors for Runtime {
             .get("connector.class")
             .cloned()
             .unwrap_or_default();
-        if let Some((_, full, kind)) = NATIVE_CLASSES
-            .iter()
-            .find(|(short, full, _)| class_name == *short || class_name == *full)
-        {
-            if *kind != request.kind {
-                return Err(ConnectorError::Invalid(format!(
-                    "{full} is a {} connector; create it with CREATE {} CONNECTOR",
-                    kind.name(),
-                    kind.name().to_uppercase()
-                )));
-            }
+        if class_name.trim().is_empty() {
+            return Err(ConnectorError::Invalid(format!(
+                "Connector config {:?} contains no connector type",
+                request.config
+            )));
+        }
+        let (_, full, kind) = config::native_class(&class_name)
+            .ok_or_else(|| ConnectorError::Invalid(config::unknown_class(&class_name)))?;
+        if kind != request.kind {
+            return Err(ConnectorError::Invalid(format!(
+                "{full} is a {} connector; create it with CREATE {} CONNECTOR",
+                kind.name(),
+                kind.name().to_uppercase()
+            )));
         }
         let resolved = secrets::resolve(&request.config).map_err(ConnectorError::Invalid)?;
-        let sink =
-            config::sink_config(&request.name, &resolved).map_err(ConnectorError::Invalid)?;
-        let (_, full) = config::SinkClass::named(&class_name)
-            .ok_or_else(|| ConnectorError::Invalid(config::unknown_class(&class_name)))?;
-        if let (Some(topic), Some(engine)) = (&sink.dead_letter_topic, self.engine.upgrade()) {
+        let work = match kind {
+            ConnectorKind::Sink => Work::Sink(Arc::new(
+                config::sink_config(&request.name, &resolved).map_err(ConnectorError::Invalid)?,
+            )),
+            ConnectorKind::Source => Work::Datagen(Arc::new(
+                datagen::datagen_config(&resolved).map_err(ConnectorError::Invalid)?,
+            )),
+        };
+        let dead_letters = match &work {
+            Work::Sink(sink) => sink.dead_letter_topic.clone(),
+            Work::Datagen(_) => None,
+        };
+        if let (Some(topic), Some(engine)) = (dead_letters, self.engine.upgrade()) {
             // Created now, so that the first dead letter does not wait for it.
-            let topic = topic.clone();
             tokio::spawn(async move {
                 if let Err(e) = engine.create_internal_topic(&topic, 1, &[]).await {
                     tracing::warn!("cannot create dead-letter topic {topic}: {e}");
@@ -238,11 +309,11 @@ impl Connectors for Runtime {
             kind: request.kind,
             class: full.to_string(),
             config: request.config.clone(),
-            sink: Arc::new(sink),
+            work,
             paused,
             tasks: Vec::new(),
         };
-        for id in 0..connector.sink.tasks {
+        for id in 0..connector.work.tasks() {
             let task = self.start_task(&connector, id)?;
             connector.tasks.push(task);
         }
@@ -309,6 +380,28 @@ impl Connectors for Runtime {
         let replacement = self.start_task(connector, task)?;
         connector.tasks[i] = replacement;
         Ok(())
+    }
+
+    fn shutdown(&self) -> futures::future::BoxFuture<'static, ()> {
+        let stopping: Vec<RunningTask> = std::mem::take(&mut *self.lock())
+            .into_values()
+            .flat_map(|c| c.tasks)
+            .collect();
+        Box::pin(async move {
+            let mut handles = Vec::new();
+            for mut task in stopping {
+                let _ = task.stop.send(true);
+                handles.extend(task.handle.take());
+            }
+            for handle in handles {
+                if tokio::time::timeout(Duration::from_secs(30), handle)
+                    .await
+                    .is_err()
+                {
+                    tracing::warn!("a connector task did not stop within 30 s");
+                }
+            }
+        })
     }
 
     fn pause(&self, name: &str, paused: bool) -> Result<(), ConnectorError> {

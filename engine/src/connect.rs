@@ -150,6 +150,9 @@ pub trait Connectors: Send + Sync {
     fn restart(&self, name: &str, only_failed: bool) -> Result<(), ConnectorError>;
     /// Restarts one task.
     fn restart_task(&self, name: &str, task: u32) -> Result<(), ConnectorError>;
+    /// Stops every connector's tasks (each commits what was delivered and leaves its
+    /// group); resolves once they have stopped, or after a bounded wait.
+    fn shutdown(&self) -> futures::future::BoxFuture<'static, ()>;
     /// Pauses (true) or resumes (false) a connector's tasks.
     fn pause(&self, name: &str, paused: bool) -> Result<(), ConnectorError>;
 }

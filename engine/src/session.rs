@@ -469,6 +469,10 @@ impl Engine {
     }
 
     pub async fn shutdown(&self) {
+        // Connectors first: their tasks may read what the queries write.
+        if let Some(connectors) = self.connectors.get() {
+            connectors.shutdown().await;
+        }
         let mut state = self.state.lock().await;
         for query in state.queries.values_mut() {
             query.handle.stop().await;

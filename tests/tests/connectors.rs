@@ -576,3 +576,90 @@ fn connector_statements_and_connect_rest_api_and_restarts() {
     assert_eq!(code, 400);
     restarted.run.terminate();
 }
+
+#[test]
+fn datagen_writes_its_quickstart_records() {
+    let b = broker();
+    let topic = unique("gen_trades");
+    let server = serve("datagen");
+    let answer = ok(
+        &server.http,
+        &format!(
+            "CREATE SOURCE CONNECTOR gen WITH ('connector.class' = 'DatagenSource',
+               'kafka.topic' = '{topic}', 'quickstart' = 'stock_trades',
+               'max.interval' = '1', 'iterations' = '200');"
+        ),
+    );
+    assert_eq!(answer[0]["info"]["type"], "source", "{answer}");
+    let records = b.read_topic(&topic, 200, LONG);
+    assert_eq!(records.len(), 200);
+    for r in &records {
+        let value = r.value_json();
+        assert_eq!(value["symbol"], r.key_str().as_str(), "{value}");
+        assert!(value["price"].as_u64().is_some() && value["userid"].is_string());
+    }
+    let (code, wrong) = server.http.ksql(
+        "CREATE SINK CONNECTOR gen2 WITH ('connector.class' = 'DatagenSource', 'kafka.topic' = 't', 'quickstart' = 'users');",
+    );
+    assert_eq!(code, 400);
+    assert!(
+        wrong["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("is a source connector")),
+        "{wrong}"
+    );
+    server.run.terminate();
+}
+
+#[test]
+fn two_servers_of_a_service_share_a_connectors_partitions() {
+    let b = broker();
+    let topic = unique("shared_in");
+    b.create_topic(&topic, 4);
+    let endpoint = Endpoint::start();
+    endpoint.set_delay(Duration::from_millis(10));
+    let service = unique("svc");
+    let first = serve_as("sink-shared-1", &service, &unique("brook-state"));
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let state = std::env::temp_dir().join(unique("brook-state"));
+    let second_run = BrookRun::serve_with(
+        "sink-shared-2",
+        &b.bootstrap,
+        &listen,
+        &service,
+        &state.display().to_string(),
+        &["--instance-id", &format!("{service}-second")],
+    );
+    let second = Http::new(port);
+    let name = unique("shared_sink");
+    ok(
+        &first.http,
+        &format!(
+            "CREATE SINK CONNECTOR `{name}` WITH ('connector.class' = 'AzureFunctionsSink',
+               'function.url' = '{}', 'function.key' = 'k', 'topics' = '{topic}',
+               'max.batch.size' = '20', 'offset.flush.interval.ms' = '100');",
+            endpoint.url()
+        ),
+    );
+    // The second server runs it too, from the command topic.
+    assert!(
+        wait_for(LONG, || {
+            let (_, listed) = second.ksql("SHOW CONNECTORS;");
+            (listed[0]["connectors"][0]["name"] == name.as_str()).then_some(())
+        })
+        .is_some(),
+        "the other server runs the connector"
+    );
+    b.produce(&topic, &records(0, 4000, &|_| false));
+    let delivered = wait_delivered(&endpoint, 4000);
+    assert_eq!(delivered, all_offsets(&topic));
+    let workers: BTreeSet<String> = endpoint
+        .received()
+        .iter()
+        .filter_map(|r| r.user_agent.split("worker ").nth(1).map(str::to_string))
+        .collect();
+    assert_eq!(workers.len(), 2, "both servers delivered: {workers:?}");
+    second_run.terminate();
+    first.run.terminate();
+}
