@@ -150,6 +150,7 @@ impl Runtime {
                     counters: counters.clone(),
                     health: health.clone(),
                     paused: connector.paused.subscribe(),
+                    engine: self.engine.clone(),
                     agent: format!(
                         "brook/{} (connector {} task {id}; worker {})",
                         env!("CARGO_PKG_VERSION"),

@@ -404,6 +404,17 @@ impl Engine {
     }
 
     /// The running persistent queries: id, status.
+    /// How to read the records of the stream or table over `topic` as JSON, if one is
+    /// over it.
+    pub async fn json_rewriter(&self, topic: &str) -> Option<crate::formats::JsonRewriter> {
+        let state = self.state.lock().await;
+        let source = state.catalog.sources.values().find(|s| s.topic == topic)?;
+        Some(crate::formats::JsonRewriter::for_source(
+            source,
+            &self.formats,
+        ))
+    }
+
     pub async fn queries(&self) -> Vec<(String, QueryStatus)> {
         let state = self.state.lock().await;
         state

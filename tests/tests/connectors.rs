@@ -663,3 +663,65 @@ fn two_servers_of_a_service_share_a_connectors_partitions() {
     second_run.terminate();
     first.run.terminate();
 }
+
+#[test]
+fn records_in_other_formats_reach_the_endpoint_as_json() {
+    let topic = unique("delimited_in");
+    let endpoint = Endpoint::start();
+    let server = serve("sink-formats");
+    ok(
+        &server.http,
+        &format!(
+            "CREATE STREAM orders (id INT KEY, item STRING, units DOUBLE)
+               WITH (kafka_topic = '{topic}', key_format = 'KAFKA', value_format = 'DELIMITED', partitions = 1);
+             INSERT INTO orders (id, item, units) VALUES (7, 'apple', 2.5);
+             INSERT INTO orders (id, item, units) VALUES (8, 'pear', 1.0);
+             CREATE SINK CONNECTOR orders_fn WITH ('connector.class' = 'AzureFunctionsSink',
+               'function.url' = '{}', 'function.key' = 'k', 'topics' = '{topic}',
+               'max.batch.size' = '10');",
+            endpoint.url()
+        ),
+    );
+    wait_delivered(&endpoint, 2);
+    let records: Vec<Value> = endpoint
+        .received()
+        .iter()
+        .filter(|r| r.status == 200)
+        .flat_map(|r| r.body.as_array().cloned().unwrap_or_default())
+        .collect();
+    let pairs: Vec<(Value, Value)> = records
+        .iter()
+        .map(|r| (r["key"].clone(), r["value"].clone()))
+        .collect();
+    assert_eq!(
+        pairs,
+        vec![
+            (json!(7), json!({"ITEM": "apple", "UNITS": 2.5})),
+            (json!(8), json!({"ITEM": "pear", "UNITS": 1.0})),
+        ]
+    );
+    server.run.terminate();
+}
+
+#[test]
+fn a_sink_created_before_its_topic_waits_for_it() {
+    let b = broker();
+    let topic = unique("later_in");
+    let endpoint = Endpoint::start();
+    let server = serve("sink-later");
+    let name = unique("later_sink");
+    ok(
+        &server.http,
+        &format!(
+            "CREATE SINK CONNECTOR `{name}` WITH ('connector.class' = 'AzureFunctionsSink',
+               'function.url' = '{}', 'function.key' = 'k', 'topics' = '{topic}');",
+            endpoint.url()
+        ),
+    );
+    b.create_topic(&topic, 1);
+    b.produce(&topic, &records(0, 50, &|_| false));
+    let delivered = wait_delivered(&endpoint, 50);
+    assert_eq!(delivered, all_offsets(&topic));
+    assert_eq!(status(&server.http, &name)["tasks"][0]["state"], "RUNNING");
+    server.run.terminate();
+}

@@ -14,6 +14,7 @@ pub mod request;
 
 use crate::config::{OnError, OnNull, SinkConfig, Topics};
 use crate::status::TaskCounters;
+use brook_engine::formats::JsonRewriter;
 use brook_engine::kafka::KafkaSettings;
 use brook_engine::runtime::{QueryHealth, RebalanceContext, TaskError};
 use dead_letters::DeadLetters;
@@ -54,6 +55,8 @@ pub struct SinkTask {
     pub paused: watch::Receiver<bool>,
     /// The User-Agent of its requests.
     pub agent: String,
+    /// Where the streams and tables over its topics are defined (their formats).
+    pub engine: std::sync::Weak<brook_engine::Engine>,
 }
 
 /// What a batch's delivery settled to: fine (every record delivered or skipped by the
@@ -79,6 +82,9 @@ impl SinkTask {
         // Enough read ahead to fill every free request slot with a whole batch.
         let read_ahead = batch_size * (pending + 1);
         let mut is_paused = false;
+        let mut warned_missing = false;
+        // Per topic: how its records are rewritten as JSON, if they need it.
+        let mut rewriters: BTreeMap<String, Option<JsonRewriter>> = BTreeMap::new();
         loop {
             for (topic, partition) in context.take_revoked() {
                 let p = (topic, partition);
@@ -124,8 +130,31 @@ impl SinkTask {
                     offsets.acknowledged(&partition, id);
                 }
                 message = consumer.recv(), if can_read => {
-                    let message = message.map_err(|e| TaskError::kafka("cannot read", &e))?;
-                    let record = sink_record(&message);
+                    let message = match message {
+                        Ok(message) => message,
+                        // A topic not created yet (its stream's query has not written it):
+                        // the consumer picks it up once it exists.
+                        Err(e) if is_missing_topic(&e) => {
+                            if !warned_missing {
+                                tracing::warn!("connector {}: {e}; waiting for it", self.connector);
+                                warned_missing = true;
+                            }
+                            continue;
+                        }
+                        Err(e) => return Err(TaskError::kafka("cannot read", &e)),
+                    };
+                    let mut record = sink_record(&message);
+                    if !rewriters.contains_key(&record.topic) {
+                        let rewriter = match self.engine.upgrade() {
+                            Some(engine) => engine.json_rewriter(&record.topic).await,
+                            None => None,
+                        };
+                        let rewriter = rewriter.filter(JsonRewriter::rewrites);
+                        rewriters.insert(record.topic.clone(), rewriter);
+                    }
+                    if let Some(Some(rewriter)) = rewriters.get(&record.topic) {
+                        self.rewrite(rewriter, &mut record);
+                    }
                     buffers
                         .entry((record.topic.clone(), record.partition))
                         .or_default()
@@ -152,6 +181,23 @@ impl SinkTask {
             offsets.acknowledged(&partition, id);
         }
         self.commit(&consumer, &mut offsets).await
+    }
+
+    /// Sets the record's JSON form; a record its source's format cannot read is sent as
+    /// read (text, or base64 bytes), with a warning.
+    fn rewrite(&self, rewriter: &JsonRewriter, record: &mut SinkRecord) {
+        let key = rewriter.key(record.key.as_deref());
+        let value = rewriter.value(record.value.as_deref());
+        match (key, value) {
+            (Ok(key), Ok(value)) => record.rewritten = Some((key, value)),
+            (Err(e), _) | (_, Err(e)) => tracing::warn!(
+                "connector {}: {}-{}@{} is not in its source's format ({e}); sent as read",
+                self.connector,
+                record.topic,
+                record.partition,
+                record.offset
+            ),
+        }
     }
 
     fn consumer(&self) -> Result<StreamConsumer<RebalanceContext>, TaskError> {
@@ -390,6 +436,16 @@ fn take_batch(
     Some(batch)
 }
 
+fn is_missing_topic(e: &rdkafka::error::KafkaError) -> bool {
+    use rdkafka::types::RDKafkaErrorCode::{
+        UnknownPartition, UnknownTopic, UnknownTopicOrPartition,
+    };
+    matches!(
+        e.rdkafka_error_code(),
+        Some(UnknownTopicOrPartition | UnknownTopic | UnknownPartition)
+    )
+}
+
 /// Resolves once `stop` is set (the guard `wait_for` gives is not held across awaits).
 async fn stopped(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
@@ -418,5 +474,6 @@ fn sink_record<M: Message>(message: &M) -> SinkRecord {
                     .collect()
             })
             .unwrap_or_default(),
+        rewritten: None,
     }
 }

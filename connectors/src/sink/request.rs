@@ -15,6 +15,30 @@ pub struct SinkRecord {
     pub key: Option<Vec<u8>>,
     pub value: Option<Vec<u8>>,
     pub headers: Vec<(String, Option<Vec<u8>>)>,
+    /// The key and value rewritten as JSON, when the source's formats are not JSON or
+    /// text (see `JsonRewriter`); the request bodies use them, dead letters the originals.
+    pub rewritten: Option<KeyValue>,
+}
+
+/// A record's key and value bytes, either of which may be absent.
+pub type KeyValue = (Option<Vec<u8>>, Option<Vec<u8>>);
+
+impl SinkRecord {
+    /// The key as the endpoint gets it.
+    pub fn sent_key(&self) -> Option<&[u8]> {
+        match &self.rewritten {
+            Some((key, _)) => key.as_deref(),
+            None => self.key.as_deref(),
+        }
+    }
+
+    /// The value as the endpoint gets it.
+    pub fn sent_value(&self) -> Option<&[u8]> {
+        match &self.rewritten {
+            Some((_, value)) => value.as_deref(),
+            None => self.value.as_deref(),
+        }
+    }
 }
 
 /// Bytes as the JSON they hold; else their text as a string; else base64 (a structured
@@ -34,7 +58,7 @@ pub fn bytes_as_json(bytes: Option<&[u8]>) -> Value {
 
 /// The record's key as text, for `${key}` in a URL.
 pub fn key_text(record: &SinkRecord) -> String {
-    match bytes_as_json(record.key.as_deref()) {
+    match bytes_as_json(record.sent_key()) {
         Value::String(s) => s,
         Value::Null => String::new(),
         other => other.to_string(),
@@ -58,8 +82,8 @@ pub fn body(format: &Body, batch: &[SinkRecord]) -> Vec<u8> {
                 .iter()
                 .map(|r| {
                     json!({
-                        "key": bytes_as_json(r.key.as_deref()),
-                        "value": bytes_as_json(r.value.as_deref()),
+                        "key": bytes_as_json(r.sent_key()),
+                        "value": bytes_as_json(r.sent_value()),
                         "topic": r.topic,
                         "partition": r.partition,
                         "offset": r.offset,
@@ -72,7 +96,7 @@ pub fn body(format: &Body, batch: &[SinkRecord]) -> Vec<u8> {
         Body::JsonArray => {
             let values: Vec<Value> = batch
                 .iter()
-                .map(|r| bytes_as_json(r.value.as_deref()))
+                .map(|r| bytes_as_json(r.sent_value()))
                 .collect();
             Value::Array(values).to_string().into_bytes()
         }
@@ -86,7 +110,7 @@ pub fn body(format: &Body, batch: &[SinkRecord]) -> Vec<u8> {
                 if i > 0 {
                     out.extend_from_slice(separator.as_bytes());
                 }
-                out.extend_from_slice(r.value.as_deref().unwrap_or_default());
+                out.extend_from_slice(r.sent_value().unwrap_or_default());
             }
             out.extend_from_slice(suffix.as_bytes());
             out
@@ -107,6 +131,7 @@ mod tests {
             key: Some(key.to_vec()),
             value: Some(value.to_vec()),
             headers: vec![],
+            rewritten: None,
         }
     }
 

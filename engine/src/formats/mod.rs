@@ -211,6 +211,73 @@ impl RecordCodec {
     }
 }
 
+/// Rewrites the records of a source as JSON, for what reads them outside SQL (a sink
+/// connector's request bodies): a side in AVRO, PROTOBUF, JSON_SR, DELIMITED or a binary
+/// KAFKA type is decoded with the source's codec and written with a JSON one of the same
+/// columns; a JSON side, or a single KAFKA STRING, is JSON or text already and is left as
+/// it is.
+#[derive(Debug, Clone)]
+pub struct JsonRewriter {
+    key: Option<(ColumnsCodec, ColumnsCodec)>,
+    value: Option<(ColumnsCodec, ColumnsCodec)>,
+}
+
+impl JsonRewriter {
+    pub fn for_source(source: &SourceDef, context: &FormatContext) -> Self {
+        let codec = RecordCodec::for_source(source, context);
+        let side = |codec: ColumnsCodec, is_key: bool| {
+            let text = match codec.format.kind {
+                FormatKind::Json | FormatKind::None => true,
+                FormatKind::Kafka => {
+                    codec.columns.len() == 1 && codec.columns[0].1 == DataType::String
+                }
+                _ => false,
+            };
+            if text {
+                return None;
+            }
+            let json = ColumnsCodec::new(
+                Format {
+                    wrap_single_value: codec.format.wrap_single_value,
+                    ..Format::new(FormatKind::Json)
+                },
+                codec.columns.clone(),
+                is_key,
+                String::new(),
+                &FormatContext::default(),
+            );
+            Some((codec, json))
+        };
+        Self {
+            key: side(codec.key, true),
+            value: side(codec.value, false),
+        }
+    }
+
+    /// Whether it changes anything.
+    pub fn rewrites(&self) -> bool {
+        self.key.is_some() || self.value.is_some()
+    }
+
+    pub fn key(&self, bytes: Option<&[u8]>) -> Result<Option<Vec<u8>>, String> {
+        Self::rewrite(&self.key, bytes)
+    }
+
+    pub fn value(&self, bytes: Option<&[u8]>) -> Result<Option<Vec<u8>>, String> {
+        Self::rewrite(&self.value, bytes)
+    }
+
+    fn rewrite(
+        side: &Option<(ColumnsCodec, ColumnsCodec)>,
+        bytes: Option<&[u8]>,
+    ) -> Result<Option<Vec<u8>>, String> {
+        match (side, bytes) {
+            (Some((source, json)), Some(bytes)) => json.encode(&source.decode(Some(bytes))?),
+            (_, bytes) => Ok(bytes.map(<[u8]>::to_vec)),
+        }
+    }
+}
+
 /// Reads text as a value of a scalar type, as the text formats do.
 pub(crate) fn parse_text(text: &str, t: &DataType) -> Result<Value, String> {
     let bad = || format!("cannot read '{text}' as {t}");
