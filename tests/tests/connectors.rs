@@ -591,6 +591,8 @@ fn datagen_writes_its_quickstart_records() {
         ),
     );
     assert_eq!(answer[0]["info"]["type"], "source", "{answer}");
+    // Its task creates the topic.
+    assert!(wait_for(LONG, || b.partitions(&topic)).is_some());
     let records = b.read_topic(&topic, 200, LONG);
     assert_eq!(records.len(), 200);
     for r in &records {
