@@ -56,7 +56,7 @@ fn main() {
     );
     let http = Http::new(port);
     for pending in [1, 8] {
-        let endpoint = Endpoint::start();
+        let endpoint = Endpoint::counting();
         let cpu_before = server.cpu_time().unwrap_or_default();
         let started = Instant::now();
         let (status, answer) = http.ksql(&format!(
@@ -67,7 +67,7 @@ fn main() {
         ));
         assert_eq!(status, 200, "{answer}");
         let done = wait_for(Duration::from_secs(600), || {
-            (endpoint.delivered().len() >= records as usize).then_some(())
+            (endpoint.delivered_count() >= records as usize).then_some(())
         });
         assert!(done.is_some(), "the sink delivered everything");
         let seconds = started.elapsed().as_secs_f64();

@@ -42,6 +42,8 @@ pub struct Endpoint {
     arrived: Arc<AtomicUsize>,
     /// Requests being answered now.
     answering: Arc<AtomicUsize>,
+    /// Records in requests answered 200.
+    delivered_records: Arc<AtomicUsize>,
 }
 
 impl Endpoint {
@@ -49,9 +51,18 @@ impl Endpoint {
         Self::start_on(0)
     }
 
+    /// An endpoint that answers 200 at once and only counts the records it gets.
+    pub fn counting() -> Self {
+        Self::serve(0, true)
+    }
+
     /// An endpoint on this port (0: any free one); a test stops one (dropping it) and
     /// starts another on its port to have the sink meet refused connections meanwhile.
     pub fn start_on(port: u16) -> Self {
+        Self::serve(port, false)
+    }
+
+    fn serve(port: u16, counting: bool) -> Self {
         let server =
             Arc::new(tiny_http::Server::http(format!("127.0.0.1:{port}")).expect("bind endpoint"));
         let port = server.server_addr().to_ip().expect("ip address").port();
@@ -64,7 +75,12 @@ impl Endpoint {
             server: server.clone(),
             arrived: Default::default(),
             answering: Default::default(),
+            delivered_records: Default::default(),
         };
+        // A benchmark's endpoint only counts: keeping every body would cost the machine
+        // more than the sink under test.
+        let keep = !counting;
+        let delivered_records = endpoint.delivered_records.clone();
         let received = endpoint.received.clone();
         let behaviour = endpoint.behaviour.clone();
         let stalled = endpoint.stalled.clone();
@@ -78,6 +94,7 @@ impl Endpoint {
                     break;
                 }
                 let arrived = arrived.clone();
+                let delivered_records = delivered_records.clone();
                 let (received, behaviour, stalled, in_flight, total) = (
                     received.clone(),
                     behaviour.clone(),
@@ -126,7 +143,17 @@ impl Endpoint {
                         (status, b.delay)
                     };
                     std::thread::sleep(delay);
-                    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+                    if status == 200 {
+                        let records =
+                            serde_json::from_str::<Vec<&serde_json::value::RawValue>>(&text)
+                                .map_or(0, |r| r.len());
+                        delivered_records.fetch_add(records, Ordering::SeqCst);
+                    }
+                    let body = if keep {
+                        serde_json::from_str(&text).unwrap_or(Value::String(text))
+                    } else {
+                        Value::Null
+                    };
                     received.lock().unwrap().push(Received {
                         user_agent: agent.clone(),
                         function_key,
@@ -169,6 +196,11 @@ impl Endpoint {
         });
         let answered = received.lock().unwrap().clone();
         answered
+    }
+
+    /// Records in requests answered 200 so far (duplicates included).
+    pub fn delivered_count(&self) -> usize {
+        self.delivered_records.load(Ordering::SeqCst)
     }
 
     /// Requests that arrived so far, answered or not.

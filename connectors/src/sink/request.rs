@@ -3,7 +3,7 @@
 
 use crate::config::Body;
 use base64::Engine as _;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 /// A record read from Kafka, as it was read (dead letters are written back unchanged).
 #[derive(Debug, Clone, PartialEq)]
@@ -56,6 +56,25 @@ pub fn bytes_as_json(bytes: Option<&[u8]>) -> Value {
     }
 }
 
+/// Appends bytes as JSON to `out`, as `bytes_as_json` reads them, without building a tree:
+/// JSON text is copied as it is (after checking it is JSON).
+fn write_json(out: &mut Vec<u8>, bytes: Option<&[u8]>) {
+    let Some(bytes) = bytes else {
+        out.extend_from_slice(b"null");
+        return;
+    };
+    if let Ok(raw) = serde_json::from_slice::<&serde_json::value::RawValue>(bytes) {
+        out.extend_from_slice(raw.get().as_bytes());
+        return;
+    }
+    let text = match std::str::from_utf8(bytes) {
+        Ok(text) => std::borrow::Cow::Borrowed(text),
+        Err(_) => std::borrow::Cow::Owned(base64::engine::general_purpose::STANDARD.encode(bytes)),
+    };
+    // Writing a string into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, text.as_ref());
+}
+
 /// The record's key as text, for `${key}` in a URL.
 pub fn key_text(record: &SinkRecord) -> String {
     match bytes_as_json(record.sent_key()) {
@@ -78,27 +97,41 @@ pub fn url_for(template: &str, first: &SinkRecord) -> String {
 pub fn body(format: &Body, batch: &[SinkRecord]) -> Vec<u8> {
     match format {
         Body::AzureRecords => {
-            let records: Vec<Value> = batch
-                .iter()
-                .map(|r| {
-                    json!({
-                        "key": bytes_as_json(r.sent_key()),
-                        "value": bytes_as_json(r.sent_value()),
-                        "topic": r.topic,
-                        "partition": r.partition,
-                        "offset": r.offset,
-                        "timestamp": r.timestamp,
-                    })
-                })
-                .collect();
-            Value::Array(records).to_string().into_bytes()
+            let mut out = Vec::with_capacity(batch.len() * 160);
+            out.push(b'[');
+            for (i, r) in batch.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                out.extend_from_slice(b"{\"key\":");
+                write_json(&mut out, r.sent_key());
+                out.extend_from_slice(b",\"value\":");
+                write_json(&mut out, r.sent_value());
+                out.extend_from_slice(b",\"topic\":");
+                let _ = serde_json::to_writer(&mut out, &r.topic);
+                let timestamp = r.timestamp.map_or("null".to_string(), |t| t.to_string());
+                out.extend_from_slice(
+                    format!(
+                        ",\"partition\":{},\"offset\":{},\"timestamp\":{timestamp}}}",
+                        r.partition, r.offset
+                    )
+                    .as_bytes(),
+                );
+            }
+            out.push(b']');
+            out
         }
         Body::JsonArray => {
-            let values: Vec<Value> = batch
-                .iter()
-                .map(|r| bytes_as_json(r.sent_value()))
-                .collect();
-            Value::Array(values).to_string().into_bytes()
+            let mut out = Vec::with_capacity(batch.len() * 100);
+            out.push(b'[');
+            for (i, r) in batch.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_json(&mut out, r.sent_value());
+            }
+            out.push(b']');
+            out
         }
         Body::Joined {
             prefix,
@@ -121,6 +154,7 @@ pub fn body(format: &Body, batch: &[SinkRecord]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn record(offset: i64, key: &[u8], value: &[u8]) -> SinkRecord {
         SinkRecord {
