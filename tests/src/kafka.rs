@@ -289,7 +289,9 @@ impl Broker {
         timeout: Duration,
         committed: bool,
     ) -> Vec<Record> {
-        let partitions = match self.partitions(topic) {
+        // A topic the process under test has not created yet is waited for, within the
+        // same timeout.
+        let partitions = match crate::wait_for(timeout, || self.partitions(topic)) {
             Some(p) => p,
             None => return vec![],
         };
