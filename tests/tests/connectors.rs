@@ -73,6 +73,24 @@ fn ok(http: &Http, sql: &str) -> Value {
     answer
 }
 
+/// Creates the Azure Functions sink `name` of `topic` to `endpoint`, with `extra`
+/// properties (`'k' = 'v', ...`) besides the URL, key and topic.
+fn create_fn_sink(http: &Http, name: &str, endpoint: &Endpoint, topic: &str, extra: &str) {
+    let extra = if extra.is_empty() {
+        String::new()
+    } else {
+        format!(", {extra}")
+    };
+    ok(
+        http,
+        &format!(
+            "CREATE SINK CONNECTOR `{name}` WITH ('connector.class' = 'AzureFunctionsSink',
+               'function.url' = '{}', 'function.key' = 'k', 'topics' = '{topic}'{extra});",
+            endpoint.url()
+        ),
+    );
+}
+
 /// A connector's Kafka Connect status.
 fn status(http: &Http, name: &str) -> Value {
     let (code, body) = http.call("GET", &format!("/connectors/{name}/status"), None);
@@ -205,15 +223,12 @@ fn committed_offsets_never_pass_an_unanswered_batch() {
     // The first batch's answer is held: the batches behind it are answered, but the
     // partition's offset cannot be committed past the first one's start.
     endpoint.stall(true);
-    ok(
+    create_fn_sink(
         &server.http,
-        &format!(
-            "CREATE SINK CONNECTOR `{name}` WITH ('connector.class' = 'AzureFunctionsSink',
-               'function.url' = '{}', 'function.key' = 'k', 'topics' = '{topic}',
-               'max.batch.size' = '10', 'max.pending.requests' = '3',
-               'offset.flush.interval.ms' = '50');",
-            endpoint.url()
-        ),
+        &name,
+        &endpoint,
+        &topic,
+        "'max.batch.size' = '10', 'max.pending.requests' = '3', 'offset.flush.interval.ms' = '50'",
     );
     let group = format!("connect-{name}");
     assert!(
@@ -252,15 +267,12 @@ fn one_pending_request_keeps_offset_order_through_refused_connections_and_503s()
     let port = first.port;
     let server = serve("sink-order");
     let name = unique("order_sink");
-    ok(
+    create_fn_sink(
         &server.http,
-        &format!(
-            "CREATE SINK CONNECTOR `{name}` WITH ('connector.class' = 'AzureFunctionsSink',
-               'function.url' = '{}', 'function.key' = 'k', 'topics' = '{topic}',
-               'max.batch.size' = '50', 'offset.flush.interval.ms' = '100',
-               'request.timeout.ms' = '2000');",
-            first.url()
-        ),
+        &name,
+        &first,
+        &topic,
+        "'max.batch.size' = '50', 'offset.flush.interval.ms' = '100', 'request.timeout.ms' = '2000'",
     );
     first.set_delay(Duration::from_millis(5));
     assert!(wait_for(LONG, || (first.delivered().len() >= 200).then_some(())).is_some());
@@ -337,16 +349,15 @@ fn refused_records_go_to_the_dead_letter_topic_with_the_reason() {
     endpoint.refuse(Some("\"bad\":true"));
     let server = serve("sink-dlq");
     let name = unique("dlq_sink");
-    ok(
+    create_fn_sink(
         &server.http,
+        &name,
+        &endpoint,
+        &topic,
         &format!(
-            "CREATE SINK CONNECTOR `{name}` WITH ('connector.class' = 'AzureFunctionsSink',
-               'function.url' = '{}', 'function.key' = 'k', 'topics' = '{topic}',
-               'max.batch.size' = '10', 'max.pending.requests' = '2',
-               'errors.tolerance' = 'all',
-               'errors.deadletterqueue.topic.name' = '{dlq}',
-               'errors.deadletterqueue.context.headers.enable' = 'true');",
-            endpoint.url()
+            "'max.batch.size' = '10', 'max.pending.requests' = '2', 'errors.tolerance' = 'all',
+             'errors.deadletterqueue.topic.name' = '{dlq}',
+             'errors.deadletterqueue.context.headers.enable' = 'true'"
         ),
     );
     let good: BTreeSet<(i64, i64)> = (0..100).filter(|i| i % 10 != 3).map(|i| (0, i)).collect();
@@ -396,14 +407,12 @@ fn a_failing_task_is_failed_with_its_trace_until_restarted() {
     endpoint.refuse(Some("\"bad\":true"));
     let server = serve("sink-fail");
     let name = unique("fail_sink");
-    ok(
+    create_fn_sink(
         &server.http,
-        &format!(
-            "CREATE SINK CONNECTOR `{name}` WITH ('connector.class' = 'AzureFunctionsSink',
-               'function.url' = '{}', 'function.key' = 'k', 'topics' = '{topic}',
-               'behavior.on.error' = 'fail', 'offset.flush.interval.ms' = '50');",
-            endpoint.url()
-        ),
+        &name,
+        &endpoint,
+        &topic,
+        "'behavior.on.error' = 'fail', 'offset.flush.interval.ms' = '50'",
     );
     let failed = wait_for(LONG, || {
         let s = status(&server.http, &name);
@@ -635,14 +644,12 @@ fn two_servers_of_a_service_share_a_connectors_partitions() {
     );
     let second = Http::new(port);
     let name = unique("shared_sink");
-    ok(
+    create_fn_sink(
         &first.http,
-        &format!(
-            "CREATE SINK CONNECTOR `{name}` WITH ('connector.class' = 'AzureFunctionsSink',
-               'function.url' = '{}', 'function.key' = 'k', 'topics' = '{topic}',
-               'max.batch.size' = '20', 'offset.flush.interval.ms' = '100');",
-            endpoint.url()
-        ),
+        &name,
+        &endpoint,
+        &topic,
+        "'max.batch.size' = '20', 'offset.flush.interval.ms' = '100'",
     );
     // The second server runs it too, from the command topic.
     assert!(
@@ -712,14 +719,7 @@ fn a_sink_created_before_its_topic_waits_for_it() {
     let endpoint = Endpoint::start();
     let server = serve("sink-later");
     let name = unique("later_sink");
-    ok(
-        &server.http,
-        &format!(
-            "CREATE SINK CONNECTOR `{name}` WITH ('connector.class' = 'AzureFunctionsSink',
-               'function.url' = '{}', 'function.key' = 'k', 'topics' = '{topic}');",
-            endpoint.url()
-        ),
-    );
+    create_fn_sink(&server.http, &name, &endpoint, &topic, "");
     b.create_topic(&topic, 1);
     b.produce(&topic, &records(0, 50, &|_| false));
     let delivered = wait_delivered(&endpoint, 50);
