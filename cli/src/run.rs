@@ -11,6 +11,9 @@ use std::process::ExitCode;
 pub struct RunArgs {
     /// The statements to run.
     file: PathBuf,
+    /// Serve `/metrics` (Prometheus) and `/scaling` on this address while running.
+    #[arg(long, value_name = "ADDR")]
+    metrics_listen: Option<std::net::SocketAddr>,
     #[command(flatten)]
     engine: EngineArgs,
 }
@@ -44,6 +47,27 @@ pub async fn run(args: RunArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let (stop_metrics, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
+    let metrics = match args.metrics_listen {
+        None => None,
+        Some(address) => match tokio::net::TcpListener::bind(address).await {
+            Ok(tcp) => Some(tokio::spawn(brook_server::serve_metrics(
+                engine.clone(),
+                tcp,
+                async move {
+                    let _ = metrics_stopped.await;
+                },
+            ))),
+            Err(e) => {
+                // An operator asked for the figures: running without them would hide that.
+                eprintln!("error: cannot listen on {address} for metrics: {e}");
+                engine.shutdown().await;
+                drop(engine);
+                drop(embedded);
+                return ExitCode::FAILURE;
+            }
+        },
+    };
     let mut session = Session::new(engine.clone());
     let mut code = run_statements(&file, &statements, &mut session).await;
     let connectors: Vec<String> = engine
@@ -76,6 +100,14 @@ pub async fn run(args: RunArgs) -> ExitCode {
         }
     }
     engine.shutdown().await;
+    let _ = stop_metrics.send(());
+    if let Some(served) = metrics {
+        match served.await {
+            Ok(Err(e)) => eprintln!("error: {e}"),
+            Err(e) => eprintln!("error: the metrics listener failed: {e}"),
+            Ok(Ok(())) => {}
+        }
+    }
     if let Some(log) = engine.processing_log() {
         if log.count() > 0 {
             eprintln!(

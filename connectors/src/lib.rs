@@ -214,6 +214,7 @@ impl Runtime {
                 let (state, trace) = match t.health.status() {
                     QueryStatus::Error(failure) => (ConnectorState::Failed, Some(failure.message)),
                     QueryStatus::Stopped => (ConnectorState::Unassigned, None),
+                    QueryStatus::Paused => (ConnectorState::Paused, None),
                     QueryStatus::Running if paused => (ConnectorState::Paused, None),
                     QueryStatus::Running => (ConnectorState::Running, None),
                 };

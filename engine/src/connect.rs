@@ -68,6 +68,11 @@ pub struct TaskStatus {
     pub dead_letters: u64,
 }
 
+/// The consumer group of a sink connector's tasks, as Kafka Connect names it.
+pub fn sink_group(connector: &str) -> String {
+    format!("connect-{connector}")
+}
+
 /// A connector and its tasks (Kafka Connect's status, ksqlDB's DESCRIBE CONNECTOR).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConnectorStatus {

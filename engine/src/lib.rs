@@ -14,6 +14,7 @@ pub mod join;
 pub mod kafka;
 mod lambdas;
 pub mod metadata;
+pub mod metrics;
 pub mod partitioner;
 pub mod pipeline;
 pub mod processing_log;

@@ -147,6 +147,11 @@ pub struct SourceDescription {
     /// Persistent queries reading and writing it.
     pub read_queries: Vec<QuerySummary>,
     pub write_queries: Vec<QuerySummary>,
+    /// This process's traffic with its topic (DESCRIBE EXTENDED's statistics).
+    pub statistics: crate::metrics::TopicStatistics,
+    /// Its topic's partitions and replication factor, when the topic exists.
+    pub partitions: i32,
+    pub replication: i32,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -192,6 +197,7 @@ pub struct Engine {
     formats: FormatContext,
     state: Mutex<EngineState>,
     transient_ids: AtomicU64,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 struct RunningQuery {
@@ -251,6 +257,7 @@ impl EngineState {
                 QueryStatus::Running => "RUNNING",
                 QueryStatus::Error(_) => "ERROR",
                 QueryStatus::Stopped => "STOPPED",
+                QueryStatus::Paused => "PAUSED",
             }
             .to_string(),
             error: match q.handle.status() {
@@ -309,6 +316,8 @@ impl Engine {
         config: EngineConfig,
         registry: Option<Arc<dyn SchemaRegistry>>,
     ) -> Result<Arc<Self>> {
+        // A bad setting is refused at start, not at the first scrape.
+        crate::metrics::lag_threshold(&config.properties).map_err(EngineError::new)?;
         let topics = Topics::new(&config.kafka, config.embedded.clone())?;
         let producer: FutureProducer = config
             .kafka
@@ -366,7 +375,13 @@ impl Engine {
             formats,
             state: Mutex::new(EngineState::default()),
             transient_ids: AtomicU64::new(0),
+            metrics: Arc::new(crate::metrics::Metrics::new()),
         })
+    }
+
+    /// What this process counts, for `/metrics` and DESCRIBE EXTENDED.
+    pub fn metrics(&self) -> &Arc<crate::metrics::Metrics> {
+        &self.metrics
     }
 
     pub fn config(&self) -> &EngineConfig {
@@ -455,6 +470,60 @@ impl Engine {
         })
         .await
         .map_err(|e| format!("cannot read the queries' lag: {e}"))?
+    }
+
+    /// How far each sink connector's consumer group is behind the topics it reads.
+    pub async fn connector_lag(&self) -> Result<Vec<(String, Vec<PartitionLag>)>, String> {
+        let (Backend::Kafka(kafka), Some(connectors)) = (&self.backend, self.connectors.get())
+        else {
+            return Ok(vec![]);
+        };
+        let sinks: Vec<(String, Vec<String>)> = connectors
+            .statuses()
+            .into_iter()
+            .filter(|c| c.kind == brook_sql::ast::ConnectorKind::Sink)
+            .map(|c| (c.name, c.topics))
+            .collect();
+        let settings = kafka.settings.clone();
+        tokio::task::spawn_blocking(move || {
+            sinks
+                .into_iter()
+                .map(|(name, topics)| {
+                    let group = crate::connect::sink_group(&name);
+                    group_lag(&settings, &group, &topics, Duration::from_secs(10))
+                        .map(|lag| (name, lag))
+                })
+                .collect()
+        })
+        .await
+        .map_err(|e| format!("cannot read the connectors' lag: {e}"))?
+    }
+
+    /// What every query and sink connector of this process has still to read, and what
+    /// that asks of the service (see `metrics::scaling`).
+    pub async fn scaling(&self) -> Result<crate::metrics::Scaling, String> {
+        let queries = self.lag().await?;
+        let connectors = self.connector_lag().await?;
+        let threshold = crate::metrics::lag_threshold(&self.config.properties)?;
+        Ok(crate::metrics::Scaling::of(
+            &queries,
+            &connectors,
+            threshold,
+        ))
+    }
+
+    /// Everything this process counts, in Prometheus's text format, with the consumer
+    /// lag and connector figures taken now. What cannot be read from Kafka is left out
+    /// and logged.
+    pub async fn scrape(&self) -> String {
+        if let Some(connectors) = self.connectors.get() {
+            self.metrics.set_connectors(connectors.statuses());
+        }
+        match self.scaling().await {
+            Ok(scaling) => self.metrics.set_scaling(&scaling),
+            Err(e) => tracing::warn!("metrics: {e}"),
+        }
+        self.metrics.encode()
     }
 
     pub async fn source(&self, name: &str) -> Option<SourceDef> {
@@ -609,6 +678,9 @@ impl Session {
             }
             StatementKind::DescribeConnector { name } => self.describe_connector(name).await,
             StatementKind::Terminate { query_id } => self.terminate(query_id.as_deref()).await,
+            StatementKind::SetRunning { query_id, running } => {
+                self.set_running(query_id.as_deref(), *running).await
+            }
             StatementKind::Describe { name, extended } => self.describe(name, *extended).await,
             StatementKind::DescribeFunction { name } => {
                 let kind = crate::metadata::function_kind(name).ok_or_else(|| {
@@ -819,7 +891,21 @@ impl Session {
                 .filter(|q| q.sink == name)
                 .map(summary_of)
                 .collect(),
+            statistics: self.engine.metrics.topic_statistics(&source.topic),
+            partitions: 0,
+            replication: 0,
         };
+        drop(state);
+        let mut description = description;
+        if let Some((partitions, replication)) = self
+            .engine
+            .backend
+            .layout(&description.summary.topic)
+            .await?
+        {
+            description.partitions = partitions;
+            description.replication = replication;
+        }
         Ok(StatementResult::Listing(Listing::Source(Box::new(
             description,
         ))))
@@ -891,10 +977,40 @@ impl Session {
             if let Some(mut query) = state.queries.remove(id) {
                 query.handle.stop().await;
                 engine.backend.forget_query(id);
+                engine.metrics.forget_query(id);
             }
         }
         Ok(StatementResult::Status {
             message: "Query terminated.".into(),
+            query_id: None,
+        })
+    }
+
+    /// PAUSE or RESUME one persistent query, or all of them.
+    async fn set_running(
+        &mut self,
+        query_id: Option<&str>,
+        running: bool,
+    ) -> Result<StatementResult> {
+        let engine = self.engine.clone();
+        let mut state = engine.state.lock().await;
+        state.next_sequence();
+        let ids: Vec<String> = match query_id {
+            Some(id) if state.queries.contains_key(id) => vec![id.to_string()],
+            Some(id) => return Err(EngineError::new(format!("Unknown queryId: {id}"))),
+            None => state.queries.keys().cloned().collect(),
+        };
+        for id in &ids {
+            if let Some(query) = state.queries.get_mut(id) {
+                query.handle.set_running(running).await?;
+            }
+        }
+        Ok(StatementResult::Status {
+            message: if running {
+                "Query resumed.".into()
+            } else {
+                "Query paused.".into()
+            },
             query_id: None,
         })
     }
@@ -1451,6 +1567,7 @@ impl Session {
                 sql,
                 flow,
                 sink,
+                metrics: engine.metrics.query(&query_id),
             },
             &self.properties_in_effect(),
             &engine.formats,

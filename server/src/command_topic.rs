@@ -41,6 +41,7 @@ pub fn is_command(kind: &StatementKind) -> bool {
             | StatementKind::CreateType { .. }
             | StatementKind::DropType { .. }
             | StatementKind::Terminate { .. }
+            | StatementKind::SetRunning { .. }
             | StatementKind::CreateConnector(_)
             | StatementKind::DropConnector { .. }
     )

@@ -44,14 +44,14 @@ pub fn listing(statement_text: &str, listing: &Listing) -> Value {
                     "fields": fields,
                     "type": match d.kind { SourceKind::Stream => "STREAM", SourceKind::Table => "TABLE" },
                     "timestamp": d.timestamp_column.clone().unwrap_or_default(),
-                    "statistics": "",
+                    "statistics": if d.extended { d.statistics.statistics.clone() } else { String::new() },
                     "errorStats": error_stats(d),
                     "extended": d.extended,
                     "keyFormat": d.summary.key_format,
                     "valueFormat": d.summary.value_format,
                     "topic": d.summary.topic,
-                    "partitions": 0,
-                    "replication": 0,
+                    "partitions": d.partitions,
+                    "replication": d.replication,
                     "statement": d.statement,
                     "sourceConstraints": [],
                 },
@@ -181,12 +181,18 @@ pub fn listing(statement_text: &str, listing: &Listing) -> Value {
 
 /// DESCRIBE EXTENDED's error figures, in ksqlDB's `name: value` layout: records the
 /// source's readers found away from their key's partition.
+/// The topic's failed records, and the records read away from their key's partition.
 fn error_stats(d: &brook_engine::SourceDescription) -> String {
-    let misplaced: u64 = d.read_queries.iter().map(|q| q.misplaced).sum();
-    if misplaced == 0 {
+    if !d.extended {
         return String::new();
     }
-    format!("misplaced-records: {misplaced:>10}")
+    let misplaced: u64 = d.read_queries.iter().map(|q| q.misplaced).sum();
+    let mut stats = vec![d.statistics.error_stats.clone()];
+    if misplaced > 0 {
+        stats.push(format!("misplaced-records:{misplaced:>10}"));
+    }
+    stats.retain(|s| !s.is_empty());
+    stats.join(" ")
 }
 
 /// A query's failure as ksqlDB's `QueryError` shows it.

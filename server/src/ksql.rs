@@ -158,6 +158,11 @@ pub fn command_id(kind: &StatementKind) -> Option<String> {
         StatementKind::Terminate { query_id } => {
             format!("terminate/{}/execute", query_id.as_deref().unwrap_or("ALL"))
         }
+        StatementKind::SetRunning { query_id, running } => format!(
+            "{}/{}/execute",
+            if *running { "resume" } else { "pause" },
+            query_id.as_deref().unwrap_or("ALL")
+        ),
         _ => return None,
     })
 }

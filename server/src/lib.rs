@@ -8,9 +8,11 @@ mod entities;
 mod errors;
 mod inserts_stream;
 mod ksql;
+mod observability;
 mod query_stream;
 mod security;
 
+pub use observability::serve_metrics;
 pub use security::BasicAuth;
 
 use axum::routing::{get, post};
@@ -34,6 +36,12 @@ pub struct AppState {
     push_queries: std::sync::Mutex<std::collections::BTreeMap<String, PushCloser>>,
     /// The outcome of each command, by command id, for `/status`.
     statuses: std::sync::Mutex<std::collections::BTreeMap<String, CommandOutcome>>,
+}
+
+impl observability::WithEngine for Arc<AppState> {
+    fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
 }
 
 /// How a command went, and the persistent query it started, if any.
@@ -194,8 +202,13 @@ pub async fn router(engine: Arc<Engine>, mode: Mode) -> Result<Router, String> {
         .route("/chc/live", get(live))
         .route("/chc/ready", get(ready))
         .merge(connect::routes())
+        .merge(observability::routes())
         .fallback(errors::not_found)
         .layer(axum::middleware::map_response(errors::too_large))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            observability::track::<Arc<AppState>>,
+        ))
         .with_state(state))
 }
 

@@ -97,6 +97,8 @@ fn statement_type(kind: &brook_sql::ast::StatementKind) -> &'static str {
         StatementKind::Drop(d) if d.kind == SourceKind::Table => "DropTable",
         StatementKind::Drop(_) => "DropStream",
         StatementKind::Terminate { .. } => "TerminateQuery",
+        StatementKind::SetRunning { running: false, .. } => "PauseQuery",
+        StatementKind::SetRunning { running: true, .. } => "ResumeQuery",
         _ => "Statement",
     }
 }

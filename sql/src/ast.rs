@@ -65,6 +65,11 @@ pub enum StatementKind {
     Terminate {
         query_id: Option<String>,
     },
+    /// `PAUSE query_id | ALL` (`running` false) or `RESUME query_id | ALL`.
+    SetRunning {
+        query_id: Option<String>,
+        running: bool,
+    },
     /// `ASSERT [NOT EXISTS] TOPIC name [WITH (...)] [TIMEOUT n unit]`
     AssertTopic {
         topic: String,

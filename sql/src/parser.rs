@@ -395,6 +395,16 @@ impl StatementParser<'_> {
             let extended = self.eat_word("EXTENDED");
             return Ok(StatementKind::Describe { name, extended });
         }
+        for (word, running) in [("PAUSE", false), ("RESUME", true)] {
+            if self.eat_word(word) {
+                let query_id = if self.eat_word("ALL") {
+                    None
+                } else {
+                    Some(self.identifier()?)
+                };
+                return Ok(StatementKind::SetRunning { query_id, running });
+            }
+        }
         if self.eat_word("TERMINATE") {
             if self.eat_word("ALL") {
                 return Ok(StatementKind::Terminate { query_id: None });

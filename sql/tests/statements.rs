@@ -506,6 +506,20 @@ fn listings_and_terminate() {
         parse("TERMINATE ALL"),
         StatementKind::Terminate { query_id: None }
     );
+    assert_eq!(
+        parse("PAUSE CSAS_OUT_3"),
+        StatementKind::SetRunning {
+            query_id: Some("CSAS_OUT_3".into()),
+            running: false
+        }
+    );
+    assert_eq!(
+        parse("RESUME ALL"),
+        StatementKind::SetRunning {
+            query_id: None,
+            running: true
+        }
+    );
 }
 
 #[test]

@@ -140,6 +140,28 @@ impl OwnBroker {
         }
     }
 
+    /// Freezes the broker (SIGSTOP): its connections stay open and nothing answers, as
+    /// when a broker stalls or the network to it drops packets.
+    pub fn freeze(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets a frozen broker go on (SIGCONT).
+    pub fn thaw(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let child = self.child.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = child.as_ref() {
+            let status = Command::new("kill")
+                .args([signal, &c.id().to_string()])
+                .status()
+                .expect("kill");
+            assert!(status.success(), "kill {signal} of the broker failed");
+        }
+    }
+
     /// Starts the broker (again) and waits until it listens.
     pub fn resume(&self) {
         let mut child = self.child.lock().unwrap_or_else(|p| p.into_inner());

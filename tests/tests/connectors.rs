@@ -208,6 +208,30 @@ fn batches_and_pending_requests_stay_within_their_limits_and_every_record_arrive
     let s = status(&server.http, &name);
     assert_eq!(s["connector"]["state"], "RUNNING", "{s}");
     assert!(task_figure(&s, "records_sent") >= n as u64, "{s}");
+    // `/metrics` counts the same: records sent by the two tasks, none left to read.
+    let (_, text) = server.http.get("/metrics").expect("/metrics");
+    let figure = |prefix: &str| -> f64 {
+        text.lines()
+            .filter(|l| l.starts_with(prefix) && l.contains(&format!("connector=\"{name}\"")))
+            .filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse::<f64>().ok()))
+            .sum()
+    };
+    assert!(
+        figure("brook_connector_records_sent_total{") >= n as f64,
+        "{text}"
+    );
+    assert_eq!(figure("brook_connector_tasks_running{"), 2.0, "{text}");
+    let lag: f64 = text
+        .lines()
+        .filter(|l| {
+            l.starts_with("brook_consumer_lag_records{")
+                && l.contains("kind=\"connector\"")
+                && l.contains(&format!("name=\"{name}\""))
+        })
+        .filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse::<f64>().ok()))
+        .sum();
+    assert_eq!(lag, 0.0, "{text}");
+    assert!(text.contains(&format!("name=\"{name}\"")), "{text}");
     server.run.terminate();
 }
 

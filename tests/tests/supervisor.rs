@@ -266,7 +266,7 @@ fn a_join_counts_records_away_from_their_key_partition() {
             .unwrap_or_default()
             .to_string();
         stats
-            .contains(&format!("misplaced-records: {misplaced:>10}"))
+            .contains(&format!("misplaced-records:{misplaced:>10}"))
             .then_some(stats)
     });
     assert!(

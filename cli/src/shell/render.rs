@@ -126,6 +126,37 @@ fn tabular(out: &mut impl Write, entity: &Value) {
                 })
                 .collect();
             print_table(out, &strings(&["Field", "Type"]), &fields);
+            if d["extended"] == true {
+                let _ = writeln!(
+                    out,
+                    "Partitions           : {}, replication: {}",
+                    cell(&d["partitions"]),
+                    cell(&d["replication"])
+                );
+                for (title, queries) in [
+                    ("Queries that read from this source", &d["readQueries"]),
+                    ("Queries that write from this source", &d["writeQueries"]),
+                ] {
+                    let _ = writeln!(out, "\n{title}\n-----------------------------------");
+                    for q in queries.as_array().into_iter().flatten() {
+                        let _ = writeln!(
+                            out,
+                            "{} ({}) : {}",
+                            cell(&q["id"]),
+                            cell(&q["state"]),
+                            cell(&q["queryString"])
+                        );
+                    }
+                }
+                let _ = writeln!(out, "\nLocal runtime statistics\n------------------------");
+                let _ = writeln!(out, "{}", cell(&d["statistics"]));
+                let _ = writeln!(out, "{}", cell(&d["errorStats"]));
+                let _ = writeln!(
+                    out,
+                    "(Statistics of the local KSQL server interaction with the Kafka topic {})",
+                    cell(&d["topic"])
+                );
+            }
         }
         "warning_entity" => {
             let _ = writeln!(out, "Warning: {}", cell(&entity["message"]));

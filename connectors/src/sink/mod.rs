@@ -201,7 +201,7 @@ impl SinkTask {
     }
 
     fn consumer(&self) -> Result<StreamConsumer<RebalanceContext>, TaskError> {
-        let group = format!("connect-{}", self.connector);
+        let group = brook_engine::connect::sink_group(&self.connector);
         let instance = self
             .instance_id
             .as_ref()

@@ -42,6 +42,8 @@ pub struct NewQuery<'a> {
     pub sql: &'a str,
     pub flow: brook_planner::plan::Dataflow,
     pub sink: &'a SourceDef,
+    /// What its tasks count through.
+    pub metrics: crate::metrics::QueryMetrics,
 }
 
 /// A persistent query as the backend runs it.
@@ -69,6 +71,21 @@ impl QueryHandle {
     pub async fn stop(&mut self) {
         if let QueryHandle::Kafka(q) = self {
             q.stop().await;
+        }
+    }
+
+    /// PAUSE (`running` false) or RESUME. The driver runs each record to its end as it is
+    /// written, so there is nothing of its queries to pause.
+    pub async fn set_running(&mut self, running: bool) -> Result<(), String> {
+        match self {
+            QueryHandle::Kafka(q) if running => q.resume(),
+            QueryHandle::Kafka(q) => {
+                q.pause().await;
+                Ok(())
+            }
+            QueryHandle::Driver => Err(
+                "PAUSE and RESUME need Kafka: the in-process driver cannot pause a query".into(),
+            ),
         }
     }
 }
@@ -247,6 +264,7 @@ impl Backend {
             sql,
             flow,
             sink,
+            metrics,
         } = query;
         match self {
             Backend::Kafka(k) => PersistentQuery::start(
@@ -262,6 +280,7 @@ impl Backend {
                     log: k.log.clone(),
                     formats: formats.clone(),
                     state_dir: k.state_dir.join(id),
+                    metrics,
                 },
                 sql.to_string(),
             )

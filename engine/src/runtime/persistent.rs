@@ -34,7 +34,10 @@ pub struct PersistentQuery {
     pub group_id: String,
     pub inputs: Vec<String>,
     health: Arc<QueryHealth>,
+    /// What its tasks are built from, again when it resumes after a pause.
+    spec: Arc<QuerySpec>,
     stop: watch::Sender<bool>,
+    /// The supervisor's task; none while the query is stopped or paused.
     handle: Option<JoinHandle<()>>,
 }
 
@@ -55,6 +58,7 @@ pub struct QuerySpec {
     pub log: Arc<ProcessingLog>,
     pub formats: FormatContext,
     pub state_dir: std::path::PathBuf,
+    pub metrics: crate::metrics::QueryMetrics,
 }
 
 const MAX_BATCH: usize = 1000;
@@ -90,6 +94,7 @@ struct Runner {
     purger: Purger,
     /// Counts input records that are not where their keys belong, for stateful tasks.
     placement: Option<Placement>,
+    metrics: crate::metrics::QueryMetrics,
 }
 
 /// A join input read from its source topic and written to its repartition topic, keyed
@@ -271,14 +276,36 @@ impl PersistentQuery {
     /// Starts the query's tasks under a supervisor. The first tasks are built here, so that
     /// a query that cannot start at all is refused at once.
     pub fn start(spec: QuerySpec, sql: String) -> Result<Self, String> {
-        let policy = RetryPolicy::from_properties(&spec.properties);
         let health = Arc::new(QueryHealth::default());
         let first = tokio::task::block_in_place(|| Runner::build(&spec, health.clone()))?;
         let source = first.operators.source().name.clone();
         let inputs = first.subscribed.clone();
-        let (stop, stop_rx) = watch::channel(false);
-        let mut first = Some(first);
         let spec = Arc::new(spec);
+        let (stop, handle) = Self::supervised(&spec, &health, Some(first))?;
+        Ok(Self {
+            id: spec.id.clone(),
+            sink: spec.sink.name.clone(),
+            source,
+            sql,
+            group_id: spec.group_id.clone(),
+            inputs,
+            health,
+            spec,
+            stop,
+            handle: Some(handle),
+        })
+    }
+
+    /// Runs the query's tasks under a supervisor on the worker pool, starting with
+    /// `first` when they are built already.
+    fn supervised(
+        spec: &Arc<QuerySpec>,
+        health: &Arc<QueryHealth>,
+        first: Option<Runner>,
+    ) -> Result<(watch::Sender<bool>, JoinHandle<()>), String> {
+        let policy = RetryPolicy::from_properties(&spec.properties);
+        let (stop, stop_rx) = watch::channel(false);
+        let mut first = first;
         let attempt = {
             let health = health.clone();
             let stop_rx = stop_rx.clone();
@@ -305,17 +332,25 @@ impl PersistentQuery {
             stop_rx,
             attempt,
         ));
-        Ok(Self {
-            id: spec.id.clone(),
-            sink: spec.sink.name.clone(),
-            source,
-            sql,
-            group_id: spec.group_id.clone(),
-            inputs,
-            health,
-            stop,
-            handle: Some(handle),
-        })
+        Ok((stop, handle))
+    }
+
+    /// Stops the tasks as `stop` does (processed offsets committed, the group left) but
+    /// keeps the query, PAUSED, to resume from its committed offsets.
+    pub async fn pause(&mut self) {
+        self.stop().await;
+        self.health.set_paused();
+    }
+
+    /// Starts the tasks of a paused query again; a running one is left as it is.
+    pub fn resume(&mut self) -> Result<(), String> {
+        if self.handle.is_some() {
+            return Ok(());
+        }
+        let (stop, handle) = Self::supervised(&self.spec, &self.health, None)?;
+        self.stop = stop;
+        self.handle = Some(handle);
+        Ok(())
     }
 
     pub fn status(&self) -> QueryStatus {
@@ -412,6 +447,7 @@ impl Runner {
                         state_dir.join("source"),
                         source_changelog(group_id),
                         settings.clone(),
+                        spec.metrics.clone(),
                     )
                 }),
             repartition,
@@ -426,6 +462,7 @@ impl Runner {
                     state_dir,
                     state_changelog(group_id, &operators),
                     settings.clone(),
+                    spec.metrics.clone(),
                 )
             }),
             operators,
@@ -440,6 +477,7 @@ impl Runner {
                     .unwrap_or(2000),
             ),
             forwards,
+            metrics: spec.metrics.clone(),
         })
     }
 
@@ -532,6 +570,7 @@ impl Runner {
                         &mut errors,
                     );
                     produce_all(&self.producer.producer, &f.topic, &moved).await?;
+                    self.metrics.produced(&f.topic, &moved, false);
                 }
             }
             let batch = match &mut merger {
@@ -598,6 +637,7 @@ impl Runner {
                     moved.extend(aggregation.repartition_records(&part, store, &mut errors)?);
                 }
                 produce_all(&self.producer.producer, topic, &moved).await?;
+                self.metrics.produced(topic, &moved, false);
                 tasks.retain(|r| &r.topic == topic);
             }
             // Each partition is a task with its own state.
@@ -620,6 +660,7 @@ impl Runner {
             }
             let records = super::record_cache::coalesce(records, self.cache_bytes);
             produce_all(&self.producer.producer, &self.sink.topic, &records).await?;
+            self.metrics.produced(&self.sink.topic, &records, true);
             let mut sent = Vec::new();
             for states in [&mut self.states, &mut self.source_states]
                 .into_iter()
@@ -635,9 +676,11 @@ impl Runner {
             }
             if !errors.is_empty() {
                 self.log.log(&self.id, &errors).await?;
+                self.metrics.failed(&errors);
             }
             if let Some(late) = self.operators.aggregation().map(|a| a.take_late()) {
                 if late > 0 {
+                    self.metrics.late(late);
                     tracing::warn!(
                         "query {}: dropped {late} records that came after their window closed (past its grace period)",
                         self.id
@@ -652,7 +695,10 @@ impl Runner {
             let done = batch.len() + forwarded.len();
             let offsets = next_offsets(batch.iter().chain(&forwarded))?;
             let (producer, consumer) = (&mut self.producer, &self.consumer);
+            let started = Instant::now();
             tokio::task::block_in_place(|| producer.commit(consumer, &offsets, mode))?;
+            self.metrics.committed_in(started.elapsed());
+            self.metrics.consumed(batch.iter().chain(&forwarded));
             if exactly_once {
                 self.flush_stores(&sent)?;
             }

@@ -117,6 +117,8 @@ pub enum QueryStatus {
     Running,
     Error(QueryFailure),
     Stopped,
+    /// Stopped by PAUSE, to go on when RESUME comes.
+    Paused,
 }
 
 /// A failure of a query: what happened and when (milliseconds since the epoch).
@@ -185,6 +187,10 @@ impl QueryHealth {
     /// Counts input records whose offsets were committed.
     pub fn add_committed(&self, records: u64) {
         self.committed.fetch_add(records, Ordering::Relaxed);
+    }
+
+    pub fn set_paused(&self) {
+        self.set(QueryStatus::Paused);
     }
 
     fn set(&self, status: QueryStatus) {

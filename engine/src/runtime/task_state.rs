@@ -31,14 +31,21 @@ pub struct TaskStates {
     pub changelog: String,
     settings: KafkaSettings,
     stores: BTreeMap<i32, Store>,
+    metrics: crate::metrics::QueryMetrics,
 }
 
 impl TaskStates {
-    pub fn new(dir: PathBuf, changelog: String, settings: KafkaSettings) -> Self {
+    pub fn new(
+        dir: PathBuf,
+        changelog: String,
+        settings: KafkaSettings,
+        metrics: crate::metrics::QueryMetrics,
+    ) -> Self {
         Self {
             dir,
             changelog,
             settings,
+            metrics,
             stores: BTreeMap::new(),
         }
     }
@@ -82,6 +89,7 @@ impl TaskStates {
                 "restored {restored} changelog records of {} partition {partition}",
                 self.changelog
             );
+            self.metrics.restored(restored as u64);
             self.stores.insert(partition, store);
         }
         self.stores
