@@ -410,6 +410,36 @@ impl Engine {
         &self.formats
     }
 
+    /// The producer of a Kafka engine, for records clients write over HTTP.
+    pub fn producer(&self) -> Option<&FutureProducer> {
+        match &self.backend {
+            Backend::Kafka(k) => Some(&k.producer),
+            Backend::Driver(_) => None,
+        }
+    }
+
+    /// The Kafka cluster's id, as its brokers give it.
+    pub async fn cluster_id(&self) -> Result<String> {
+        let Some(producer) = self.producer().cloned() else {
+            return Err(EngineError::new(
+                "The in-process driver has no Kafka cluster",
+            ));
+        };
+        tokio::task::spawn_blocking(move || {
+            use rdkafka::producer::Producer;
+            producer.client().fetch_cluster_id(Duration::from_secs(10))
+        })
+        .await
+        .ok()
+        .flatten()
+        .ok_or_else(|| EngineError::new("The Kafka cluster did not give its id"))
+    }
+
+    /// The partitions of `topic`, if it exists.
+    pub async fn topic_partitions(&self, topic: &str) -> Result<Option<i32>> {
+        Ok(self.backend.partitions(topic).await?)
+    }
+
     /// The processing log of a Kafka engine.
     pub fn processing_log(&self) -> Option<&ProcessingLog> {
         match &self.backend {
@@ -418,7 +448,6 @@ impl Engine {
         }
     }
 
-    /// The running persistent queries: id, status.
     /// How to read the records of the stream or table over `topic` as JSON, if one is
     /// over it.
     pub async fn json_rewriter(&self, topic: &str) -> Option<crate::formats::JsonRewriter> {
@@ -430,6 +459,7 @@ impl Engine {
         ))
     }
 
+    /// The running persistent queries: id, status.
     pub async fn queries(&self) -> Vec<(String, QueryStatus)> {
         let state = self.state.lock().await;
         state

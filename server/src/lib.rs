@@ -10,6 +10,7 @@ mod inserts_stream;
 mod ksql;
 mod observability;
 mod query_stream;
+mod rest_proxy;
 mod security;
 
 pub use observability::serve_metrics;
@@ -203,6 +204,7 @@ pub async fn router(engine: Arc<Engine>, mode: Mode) -> Result<Router, String> {
         .route("/chc/ready", get(ready))
         .merge(connect::routes())
         .merge(observability::routes())
+        .merge(rest_proxy::routes())
         .fallback(errors::not_found)
         .layer(axum::middleware::map_response(errors::too_large))
         .layer(axum::middleware::from_fn_with_state(

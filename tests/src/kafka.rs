@@ -186,6 +186,15 @@ impl Broker {
             .unwrap_or_default()
     }
 
+    /// The cluster's id, as its brokers give it.
+    pub fn cluster_id(&self) -> String {
+        let consumer: BaseConsumer = self.config().create().expect("consumer");
+        consumer
+            .client()
+            .fetch_cluster_id(Duration::from_secs(10))
+            .expect("the broker gives its cluster id")
+    }
+
     /// The low and high watermarks of a partition.
     pub fn watermarks(&self, topic: &str, partition: i32) -> (i64, i64) {
         let consumer: BaseConsumer = self.config().create().expect("consumer");
