@@ -158,12 +158,22 @@ impl Runtime {
                         self.worker_id
                     ),
                 });
+                let span = tracing::info_span!(
+                    "connector_task",
+                    connector = %connector.name,
+                    task = id
+                );
                 tokio::spawn(supervise(
                     label,
                     policy,
                     health.clone(),
                     stopped,
-                    move || task.clone().run(attempt_stop.clone()),
+                    move || {
+                        tracing::Instrument::instrument(
+                            task.clone().run(attempt_stop.clone()),
+                            span.clone(),
+                        )
+                    },
                 ))
             }
             Work::Datagen(config) => {

@@ -6,12 +6,53 @@ use crate::runtime::{produce_all, OutputRecord};
 use base64::Engine;
 use rdkafka::producer::FutureProducer;
 use serde_json::json;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 pub struct ProcessingLog {
     pub topic: String,
     producer: FutureProducer,
     count: AtomicU64,
+    /// Keeps a flood of bad records from flooding the log too: the topic has them all.
+    warnings: Mutex<WarningLimit>,
+}
+
+/// Per-record warnings written per query and window.
+const WARNINGS_PER_WINDOW: u64 = 10;
+const WARNING_WINDOW: Duration = Duration::from_secs(10);
+
+/// How many per-record warnings each query wrote in its current window, and how many it
+/// left out.
+#[derive(Default)]
+struct WarningLimit {
+    windows: HashMap<String, (Instant, u64, u64)>,
+}
+
+impl WarningLimit {
+    /// Whether this query's next warning is written; when a window ends with warnings left
+    /// out, how many (to say so once).
+    fn admit(&mut self, query: &str, now: Instant) -> (bool, Option<u64>) {
+        let (start, written, skipped) =
+            self.windows.entry(query.to_string()).or_insert((now, 0, 0));
+        let mut ended = None;
+        if now.duration_since(*start) >= WARNING_WINDOW {
+            if *skipped > 0 {
+                ended = Some(*skipped);
+            }
+            *start = now;
+            *written = 0;
+            *skipped = 0;
+        }
+        if *written < WARNINGS_PER_WINDOW {
+            *written += 1;
+            (true, ended)
+        } else {
+            *skipped += 1;
+            (false, ended)
+        }
+    }
 }
 
 impl ProcessingLog {
@@ -20,6 +61,7 @@ impl ProcessingLog {
             topic,
             producer,
             count: AtomicU64::new(0),
+            warnings: Mutex::default(),
         }
     }
 
@@ -31,11 +73,33 @@ impl ProcessingLog {
     /// Logs the errors and waits until the broker has them.
     pub async fn log(&self, query_id: &str, errors: &[RecordError]) -> Result<(), String> {
         let now = chrono::Utc::now().timestamp_millis();
-        let records: Vec<OutputRecord> = errors
+        let records = self.entries(query_id, errors, now);
+        produce_all(&self.producer, &self.topic, &records)
+            .await
+            .map_err(|e| format!("cannot write to the processing log: {e}"))?;
+        self.count.fetch_add(errors.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// The topic's records of `errors`, each also a warning within the limit.
+    fn entries(&self, query_id: &str, errors: &[RecordError], now: i64) -> Vec<OutputRecord> {
+        let mut limit = self.warnings.lock().unwrap_or_else(|p| p.into_inner());
+        errors
             .iter()
             .map(|error| {
                 let text = entry(query_id, error, now).to_string();
-                tracing::warn!(query = query_id, "processing error: {text}");
+                let (write, skipped) = limit.admit(query_id, Instant::now());
+                if let Some(skipped) = skipped {
+                    tracing::warn!(
+                        query = query_id,
+                        "{skipped} more processing errors were not logged in the last {} s; the topic {} has every one",
+                        WARNING_WINDOW.as_secs(),
+                        self.topic
+                    );
+                }
+                if write {
+                    tracing::warn!(query = query_id, "processing error: {text}");
+                }
                 OutputRecord {
                     headers: vec![],
                     key: None,
@@ -43,12 +107,7 @@ impl ProcessingLog {
                     timestamp: now,
                 }
             })
-            .collect();
-        produce_all(&self.producer, &self.topic, &records)
-            .await
-            .map_err(|e| format!("cannot write to the processing log: {e}"))?;
-        self.count.fetch_add(errors.len() as u64, Ordering::Relaxed);
-        Ok(())
+            .collect()
     }
 }
 
@@ -106,4 +165,27 @@ pub(crate) fn entry(query_id: &str, error: &RecordError, now: i64) -> serde_json
         ),
     };
     json!({"level": "ERROR", "logger": logger, "time": now, "message": message})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{WarningLimit, WARNINGS_PER_WINDOW, WARNING_WINDOW};
+    use std::time::Instant;
+
+    #[test]
+    fn warnings_are_limited_per_query_and_window_and_the_rest_counted() {
+        let mut limit = WarningLimit::default();
+        let start = Instant::now();
+        let written = (0..25).filter(|_| limit.admit("Q1", start).0).count() as u64;
+        assert_eq!(written, WARNINGS_PER_WINDOW);
+        // Another query has a window of its own.
+        assert_eq!(limit.admit("Q2", start), (true, None));
+        // The next window says how many were left out, once.
+        let later = start + WARNING_WINDOW;
+        assert_eq!(
+            limit.admit("Q1", later),
+            (true, Some(25 - WARNINGS_PER_WINDOW))
+        );
+        assert_eq!(limit.admit("Q1", later), (true, None));
+    }
 }

@@ -402,3 +402,73 @@ fn brook_run_serves_metrics_while_it_runs() {
     assert_eq!(status, 404);
     assert!(run.terminate().success());
 }
+
+#[test]
+fn json_logs_name_the_query_and_limit_per_record_warnings() {
+    let b = broker();
+    let (input, output) = (unique("log_in"), unique("log_out"));
+    b.create_topic(&input, 1);
+    // 40 records that are not JSON, then one that is.
+    let mut bad = records(40, 1);
+    bad.extend(
+        records(1, 0)
+            .into_iter()
+            .map(|(k, _, t)| (k, Some(json!({"n": 40}).to_string().into_bytes()), t)),
+    );
+    b.produce(&input, &bad);
+    let sql = format!(
+        "SET 'auto.offset.reset' = 'earliest';
+         CREATE STREAM log_in (k STRING KEY, n BIGINT) WITH (kafka_topic = '{input}', value_format = 'JSON');
+         CREATE STREAM log_out WITH (kafka_topic = '{output}') AS SELECT * FROM log_in;"
+    );
+    let state = std::env::temp_dir().join(unique("brook-state"));
+    let state = state.display().to_string();
+    let service = unique("log_svc");
+    let run = BrookRun::start(
+        "json-logs",
+        &sql,
+        &[
+            "--log-format",
+            "json",
+            "--bootstrap-servers",
+            &b.bootstrap,
+            "--service-id",
+            &service,
+            "--state-dir",
+            &state,
+        ],
+    );
+    assert_eq!(b.read_topic(&output, 1, Duration::from_secs(60)).len(), 1);
+    let stderr = run.stderr();
+    assert!(run.terminate().success());
+    let lines: Vec<Value> = stderr
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let errors: Vec<&Value> = lines
+        .iter()
+        .filter(|l| {
+            l["fields"]["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("processing error"))
+        })
+        .collect();
+    // The topic has all 40; the log at most 10 per 10 s.
+    assert_eq!(errors.len(), 10, "{stderr}");
+    for e in &errors {
+        assert_eq!(e["level"], "WARN");
+        assert_eq!(e["span"]["name"], "query", "{e}");
+        assert!(
+            e["span"]["query_id"]
+                .as_str()
+                .is_some_and(|q| q.starts_with("CSAS_LOG_OUT")),
+            "{e}"
+        );
+    }
+    let log_topic = format!("{service}ksql_processing_log");
+    assert_eq!(
+        b.read_topic(&log_topic, 40, Duration::from_secs(30)).len(),
+        40
+    );
+}

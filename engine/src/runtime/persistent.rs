@@ -320,7 +320,9 @@ impl PersistentQuery {
                         Some(r) => r,
                         None => tokio::task::block_in_place(|| Runner::build(&spec, health))?,
                     };
-                    runner.run(stop).await
+                    // Every log line of the tasks names the query (a field in JSON logs).
+                    let span = tracing::info_span!("query", query_id = %spec.id);
+                    tracing::Instrument::instrument(runner.run(stop), span).await
                 }
             }
         };
