@@ -296,6 +296,20 @@ fn print_listing(listing: &brook_engine::Listing) {
                 );
             }
         }
+        Listing::Usage(usage) => {
+            for u in usage {
+                println!(
+                    "{} | read {} records, {} bytes | wrote {} records, {} bytes | {:.3} CPU s | state {} bytes",
+                    u.query_id,
+                    u.records_read,
+                    u.bytes_read,
+                    u.records_written,
+                    u.bytes_written,
+                    u.cpu_seconds,
+                    u.state_bytes
+                );
+            }
+        }
         Listing::ConnectorPlugins(plugins) => {
             for p in plugins {
                 println!("{} | {} | {}", p.class, p.kind.name(), p.version);

@@ -118,6 +118,8 @@ pub enum Listing {
     },
     /// `SHOW CONNECTOR PLUGINS`.
     ConnectorPlugins(Vec<crate::connect::ConnectorPlugin>),
+    /// `SHOW USAGE`: each query's usage, summed over the usage topic.
+    Usage(Vec<crate::metrics::usage::UsageTotal>),
 }
 
 /// What EXPLAIN tells of a query (one that runs, or a statement not run: no id).
@@ -198,6 +200,14 @@ pub struct Engine {
     state: Mutex<EngineState>,
     transient_ids: AtomicU64,
     metrics: Arc<crate::metrics::Metrics>,
+    /// When the engine started, and when usage was last written (ms since the epoch).
+    started_at: i64,
+    usage_written_at: std::sync::Mutex<Option<i64>>,
+}
+
+/// The compacted topic usage records go to.
+pub fn usage_topic(service_id: &str) -> String {
+    format!("{service_id}ksql_usage")
 }
 
 struct RunningQuery {
@@ -318,6 +328,8 @@ impl Engine {
     ) -> Result<Arc<Self>> {
         // A bad setting is refused at start, not at the first scrape.
         crate::metrics::lag_threshold(&config.properties).map_err(EngineError::new)?;
+        let usage_every =
+            crate::metrics::usage::usage_interval(&config.properties).map_err(EngineError::new)?;
         let topics = Topics::new(&config.kafka, config.embedded.clone())?;
         let producer: FutureProducer = config
             .kafka
@@ -335,6 +347,15 @@ impl Engine {
                     config.kafka.bootstrap_servers
                 ))
             })?;
+        topics
+            .ensure(
+                &usage_topic(&config.service_id),
+                1,
+                replicas,
+                &[("cleanup.policy", "compact")],
+            )
+            .await
+            .map_err(EngineError::new)?;
         let log = Arc::new(ProcessingLog::new(log_topic, producer.clone()));
         let state_dir = config.state_dir.join(&config.service_id);
         let process_id = crate::runtime::process_id(&state_dir).map_err(EngineError::new)?;
@@ -349,7 +370,18 @@ impl Engine {
             views: Default::default(),
         });
         let formats = FormatContext { registry };
-        Ok(Self::with_backend(config, backend, formats))
+        let engine = Self::with_backend(config, backend, formats);
+        let weak = Arc::downgrade(&engine);
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(usage_every);
+            every.tick().await;
+            loop {
+                every.tick().await;
+                let Some(engine) = weak.upgrade() else { break };
+                engine.write_usage().await;
+            }
+        });
+        Ok(engine)
     }
 
     /// An engine whose topics and queries live in the in-process driver, with a schema
@@ -376,6 +408,8 @@ impl Engine {
             state: Mutex::new(EngineState::default()),
             transient_ids: AtomicU64::new(0),
             metrics: Arc::new(crate::metrics::Metrics::new()),
+            started_at: chrono::Utc::now().timestamp_millis(),
+            usage_written_at: std::sync::Mutex::new(None),
         })
     }
 
@@ -583,11 +617,79 @@ impl Engine {
         if let Some(connectors) = self.connectors.get() {
             connectors.shutdown().await;
         }
-        let mut state = self.state.lock().await;
-        for query in state.queries.values_mut() {
-            query.handle.stop().await;
+        {
+            let mut state = self.state.lock().await;
+            for query in state.queries.values_mut() {
+                query.handle.stop().await;
+            }
+            state.queries.clear();
         }
-        state.queries.clear();
+        // What was used since the last interval is not left out of the bill.
+        self.write_usage().await;
+    }
+
+    /// Writes each query's usage since its last record to the usage topic; what cannot
+    /// be written goes into the next interval's records.
+    pub async fn write_usage(&self) {
+        let Backend::Kafka(kafka) = &self.backend else {
+            return;
+        };
+        let now = chrono::Utc::now().timestamp_millis();
+        let window = {
+            let mut last = self
+                .usage_written_at
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            let start = last.replace(now).unwrap_or(self.started_at);
+            (start, now)
+        };
+        let taken =
+            self.metrics
+                .usage_since_last(&self.config.service_id, &kafka.process_id, window);
+        if taken.is_empty() {
+            return;
+        }
+        let records: Vec<crate::runtime::OutputRecord> = taken
+            .iter()
+            .map(|(_, record, _)| crate::runtime::OutputRecord {
+                key: Some(record.key().into_bytes()),
+                value: serde_json::to_vec(record).ok(),
+                timestamp: now,
+                headers: vec![],
+            })
+            .collect();
+        let topic = usage_topic(&self.config.service_id);
+        match crate::runtime::produce_all(&kafka.producer, &topic, &records).await {
+            Ok(()) => {
+                for (usage, _, totals) in &taken {
+                    usage.mark_written(*totals);
+                }
+                let written: Vec<_> = taken.into_iter().map(|(u, _, _)| u).collect();
+                self.metrics.forget_ended_usage(&written);
+            }
+            Err(e) => {
+                tracing::warn!("cannot write usage to {topic}: {e}; it goes into the next interval")
+            }
+        }
+    }
+
+    /// Every query's usage, summed over the usage topic (all processes of the service).
+    pub async fn usage_totals(&self) -> Result<Vec<crate::metrics::usage::UsageTotal>> {
+        let records = self
+            .backend
+            .read_topic(&usage_topic(&self.config.service_id))
+            .await?;
+        let parsed = records.into_iter().filter_map(|r| {
+            let value = r.value?;
+            match serde_json::from_slice::<crate::metrics::usage::UsageRecord>(&value) {
+                Ok(u) => Some(u),
+                Err(e) => {
+                    tracing::warn!("a usage record that is not one: {e}");
+                    None
+                }
+            }
+        });
+        Ok(crate::metrics::usage::totals(parsed))
     }
 }
 
@@ -879,6 +981,7 @@ impl Session {
             ast::ShowKind::ConnectorPlugins => {
                 Listing::ConnectorPlugins(self.engine.connector_runtime()?.plugins())
             }
+            ast::ShowKind::Usage => Listing::Usage(self.engine.usage_totals().await?),
         };
         Ok(StatementResult::Listing(listing))
     }

@@ -164,6 +164,24 @@ pub fn listing(statement_text: &str, listing: &Listing) -> Value {
             crate::connect::connector_description(statement_text, status, sources)
         }
         Listing::ConnectorPlugins(plugins) => crate::connect::plugins_list(statement_text, plugins),
+        Listing::Usage(usage) => json!({
+            "@type": "usage",
+            "statementText": statement_text,
+            "usage": usage
+                .iter()
+                .map(|u| json!({
+                    "queryId": u.query_id,
+                    "recordsRead": u.records_read,
+                    "bytesRead": u.bytes_read,
+                    "recordsWritten": u.records_written,
+                    "bytesWritten": u.bytes_written,
+                    "cpuSeconds": u.cpu_seconds,
+                    "stateBytes": u.state_bytes,
+                    "intervals": u.intervals,
+                }))
+                .collect::<Vec<_>>(),
+            "warnings": [],
+        }),
         Listing::Variables(variables) => {
             let items: Vec<Value> = variables
                 .iter()

@@ -114,6 +114,8 @@ pub enum ShowKind {
     Connectors(Option<ConnectorKind>),
     /// `SHOW CONNECTOR PLUGINS`
     ConnectorPlugins,
+    /// `SHOW USAGE`: what each query moved and held (a Brook extension).
+    Usage,
 }
 
 /// Which way a connector moves records.

@@ -337,6 +337,8 @@ impl StatementParser<'_> {
                 ShowKind::Functions
             } else if self.eat_word("TYPES") {
                 ShowKind::Types
+            } else if self.eat_word("USAGE") {
+                ShowKind::Usage
             } else if self.eat_words(&["CONNECTOR", "PLUGINS"]) {
                 ShowKind::ConnectorPlugins
             } else if self.eat_word("CONNECTORS") {
@@ -347,7 +349,7 @@ impl StatementParser<'_> {
                 ShowKind::Connectors(Some(ConnectorKind::Source))
             } else {
                 return self.error(
-                    "STREAMS, TABLES, QUERIES, PROPERTIES, VARIABLES, TOPICS, FUNCTIONS, TYPES, CONNECTORS or CONNECTOR PLUGINS",
+                    "STREAMS, TABLES, QUERIES, PROPERTIES, VARIABLES, TOPICS, FUNCTIONS, TYPES, CONNECTORS, CONNECTOR PLUGINS or USAGE",
                 );
             };
             self.eat_word("EXTENDED");

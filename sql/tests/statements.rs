@@ -496,6 +496,7 @@ fn listings_and_terminate() {
         parse("SHOW QUERIES"),
         StatementKind::Show(ShowKind::Queries)
     );
+    assert_eq!(parse("SHOW USAGE"), StatementKind::Show(ShowKind::Usage));
     assert_eq!(
         parse("TERMINATE CSAS_OUT_3"),
         StatementKind::Terminate {

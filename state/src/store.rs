@@ -215,6 +215,29 @@ impl Store {
         Ok(())
     }
 
+    /// About how many keys and bytes the store holds (RocksDB's estimates of its live data
+    /// and memtables; exact in memory), what a task's state costs to keep.
+    pub fn estimated_size(&self) -> (u64, u64) {
+        let pending: u64 = self
+            .pending
+            .iter()
+            .map(|(k, v)| (k.len() + v.as_ref().map_or(0, Vec::len)) as u64)
+            .sum();
+        match &self.backend {
+            Backend::Memory { data, .. } => {
+                let bytes: u64 = data.iter().map(|(k, v)| (k.len() + v.len()) as u64).sum();
+                (data.len() as u64, bytes + pending)
+            }
+            Backend::Rocks(db) => {
+                let property = |name: &str| db.property_int_value(name).ok().flatten().unwrap_or(0);
+                let keys = property("rocksdb.estimate-num-keys");
+                let bytes = property("rocksdb.estimate-live-data-size")
+                    + property("rocksdb.cur-size-all-mem-tables");
+                (keys, bytes + pending)
+            }
+        }
+    }
+
     /// The changelog offset the stored data reaches: restore reads the changelog after it.
     pub fn changelog_offset(&self) -> Result<Option<i64>> {
         match &self.backend {
@@ -237,6 +260,26 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_count_what_is_held() {
+        let dir = std::env::temp_dir().join(format!("brook-size-{}", std::process::id()));
+        let mut rocks = Store::open(&dir).expect("open");
+        let mut memory = Store::memory();
+        for store in [&mut rocks, &mut memory] {
+            // An empty memtable holds an arena block at most.
+            assert!(store.estimated_size().1 < 4096);
+            for i in 0..100u32 {
+                store.put(&i.to_be_bytes(), &[7u8; 96]);
+            }
+            store.flush(Some(1)).expect("flush");
+            let (keys, bytes) = store.estimated_size();
+            assert!(keys >= 50, "{keys}");
+            assert!(bytes >= 100 * 100, "{bytes}");
+        }
+        drop(rocks);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     /// Backwards over stored and pending entries alike, pending writes and deletes
     /// winning, stopping where asked.

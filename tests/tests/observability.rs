@@ -472,3 +472,110 @@ fn json_logs_name_the_query_and_limit_per_record_warnings() {
         40
     );
 }
+
+#[test]
+fn usage_records_sum_to_what_a_query_read_wrote_and_holds() {
+    let b = broker();
+    let (input, output) = (unique("usage_in"), unique("usage_out"));
+    b.create_topic(&input, 2);
+    let config = std::env::temp_dir().join(unique("usage.properties"));
+    std::fs::write(&config, "ksql.usage.interval.ms=500\n").expect("config");
+    let config = config.display().to_string();
+    let service = unique("usage_svc");
+    let (_server, http) = serve_service("usage", &service, &["--config", &config]);
+    let (status, answer) = http.ksql(&format!(
+        "SET 'auto.offset.reset' = 'earliest';
+         SET 'cache.max.bytes.buffering' = '0';
+         CREATE STREAM usage_in (k STRING KEY, n BIGINT) WITH (kafka_topic = '{input}', value_format = 'JSON');
+         CREATE TABLE usage_out WITH (kafka_topic = '{output}') AS SELECT k, COUNT(*) AS c FROM usage_in GROUP BY k;"
+    ));
+    assert_eq!(status, 200, "{answer}");
+    let input_records = records(300, 0);
+    let bytes_read: usize = input_records
+        .iter()
+        .map(|(k, v, _)| k.as_ref().map_or(0, Vec::len) + v.as_ref().map_or(0, Vec::len))
+        .sum();
+    b.produce(&input, &input_records);
+    let written = b.read_topic(&output, 300, Duration::from_secs(60));
+    assert_eq!(written.len(), 300);
+    let bytes_written: usize = written
+        .iter()
+        .map(|r| r.key.as_ref().map_or(0, Vec::len) + r.value.as_ref().map_or(0, Vec::len))
+        .sum();
+    let query = query_id(&http, "USAGE_OUT");
+
+    // The usage topic, summed by SHOW USAGE, reaches what the query did.
+    let usage = wait_for(Duration::from_secs(60), || {
+        let (_, answer) = http.ksql("SHOW USAGE;");
+        let u = answer[0]["usage"]
+            .as_array()?
+            .iter()
+            .find(|u| u["queryId"] == query.as_str())?
+            .clone();
+        (u["recordsRead"] == 300 && u["recordsWritten"] == 300).then_some(u)
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "usage never reached the records: {}",
+            http.ksql("SHOW USAGE;").1
+        )
+    });
+    assert_eq!(usage["bytesRead"], bytes_read, "{usage}");
+    assert_eq!(usage["bytesWritten"], bytes_written, "{usage}");
+    assert!(
+        usage["cpuSeconds"].as_f64().is_some_and(|s| s > 0.0),
+        "{usage}"
+    );
+    assert!(
+        usage["stateBytes"].as_u64().is_some_and(|s| s > 0),
+        "{usage}"
+    );
+    assert!(
+        usage["intervals"].as_u64().is_some_and(|n| n >= 1),
+        "{usage}"
+    );
+
+    // Each record is one query, process and interval, keyed so that compaction keeps it.
+    let topic = format!("{service}ksql_usage");
+    let records = b.read_topic(&topic, 1, Duration::from_secs(10));
+    let mine: Vec<Value> = records
+        .iter()
+        .map(|r| r.value_json())
+        .filter(|v| v["query_id"] == query.as_str())
+        .collect();
+    assert!(!mine.is_empty());
+    let summed: u64 = mine
+        .iter()
+        .map(|v| v["records_read"].as_u64().unwrap_or(0))
+        .sum();
+    assert!(summed <= 300);
+    for r in records
+        .iter()
+        .filter(|r| r.value_json()["query_id"] == query.as_str())
+    {
+        let v = r.value_json();
+        assert_eq!(v["service_id"], service.as_str());
+        assert!(v["window_end"].as_i64() > v["window_start"].as_i64(), "{v}");
+        assert_eq!(
+            r.key_str(),
+            format!(
+                "{query}/{}/{}",
+                v["process_id"].as_str().unwrap_or(""),
+                v["window_start"]
+            )
+        );
+    }
+    assert_eq!(
+        b.topic_config(&topic, "cleanup.policy").as_deref(),
+        Some("compact")
+    );
+    // /metrics has the same CPU and state figures.
+    let text = metrics(&http);
+    assert!(
+        sample(&text, "brook_query_cpu_seconds_total", &[("query", &query)])
+            .is_some_and(|s| s > 0.0)
+    );
+    assert!(
+        sample(&text, "brook_query_state_bytes", &[("query", &query)]).is_some_and(|s| s > 0.0)
+    );
+}

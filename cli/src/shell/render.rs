@@ -232,6 +232,30 @@ fn tabular(out: &mut impl Write, entity: &Value) {
                 &["name", "type", "className", "state"],
             ),
         ),
+        "usage" => print_table(
+            out,
+            &strings(&[
+                "Query ID",
+                "Records Read",
+                "Bytes Read",
+                "Records Written",
+                "Bytes Written",
+                "CPU Seconds",
+                "State Bytes",
+            ]),
+            &rows(
+                &entity["usage"],
+                &[
+                    "queryId",
+                    "recordsRead",
+                    "bytesRead",
+                    "recordsWritten",
+                    "bytesWritten",
+                    "cpuSeconds",
+                    "stateBytes",
+                ],
+            ),
+        ),
         "connector_plugins_list" => print_table(
             out,
             &strings(&["Class", "Type", "Version"]),

@@ -7,6 +7,7 @@ mod activity;
 mod connectors;
 mod process;
 mod scaling;
+pub mod usage;
 
 use activity::TopicActivity;
 pub use activity::TopicStatistics;
@@ -19,6 +20,7 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 pub use scaling::{lag_threshold, GroupBacklog, PartitionBacklog, Scaling, DEFAULT_LAG_THRESHOLD};
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -71,6 +73,11 @@ pub struct Metrics {
     processing_errors: Family<QueryLabels, Counter>,
     late_records: Family<QueryLabels, Counter>,
     restored_records: Family<QueryLabels, Counter>,
+    cpu_seconds: Family<QueryLabels, Counter<f64, std::sync::atomic::AtomicU64>>,
+    state_keys: Family<QueryLabels, Gauge>,
+    state_bytes: Family<QueryLabels, Gauge>,
+    /// Each query's usage in this process, until its last interval is written.
+    usage: Mutex<BTreeMap<String, Arc<usage::Usage>>>,
     commit_seconds: Histograms<QueryLabels>,
     end_to_end_seconds: Histograms<QueryLabels>,
     lag: Family<LagLabels, Gauge>,
@@ -110,6 +117,10 @@ impl Metrics {
             processing_errors: Family::default(),
             late_records: Family::default(),
             restored_records: Family::default(),
+            cpu_seconds: Family::default(),
+            state_keys: Family::default(),
+            state_bytes: Family::default(),
+            usage: Mutex::default(),
             commit_seconds: Family::new_with_constructor(latency_histogram),
             end_to_end_seconds: Family::new_with_constructor(latency_histogram),
             lag: Family::default(),
@@ -157,6 +168,21 @@ impl Metrics {
             "brook_query_restored_records",
             "Changelog records read to restore a query's state stores",
             metrics.restored_records.clone(),
+        );
+        registry.register(
+            "brook_query_cpu_seconds",
+            "CPU time a query's tasks spent on its operators (decoding, state, encoding)",
+            metrics.cpu_seconds.clone(),
+        );
+        registry.register(
+            "brook_query_state_keys",
+            "Keys a query's state stores in this process hold (RocksDB's estimate)",
+            metrics.state_keys.clone(),
+        );
+        registry.register(
+            "brook_query_state_bytes",
+            "Bytes a query's state stores in this process hold (RocksDB's estimate)",
+            metrics.state_bytes.clone(),
         );
         registry.register(
             "brook_query_commit_duration_seconds",
@@ -219,6 +245,18 @@ impl Metrics {
             restored: self.restored_records.get_or_create_owned(&labels),
             commit: self.commit_seconds.get_or_create_owned(&labels),
             end_to_end: self.end_to_end_seconds.get_or_create_owned(&labels),
+            cpu: self.cpu_seconds.get_or_create_owned(&labels),
+            state_keys: self.state_keys.get_or_create_owned(&labels),
+            state_bytes: self.state_bytes.get_or_create_owned(&labels),
+            usage: lock(&self.usage)
+                .entry(id.to_string())
+                .and_modify(|u| {
+                    if u.ended.load(std::sync::atomic::Ordering::Relaxed) {
+                        *u = Arc::default();
+                    }
+                })
+                .or_default()
+                .clone(),
             metrics: self.clone(),
         }
     }
@@ -231,6 +269,13 @@ impl Metrics {
         self.restored_records.remove(&labels);
         self.commit_seconds.remove(&labels);
         self.end_to_end_seconds.remove(&labels);
+        self.cpu_seconds.remove(&labels);
+        self.state_keys.remove(&labels);
+        self.state_bytes.remove(&labels);
+        // Its usage is written one last time, then dropped (see `take_usage`).
+        if let Some(u) = lock(&self.usage).get(id) {
+            u.ended.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
         let topics = lock(&self.query_topics).remove(id).unwrap_or_default();
         for topic in topics {
             let labels = QueryTopicLabels {
@@ -246,6 +291,31 @@ impl Metrics {
                 family.remove(&labels);
             }
         }
+    }
+
+    /// Each query's usage since its last record, for `window`. Give back what was written
+    /// with `usage::Usage::mark_written`.
+    pub fn usage_since_last(
+        &self,
+        service_id: &str,
+        process_id: &str,
+        window: (i64, i64),
+    ) -> Vec<(Arc<usage::Usage>, usage::UsageRecord, usage::Totals)> {
+        lock(&self.usage)
+            .iter()
+            .map(|(id, u)| {
+                let (record, totals) = u.since_last(service_id, process_id, id, window);
+                (u.clone(), record, totals)
+            })
+            .collect()
+    }
+
+    /// Drops the usage of terminated queries once their last records are written.
+    pub fn forget_ended_usage(&self, written: &[Arc<usage::Usage>]) {
+        lock(&self.usage).retain(|_, u| {
+            !(u.ended.load(std::sync::atomic::Ordering::Relaxed)
+                && written.iter().any(|w| Arc::ptr_eq(w, u)))
+        });
     }
 
     /// What this process did with `topic`, as DESCRIBE EXTENDED shows it.
@@ -351,6 +421,10 @@ pub struct QueryMetrics {
     restored: Counter,
     commit: Histogram,
     end_to_end: Histogram,
+    cpu: Counter<f64, std::sync::atomic::AtomicU64>,
+    state_keys: Gauge,
+    state_bytes: Gauge,
+    usage: Arc<usage::Usage>,
 }
 
 impl QueryMetrics {
@@ -368,7 +442,23 @@ impl QueryMetrics {
         for (topic, (records, bytes)) in by_topic {
             self.metrics
                 .count(&self.id, topic, Direction::Consumed, records, bytes);
+            self.usage.records_read.fetch_add(records, Relaxed);
+            self.usage.bytes_read.fetch_add(bytes, Relaxed);
         }
+    }
+
+    /// CPU time spent on the query's operators.
+    pub fn cpu(&self, nanos: u64) {
+        self.cpu.inc_by(nanos as f64 / 1e9);
+        self.usage.cpu_nanos.fetch_add(nanos, Relaxed);
+    }
+
+    /// What the query's stores in this process hold now.
+    pub fn state(&self, keys: u64, bytes: u64) {
+        self.state_keys.set(keys as i64);
+        self.state_bytes.set(bytes as i64);
+        self.usage.state_keys.store(keys, Relaxed);
+        self.usage.state_bytes.store(bytes, Relaxed);
     }
 
     /// Records written to `topic` and acknowledged; their timestamps give the end-to-end
@@ -382,6 +472,10 @@ impl QueryMetrics {
             records.len() as u64,
             bytes,
         );
+        self.usage
+            .records_written
+            .fetch_add(records.len() as u64, Relaxed);
+        self.usage.bytes_written.fetch_add(bytes, Relaxed);
         if output {
             let now = chrono::Utc::now().timestamp_millis();
             for r in records {

@@ -642,7 +642,9 @@ impl Runner {
                 self.metrics.produced(topic, &moved, false);
                 tasks.retain(|r| &r.topic == topic);
             }
-            // Each partition is a task with its own state.
+            // Each partition is a task with its own state. Nothing in this loop awaits, so
+            // its thread's CPU time is the query's.
+            let cpu_before = crate::metrics::usage::thread_cpu_nanos();
             for (partition, part) in by_partition(tasks) {
                 let mut stateless = brook_state::Store::memory();
                 let store = match &mut self.states {
@@ -659,6 +661,11 @@ impl Runner {
                     self.sink
                         .encode(self.operators.projection(), &output, &mut errors),
                 );
+            }
+            if let (Some(before), Some(after)) =
+                (cpu_before, crate::metrics::usage::thread_cpu_nanos())
+            {
+                self.metrics.cpu(after.saturating_sub(before));
             }
             let records = super::record_cache::coalesce(records, self.cache_bytes);
             produce_all(&self.producer.producer, &self.sink.topic, &records).await?;
@@ -705,6 +712,12 @@ impl Runner {
                 self.flush_stores(&sent)?;
             }
             self.health.add_committed(done as u64);
+            let (keys, bytes) = [&self.states, &self.source_states]
+                .into_iter()
+                .flatten()
+                .map(|s| s.size())
+                .fold((0, 0), |(k, b), (k2, b2)| (k + k2, b + b2));
+            self.metrics.state(keys, bytes);
             self.purger.committed(&offsets).await;
         }
         // Records held back were not processed: their offsets stay uncommitted; under

@@ -97,6 +97,14 @@ impl TaskStates {
             .ok_or_else(|| TaskError::fatal("state store vanished"))
     }
 
+    /// About how many keys and bytes the open stores hold.
+    pub fn size(&self) -> (u64, u64) {
+        self.stores
+            .values()
+            .map(Store::estimated_size)
+            .fold((0, 0), |(k, b), (k2, b2)| (k + k2, b + b2))
+    }
+
     /// Closes a task's store (its writes are all checkpointed by then).
     pub fn close(&mut self, partition: i32) {
         if self.stores.remove(&partition).is_some() {
