@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Measures a cold start of `brook server`: how long until /info answers, and the resident
+# memory once idle. Runs BROOK_BIN (default dist/brook, else the release build) against a
+# fresh test broker of its own (noida-db, as the tests install it), five times.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+target="${CARGO_TARGET_DIR:-$HOME/.cache/brook-target}"
+bin="${BROOK_BIN:-}"
+if [ -z "$bin" ]; then
+  if [ -x dist/brook ]; then bin=dist/brook; else bin="$target/release/brook"; fi
+fi
+[ -x "$bin" ] || { echo "no brook binary at $bin: run scripts/package-release.sh" >&2; exit 1; }
+noida="${NOIDA_DB_BIN:-$(python3 -c 'import noida_db, os; print(os.path.join(os.path.dirname(noida_db.__file__), "noida-db"))')}"
+work="$(mktemp -d)"
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+kafka_port="$(free_port)"
+"$noida" start --only kafka --kafka-port "$kafka_port" --data-dir "$work/broker" >"$work/broker.log" 2>&1 &
+broker=$!
+server=""
+trap 'kill $server $broker 2>/dev/null || true; rm -rf "$work"' EXIT
+until python3 -c "import socket; socket.create_connection(('127.0.0.1', $kafka_port), 1)" 2>/dev/null; do sleep 0.1; done
+echo "binary: $bin ($(du -m "$bin" | cut -f1) MB)"
+for run in 1 2 3 4 5; do
+  port="$(free_port)"
+  start=$(date +%s%N)
+  "$bin" server --listen "127.0.0.1:$port" --bootstrap-servers "127.0.0.1:$kafka_port" \
+    --service-id "cold${run}_" --state-dir "$work/state$run" >"$work/server$run.log" 2>&1 &
+  server=$!
+  until curl -fs "http://127.0.0.1:$port/info" >/dev/null 2>&1; do
+    kill -0 $server 2>/dev/null || { cat "$work/server$run.log"; exit 1; }
+    sleep 0.01
+  done
+  ready_ms=$(( ($(date +%s%N) - start) / 1000000 ))
+  # Idle: nothing runs; the memory it keeps doing nothing.
+  sleep 5
+  rss_kb=$(awk '/VmRSS/ {print $2}' "/proc/$server/status")
+  echo "run $run: /info answered after ${ready_ms} ms; idle resident memory $(( rss_kb / 1024 )) MB"
+  kill $server; wait $server 2>/dev/null || true
+  server=""
+done
