@@ -104,6 +104,35 @@ pub enum OnNull {
     Delete,
 }
 
+/// How the HTTP sink authenticates its requests (`auth.type`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Auth {
+    None,
+    Basic { user: String, password: String },
+    OAuth2(OAuth2),
+}
+
+/// OAuth2 client credentials (`oauth2.*`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OAuth2 {
+    pub token_url: String,
+    pub client_id: String,
+    pub client_secret: String,
+    /// The field of the token answer that holds the token.
+    pub token_property: String,
+    /// Sent as `scope` when not empty.
+    pub scope: String,
+    pub client_auth: OAuth2ClientAuth,
+}
+
+/// `oauth2.client.auth.mode`: the client's id and secret in a Basic `Authorization`
+/// header, or as form parameters.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum OAuth2ClientAuth {
+    Header,
+    Url,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct SinkConfig {
     pub class: SinkClass,
@@ -117,7 +146,7 @@ pub struct SinkConfig {
     pub url: String,
     pub method: reqwest::Method,
     pub headers: Vec<(String, String)>,
-    pub basic_auth: Option<(String, String)>,
+    pub auth: Auth,
     pub body: Body,
     pub retry: RetryLimit,
     /// The first wait before a retry; each next one doubles, with jitter.
@@ -226,7 +255,7 @@ pub fn sink_config(name: &str, config: &BTreeMap<String, String>) -> Result<Sink
     let tolerate_all = choice("errors.tolerance", "none", &["none", "all"])? == "all";
     let dead_letter_topic = get("errors.deadletterqueue.topic.name").map(str::to_string);
     let mut headers = Vec::new();
-    let mut basic_auth = None;
+    let mut auth = Auth::None;
     let common = |url: String, method, body, retry, retry_backoff, retry_statuses| SinkConfig {
         class,
         tasks: 1,
@@ -236,7 +265,7 @@ pub fn sink_config(name: &str, config: &BTreeMap<String, String>) -> Result<Sink
         url,
         method,
         headers: Vec::new(),
-        basic_auth: None,
+        auth: Auth::None,
         body,
         retry,
         retry_backoff,
@@ -311,18 +340,51 @@ pub fn sink_config(name: &str, config: &BTreeMap<String, String>) -> Result<Sink
             }
             match choice("auth.type", "none", &["none", "basic", "oauth2"])?.as_str() {
                 "basic" => {
-                    basic_auth = Some((
-                        get("connection.user")
+                    auth = Auth::Basic {
+                        user: get("connection.user")
                             .ok_or("auth.type BASIC needs connection.user")?
                             .to_string(),
-                        config
+                        password: config
                             .get("connection.password")
                             .cloned()
                             .unwrap_or_default(),
-                    ));
+                    };
                 }
                 "oauth2" => {
-                    return Err("auth.type OAUTH2 is not supported yet; use BASIC or a bearer token in headers (Authorization: Bearer ...)".into());
+                    let token_url =
+                        get("oauth2.token.url").ok_or("auth.type OAUTH2 needs oauth2.token.url")?;
+                    if !(token_url.starts_with("http://") || token_url.starts_with("https://")) {
+                        return Err(format!(
+                            "oauth2.token.url must be an http:// or https:// URL, not '{token_url}'"
+                        ));
+                    }
+                    auth = Auth::OAuth2(OAuth2 {
+                        token_url: token_url.to_string(),
+                        client_id: get("oauth2.client.id")
+                            .ok_or("auth.type OAUTH2 needs oauth2.client.id")?
+                            .to_string(),
+                        client_secret: config
+                            .get("oauth2.client.secret")
+                            .cloned()
+                            .unwrap_or_default(),
+                        token_property: get("oauth2.token.property")
+                            .unwrap_or("access_token")
+                            .to_string(),
+                        scope: config
+                            .get("oauth2.client.scope")
+                            .cloned()
+                            .unwrap_or_else(|| "any".into()),
+                        client_auth: match choice(
+                            "oauth2.client.auth.mode",
+                            "header",
+                            &["header", "url"],
+                        )?
+                        .as_str()
+                        {
+                            "url" => OAuth2ClientAuth::Url,
+                            _ => OAuth2ClientAuth::Header,
+                        },
+                    });
                 }
                 _ => {}
             }
@@ -353,7 +415,7 @@ pub fn sink_config(name: &str, config: &BTreeMap<String, String>) -> Result<Sink
         }
     };
     sink.headers = headers;
-    sink.basic_auth = basic_auth;
+    sink.auth = auth;
     sink.tasks = positive("tasks.max", 1)? as u32;
     sink.pending = positive("max.pending.requests", 1)? as usize;
     sink.dead_letter_headers = choice(
@@ -447,11 +509,61 @@ mod tests {
         .unwrap();
         assert_eq!(sink.topics, Topics::Regex("orders.*".into()));
         assert_eq!(sink.headers.len(), 2);
-        assert_eq!(sink.basic_auth, Some(("u".into(), "p".into())));
+        assert_eq!(
+            sink.auth,
+            Auth::Basic {
+                user: "u".into(),
+                password: "p".into()
+            }
+        );
         assert!(sink.retry_statuses.contains(404) && sink.retry_statuses.contains(503));
         assert!(!sink.retry_statuses.contains(400) && !sink.retry_statuses.contains(600));
         assert_eq!(sink.body, Body::JsonArray);
         assert_eq!(sink.retry, RetryLimit::Count(5));
+    }
+
+    #[test]
+    fn http_sink_oauth2_client_credentials() {
+        let http = |extra: &[(&'static str, &'static str)]| {
+            let mut pairs = vec![
+                ("connector.class", "HttpSink"),
+                ("http.api.url", "http://h"),
+                ("topics", "t"),
+                ("auth.type", "OAUTH2"),
+            ];
+            pairs.extend_from_slice(extra);
+            sink_config("c", &config(&pairs))
+        };
+        let sink = http(&[
+            ("oauth2.token.url", "http://auth/token"),
+            ("oauth2.client.id", "id"),
+            ("oauth2.client.secret", "secret"),
+            ("oauth2.client.auth.mode", "URL"),
+        ])
+        .unwrap();
+        assert_eq!(
+            sink.auth,
+            Auth::OAuth2(OAuth2 {
+                token_url: "http://auth/token".into(),
+                client_id: "id".into(),
+                client_secret: "secret".into(),
+                token_property: "access_token".into(),
+                scope: "any".into(),
+                client_auth: OAuth2ClientAuth::Url,
+            })
+        );
+        assert!(http(&[("oauth2.client.id", "id")])
+            .unwrap_err()
+            .contains("oauth2.token.url"));
+        assert!(http(&[("oauth2.token.url", "http://auth/token")])
+            .unwrap_err()
+            .contains("oauth2.client.id"));
+        assert!(http(&[
+            ("oauth2.token.url", "auth/token"),
+            ("oauth2.client.id", "id")
+        ])
+        .unwrap_err()
+        .contains("http:// or https://"));
     }
 
     #[test]

@@ -151,6 +151,7 @@ impl Runtime {
                     health: health.clone(),
                     paused: connector.paused.subscribe(),
                     engine: self.engine.clone(),
+                    tokens: Default::default(),
                     agent: format!(
                         "brook/{} (connector {} task {id}; worker {})",
                         env!("CARGO_PKG_VERSION"),

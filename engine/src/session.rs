@@ -135,6 +135,8 @@ pub struct QueryDescription {
     pub state: Option<String>,
     /// The query's latest failures, oldest first.
     pub errors: Vec<crate::runtime::QueryFailure>,
+    /// Where this process serves its API (host:port), when it does.
+    pub host: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -203,6 +205,8 @@ pub struct Engine {
     /// When the engine started, and when usage was last written (ms since the epoch).
     started_at: i64,
     usage_written_at: std::sync::Mutex<Option<i64>>,
+    /// Where this process serves its API (host:port), once it listens.
+    host: std::sync::OnceLock<String>,
 }
 
 /// The compacted topic usage records go to.
@@ -410,7 +414,13 @@ impl Engine {
             metrics: Arc::new(crate::metrics::Metrics::new()),
             started_at: chrono::Utc::now().timestamp_millis(),
             usage_written_at: std::sync::Mutex::new(None),
+            host: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Records where this process serves its API, for the hosts query descriptions name.
+    pub fn set_host(&self, host: String) {
+        let _ = self.host.set(host);
     }
 
     /// What this process counts, for `/metrics` and DESCRIBE EXTENDED.
@@ -1062,6 +1072,7 @@ impl Session {
                     execution_plan: q.explained.plan.clone(),
                     state: Some(state.query_summary(q).state),
                     errors: q.handle.health().map(|h| h.failures()).unwrap_or_default(),
+                    host: self.engine.host.get().cloned(),
                 }
             }
             ast::ExplainTarget::Statement(statement) => {
@@ -1087,6 +1098,7 @@ impl Session {
                     execution_plan: explained.plan,
                     state: None,
                     errors: Vec::new(),
+                    host: None,
                 }
             }
         };

@@ -150,7 +150,10 @@ pub fn listing(statement_text: &str, listing: &Listing) -> Value {
                 "topology": "",
                 "executionPlan": q.execution_plan,
                 "overriddenProperties": {},
-                "ksqlHostQueryStatus": {},
+                "ksqlHostQueryStatus": match (&q.host, &q.state) {
+                    (Some(host), Some(state)) => json!({host.clone(): state}),
+                    _ => json!({}),
+                },
                 "queryType": if q.id.is_empty() { "" } else { "PERSISTENT" },
                 "state": q.state,
                 "queryErrors": q.errors.iter().map(query_error).collect::<Vec<_>>(),

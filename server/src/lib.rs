@@ -230,7 +230,7 @@ pub async fn serve(
     mode: Mode,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), String> {
-    let mut app = router(engine, mode).await?;
+    let mut app = router(engine.clone(), mode).await?;
     if let Some(auth) = listener.basic_auth {
         app = app.layer(axum::middleware::from_fn_with_state(
             Arc::new(auth),
@@ -244,6 +244,7 @@ pub async fn serve(
                 .await
                 .map_err(|e| format!("cannot listen on {address}: {e}"))?;
             let local = tcp.local_addr().map_err(|e| e.to_string())?;
+            engine.set_host(local.to_string());
             eprintln!("Brook server listening on http://{local}");
             axum::serve(tcp, app)
                 .with_graceful_shutdown(shutdown)
@@ -268,6 +269,7 @@ pub async fn serve(
             let announcer = handle.clone();
             tokio::spawn(async move {
                 if let Some(local) = announcer.listening().await {
+                    engine.set_host(local.to_string());
                     eprintln!("Brook server listening on https://{local}");
                 }
             });

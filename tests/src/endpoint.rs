@@ -14,6 +14,8 @@ pub struct Received {
     pub user_agent: String,
     /// The `x-functions-key` header, if sent.
     pub function_key: Option<String>,
+    /// The `Authorization` header, if sent.
+    pub authorization: Option<String>,
     pub body: Value,
     /// What it answered.
     pub status: u16,
@@ -29,6 +31,47 @@ struct Behaviour {
     refuse_marker: Option<String>,
     /// How long each answer takes.
     delay: Duration,
+    /// Requests need a bearer token this issuer gave out.
+    oauth2: Option<Issuer>,
+}
+
+/// An OAuth2 token endpoint (client credentials) at `/token`, for the endpoint's requests.
+struct Issuer {
+    client_id: String,
+    client_secret: String,
+    /// Tokens issued so far; the last one is the one accepted, until revoked.
+    issued: usize,
+    current: Option<String>,
+}
+
+impl Issuer {
+    /// Answers a token request: a new token for the right client, 401 otherwise.
+    fn token(&mut self, authorization: Option<&str>, form: &str) -> (u16, String) {
+        use base64::Engine;
+        let fields: std::collections::HashMap<&str, &str> = form
+            .split('&')
+            .filter_map(|kv| kv.split_once('='))
+            .collect();
+        let basic = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD
+                .encode(format!("{}:{}", self.client_id, self.client_secret))
+        );
+        let client_ok = authorization == Some(basic.as_str())
+            || (fields.get("client_id") == Some(&self.client_id.as_str())
+                && fields.get("client_secret") == Some(&self.client_secret.as_str()));
+        if !client_ok || fields.get("grant_type") != Some(&"client_credentials") {
+            return (401, r#"{"error": "invalid_client"}"#.into());
+        }
+        self.issued += 1;
+        let token = format!("token-{}", self.issued);
+        self.current = Some(token.clone());
+        (
+            200,
+            serde_json::json!({"access_token": token, "token_type": "Bearer", "expires_in": 3600})
+                .to_string(),
+        )
+    }
 }
 
 pub struct Endpoint {
@@ -115,6 +158,12 @@ impl Endpoint {
                         .iter()
                         .find(|h| h.field.equiv("x-functions-key"))
                         .map(|h| h.value.to_string());
+                    let authorization = request
+                        .headers()
+                        .iter()
+                        .find(|h| h.field.equiv("authorization"))
+                        .map(|h| h.value.to_string());
+                    let path = request.url().to_string();
                     arrived.fetch_add(1, Ordering::SeqCst);
                     let now_in_flight = {
                         let mut map = in_flight.lock().unwrap();
@@ -124,6 +173,26 @@ impl Endpoint {
                     };
                     let mut text = String::new();
                     let _ = request.as_reader().read_to_string(&mut text);
+                    // Token requests are the issuer's, not deliveries.
+                    let token_answer = behaviour
+                        .lock()
+                        .unwrap()
+                        .oauth2
+                        .as_mut()
+                        .filter(|_| path == "/token")
+                        .map(|issuer| issuer.token(authorization.as_deref(), &text));
+                    if let Some((status, body)) = token_answer {
+                        *in_flight.lock().unwrap().get_mut(&agent).unwrap() -= 1;
+                        let response = tiny_http::Response::from_string(body)
+                            .with_status_code(status)
+                            .with_header(
+                                tiny_http::Header::from_bytes("Content-Type", "application/json")
+                                    .expect("header"),
+                            );
+                        let _ = request.respond(response);
+                        total.fetch_sub(1, Ordering::SeqCst);
+                        return;
+                    }
                     {
                         let (lock, released) = &*stalled;
                         let mut stall = lock.lock().unwrap();
@@ -133,7 +202,17 @@ impl Endpoint {
                     }
                     let (status, delay) = {
                         let b = behaviour.lock().unwrap();
+                        let bearer = b
+                            .oauth2
+                            .as_ref()
+                            .map(|i| i.current.as_ref().map(|t| format!("Bearer {t}")));
                         let status = match (&b.failing, &b.refuse_marker) {
+                            _ if bearer.as_ref().is_some_and(|expected| {
+                                expected.is_none() || *expected != authorization
+                            }) =>
+                            {
+                                401
+                            }
                             (Some((status, until)), _) if std::time::Instant::now() < *until => {
                                 *status
                             }
@@ -157,6 +236,7 @@ impl Endpoint {
                     received.lock().unwrap().push(Received {
                         user_agent: agent.clone(),
                         function_key,
+                        authorization,
                         body,
                         status,
                         in_flight_of_agent: now_in_flight,
@@ -222,6 +302,38 @@ impl Endpoint {
     /// Answers 400 to batches holding `marker`.
     pub fn refuse(&self, marker: Option<&str>) {
         self.behaviour.lock().unwrap().refuse_marker = marker.map(str::to_string);
+    }
+
+    /// From now on, requests need a bearer token issued at `token_url()` to the client
+    /// `id` with `secret`.
+    pub fn require_oauth2(&self, id: &str, secret: &str) {
+        self.behaviour.lock().unwrap().oauth2 = Some(Issuer {
+            client_id: id.into(),
+            client_secret: secret.into(),
+            issued: 0,
+            current: None,
+        });
+    }
+
+    /// The token issued last stops being accepted; a new one is issued on request.
+    pub fn revoke_token(&self) {
+        if let Some(issuer) = self.behaviour.lock().unwrap().oauth2.as_mut() {
+            issuer.current = None;
+        }
+    }
+
+    /// How many tokens were issued.
+    pub fn tokens_issued(&self) -> usize {
+        self.behaviour
+            .lock()
+            .unwrap()
+            .oauth2
+            .as_ref()
+            .map_or(0, |i| i.issued)
+    }
+
+    pub fn token_url(&self) -> String {
+        format!("http://127.0.0.1:{}/token", self.port)
     }
 
     pub fn set_delay(&self, delay: Duration) {

@@ -214,6 +214,61 @@ impl Broker {
             .map(|t| t.partitions().len() as i32)
     }
 
+    /// Removes the static member `instance_id` from `group` as an operator does with one
+    /// that died (Kafka's LeaveGroup v3 with the member's `group.instance.id`, what
+    /// `AdminClient::removeMembersFromConsumerGroup` sends): its partitions go to the
+    /// members still alive. The broker must be the group's coordinator (the test broker
+    /// is a single node).
+    pub fn remove_static_member(&self, group: &str, instance_id: &str) -> Result<(), String> {
+        use std::io::{Read, Write};
+        fn string(out: &mut Vec<u8>, s: &str) {
+            out.extend_from_slice(&(s.len() as i16).to_be_bytes());
+            out.extend_from_slice(s.as_bytes());
+        }
+        let mut request = Vec::new();
+        request.extend_from_slice(&13i16.to_be_bytes()); // LeaveGroup
+        request.extend_from_slice(&3i16.to_be_bytes()); // version 3
+        request.extend_from_slice(&1i32.to_be_bytes()); // correlation id
+        string(&mut request, "brook-tests");
+        string(&mut request, group);
+        request.extend_from_slice(&1i32.to_be_bytes()); // one member
+        string(&mut request, ""); // member id: unknown, named by its instance id
+        string(&mut request, instance_id);
+        let mut stream =
+            std::net::TcpStream::connect(&self.bootstrap).map_err(|e| e.to_string())?;
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .map_err(|e| e.to_string())?;
+        stream
+            .write_all(&(request.len() as i32).to_be_bytes())
+            .and_then(|_| stream.write_all(&request))
+            .map_err(|e| e.to_string())?;
+        let mut size = [0u8; 4];
+        stream.read_exact(&mut size).map_err(|e| e.to_string())?;
+        let mut response = vec![0u8; i32::from_be_bytes(size).max(0) as usize];
+        stream
+            .read_exact(&mut response)
+            .map_err(|e| e.to_string())?;
+        // correlation id, throttle time, error code, then the members' own errors.
+        let error = |at: usize| {
+            response
+                .get(at..at + 2)
+                .map(|b| i16::from_be_bytes([b[0], b[1]]))
+                .ok_or_else(|| format!("a short LeaveGroup answer: {response:?}"))
+        };
+        match error(8)? {
+            0 => {}
+            code => return Err(format!("LeaveGroup failed with error code {code}")),
+        }
+        // The member's error code ends the answer.
+        match error(response.len().saturating_sub(2))? {
+            0 => Ok(()),
+            code => Err(format!(
+                "removing {instance_id} failed with error code {code}"
+            )),
+        }
+    }
+
     /// The offsets `group` committed for each partition of `topic` (-1: none).
     pub fn committed(&self, group: &str, topic: &str) -> Vec<i64> {
         let partitions = self.partitions(topic).unwrap_or(0);

@@ -751,3 +751,94 @@ fn a_sink_created_before_its_topic_waits_for_it() {
     assert_eq!(status(&server.http, &name)["tasks"][0]["state"], "RUNNING");
     server.run.terminate();
 }
+
+/// The `n` of every record the endpoint answered 200 for (HTTP sink JSON array bodies).
+fn delivered_ns(endpoint: &Endpoint) -> BTreeSet<i64> {
+    endpoint
+        .received()
+        .iter()
+        .filter(|r| r.status == 200)
+        .flat_map(|r| r.body.as_array().cloned().unwrap_or_default())
+        .filter_map(|v| v["n"].as_i64())
+        .collect()
+}
+
+#[test]
+fn the_http_sink_authenticates_with_oauth2_client_credentials() {
+    let b = broker();
+    let topic = unique("oauth_in");
+    b.create_topic(&topic, 1);
+    b.produce(&topic, &records(0, 30, &|_| false));
+    let endpoint = Endpoint::start();
+    endpoint.require_oauth2("brook", "s3cret");
+    let server = serve("sink-oauth2");
+    let http_sink = |name: &str, secret: &str, extra: &str| {
+        format!(
+            "CREATE SINK CONNECTOR `{name}` WITH ('connector.class' = 'HttpSink',
+               'http.api.url' = '{}', 'topics' = '{topic}', 'request.body.format' = 'json',
+               'batch.max.size' = '10', 'retry.backoff.ms' = '50', 'auth.type' = 'OAUTH2',
+               'oauth2.token.url' = '{}', 'oauth2.client.id' = 'brook',
+               'oauth2.client.secret' = '{secret}'{extra});",
+            endpoint.url(),
+            endpoint.token_url()
+        )
+    };
+    let name = unique("oauth_sink");
+    ok(&server.http, &http_sink(&name, "s3cret", ""));
+    let all = |n: i64| {
+        wait_for(LONG, || {
+            (delivered_ns(&endpoint) == (0..n).collect()).then_some(())
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "not every record arrived: {:?}; {}",
+                delivered_ns(&endpoint),
+                status(&server.http, &name)
+            )
+        })
+    };
+    all(30);
+    // One token serves every request until it is refused.
+    assert_eq!(endpoint.tokens_issued(), 1);
+    assert!(endpoint
+        .received()
+        .iter()
+        .all(|r| r.authorization.as_deref() == Some("Bearer token-1")));
+
+    // A refused token is replaced, and the refused request sent again with the new one.
+    endpoint.revoke_token();
+    b.produce(&topic, &records(30, 60, &|_| false));
+    all(60);
+    assert_eq!(endpoint.tokens_issued(), 2);
+    let received = endpoint.received();
+    assert!(
+        received.iter().any(|r| r.status == 401),
+        "the old token was refused once"
+    );
+    assert!(received
+        .iter()
+        .filter(|r| r.status == 200)
+        .all(|r| r.authorization.as_deref() != Some("Bearer token-1")
+            || r.body
+                .as_array()
+                .is_some_and(|b| b.iter().all(|v| v["n"].as_i64() < Some(30)))));
+
+    // Credentials the token endpoint refuses fail the task, saying so.
+    let refused = unique("oauth_refused");
+    ok(
+        &server.http,
+        &http_sink(&refused, "wrong", ", 'behavior.on.error' = 'fail'"),
+    );
+    let failed = wait_for(LONG, || {
+        let s = status(&server.http, &refused);
+        (s["tasks"][0]["state"] == "FAILED").then_some(s)
+    })
+    .expect("the task with refused credentials fails");
+    let trace = failed["tasks"][0]["trace"].as_str().unwrap_or_default();
+    assert!(
+        trace.contains("no OAuth2 token from") && trace.contains("401"),
+        "{trace}"
+    );
+    assert_eq!(endpoint.tokens_issued(), 2, "no token for the wrong secret");
+    server.run.terminate();
+}

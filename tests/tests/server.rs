@@ -802,6 +802,12 @@ fn metadata_statements_status_inserts_print_and_http2() {
     assert_eq!(running["sources"], json!(["CLICKS"]));
     assert_eq!(running["sinks"], json!(["PER_USER"]));
     assert_eq!(running["state"], json!("RUNNING"));
+    // The host is the address this server answers on.
+    assert_eq!(
+        running["ksqlHostQueryStatus"],
+        json!({place.listen.clone(): "RUNNING"}),
+        "{running}"
+    );
     let plan = running["executionPlan"].as_str().expect("a plan");
     assert!(plan.contains("[ SINK ] | TABLE PER_USER"), "{plan}");
     assert!(

@@ -3,7 +3,7 @@
 //! with exponential backoff and jitter, honouring `Retry-After`, until the sink's retry
 //! limit (a deadline or a count) is spent.
 
-use crate::config::{RetryLimit, SinkConfig};
+use crate::config::{Auth, RetryLimit, SinkConfig};
 use crate::status::TaskCounters;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -46,6 +46,8 @@ pub struct Request<'a> {
     /// The User-Agent: Brook's version, the connector and the task, so that an endpoint's
     /// logs tell which task sent what.
     pub agent: &'a str,
+    /// The task's OAuth2 token, when the sink authenticates with one.
+    pub tokens: &'a super::oauth2::Tokens,
 }
 
 /// Sends the request until it succeeds or fails for good; returns the answer's body.
@@ -100,9 +102,6 @@ async fn attempt(
     for (name, value) in &config.headers {
         builder = builder.header(name, value);
     }
-    if let Some((user, password)) = &config.basic_auth {
-        builder = builder.basic_auth(user, Some(password));
-    }
     let failure = |status, reason: String, response, retriable| Failure {
         url: request.url.clone(),
         status,
@@ -110,6 +109,25 @@ async fn attempt(
         response,
         retriable,
     };
+    // The token sent, and whether it was just issued.
+    let mut bearer = None;
+    match &config.auth {
+        Auth::None => {}
+        Auth::Basic { user, password } => builder = builder.basic_auth(user, Some(password)),
+        Auth::OAuth2(oauth) => {
+            match request
+                .tokens
+                .bearer(client, oauth, config.request_timeout)
+                .await
+            {
+                Ok((token, fresh)) => {
+                    builder = builder.bearer_auth(&token);
+                    bearer = Some((token, fresh));
+                }
+                Err(e) => return Err((failure(None, e.reason, String::new(), e.retriable), None)),
+            }
+        }
+    }
     let response = match builder.send().await {
         Ok(response) => response,
         Err(e) => {
@@ -142,14 +160,23 @@ async fn attempt(
         return Ok(body);
     }
     let code = status.as_u16();
-    let retriable = config.retry_statuses.contains(code);
+    let mut retriable = config.retry_statuses.contains(code);
+    let mut retry_after = retry_after;
+    if let (401, Some((token, fresh))) = (code, &bearer) {
+        request.tokens.refused(token).await;
+        // A token refused once it was old is replaced and the request sent again at once.
+        if !fresh {
+            retriable = true;
+            retry_after = Some(Duration::ZERO);
+        }
+    }
     let reason = status.canonical_reason().unwrap_or("").to_string();
     let text = String::from_utf8_lossy(&body).chars().take(2000).collect();
     Err((failure(Some(code), reason, text, retriable), retry_after))
 }
 
 /// An error with its causes (reqwest's own message leaves out why a connection failed).
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub(super) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(cause) = source {

@@ -9,6 +9,7 @@
 
 pub mod dead_letters;
 pub mod delivery;
+pub mod oauth2;
 pub mod offsets;
 pub mod request;
 
@@ -55,6 +56,8 @@ pub struct SinkTask {
     pub paused: watch::Receiver<bool>,
     /// The User-Agent of its requests.
     pub agent: String,
+    /// Its OAuth2 token, with `auth.type=OAUTH2`.
+    pub tokens: oauth2::Tokens,
     /// Where the streams and tables over its topics are defined (their formats).
     pub engine: std::sync::Weak<brook_engine::Engine>,
 }
@@ -329,6 +332,7 @@ impl SinkTask {
             body: request::body(&config.body, batch),
             config,
             agent: &self.agent,
+            tokens: &self.tokens,
         };
         delivery::send(&self.client, request, &self.counters)
             .await
@@ -361,6 +365,7 @@ impl SinkTask {
                     body: Vec::new(),
                     config,
                     agent: &self.agent,
+                    tokens: &self.tokens,
                 };
                 match delivery::send(&self.client, request, &self.counters).await {
                     Ok(_) => Ok(()),

@@ -73,6 +73,9 @@ pub struct Metrics {
     processing_errors: Family<QueryLabels, Counter>,
     late_records: Family<QueryLabels, Counter>,
     restored_records: Family<QueryLabels, Counter>,
+    standby_records: Family<QueryTopicLabels, Counter>,
+    standby_partitions: Family<QueryTopicLabels, Gauge>,
+    standby_lag: Family<QueryTopicLabels, Gauge>,
     cpu_seconds: Family<QueryLabels, Counter<f64, std::sync::atomic::AtomicU64>>,
     state_keys: Family<QueryLabels, Gauge>,
     state_bytes: Family<QueryLabels, Gauge>,
@@ -117,6 +120,9 @@ impl Metrics {
             processing_errors: Family::default(),
             late_records: Family::default(),
             restored_records: Family::default(),
+            standby_records: Family::default(),
+            standby_partitions: Family::default(),
+            standby_lag: Family::default(),
             cpu_seconds: Family::default(),
             state_keys: Family::default(),
             state_bytes: Family::default(),
@@ -168,6 +174,21 @@ impl Metrics {
             "brook_query_restored_records",
             "Changelog records read to restore a query's state stores",
             metrics.restored_records.clone(),
+        );
+        registry.register(
+            "brook_query_standby_records",
+            "Changelog records applied to this process's standby copies of a query's stores",
+            metrics.standby_records.clone(),
+        );
+        registry.register(
+            "brook_query_standby_partitions",
+            "Changelog partitions of a query this process keeps a standby copy of",
+            metrics.standby_partitions.clone(),
+        );
+        registry.register(
+            "brook_query_standby_lag_records",
+            "Changelog records this process's standby copies have still to apply",
+            metrics.standby_lag.clone(),
         );
         registry.register(
             "brook_query_cpu_seconds",
@@ -287,9 +308,12 @@ impl Metrics {
                 &self.consumed_bytes,
                 &self.produced_records,
                 &self.produced_bytes,
+                &self.standby_records,
             ] {
                 family.remove(&labels);
             }
+            self.standby_partitions.remove(&labels);
+            self.standby_lag.remove(&labels);
         }
     }
 
@@ -512,6 +536,45 @@ impl QueryMetrics {
 
     pub fn restored(&self, records: u64) {
         self.restored.inc_by(records);
+    }
+
+    /// How many changelog partitions of `changelog` this process keeps standby copies of,
+    /// and the records they have still to apply (when known).
+    pub fn standby(&self, changelog: &str, partitions: u64, lag: Option<u64>) {
+        let labels = self.topic_labels(changelog);
+        self.metrics
+            .standby_partitions
+            .get_or_create(&labels)
+            .set(partitions as i64);
+        if let Some(lag) = lag {
+            self.metrics
+                .standby_lag
+                .get_or_create(&labels)
+                .set(lag as i64);
+        }
+    }
+
+    /// Changelog records applied to standby copies.
+    pub fn standby_applied(&self, changelog: &str, records: u64) {
+        if records > 0 {
+            let labels = self.topic_labels(changelog);
+            self.metrics
+                .standby_records
+                .get_or_create(&labels)
+                .inc_by(records);
+        }
+    }
+
+    /// The labels of one of the query's topics, remembered to be forgotten with it.
+    fn topic_labels(&self, topic: &str) -> QueryTopicLabels {
+        lock(&self.metrics.query_topics)
+            .entry(self.id.clone())
+            .or_default()
+            .insert(topic.into());
+        QueryTopicLabels {
+            query: self.id.clone(),
+            topic: topic.into(),
+        }
     }
 
     pub fn committed_in(&self, elapsed: Duration) {

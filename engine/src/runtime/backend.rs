@@ -269,6 +269,9 @@ impl Backend {
         match self {
             Backend::Kafka(k) => PersistentQuery::start(
                 crate::runtime::QuerySpec {
+                    standbys: (crate::runtime::standby_replicas(properties)? > 0).then(|| {
+                        crate::runtime::Standbys::new(k.settings.clone(), metrics.clone())
+                    }),
                     id: id.to_string(),
                     flow,
                     sink: sink.clone(),

@@ -59,6 +59,8 @@ pub struct QuerySpec {
     pub formats: FormatContext,
     pub state_dir: std::path::PathBuf,
     pub metrics: crate::metrics::QueryMetrics,
+    /// Warm copies of the tasks this process does not run (`num.standby.replicas`).
+    pub standbys: Option<Arc<super::Standbys>>,
 }
 
 const MAX_BATCH: usize = 1000;
@@ -450,6 +452,7 @@ impl Runner {
                         source_changelog(group_id),
                         settings.clone(),
                         spec.metrics.clone(),
+                        spec.standbys.as_ref(),
                     )
                 }),
             repartition,
@@ -465,6 +468,7 @@ impl Runner {
                     state_changelog(group_id, &operators),
                     settings.clone(),
                     spec.metrics.clone(),
+                    spec.standbys.as_ref(),
                 )
             }),
             operators,

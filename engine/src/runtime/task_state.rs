@@ -3,6 +3,7 @@
 //! restore on task start from the local store plus the changelog after the offset the
 //! store recorded (all of it when the local store is gone).
 
+use super::standby::{Standby, Standbys};
 use super::supervisor::TaskError;
 use crate::kafka::KafkaSettings;
 use brook_state::Store;
@@ -12,6 +13,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How often a long restore reports its progress.
@@ -23,6 +25,19 @@ enum Restore {
     Ahead,
 }
 
+impl Drop for TaskStates {
+    /// The stores close before their standby copies take them up again.
+    fn drop(&mut self) {
+        let partitions: Vec<i32> = self.stores.keys().copied().collect();
+        self.stores.clear();
+        if let Some(standby) = &self.standby {
+            for partition in partitions {
+                standby.release(partition);
+            }
+        }
+    }
+}
+
 /// The changelog offsets each task's sent changes reached (none: it sent nothing).
 pub struct SentChanges(Vec<(i32, Option<i64>)>);
 
@@ -32,6 +47,8 @@ pub struct TaskStates {
     settings: KafkaSettings,
     stores: BTreeMap<i32, Store>,
     metrics: crate::metrics::QueryMetrics,
+    /// The warm copies of this changelog's other partitions, with `num.standby.replicas`.
+    standby: Option<Arc<Standby>>,
 }
 
 impl TaskStates {
@@ -40,61 +57,77 @@ impl TaskStates {
         changelog: String,
         settings: KafkaSettings,
         metrics: crate::metrics::QueryMetrics,
+        standbys: Option<&Arc<Standbys>>,
     ) -> Self {
+        let standby = standbys.map(|s| s.follow(dir.clone(), &changelog));
         Self {
             dir,
             changelog,
             settings,
             metrics,
             stores: BTreeMap::new(),
+            standby,
         }
     }
 
-    /// The store of `partition`'s task, opened and restored on first use.
+    /// The store of `partition`'s task, opened and restored on first use; a standby copy
+    /// of it is taken over first.
     pub fn store(&mut self, partition: i32) -> Result<&mut Store, TaskError> {
         if !self.stores.contains_key(&partition) {
-            let dir = self.dir.join(partition.to_string());
-            std::fs::create_dir_all(&dir).map_err(|e| {
-                TaskError::fatal(format!(
-                    "cannot create state directory {}: {e}",
-                    dir.display()
-                ))
-            })?;
-            let mut store = Store::open(&dir).map_err(|e| TaskError::fatal(e.to_string()))?;
-            let restored = tokio::task::block_in_place(|| {
-                match self.restore(partition, &mut store)? {
-                    Restore::Done(n) => Ok::<_, TaskError>(n),
-                    Restore::Ahead => {
-                        // The store holds changes the changelog no longer has (the
-                        // broker lost them): it is rebuilt from the changelog alone.
-                        drop(std::mem::replace(&mut store, Store::memory()));
-                        std::fs::remove_dir_all(&dir).map_err(|e| {
-                            TaskError::fatal(format!("cannot remove {}: {e}", dir.display()))
-                        })?;
-                        std::fs::create_dir_all(&dir).map_err(|e| {
-                            TaskError::fatal(format!("cannot create {}: {e}", dir.display()))
-                        })?;
-                        store = Store::open(&dir).map_err(|e| TaskError::fatal(e.to_string()))?;
-                        match self.restore(partition, &mut store)? {
-                            Restore::Done(n) => Ok(n),
-                            Restore::Ahead => Err(TaskError::fatal(format!(
-                                "the store of {} partition {partition} is ahead of its changelog even when rebuilt",
-                                self.changelog
-                            ))),
-                        }
-                    }
-                }
-            })?;
-            tracing::info!(
-                "restored {restored} changelog records of {} partition {partition}",
-                self.changelog
-            );
-            self.metrics.restored(restored as u64);
-            self.stores.insert(partition, store);
+            if let Some(standby) = &self.standby {
+                standby.claim(partition);
+            }
+            let opened = self.open(partition);
+            if let (Err(_), Some(standby)) = (&opened, &self.standby) {
+                standby.release(partition);
+            }
+            self.stores.insert(partition, opened?);
         }
         self.stores
             .get_mut(&partition)
             .ok_or_else(|| TaskError::fatal("state store vanished"))
+    }
+
+    /// Opens and restores the store of `partition`'s task.
+    fn open(&self, partition: i32) -> Result<Store, TaskError> {
+        let dir = self.dir.join(partition.to_string());
+        std::fs::create_dir_all(&dir).map_err(|e| {
+            TaskError::fatal(format!(
+                "cannot create state directory {}: {e}",
+                dir.display()
+            ))
+        })?;
+        let mut store = Store::open(&dir).map_err(|e| TaskError::fatal(e.to_string()))?;
+        let restored = tokio::task::block_in_place(|| {
+            match self.restore(partition, &mut store)? {
+                Restore::Done(n) => Ok::<_, TaskError>(n),
+                Restore::Ahead => {
+                    // The store holds changes the changelog no longer has (the
+                    // broker lost them): it is rebuilt from the changelog alone.
+                    drop(std::mem::replace(&mut store, Store::memory()));
+                    std::fs::remove_dir_all(&dir).map_err(|e| {
+                        TaskError::fatal(format!("cannot remove {}: {e}", dir.display()))
+                    })?;
+                    std::fs::create_dir_all(&dir).map_err(|e| {
+                        TaskError::fatal(format!("cannot create {}: {e}", dir.display()))
+                    })?;
+                    store = Store::open(&dir).map_err(|e| TaskError::fatal(e.to_string()))?;
+                    match self.restore(partition, &mut store)? {
+                        Restore::Done(n) => Ok(n),
+                        Restore::Ahead => Err(TaskError::fatal(format!(
+                            "the store of {} partition {partition} is ahead of its changelog even when rebuilt",
+                            self.changelog
+                        ))),
+                    }
+                }
+            }
+        })?;
+        tracing::info!(
+            "restored {restored} changelog records of {} partition {partition}",
+            self.changelog
+        );
+        self.metrics.restored(restored as u64);
+        Ok(store)
     }
 
     /// About how many keys and bytes the open stores hold.
@@ -112,6 +145,9 @@ impl TaskStates {
                 "closed the store of {} partition {partition}",
                 self.changelog
             );
+            if let Some(standby) = &self.standby {
+                standby.release(partition);
+            }
         }
     }
 
