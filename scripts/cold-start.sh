@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Measures a cold start of `brook server`: how long until /info answers, and the resident
-# memory once idle. Runs BROOK_BIN (default dist/brook, else the release build) against a
-# fresh test broker of its own (noida-db, as the tests install it), five times.
+# memory once idle, against a fresh test broker of its own (noida-db, as the tests install
+# it); then how long the quick start (examples/quickstart.sql on the embedded broker) takes
+# to print its rows. Runs BROOK_BIN (default dist/brook, else the release build), five
+# times each.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target="${CARGO_TARGET_DIR:-$HOME/.cache/brook-target}"
@@ -35,6 +37,18 @@ for run in 1 2 3 4 5; do
   sleep 5
   rss_kb=$(awk '/VmRSS/ {print $2}' "/proc/$server/status")
   echo "run $run: /info answered after ${ready_ms} ms; idle resident memory $(( rss_kb / 1024 )) MB"
+  kill $server; wait $server 2>/dev/null || true
+  server=""
+done
+for run in 1 2 3 4 5; do
+  start=$(date +%s%N)
+  "$bin" run examples/quickstart.sql --state-dir "$work/quickstart$run" >"$work/quickstart$run.log" 2>&1 &
+  server=$!
+  until grep -q "Limit Reached" "$work/quickstart$run.log"; do
+    kill -0 $server 2>/dev/null || { cat "$work/quickstart$run.log"; exit 1; }
+    sleep 0.01
+  done
+  echo "quick start $run: its rows printed after $(( ($(date +%s%N) - start) / 1000000 )) ms"
   kill $server; wait $server 2>/dev/null || true
   server=""
 done

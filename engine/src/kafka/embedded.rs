@@ -4,7 +4,8 @@
 //! The mock cluster cannot move between threads and does not answer CreateTopics, so a
 //! thread of its own owns it and creates topics on request.
 
-use rdkafka::mocking::MockCluster;
+use rdkafka::producer::{BaseProducer, Producer};
+use rdkafka::ClientConfig;
 use std::sync::{mpsc, Mutex};
 use std::thread::JoinHandle;
 
@@ -29,14 +30,24 @@ impl EmbeddedBroker {
         let thread = std::thread::Builder::new()
             .name("embedded-broker".into())
             .spawn(move || {
-                let cluster = match MockCluster::new(1) {
-                    Ok(c) => c,
+                // A client that owns the mock cluster (`test.mock.num.brokers`); both live on
+                // this thread.
+                let owner: BaseProducer = match ClientConfig::new()
+                    .set("test.mock.num.brokers", "1")
+                    .create()
+                {
+                    Ok(p) => p,
                     Err(e) => {
                         let _ =
                             started_tx.send(Err(format!("cannot start the embedded broker: {e}")));
                         return;
                     }
                 };
+                let Some(cluster) = owner.client().mock_cluster() else {
+                    let _ = started_tx.send(Err("cannot start the embedded broker".into()));
+                    return;
+                };
+                no_initial_rebalance_delay(&owner);
                 let _ = started_tx.send(Ok(cluster.bootstrap_servers()));
                 // Serves until every sender is gone, then drops the cluster.
                 for (topic, partitions, reply) in requests_rx {
@@ -78,6 +89,21 @@ impl EmbeddedBroker {
         result
             .recv()
             .map_err(|_| "the embedded broker has stopped".to_string())?
+    }
+}
+
+/// A consumer group's first members are given their partitions at once, as a development
+/// broker does (Confluent's images set `group.initial.rebalance.delay.ms=0`); the mock
+/// cluster waits 3 s by default, which a query started on it spends waiting for its group.
+fn no_initial_rebalance_delay(owner: &BaseProducer) {
+    // rust-rdkafka's MockCluster does not expose this setting; librdkafka's C API does.
+    // SAFETY: the pointer is the mock cluster of `owner`'s live client (checked non-null),
+    // and librdkafka's mock API may be called from any thread.
+    unsafe {
+        let cluster = rdkafka::bindings::rd_kafka_handle_mock_cluster(owner.client().native_ptr());
+        if !cluster.is_null() {
+            rdkafka::bindings::rd_kafka_mock_group_initial_rebalance_delay_ms(cluster, 0);
+        }
     }
 }
 
