@@ -299,7 +299,8 @@ fn print_listing(listing: &brook_engine::Listing) {
         Listing::Usage(usage) => {
             for u in usage {
                 println!(
-                    "{} | read {} records, {} bytes | wrote {} records, {} bytes | {:.3} CPU s | state {} bytes",
+                    "{} {} | read {} records, {} bytes | wrote {} records, {} bytes | {:.3} CPU s | state {} bytes",
+                    u.kind.name(),
                     u.query_id,
                     u.records_read,
                     u.bytes_read,

@@ -152,6 +152,7 @@ impl Runtime {
                     paused: connector.paused.subscribe(),
                     engine: self.engine.clone(),
                     tokens: Default::default(),
+                    usage: engine.metrics().connector_usage(&connector.name),
                     agent: format!(
                         "brook/{} (connector {} task {id}; worker {})",
                         env!("CARGO_PKG_VERSION"),
@@ -342,7 +343,11 @@ impl Connectors for Runtime {
 
     fn drop_connector(&self, name: &str) -> bool {
         // Dropping the tasks stops them: each commits what was answered and leaves.
-        self.lock().remove(&name.to_lowercase()).is_some()
+        let dropped = self.lock().remove(&name.to_lowercase());
+        if let (Some(connector), Some(engine)) = (&dropped, self.engine.upgrade()) {
+            engine.metrics().forget_connector(&connector.name);
+        }
+        dropped.is_some()
     }
 
     fn statuses(&self) -> Vec<ConnectorStatus> {

@@ -174,6 +174,7 @@ pub fn listing(statement_text: &str, listing: &Listing) -> Value {
                 .iter()
                 .map(|u| json!({
                     "queryId": u.query_id,
+                    "kind": u.kind.name(),
                     "recordsRead": u.records_read,
                     "bytesRead": u.bytes_read,
                     "recordsWritten": u.records_written,

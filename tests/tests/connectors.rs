@@ -842,3 +842,51 @@ fn the_http_sink_authenticates_with_oauth2_client_credentials() {
     assert_eq!(endpoint.tokens_issued(), 2, "no token for the wrong secret");
     server.run.terminate();
 }
+
+#[test]
+fn a_sink_connectors_usage_is_metered_beside_the_queries() {
+    let b = broker();
+    let topic = unique("usage_sink_in");
+    b.create_topic(&topic, 2);
+    let input = records(0, 50, &|_| false);
+    let bytes_read: usize = input
+        .iter()
+        .map(|(k, v, _)| k.as_ref().map_or(0, Vec::len) + v.as_ref().map_or(0, Vec::len))
+        .sum();
+    b.produce(&topic, &input);
+    let endpoint = Endpoint::start();
+    let config = std::env::temp_dir().join(unique("usage.properties"));
+    std::fs::write(&config, "ksql.usage.interval.ms=500\n").expect("config");
+    let port = free_port();
+    let state = std::env::temp_dir().join(unique("brook-state"));
+    let run = BrookRun::serve_with(
+        "sink-usage",
+        &b.bootstrap,
+        &format!("127.0.0.1:{port}"),
+        &unique("svc"),
+        &state.display().to_string(),
+        &["--config", &config.display().to_string()],
+    );
+    let http = Http::new(port);
+    let name = unique("usage_sink");
+    create_fn_sink(&http, &name, &endpoint, &topic, "'max.batch.size' = '10'");
+    wait_delivered(&endpoint, 50);
+    let usage = wait_for(LONG, || {
+        let (_, answer) = http.ksql("SHOW USAGE;");
+        let u = answer[0]["usage"]
+            .as_array()?
+            .iter()
+            .find(|u| u["queryId"] == name.as_str())?
+            .clone();
+        (u["recordsRead"] == 50 && u["recordsWritten"] == 50).then_some(u)
+    })
+    .unwrap_or_else(|| panic!("no usage of {name}: {}", http.ksql("SHOW USAGE;").1));
+    assert_eq!(usage["kind"], "connector", "{usage}");
+    assert_eq!(usage["bytesRead"], bytes_read, "{usage}");
+    // The request bodies: the records with their topic, partition and offset.
+    assert!(
+        usage["bytesWritten"].as_u64() > Some(bytes_read as u64),
+        "{usage}"
+    );
+    run.terminate();
+}

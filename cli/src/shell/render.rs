@@ -236,6 +236,7 @@ fn tabular(out: &mut impl Write, entity: &Value) {
             out,
             &strings(&[
                 "Query ID",
+                "Kind",
                 "Records Read",
                 "Bytes Read",
                 "Records Written",
@@ -247,6 +248,7 @@ fn tabular(out: &mut impl Write, entity: &Value) {
                 &entity["usage"],
                 &[
                     "queryId",
+                    "kind",
                     "recordsRead",
                     "bytesRead",
                     "recordsWritten",

@@ -58,6 +58,8 @@ pub struct SinkTask {
     pub agent: String,
     /// Its OAuth2 token, with `auth.type=OAUTH2`.
     pub tokens: oauth2::Tokens,
+    /// What it read and delivered, for the usage topic.
+    pub usage: Arc<brook_engine::metrics::usage::Usage>,
     /// Where the streams and tables over its topics are defined (their formats).
     pub engine: std::sync::Weak<brook_engine::Engine>,
 }
@@ -286,7 +288,20 @@ impl SinkTask {
         batch: Vec<SinkRecord>,
     ) -> (Partition, u64, usize, Result<(), String>) {
         let count = batch.len();
+        let bytes: u64 = batch
+            .iter()
+            .map(|r| {
+                (r.key.as_ref().map_or(0, Vec::len) + r.value.as_ref().map_or(0, Vec::len)) as u64
+            })
+            .sum();
         let settled = self.settle(batch).await;
+        if settled.is_ok() {
+            // Read once it is settled: the offsets it reaches can be committed.
+            self.usage
+                .records_read
+                .fetch_add(count as u64, Ordering::Relaxed);
+            self.usage.bytes_read.fetch_add(bytes, Ordering::Relaxed);
+        }
         (partition, id, count, settled)
     }
 
@@ -326,17 +341,31 @@ impl SinkTask {
 
     async fn send(&self, batch: &[SinkRecord]) -> Result<(), Failure> {
         let config = &self.config;
+        // Building the body is the task's own work: its CPU time is metered.
+        let cpu_before = brook_engine::metrics::usage::thread_cpu_nanos();
+        let body = request::body(&config.body, batch);
+        if let (Some(before), Some(after)) =
+            (cpu_before, brook_engine::metrics::usage::thread_cpu_nanos())
+        {
+            self.usage
+                .cpu_nanos
+                .fetch_add(after.saturating_sub(before), Ordering::Relaxed);
+        }
+        let bytes = body.len() as u64;
         let request = Request {
             url: request::url_for(&config.url, &batch[0]),
             method: config.method.clone(),
-            body: request::body(&config.body, batch),
+            body,
             config,
             agent: &self.agent,
             tokens: &self.tokens,
         };
-        delivery::send(&self.client, request, &self.counters)
-            .await
-            .map(|_| ())
+        delivery::send(&self.client, request, &self.counters).await?;
+        self.usage
+            .records_written
+            .fetch_add(batch.len() as u64, Ordering::Relaxed);
+        self.usage.bytes_written.fetch_add(bytes, Ordering::Relaxed);
+        Ok(())
     }
 
     /// The HTTP sink's `behavior.on.null.values`.

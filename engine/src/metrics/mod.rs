@@ -79,8 +79,9 @@ pub struct Metrics {
     cpu_seconds: Family<QueryLabels, Counter<f64, std::sync::atomic::AtomicU64>>,
     state_keys: Family<QueryLabels, Gauge>,
     state_bytes: Family<QueryLabels, Gauge>,
-    /// Each query's usage in this process, until its last interval is written.
-    usage: Mutex<BTreeMap<String, Arc<usage::Usage>>>,
+    /// Each query's and connector's usage in this process, until its last interval is
+    /// written.
+    usage: Mutex<BTreeMap<(usage::UsageKind, String), Arc<usage::Usage>>>,
     commit_seconds: Histograms<QueryLabels>,
     end_to_end_seconds: Histograms<QueryLabels>,
     lag: Family<LagLabels, Gauge>,
@@ -269,16 +270,33 @@ impl Metrics {
             cpu: self.cpu_seconds.get_or_create_owned(&labels),
             state_keys: self.state_keys.get_or_create_owned(&labels),
             state_bytes: self.state_bytes.get_or_create_owned(&labels),
-            usage: lock(&self.usage)
-                .entry(id.to_string())
-                .and_modify(|u| {
-                    if u.ended.load(std::sync::atomic::Ordering::Relaxed) {
-                        *u = Arc::default();
-                    }
-                })
-                .or_default()
-                .clone(),
+            usage: self.usage_of(usage::UsageKind::Query, id),
             metrics: self.clone(),
+        }
+    }
+
+    /// The usage `kind` `name` counts into: a new one if an earlier one of the name ended.
+    fn usage_of(&self, kind: usage::UsageKind, name: &str) -> Arc<usage::Usage> {
+        lock(&self.usage)
+            .entry((kind, name.to_string()))
+            .and_modify(|u| {
+                if u.ended.load(std::sync::atomic::Ordering::Relaxed) {
+                    *u = Arc::default();
+                }
+            })
+            .or_default()
+            .clone()
+    }
+
+    /// What a connector's tasks in this process count their usage into.
+    pub fn connector_usage(&self, name: &str) -> Arc<usage::Usage> {
+        self.usage_of(usage::UsageKind::Connector, name)
+    }
+
+    /// A dropped connector's usage is written one last time, then dropped.
+    pub fn forget_connector(&self, name: &str) {
+        if let Some(u) = lock(&self.usage).get(&(usage::UsageKind::Connector, name.to_string())) {
+            u.ended.store(true, std::sync::atomic::Ordering::Relaxed);
         }
     }
 
@@ -294,7 +312,7 @@ impl Metrics {
         self.state_keys.remove(&labels);
         self.state_bytes.remove(&labels);
         // Its usage is written one last time, then dropped (see `take_usage`).
-        if let Some(u) = lock(&self.usage).get(id) {
+        if let Some(u) = lock(&self.usage).get(&(usage::UsageKind::Query, id.to_string())) {
             u.ended.store(true, std::sync::atomic::Ordering::Relaxed);
         }
         let topics = lock(&self.query_topics).remove(id).unwrap_or_default();
@@ -317,7 +335,7 @@ impl Metrics {
         }
     }
 
-    /// Each query's usage since its last record, for `window`. Give back what was written
+    /// Each query's and connector's usage since its last record, for `window`. Give back what was written
     /// with `usage::Usage::mark_written`.
     pub fn usage_since_last(
         &self,
@@ -327,8 +345,8 @@ impl Metrics {
     ) -> Vec<(Arc<usage::Usage>, usage::UsageRecord, usage::Totals)> {
         lock(&self.usage)
             .iter()
-            .map(|(id, u)| {
-                let (record, totals) = u.since_last(service_id, process_id, id, window);
+            .map(|((kind, id), u)| {
+                let (record, totals) = u.since_last(service_id, process_id, (*kind, id), window);
                 (u.clone(), record, totals)
             })
             .collect()

@@ -1,6 +1,7 @@
-//! Usage metering: what each persistent query moved and held, written once per interval
-//! (a minute by default) to the compacted topic `<service id>ksql_usage`, one JSON record
-//! per query, process and interval, and summed by `SHOW USAGE`: what a platform bills by.
+//! Usage metering: what each persistent query and connector moved and held, written once
+//! per interval (a minute by default) to the compacted topic `<service id>ksql_usage`, one
+//! JSON record per query or connector, process and interval, and summed by `SHOW USAGE`:
+//! what a platform bills by.
 
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -27,7 +28,27 @@ pub fn usage_interval(
     }
 }
 
-/// One query's running totals in this process.
+/// What a usage record is of.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UsageKind {
+    /// A persistent query (`query_id` is its id).
+    #[default]
+    Query,
+    /// A connector (`query_id` is its name).
+    Connector,
+}
+
+impl UsageKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            UsageKind::Query => "query",
+            UsageKind::Connector => "connector",
+        }
+    }
+}
+
+/// One query's or connector's running totals in this process.
 #[derive(Debug, Default)]
 pub struct Usage {
     pub records_read: AtomicU64,
@@ -58,7 +79,11 @@ pub struct Totals {
 pub struct UsageRecord {
     pub service_id: String,
     pub process_id: String,
+    /// The query's id, or the connector's name.
     pub query_id: String,
+    /// Records written before connectors were metered have none: they are queries'.
+    #[serde(default)]
+    pub kind: UsageKind,
     /// The interval, in milliseconds since the epoch.
     pub window_start: i64,
     pub window_end: i64,
@@ -76,8 +101,12 @@ impl UsageRecord {
     /// Its key in the usage topic: unique per query, process and interval, so that
     /// compaction keeps every one.
     pub fn key(&self) -> String {
+        let prefix = match self.kind {
+            UsageKind::Query => "",
+            UsageKind::Connector => "connector/",
+        };
         format!(
-            "{}/{}/{}",
+            "{prefix}{}/{}/{}",
             self.query_id, self.process_id, self.window_start
         )
     }
@@ -101,7 +130,7 @@ impl Usage {
         &self,
         service_id: &str,
         process_id: &str,
-        query_id: &str,
+        (kind, query_id): (UsageKind, &str),
         window: (i64, i64),
     ) -> (UsageRecord, Totals) {
         let now = self.totals();
@@ -110,6 +139,7 @@ impl Usage {
             service_id: service_id.into(),
             process_id: process_id.into(),
             query_id: query_id.into(),
+            kind,
             window_start: window.0,
             window_end: window.1,
             records_read: now.records_read - before.records_read,
@@ -128,11 +158,12 @@ impl Usage {
     }
 }
 
-/// A query's usage summed over every record of the usage topic (every process of the
-/// service, every interval): what `SHOW USAGE` lists.
+/// A query's or connector's usage summed over every record of the usage topic (every
+/// process of the service, every interval): what `SHOW USAGE` lists.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct UsageTotal {
     pub query_id: String,
+    pub kind: UsageKind,
     pub records_read: u64,
     pub bytes_read: u64,
     pub records_written: u64,
@@ -144,18 +175,19 @@ pub struct UsageTotal {
     pub intervals: u64,
 }
 
-/// Sums usage records by query (in query id order).
+/// Sums usage records by query and connector (queries first, each in name order).
 pub fn totals(records: impl IntoIterator<Item = UsageRecord>) -> Vec<UsageTotal> {
-    let mut by_query: std::collections::BTreeMap<String, UsageTotal> = Default::default();
+    type Name = (UsageKind, String);
+    let mut by_query: std::collections::BTreeMap<Name, UsageTotal> = Default::default();
     // The latest state per query and process.
-    let mut state: std::collections::BTreeMap<(String, String), (i64, u64)> = Default::default();
+    let mut state: std::collections::BTreeMap<(Name, String), (i64, u64)> = Default::default();
     for r in records {
-        let t = by_query
-            .entry(r.query_id.clone())
-            .or_insert_with(|| UsageTotal {
-                query_id: r.query_id.clone(),
-                ..Default::default()
-            });
+        let name = (r.kind, r.query_id.clone());
+        let t = by_query.entry(name.clone()).or_insert_with(|| UsageTotal {
+            query_id: r.query_id.clone(),
+            kind: r.kind,
+            ..Default::default()
+        });
         t.records_read += r.records_read;
         t.bytes_read += r.bytes_read;
         t.records_written += r.records_written;
@@ -163,7 +195,7 @@ pub fn totals(records: impl IntoIterator<Item = UsageRecord>) -> Vec<UsageTotal>
         t.cpu_seconds += r.cpu_seconds;
         t.intervals += 1;
         let latest = state
-            .entry((r.query_id.clone(), r.process_id.clone()))
+            .entry((name, r.process_id.clone()))
             .or_insert((i64::MIN, 0));
         if r.window_end >= latest.0 {
             *latest = (r.window_end, r.state_bytes);
@@ -185,7 +217,7 @@ pub fn thread_cpu_nanos() -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
-    use super::{totals, Usage};
+    use super::{totals, Usage, UsageKind};
     use std::sync::atomic::Ordering;
 
     #[test]
@@ -194,16 +226,17 @@ mod tests {
         usage.records_read.fetch_add(10, Ordering::Relaxed);
         usage.bytes_read.fetch_add(100, Ordering::Relaxed);
         usage.state_bytes.store(5000, Ordering::Relaxed);
-        let (first, at) = usage.since_last("svc_", "p1", "Q", (0, 60_000));
+        let (first, at) = usage.since_last("svc_", "p1", (UsageKind::Query, "Q"), (0, 60_000));
         assert_eq!((first.records_read, first.bytes_read), (10, 100));
         usage.mark_written(at);
         usage.records_read.fetch_add(5, Ordering::Relaxed);
         // A record not committed (the write failed) is written again with the next.
-        let (lost, _) = usage.since_last("svc_", "p1", "Q", (60_000, 120_000));
+        let (lost, _) = usage.since_last("svc_", "p1", (UsageKind::Query, "Q"), (60_000, 120_000));
         assert_eq!(lost.records_read, 5);
         usage.records_read.fetch_add(1, Ordering::Relaxed);
         usage.state_bytes.store(7000, Ordering::Relaxed);
-        let (second, at) = usage.since_last("svc_", "p1", "Q", (60_000, 180_000));
+        let (second, at) =
+            usage.since_last("svc_", "p1", (UsageKind::Query, "Q"), (60_000, 180_000));
         assert_eq!(second.records_read, 6);
         usage.mark_written(at);
         let mut other = second.clone();
