@@ -58,3 +58,26 @@ pub fn wait_for<T>(
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
 }
+
+/// The value of the sample `name` whose labels include all of `labels`, in Prometheus's
+/// text format (`/metrics`); summed over every sample that matches.
+pub fn metric_sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let mut found = None;
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let (series, value) = line.rsplit_once(' ')?;
+        let (metric, label_text) = match series.split_once('{') {
+            Some((m, rest)) => (m, rest.trim_end_matches('}')),
+            None => (series, ""),
+        };
+        if metric != name {
+            continue;
+        }
+        let matches = labels
+            .iter()
+            .all(|(k, v)| label_text.contains(&format!("{k}=\"{v}\"")));
+        if matches {
+            *found.get_or_insert(0.0) += value.parse::<f64>().ok()?;
+        }
+    }
+    found
+}

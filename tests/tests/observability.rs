@@ -4,7 +4,9 @@
 //! desired replicas for a known backlog (a paused query), and `brook run
 //! --metrics-listen`.
 
-use brook_tests::{broker, free_port, recent_timestamp, unique, wait_for, BrookRun, Http};
+use brook_tests::{
+    broker, free_port, metric_sample, recent_timestamp, unique, wait_for, BrookRun, Http,
+};
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -43,29 +45,6 @@ fn records(count: i64, bad_every: i64) -> Vec<brook_tests::Input> {
             (Some(format!("k{i}").into_bytes()), Some(value), base + i)
         })
         .collect()
-}
-
-/// The value of the sample `name` whose labels include all of `labels`, in Prometheus's
-/// text format; summed over every sample that matches.
-fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    let mut found = None;
-    for line in text.lines().filter(|l| !l.starts_with('#')) {
-        let (series, value) = line.rsplit_once(' ')?;
-        let (metric, label_text) = match series.split_once('{') {
-            Some((m, rest)) => (m, rest.trim_end_matches('}')),
-            None => (series, ""),
-        };
-        if metric != name {
-            continue;
-        }
-        let matches = labels
-            .iter()
-            .all(|(k, v)| label_text.contains(&format!("{k}=\"{v}\"")));
-        if matches {
-            *found.get_or_insert(0.0) += value.parse::<f64>().ok()?;
-        }
-    }
-    found
 }
 
 fn metrics(http: &Http) -> String {
@@ -113,8 +92,8 @@ fn metrics_and_describe_extended_count_a_known_workload() {
     // commit is in.
     let text = wait_for(Duration::from_secs(60), || {
         let text = metrics(&http);
-        let lag = sample(&text, "brook_consumer_lag_records", &[("name", &query)]);
-        let consumed = sample(
+        let lag = metric_sample(&text, "brook_consumer_lag_records", &[("name", &query)]);
+        let consumed = metric_sample(
             &text,
             "brook_query_consumed_records_total",
             &[("query", &query), ("topic", &input)],
@@ -127,7 +106,7 @@ fn metrics_and_describe_extended_count_a_known_workload() {
         .map(|(k, v, _)| k.as_ref().map_or(0, Vec::len) + v.as_ref().map_or(0, Vec::len))
         .sum();
     assert_eq!(
-        sample(
+        metric_sample(
             &text,
             "brook_query_consumed_bytes_total",
             &[("query", &query), ("topic", &input)]
@@ -135,7 +114,7 @@ fn metrics_and_describe_extended_count_a_known_workload() {
         Some(bytes as f64)
     );
     assert_eq!(
-        sample(
+        metric_sample(
             &text,
             "brook_query_produced_records_total",
             &[("query", &query), ("topic", &output)]
@@ -143,7 +122,7 @@ fn metrics_and_describe_extended_count_a_known_workload() {
         Some(500.0)
     );
     assert_eq!(
-        sample(
+        metric_sample(
             &text,
             "brook_query_processing_errors_total",
             &[("query", &query)]
@@ -152,7 +131,7 @@ fn metrics_and_describe_extended_count_a_known_workload() {
     );
     // One sample of the latency per output record.
     assert_eq!(
-        sample(
+        metric_sample(
             &text,
             "brook_query_end_to_end_latency_seconds_count",
             &[("query", &query)]
@@ -160,7 +139,7 @@ fn metrics_and_describe_extended_count_a_known_workload() {
         Some(500.0)
     );
     assert!(
-        sample(
+        metric_sample(
             &text,
             "brook_query_commit_duration_seconds_count",
             &[("query", &query)]
@@ -172,7 +151,7 @@ fn metrics_and_describe_extended_count_a_known_workload() {
     for partition in 0..4 {
         let p = partition.to_string();
         assert_eq!(
-            sample(
+            metric_sample(
                 &text,
                 "brook_consumer_lag_records",
                 &[("name", &query), ("topic", &input), ("partition", &p)]
@@ -182,7 +161,7 @@ fn metrics_and_describe_extended_count_a_known_workload() {
         );
     }
     assert!(
-        sample(
+        metric_sample(
             &text,
             "brook_http_requests_total",
             &[("method", "POST"), ("route", "/ksql"), ("status", "200")]
@@ -190,10 +169,12 @@ fn metrics_and_describe_extended_count_a_known_workload() {
         .is_some_and(|n| n >= 2.0),
         "{text}"
     );
-    assert!(sample(&text, "brook_process_resident_memory_bytes", &[]).is_some_and(|m| m > 1e6));
-    assert!(sample(&text, "brook_process_cpu_seconds_total", &[]).is_some_and(|s| s > 0.0));
+    assert!(
+        metric_sample(&text, "brook_process_resident_memory_bytes", &[]).is_some_and(|m| m > 1e6)
+    );
+    assert!(metric_sample(&text, "brook_process_cpu_seconds_total", &[]).is_some_and(|s| s > 0.0));
     assert_eq!(
-        sample(&text, "brook_scaling_desired_replicas", &[]),
+        metric_sample(&text, "brook_scaling_desired_replicas", &[]),
         Some(0.0)
     );
 
@@ -275,7 +256,7 @@ fn scaling_asks_for_one_replica_per_threshold_of_lag_up_to_the_partitions() {
         Some(8)
     );
     assert_eq!(
-        sample(&metrics(&http), "brook_scaling_desired_replicas", &[]),
+        metric_sample(&metrics(&http), "brook_scaling_desired_replicas", &[]),
         Some(8.0)
     );
     // A second replica of the service, with a threshold of its own: it replays the
@@ -387,7 +368,7 @@ fn brook_run_serves_metrics_while_it_runs() {
     let http = Http::new(port);
     let counted = wait_for(Duration::from_secs(60), || {
         let (_, text) = http.get("/metrics")?;
-        (sample(
+        (metric_sample(
             &text,
             "brook_query_produced_records_total",
             &[("topic", &output)],
@@ -572,10 +553,11 @@ fn usage_records_sum_to_what_a_query_read_wrote_and_holds() {
     // /metrics has the same CPU and state figures.
     let text = metrics(&http);
     assert!(
-        sample(&text, "brook_query_cpu_seconds_total", &[("query", &query)])
+        metric_sample(&text, "brook_query_cpu_seconds_total", &[("query", &query)])
             .is_some_and(|s| s > 0.0)
     );
     assert!(
-        sample(&text, "brook_query_state_bytes", &[("query", &query)]).is_some_and(|s| s > 0.0)
+        metric_sample(&text, "brook_query_state_bytes", &[("query", &query)])
+            .is_some_and(|s| s > 0.0)
     );
 }

@@ -5,30 +5,15 @@
 //! copies had not reached (none, once they caught up), and the totals are exact (the
 //! query runs exactly once; the copies read the changelog's committed records).
 
-use brook_tests::{broker, free_port, now_millis, unique, wait_for, BrookRun, Http, Input};
+use brook_tests::{
+    broker, free_port, metric_sample, now_millis, unique, wait_for, BrookRun, Http, Input,
+};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 const PARTITIONS: i32 = 4;
 const GROUPS: i64 = 200;
-
-/// The sum of the samples of `name` whose labels include `labels`.
-fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    let mut found = None;
-    for line in text.lines().filter(|l| !l.starts_with('#')) {
-        let (series, value) = line.rsplit_once(' ')?;
-        let (metric, label_text) = series.split_once('{').unwrap_or((series, ""));
-        if metric == name
-            && labels
-                .iter()
-                .all(|(k, v)| label_text.contains(&format!("{k}=\"{v}\"")))
-        {
-            *found.get_or_insert(0.0) += value.parse::<f64>().ok()?;
-        }
-    }
-    found
-}
 
 /// Records `from..to`, keyed `g<i % GROUPS>`, all within one hour-long window.
 fn records(window: i64, from: i64, to: i64) -> Vec<Input> {
@@ -137,8 +122,9 @@ fn a_standby_copy_takes_over_a_killed_process_tasks_without_a_full_restore() {
     // The second process takes half of the tasks; each opens its tasks' stores when
     // their first records come, and keeps copies of the other half.
     let (second, second_http) = start("standby-second", &unique("standby_second"));
-    let copies =
-        |http: &Http| scrape(http).and_then(|t| sample(&t, "brook_query_standby_partitions", &[]));
+    let copies = |http: &Http| {
+        scrape(http).and_then(|t| metric_sample(&t, "brook_query_standby_partitions", &[]))
+    };
     let mut produced = 20_000;
     let mut split = false;
     while !split && produced < 40_000 {
@@ -168,14 +154,15 @@ fn a_standby_copy_takes_over_a_killed_process_tasks_without_a_full_restore() {
     let caught_up = wait_for(Duration::from_secs(60), || {
         let a = scrape(&first_http)?;
         let b_text = scrape(&second_http)?;
-        let lag = sample(&a, "brook_consumer_lag_records", &[])?;
-        let standby_lag = sample(&b_text, "brook_query_standby_lag_records", &[])?;
+        let lag = metric_sample(&a, "brook_consumer_lag_records", &[])?;
+        let standby_lag = metric_sample(&b_text, "brook_query_standby_lag_records", &[])?;
         (lag == 0.0 && standby_lag == 0.0).then_some(b_text)
     })
     .unwrap_or_else(|| panic!("the copies did not catch up; second:\n{}", second.stderr()));
     let restored_before =
-        sample(&caught_up, "brook_query_restored_records_total", &[]).unwrap_or(0.0);
-    let applied = sample(&caught_up, "brook_query_standby_records_total", &[]).unwrap_or(0.0);
+        metric_sample(&caught_up, "brook_query_restored_records_total", &[]).unwrap_or(0.0);
+    let applied =
+        metric_sample(&caught_up, "brook_query_standby_records_total", &[]).unwrap_or(0.0);
     // What a full restore of the first process's half would read: about half of the
     // changelog (each batch writes each key it changed once).
     let changelog = format!(
@@ -206,8 +193,8 @@ fn a_standby_copy_takes_over_a_killed_process_tasks_without_a_full_restore() {
         second.stderr()
     );
     let after = scrape(&second_http).expect("metrics of the second process");
-    let restored =
-        sample(&after, "brook_query_restored_records_total", &[]).unwrap_or(0.0) - restored_before;
+    let restored = metric_sample(&after, "brook_query_restored_records_total", &[]).unwrap_or(0.0)
+        - restored_before;
     // Without the copies, taking the two tasks over restores their whole changelog
     // partitions (about half of `changelog_records`); with them, none, as they had
     // caught up.
