@@ -180,6 +180,10 @@ fn set_up(b: &Broker, kind: Kind, guarantee: Guarantee) -> Case {
                     )
                 })
                 .collect();
+            // A trade waits for the users table while its partition is behind, up to
+            // max.task.idle.ms: 10 s, as on a loaded machine (the tests run side by side on
+            // two cores) the table's first fetch can come later than the default 2 s.
+            sql.push_str("SET 'max.task.idle.ms' = '10000';\n");
             sql.push_str(&format!(
                 "CREATE TABLE users (id STRING PRIMARY KEY, name STRING) WITH (kafka_topic = '{users}', value_format = 'JSON');
                  CREATE STREAM trades (user_id STRING KEY, id BIGINT, amount BIGINT) WITH (kafka_topic = '{input}', value_format = 'JSON');
