@@ -66,6 +66,88 @@ pub(super) fn functions() -> Vec<ScalarFunction> {
             eval: |v, _| strict(v, |v| Ok(float(&v[0], f64::sqrt))),
         },
         ScalarFunction {
+            name: "SIN",
+            resolve: |a| exactly("SIN", a, &[Double], Double),
+            eval: |v, _| strict(v, |v| Ok(float(&v[0], f64::sin))),
+        },
+        ScalarFunction {
+            name: "COS",
+            resolve: |a| exactly("COS", a, &[Double], Double),
+            eval: |v, _| strict(v, |v| Ok(float(&v[0], f64::cos))),
+        },
+        ScalarFunction {
+            name: "TAN",
+            resolve: |a| exactly("TAN", a, &[Double], Double),
+            eval: |v, _| strict(v, |v| Ok(float(&v[0], f64::tan))),
+        },
+        ScalarFunction {
+            name: "COT",
+            resolve: |a| exactly("COT", a, &[Double], Double),
+            eval: |v, _| strict(v, |v| Ok(float(&v[0], cot))),
+        },
+        ScalarFunction {
+            name: "ASIN",
+            resolve: |a| exactly("ASIN", a, &[Double], Double),
+            eval: |v, _| strict(v, |v| Ok(float(&v[0], f64::asin))),
+        },
+        ScalarFunction {
+            name: "ACOS",
+            resolve: |a| exactly("ACOS", a, &[Double], Double),
+            eval: |v, _| strict(v, |v| Ok(float(&v[0], f64::acos))),
+        },
+        ScalarFunction {
+            name: "ATAN",
+            resolve: |a| exactly("ATAN", a, &[Double], Double),
+            eval: |v, _| strict(v, |v| Ok(float(&v[0], f64::atan))),
+        },
+        ScalarFunction {
+            name: "SINH",
+            resolve: |a| exactly("SINH", a, &[Double], Double),
+            eval: |v, _| strict(v, |v| Ok(float(&v[0], f64::sinh))),
+        },
+        ScalarFunction {
+            name: "COSH",
+            resolve: |a| exactly("COSH", a, &[Double], Double),
+            eval: |v, _| strict(v, |v| Ok(float(&v[0], f64::cosh))),
+        },
+        ScalarFunction {
+            name: "TANH",
+            resolve: |a| exactly("TANH", a, &[Double], Double),
+            eval: |v, _| strict(v, |v| Ok(float(&v[0], f64::tanh))),
+        },
+        ScalarFunction {
+            name: "DEGREES",
+            resolve: |a| exactly("DEGREES", a, &[Double], Double),
+            eval: |v, _| strict(v, |v| Ok(float(&v[0], f64::to_degrees))),
+        },
+        ScalarFunction {
+            name: "RADIANS",
+            resolve: |a| exactly("RADIANS", a, &[Double], Double),
+            eval: |v, _| strict(v, |v| Ok(float(&v[0], f64::to_radians))),
+        },
+        ScalarFunction {
+            name: "CBRT",
+            resolve: |a| exactly("CBRT", a, &[Double], Double),
+            eval: |v, _| strict(v, |v| Ok(float(&v[0], f64::cbrt))),
+        },
+        ScalarFunction {
+            name: "ATAN2",
+            resolve: |a| exactly("ATAN2", a, &[Double, Double], Double),
+            eval: |v, _| {
+                strict(v, |v| {
+                    Ok(match (&v[0], &v[1]) {
+                        (Value::Double(y), Value::Double(x)) => Value::Double(y.atan2(*x)),
+                        _ => Value::Null,
+                    })
+                })
+            },
+        },
+        ScalarFunction {
+            name: "PI",
+            resolve: |a| exactly("PI", a, &[], Double),
+            eval: |_, _| Ok(Value::Double(std::f64::consts::PI)),
+        },
+        ScalarFunction {
             name: "EXP",
             resolve: |a| exactly("EXP", a, &[Double], Double),
             eval: |v, _| strict(v, |v| Ok(float(&v[0], f64::exp))),
@@ -185,6 +267,11 @@ fn unary(v: &Value, i: fn(i64) -> i64, f: fn(f64) -> f64, d: fn(i128) -> i128) -
         Value::Decimal(x, s) => Value::Decimal(d(*x), *s),
         _ => Value::Null,
     }
+}
+
+/// The cotangent, as ksqlDB computes it: 1 / tan(x).
+fn cot(x: f64) -> f64 {
+    1.0 / x.tan()
 }
 
 fn float(v: &Value, f: fn(f64) -> f64) -> Value {
@@ -318,4 +405,48 @@ fn extreme(name: &str, a: ArgTypes) -> Result<Signature, String> {
         params: vec![t.clone(); a.len()],
         returns: t,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::functions::lookup;
+    use crate::value::Value;
+    use brook_sql::ast::DataType;
+
+    fn call(name: &str, args: &[Value]) -> Value {
+        let f = lookup(name).expect("registered");
+        (f.0.eval)(args, &DataType::Double).expect("evaluates")
+    }
+
+    /// The trigonometric and angle functions of ksqlDB's reference (Since 0.28), with
+    /// Java's Math results, NULL in NULL out, and NaN outside a domain.
+    #[test]
+    fn trigonometric_and_angle_functions_follow_java_math() {
+        let d = Value::Double;
+        assert_eq!(call("SIN", &[d(0.0)]), d(0.0));
+        assert_eq!(call("COS", &[d(0.0)]), d(1.0));
+        assert_eq!(call("TAN", &[d(0.0)]), d(0.0));
+        assert_eq!(call("COT", &[d(1.0)]), d(1.0 / 1f64.tan()));
+        assert_eq!(call("ASIN", &[d(1.0)]), d(std::f64::consts::FRAC_PI_2));
+        assert!(matches!(call("ACOS", &[d(2.0)]), Value::Double(x) if x.is_nan()));
+        assert_eq!(call("ATAN", &[d(1.0)]), d(std::f64::consts::FRAC_PI_4));
+        assert_eq!(
+            call("ATAN2", &[d(1.0), d(0.0)]),
+            d(std::f64::consts::FRAC_PI_2)
+        );
+        assert_eq!(call("SINH", &[d(0.0)]), d(0.0));
+        assert_eq!(call("COSH", &[d(0.0)]), d(1.0));
+        assert_eq!(call("TANH", &[d(0.0)]), d(0.0));
+        // Java's toDegrees/toRadians multiply by the same constants as Rust's.
+        assert_eq!(call("DEGREES", &[d(std::f64::consts::PI)]), d(180.0));
+        assert_eq!(call("RADIANS", &[d(180.0)]), d(std::f64::consts::PI));
+        assert_eq!(call("CBRT", &[d(27.0)]), d(3.0));
+        assert_eq!(call("PI", &[]), d(std::f64::consts::PI));
+        assert_eq!(call("SIN", &[Value::Null]), Value::Null);
+        assert_eq!(call("ATAN2", &[d(1.0), Value::Null]), Value::Null);
+        // Integers widen to DOUBLE, as for the other math functions.
+        let f = lookup("SIN").expect("registered");
+        assert!((f.0.resolve)(&[Some(DataType::Int)]).is_ok());
+        assert!((f.0.resolve)(&[Some(DataType::Int), Some(DataType::Int)]).is_err());
+    }
 }
