@@ -1,6 +1,8 @@
 //! String and bytes functions.
 
-use super::{exactly, first_of, int_arg, no_match, strict, ArgTypes, ScalarFunction, Signature};
+use super::{
+    exactly, first_of, fits, int_arg, no_match, strict, ArgTypes, ScalarFunction, Signature,
+};
 use crate::value::Value;
 use brook_sql::ast::DataType;
 
@@ -72,6 +74,30 @@ pub(super) fn functions() -> Vec<ScalarFunction> {
                     _ => vec![],
                 };
                 Ok(join(&v[1..], t, &sep))
+            },
+        },
+        ScalarFunction {
+            name: "ELT",
+            resolve: |a| variadic_strings("ELT", a, Int, Str),
+            eval: |v, _| {
+                // 1-indexed; NULL when n is NULL or out of range.
+                Ok(match &v[0] {
+                    Value::Int(n) if *n >= 1 => v.get(*n as usize).cloned().unwrap_or(Value::Null),
+                    _ => Value::Null,
+                })
+            },
+        },
+        ScalarFunction {
+            name: "FIELD",
+            resolve: |a| variadic_strings("FIELD", a, Str, Int),
+            eval: |v, _| {
+                // The 1-indexed position of the first equal string; 0 when there is none,
+                // and for NULL, which equals nothing.
+                let position = match &v[0] {
+                    Value::Null => None,
+                    s => v[1..].iter().position(|a| a == s),
+                };
+                Ok(Value::Int(position.map_or(0, |p| p as i32 + 1)))
             },
         },
         ScalarFunction {
@@ -414,4 +440,56 @@ fn split(v: &[Value]) -> Result<Value, String> {
         }
         _ => Value::Null,
     })
+}
+
+/// A first parameter of type `first`, then any number of strings (ELT, FIELD).
+fn variadic_strings(
+    name: &str,
+    args: ArgTypes,
+    first: DataType,
+    returns: DataType,
+) -> Result<Signature, String> {
+    match args.split_first() {
+        Some((head, rest)) if fits(head, &first) && rest.iter().all(|a| fits(a, &Str)) => {
+            let mut params = vec![first];
+            params.extend(rest.iter().map(|_| Str));
+            Ok(Signature { params, returns })
+        }
+        _ => Err(no_match(name, args)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::functions::lookup;
+    use crate::value::Value;
+    use brook_sql::ast::DataType;
+
+    fn call(name: &str, args: &[Value]) -> Value {
+        let f = lookup(name).expect("registered");
+        (f.0.eval)(args, &DataType::String).expect("evaluates")
+    }
+
+    fn s(text: &str) -> Value {
+        Value::String(text.into())
+    }
+
+    /// ELT and FIELD as scalar-functions.md defines them: 1-indexed, complements.
+    #[test]
+    fn elt_and_field_are_one_indexed_complements() {
+        let args = [s("a"), s("b"), s("c")];
+        let elt = |n: Value| call("ELT", &[&[n][..], &args[..]].concat());
+        assert_eq!(elt(Value::Int(2)), s("b"));
+        assert_eq!(elt(Value::Int(0)), Value::Null);
+        assert_eq!(elt(Value::Int(4)), Value::Null);
+        assert_eq!(elt(Value::Null), Value::Null);
+        let field = |x: Value| call("FIELD", &[&[x][..], &args[..]].concat());
+        assert_eq!(field(s("c")), Value::Int(3));
+        assert_eq!(field(s("z")), Value::Int(0));
+        assert_eq!(field(Value::Null), Value::Int(0));
+        assert_eq!(call("FIELD", &[Value::Null, Value::Null]), Value::Int(0));
+        let f = lookup("ELT").expect("registered");
+        assert!((f.0.resolve)(&[Some(DataType::Int), Some(DataType::String)]).is_ok());
+        assert!((f.0.resolve)(&[Some(DataType::String), Some(DataType::String)]).is_err());
+    }
 }
