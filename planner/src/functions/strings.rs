@@ -101,6 +101,61 @@ pub(super) fn functions() -> Vec<ScalarFunction> {
             },
         },
         ScalarFunction {
+            name: "MASK",
+            resolve: |a| {
+                first_of(
+                    "MASK",
+                    a,
+                    &[(&[Str], Str), (&[Str, Str, Str, Str, Str], Str)],
+                )
+            },
+            eval: |v, _| mask(v, Mask::All, "mask"),
+        },
+        ScalarFunction {
+            name: "MASK_KEEP_LEFT",
+            resolve: |a| {
+                first_of(
+                    "MASK_KEEP_LEFT",
+                    a,
+                    &[(&[Str, Int], Str), (&[Str, Int, Str, Str, Str, Str], Str)],
+                )
+            },
+            eval: |v, _| mask(v, Mask::KeepLeft, "mask_keep_left"),
+        },
+        ScalarFunction {
+            name: "MASK_KEEP_RIGHT",
+            resolve: |a| {
+                first_of(
+                    "MASK_KEEP_RIGHT",
+                    a,
+                    &[(&[Str, Int], Str), (&[Str, Int, Str, Str, Str, Str], Str)],
+                )
+            },
+            eval: |v, _| mask(v, Mask::KeepRight, "mask_keep_right"),
+        },
+        ScalarFunction {
+            name: "MASK_LEFT",
+            resolve: |a| {
+                first_of(
+                    "MASK_LEFT",
+                    a,
+                    &[(&[Str, Int], Str), (&[Str, Int, Str, Str, Str, Str], Str)],
+                )
+            },
+            eval: |v, _| mask(v, Mask::Left, "mask_left"),
+        },
+        ScalarFunction {
+            name: "MASK_RIGHT",
+            resolve: |a| {
+                first_of(
+                    "MASK_RIGHT",
+                    a,
+                    &[(&[Str, Int], Str), (&[Str, Int, Str, Str, Str, Str], Str)],
+                )
+            },
+            eval: |v, _| mask(v, Mask::Right, "mask_right"),
+        },
+        ScalarFunction {
             name: "SUBSTRING",
             resolve: |a| {
                 first_of(
@@ -442,6 +497,81 @@ fn split(v: &[Value]) -> Result<Value, String> {
     })
 }
 
+/// Which characters the MASK functions mask.
+#[derive(Clone, Copy)]
+enum Mask {
+    All,
+    /// All but the first n.
+    KeepLeft,
+    /// All but the last n.
+    KeepRight,
+    /// Only the first n.
+    Left,
+    /// Only the last n.
+    Right,
+}
+
+/// ksqlDB's masker: upper-case letters become 'X', lower-case 'x', digits 'n' and the rest
+/// '-', or the first character of the given replacements; a NULL replacement leaves that
+/// class as it is.
+fn mask(v: &[Value], which: Mask, name: &str) -> Result<Value, String> {
+    let Value::String(input) = &v[0] else {
+        return Ok(Value::Null);
+    };
+    let (count, replacements) = match which {
+        Mask::All => (0, &v[1..]),
+        _ => match &v[1] {
+            Value::Int(n) if *n >= 0 => (*n as usize, &v[2..]),
+            Value::Int(_) => {
+                return Err(format!(
+                    "function {name} requires a non-negative number of characters to mask or keep"
+                ))
+            }
+            _ => return Ok(Value::Null),
+        },
+    };
+    let replacement = |i: usize, default: char| match replacements.get(i) {
+        None => Some(default),
+        Some(Value::String(s)) => s.chars().next(),
+        Some(_) => None,
+    };
+    let (upper, lower, digit, other) = (
+        replacement(0, 'X'),
+        replacement(1, 'x'),
+        replacement(2, 'n'),
+        replacement(3, '-'),
+    );
+    let length = input.chars().count();
+    let masked = |i: usize| match which {
+        Mask::All => true,
+        Mask::KeepLeft => i >= count,
+        Mask::KeepRight => i + count < length,
+        Mask::Left => i < count,
+        Mask::Right => i + count >= length,
+    };
+    Ok(Value::String(
+        input
+            .chars()
+            .enumerate()
+            .map(|(i, c)| {
+                if !masked(i) {
+                    return c;
+                }
+                let by = if c.is_uppercase() {
+                    upper
+                } else if c.is_lowercase() {
+                    lower
+                } else if c.is_numeric() {
+                    digit
+                } else {
+                    other
+                };
+                by.unwrap_or(c)
+            })
+            .collect(),
+    ))
+}
+
 /// A first parameter of type `first`, then any number of strings (ELT, FIELD).
 fn variadic_strings(
     name: &str,
@@ -472,6 +602,39 @@ mod tests {
 
     fn s(text: &str) -> Value {
         Value::String(text.into())
+    }
+
+    /// The MASK functions on scalar-functions.md's examples.
+    #[test]
+    fn masks_follow_the_reference_examples() {
+        let text = s("My Test $123");
+        assert_eq!(call("MASK", std::slice::from_ref(&text)), s("Xx-Xxxx--nnn"));
+        assert_eq!(
+            call(
+                "MASK",
+                &[text.clone(), s("*"), Value::Null, s("1"), Value::Null]
+            ),
+            s("*y *est $111")
+        );
+        let n = Value::Int(4);
+        assert_eq!(
+            call("MASK_KEEP_LEFT", &[text.clone(), n.clone()]),
+            s("My Txxx--nnn")
+        );
+        assert_eq!(
+            call("MASK_KEEP_RIGHT", &[text.clone(), n.clone()]),
+            s("Xx-Xxxx-$123")
+        );
+        assert_eq!(
+            call("MASK_LEFT", &[text.clone(), n.clone()]),
+            s("Xx-Xest $123")
+        );
+        assert_eq!(call("MASK_RIGHT", &[text.clone(), n]), s("My Test -nnn"));
+        assert_eq!(call("MASK", &[Value::Null]), Value::Null);
+        let f = lookup("MASK_LEFT").expect("registered");
+        assert!((f.0.eval)(&[text, Value::Int(-1)], &DataType::String)
+            .unwrap_err()
+            .contains("non-negative"));
     }
 
     /// ELT and FIELD as scalar-functions.md defines them: 1-indexed, complements.
