@@ -206,7 +206,9 @@ fn placed_topics(operators: &Operators) -> Vec<String> {
 }
 
 /// Whether this process has read everything `topic`'s `partition` holds now (a partition
-/// it does not own counts as read).
+/// it does not own counts as read). What cannot be told (the broker slow to answer, as
+/// when a consumer has just started) counts as not read: the task waits, for at most
+/// `max.task.idle.ms`, rather than run ahead of a table it has not loaded.
 fn caught_up<C: rdkafka::consumer::ConsumerContext>(
     consumer: &StreamConsumer<C>,
     topic: &str,
@@ -216,12 +218,12 @@ fn caught_up<C: rdkafka::consumer::ConsumerContext>(
     let owned = consumer
         .assignment()
         .map(|a| a.find_partition(topic, partition).is_some())
-        .unwrap_or(false);
+        .unwrap_or(true);
     if !owned {
         return true;
     }
     let Ok((low, high)) = consumer.fetch_watermarks(topic, partition, timeout) else {
-        return true;
+        return false;
     };
     let offset_of =
         |tpl: &TopicPartitionList| match tpl.find_partition(topic, partition).map(|e| e.offset()) {

@@ -10,6 +10,45 @@ use DataType::{BigInt, Bytes, Double, Int, String as Str};
 pub(super) fn functions() -> Vec<ScalarFunction> {
     vec![
         ScalarFunction {
+            name: "MD5",
+            resolve: |a| exactly("MD5", a, &[DataType::String], DataType::String),
+            eval: |v, _| {
+                strict(v, |v| {
+                    use md5::Digest;
+                    Ok(match &v[0] {
+                        Value::String(s) => Value::String(
+                            md5::Md5::digest(s.as_bytes())
+                                .iter()
+                                .map(|b| format!("{b:02x}"))
+                                .collect(),
+                        ),
+                        _ => Value::Null,
+                    })
+                })
+            },
+        },
+        ScalarFunction {
+            name: "UUID",
+            resolve: |a| {
+                first_of(
+                    "UUID",
+                    a,
+                    &[
+                        (&[], DataType::String),
+                        (&[DataType::Bytes], DataType::String),
+                    ],
+                )
+            },
+            eval: |v, _| match v.first() {
+                // A random (version 4) UUID per call.
+                None => Ok(Value::String(uuid::Uuid::new_v4().to_string())),
+                Some(Value::Bytes(b)) => uuid::Uuid::from_slice(b)
+                    .map(|u| Value::String(u.to_string()))
+                    .map_err(|_| format!("UUID needs 16 bytes, not {}", b.len())),
+                Some(_) => Ok(Value::Null),
+            },
+        },
+        ScalarFunction {
             name: "TO_BYTES",
             resolve: |a| exactly("TO_BYTES", a, &[Str, Str], Bytes),
             eval: |v, _| {
@@ -505,6 +544,44 @@ fn decode_component(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::split_uri;
+    use crate::functions::lookup;
+    use crate::value::Value;
+    use brook_sql::ast::DataType;
+
+    fn call(name: &str, args: &[Value]) -> Result<Value, String> {
+        (lookup(name).expect("registered").0.eval)(args, &DataType::String)
+    }
+
+    /// MD5 is hex-encoded; UUID() is a new random version-4 UUID per call, UUID(bytes)
+    /// the UUID of 16 bytes; RANDOM() a new DOUBLE in [0, 1) per call.
+    #[test]
+    fn md5_uuid_and_random() {
+        assert_eq!(
+            call("MD5", &[Value::String("hash me".into())]),
+            Ok(Value::String("17b31dce96b9d6c6d0a6ba95f47796fb".into()))
+        );
+        assert_eq!(call("MD5", &[Value::Null]), Ok(Value::Null));
+        let uuid = |args: &[Value]| match call("UUID", args) {
+            Ok(Value::String(u)) => u,
+            other => panic!("not a UUID: {other:?}"),
+        };
+        let (a, b) = (uuid(&[]), uuid(&[]));
+        assert_ne!(a, b);
+        assert_eq!((a.len(), &a[14..15], &a[8..9]), (36, "4", "-"));
+        assert_eq!(
+            uuid(&[Value::Bytes((0..16).collect())]),
+            "00010203-0405-0607-0809-0a0b0c0d0e0f"
+        );
+        assert!(call("UUID", &[Value::Bytes(vec![1, 2])]).is_err());
+        let draws: Vec<f64> = (0..10)
+            .map(|_| match call("RANDOM", &[]) {
+                Ok(Value::Double(x)) => x,
+                other => panic!("not a double: {other:?}"),
+            })
+            .collect();
+        assert!(draws.iter().all(|x| (0.0..1.0).contains(x)), "{draws:?}");
+        assert!(draws.windows(2).any(|w| w[0] != w[1]), "{draws:?}");
+    }
 
     #[test]
     fn uris_split_as_java_splits_them() {

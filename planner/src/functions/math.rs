@@ -143,6 +143,12 @@ pub(super) fn functions() -> Vec<ScalarFunction> {
             },
         },
         ScalarFunction {
+            name: "RANDOM",
+            resolve: |a| exactly("RANDOM", a, &[], Double),
+            // A new value per call, in [0, 1).
+            eval: |_, _| Ok(Value::Double(fastrand::f64())),
+        },
+        ScalarFunction {
             name: "PI",
             resolve: |a| exactly("PI", a, &[], Double),
             eval: |_, _| Ok(Value::Double(std::f64::consts::PI)),
