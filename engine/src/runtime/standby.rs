@@ -14,6 +14,7 @@
 //! two processes there is exactly one warm copy of each task, and with more there are
 //! more copies than asked for (never fewer); whichever process takes a task over has one.
 
+use super::task_state::{apply_change, changelog_reader_config};
 use crate::kafka::KafkaSettings;
 use brook_state::Store;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -220,11 +221,7 @@ impl Standby {
             if copy.last.is_some_and(|last| r.offset <= last) {
                 continue;
             }
-            match (r.key, r.value) {
-                (Some(k), Some(v)) => copy.store.put(&k, &v),
-                (Some(k), None) => copy.store.delete(&k),
-                _ => {}
-            }
+            apply_change(&mut copy.store, r.key.as_deref(), r.value.as_deref());
             copy.last = Some(r.offset);
             copy.unflushed = true;
             applied += 1;
@@ -309,22 +306,17 @@ fn follow(standby: Weak<Standby>, settings: KafkaSettings, metrics: crate::metri
     let Some(changelog) = standby.upgrade().map(|s| s.changelog.clone()) else {
         return;
     };
-    let consumer: BaseConsumer<Ends> = match settings
-        .base_config()
-        .set("group.id", format!("{changelog}-standby"))
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "false")
-        // Records of aborted transactions are not state.
-        .set("isolation.level", "read_committed")
-        .set("statistics.interval.ms", "1000")
-        .create_with_context(Ends::default())
-    {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!("cannot create the standby consumer of {changelog}: {e}");
-            return;
-        }
-    };
+    let consumer: BaseConsumer<Ends> =
+        match changelog_reader_config(&settings, &format!("{changelog}-standby"))
+            .set("statistics.interval.ms", "1000")
+            .create_with_context(Ends::default())
+        {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!("cannot create the standby consumer of {changelog}: {e}");
+                return;
+            }
+        };
     let mut partitions = 0;
     let mut checked: Option<Instant> = None;
     let mut assigned = false;

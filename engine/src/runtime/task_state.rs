@@ -10,7 +10,7 @@ use brook_state::Store;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{Offset, TopicPartitionList};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -23,6 +23,23 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(10);
 enum Restore {
     Done(usize),
     Ahead,
+}
+
+/// How changelogs are read back (restore, standby copies): from given offsets, nothing
+/// committed, and only committed transactions (records of aborted ones are not state).
+pub(super) fn changelog_reader_config(settings: &KafkaSettings, group: &str) -> ClientConfig {
+    let mut config = super::records::reader_config(settings, group);
+    config.set("isolation.level", "read_committed");
+    config
+}
+
+/// Applies one changelog record to a store: a value is put, a tombstone deletes.
+pub(super) fn apply_change(store: &mut Store, key: Option<&[u8]>, value: Option<&[u8]>) {
+    match (key, value) {
+        (Some(k), Some(v)) => store.put(k, v),
+        (Some(k), None) => store.delete(k),
+        _ => {}
+    }
 }
 
 impl Drop for TaskStates {
@@ -155,16 +172,12 @@ impl TaskStates {
     /// there are, reporting progress as it goes.
     fn restore(&self, partition: i32, store: &mut Store) -> Result<Restore, TaskError> {
         let changelog = &self.changelog;
-        let consumer: BaseConsumer = self
-            .settings
-            .base_config()
-            .set("enable.auto.commit", "false")
-            .set("enable.partition.eof", "false")
-            // Records of aborted transactions are not state.
-            .set("isolation.level", "read_committed")
-            .set("group.id", format!("{changelog}-restore"))
-            .create()
-            .map_err(|e| TaskError::fatal(format!("cannot create the restore consumer: {e}")))?;
+        let consumer: BaseConsumer =
+            changelog_reader_config(&self.settings, &format!("{changelog}-restore"))
+                .create()
+                .map_err(|e| {
+                    TaskError::fatal(format!("cannot create the restore consumer: {e}"))
+                })?;
         let (low, high) = consumer
             .fetch_watermarks(changelog, partition, Duration::from_secs(30))
             .map_err(|e| TaskError::kafka(format!("cannot read the end of {changelog}"), &e))?;
@@ -209,11 +222,7 @@ impl TaskStates {
         while position(&consumer) < high {
             match consumer.poll(Duration::from_millis(200)) {
                 Some(Ok(m)) => {
-                    match (m.key(), m.payload()) {
-                        (Some(k), Some(v)) => store.put(k, v),
-                        (Some(k), None) => store.delete(k),
-                        _ => {}
-                    }
+                    apply_change(store, m.key(), m.payload());
                     last = Some(m.offset());
                     count += 1;
                     if count % 10_000 == 0 {
