@@ -7,24 +7,11 @@
 # Runs BROOK_BIN (default dist/brook, else the release build) against a test broker of its
 # own (noida-db, as the tests install it), RUNS times (default 3).
 set -euo pipefail
-cd "$(dirname "$0")/.."
-target="${CARGO_TARGET_DIR:-$HOME/.cache/brook-target}"
-bin="${BROOK_BIN:-}"
-if [ -z "$bin" ]; then
-  if [ -x dist/brook ]; then bin=dist/brook; else bin="$target/release/brook"; fi
-fi
-[ -x "$bin" ] || { echo "no brook binary at $bin: run scripts/package-release.sh" >&2; exit 1; }
-noida="${NOIDA_DB_BIN:-$(python3 -c 'import noida_db, os; print(os.path.join(os.path.dirname(noida_db.__file__), "noida-db"))')}"
+source "$(dirname "$0")/measure-env.sh"
 runs="${RUNS:-3}"
-work="$(mktemp -d)"
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
-kafka_port="$(free_port)"
-"$noida" start --only kafka --kafka-port "$kafka_port" --data-dir "$work/broker" >"$work/broker.log" 2>&1 &
-broker=$!
 pids=()
 trap 'kill "${pids[@]}" $broker 2>/dev/null || true; rm -rf "$work"' EXIT
-until python3 -c "import socket; socket.create_connection(('127.0.0.1', $kafka_port), 1)" 2>/dev/null; do sleep 0.1; done
 
 serve() { # name port service
   "$bin" server --listen "127.0.0.1:$2" --bootstrap-servers "127.0.0.1:$kafka_port" \
