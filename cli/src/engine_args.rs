@@ -63,10 +63,11 @@ impl EngineArgs {
         keys.sort();
         for key in keys {
             let kafka_key = key.strip_prefix("ksql.streams.").unwrap_or(key);
-            // Kafka Streams' own settings and ksqlDB's query settings shape how queries
-            // run; they are not librdkafka's.
+            // Kafka Streams' own settings, ksqlDB's and Brook's own settings shape how
+            // queries and the server run; they are not librdkafka's.
             if STREAMS_PROPERTIES.contains(&kafka_key)
                 || (key.starts_with("ksql.") && !key.starts_with("ksql.streams."))
+                || key.starts_with("brook.")
             {
                 self.properties
                     .entry(key.clone())
@@ -163,6 +164,7 @@ mod tests {
             ("listeners", "http://0.0.0.0:8088"),
             ("ksql.streams.processing.guarantee", "exactly_once_v2"),
             ("ksql.internal.topic.replicas", "3"),
+            ("brook.server.request.max.bytes", "1024"),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -196,6 +198,12 @@ mod tests {
                 .get("ksql.internal.topic.replicas")
                 .map(String::as_str),
             Some("3")
+        );
+        assert_eq!(
+            args.properties
+                .get("brook.server.request.max.bytes")
+                .map(String::as_str),
+            Some("1024")
         );
     }
 }

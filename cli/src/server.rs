@@ -16,7 +16,9 @@ pub struct ServerArgs {
     /// `ksql.schema.registry.url`, Kafka client settings (`security.protocol`, `sasl.*`,
     /// `ssl.*`, and any `ksql.streams.*`), `authentication.method=BASIC` with
     /// `authentication.basic.users.file` and `authentication.realm`, and
-    /// `listener.tls.certificate.location` / `listener.tls.key.location` (PEM) for HTTPS.
+    /// `listener.tls.certificate.location` / `listener.tls.key.location` (PEM) for HTTPS,
+    /// and the server's limits (`ksql.max.push.queries`, `ksql.query.pull.max.*`,
+    /// `ksql.idle.connection.timeout.seconds`, `brook.server.request.*`).
     /// Command-line options win over the file.
     #[arg(long)]
     config: Option<std::path::PathBuf>,

@@ -67,12 +67,10 @@ pub struct Aggregation {
     converter: Option<RowConverter>,
 }
 
-fn encode<T: serde::Serialize + ?Sized>(v: &T) -> Vec<u8> {
-    postcard::to_allocvec(v).unwrap_or_default()
-}
+use crate::internal_format::encode;
 
 fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
-    postcard::from_bytes(bytes).map_err(|e| format!("corrupt state: {e}"))
+    crate::internal_format::decode(bytes, "aggregation state")
 }
 
 /// Where EMIT FINAL queues a window until it closes: ordered by window end.

@@ -78,12 +78,10 @@ struct MovedRow {
     deleted: bool,
 }
 
-fn encode<T: serde::Serialize + ?Sized>(v: &T) -> Vec<u8> {
-    postcard::to_allocvec(v).unwrap_or_default()
-}
+use crate::internal_format::encode;
 
 fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
-    postcard::from_bytes(bytes).map_err(|e| format!("corrupt join state: {e}"))
+    crate::internal_format::decode(bytes, "join state")
 }
 
 /// Times as bytes in numeric order.
@@ -250,7 +248,20 @@ impl Join {
             let run = &records[start..end];
             if let Some((_, index)) = self.repartitioned.iter().find(|(t, _)| t == topic) {
                 for r in run {
+                    let width = self.plan.inputs[*index].width;
                     match decode::<MovedRow>(r.value.as_deref().unwrap_or_default()) {
+                        // A row (not a removal, which has its key columns only) must have
+                        // every column the join takes from this input.
+                        Ok(moved) if !moved.deleted && moved.values.len() < width => {
+                            errors.push(RecordError::Deserialization {
+                                target: "value",
+                                message: format!(
+                                    "a row of this query's repartition topic with {} columns, not {width}",
+                                    moved.values.len()
+                                ),
+                                record: Box::new(r.clone()),
+                            })
+                        }
                         Ok(moved) => {
                             let mut rows = vec![None; self.plan.inputs.len()];
                             rows[*index] = Some(moved.values);
@@ -260,9 +271,9 @@ impl Join {
                             };
                             self.enter(*index, joined, moved.deleted, store, &mut results)?;
                         }
-                        Err(_) => errors.push(RecordError::Deserialization {
+                        Err(e) => errors.push(RecordError::Deserialization {
                             target: "value",
-                            message: "not a row of this query's repartition topic".into(),
+                            message: format!("not a row of this query's repartition topic: {e}"),
                             record: Box::new(r.clone()),
                         }),
                     }
@@ -937,7 +948,13 @@ impl Join {
         row.push(key.clone());
         for (input, r) in self.plan.inputs.iter().zip(&joined.rows) {
             match r {
-                Some(values) => row.extend(values[..input.width].iter().cloned()),
+                // A row short of columns (checked where rows come in) is padded, never
+                // sliced past its end.
+                Some(values) => {
+                    let taken = values.len().min(input.width);
+                    row.extend(values[..taken].iter().cloned());
+                    row.extend(std::iter::repeat_n(Value::Null, input.width - taken));
+                }
                 None => row.extend(std::iter::repeat_n(Value::Null, input.width)),
             }
         }

@@ -10,6 +10,9 @@ pub mod dataflow;
 mod error;
 pub mod eval;
 pub mod formats;
+#[cfg(test)]
+mod fuzz;
+pub mod internal_format;
 pub mod join;
 pub mod kafka;
 mod lambdas;

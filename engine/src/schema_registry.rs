@@ -151,6 +151,10 @@ pub struct HttpRegistry {
 
 const CONTENT_TYPE: &str = "application/vnd.schemaregistry.v1+json";
 
+/// The largest answer read from the registry: a schema is kilobytes; a registry (or
+/// something else at its address) that answers with more is refused, not buffered.
+const MAX_ANSWER_BYTES: u64 = 8 * 1024 * 1024;
+
 impl HttpRegistry {
     pub fn new(url: &str) -> Self {
         let config = ureq::Agent::config_builder()
@@ -174,8 +178,16 @@ impl HttpRegistry {
         let status = response.status().as_u16();
         let body = response
             .body_mut()
+            .with_config()
+            .limit(MAX_ANSWER_BYTES)
             .read_to_string()
-            .map_err(|e| format!("schema registry at {}: {what}: {e}", self.url))?;
+            .map_err(|e| match e {
+                ureq::Error::BodyExceedsLimit(limit) => format!(
+                    "schema registry at {}: {what}: the answer is larger than {limit} bytes",
+                    self.url
+                ),
+                e => format!("schema registry at {}: {what}: {e}", self.url),
+            })?;
         if status == 404 {
             return Ok(None);
         }

@@ -835,7 +835,12 @@ impl Session {
             }
             StatementKind::Explain(target) => self.explain(target).await,
             StatementKind::Print(print) => {
-                let push = crate::serving::print_topic(&self.engine.backend, print).await?;
+                let push = crate::serving::print_topic(
+                    &self.engine.backend,
+                    print,
+                    &self.properties_in_effect(),
+                )
+                .await?;
                 Ok(StatementResult::Rows(push))
             }
             StatementKind::AssertTopic {
@@ -1757,7 +1762,7 @@ impl Session {
             id,
             &group_id,
             crate::dataflow::Operators::new(flow, &engine.formats),
-            &self.properties,
+            &self.properties_in_effect(),
         )?;
         Ok(StatementResult::Rows(push))
     }

@@ -55,10 +55,45 @@ fn unique_token() -> String {
     format!("{}-{nanos}", std::process::id())
 }
 
+/// The command format this server writes and reads. A command of a later version (a
+/// newer Brook wrote it) is not executed: it is refused by name, as ksqlDB refuses log
+/// entries of a version it does not know.
+const COMMAND_VERSION: u64 = 1;
+
 /// A command as read from the topic.
-struct Command {
+#[derive(Debug)]
+pub(crate) struct Command {
     offset: i64,
-    value: Value,
+    pub(crate) value: Value,
+}
+
+/// Reads a record of the command topic: a statement, a failure marker, or why it cannot
+/// be used. Commands written before versions were recorded are version 1.
+pub(crate) fn parse_command(offset: i64, bytes: &[u8]) -> Result<Command, String> {
+    let value: Value = serde_json::from_slice(bytes)
+        .map_err(|e| format!("command topic record {offset} is not JSON: {e}"))?;
+    if !value.is_object() {
+        return Err(format!(
+            "command topic record {offset} is not a JSON object"
+        ));
+    }
+    match value.get("version") {
+        None => {}
+        Some(v) if v.as_u64() == Some(COMMAND_VERSION) => {}
+        Some(v) => {
+            return Err(format!(
+                "command topic record {offset} is of version {v}; this server reads version {COMMAND_VERSION}: it was written by a newer Brook, and is not executed"
+            ))
+        }
+    }
+    let statement = value.get("statement");
+    let failed = value.get("failed");
+    if statement.is_none_or(|s| !s.is_string()) && failed.is_none_or(|f| !f.is_u64()) {
+        return Err(format!(
+            "command topic record {offset} holds neither a statement nor a failure marker"
+        ));
+    }
+    Ok(Command { offset, value })
 }
 
 impl Command {
@@ -138,6 +173,7 @@ impl CommandTopic {
             .map_err(|_| "a lock was poisoned")?
             .insert(request.clone(), done);
         let value = json!({
+            "version": COMMAND_VERSION,
             "statement": statement,
             "streamsProperties": properties,
             "origin": self.origin,
@@ -201,18 +237,17 @@ impl CommandTopic {
                         continue;
                     }
                 };
-                let Ok(value) =
-                    serde_json::from_slice::<Value>(message.payload().unwrap_or_default())
-                else {
-                    continue;
-                };
-                if value.get("statement").is_none() {
+                let command =
+                    match parse_command(message.offset(), message.payload().unwrap_or_default()) {
+                        Ok(command) => command,
+                        Err(e) => {
+                            tracing::error!("{e}");
+                            continue;
+                        }
+                    };
+                if command.value.get("statement").is_none() {
                     continue;
                 }
-                let command = Command {
-                    offset: message.offset(),
-                    value,
-                };
                 let outcome = execute(&engine, &command).await;
                 let mine = command.value["origin"].as_str() == Some(origin.as_str());
                 if !mine {
@@ -222,7 +257,9 @@ impl CommandTopic {
                     continue;
                 }
                 if outcome.is_err() {
-                    let marker = json!({ "failed": command.sequence() }).to_string();
+                    let marker =
+                        json!({ "version": COMMAND_VERSION, "failed": command.sequence() })
+                            .to_string();
                     let key = format!("failed-{}", command.sequence());
                     let written = producer
                         .send(FutureRecord::to(&topic).key(&key).payload(&marker), TIMEOUT)
@@ -256,13 +293,10 @@ impl CommandTopic {
         let commands: Vec<Command> = records
             .iter()
             .filter_map(
-                |r| match serde_json::from_slice(r.value.as_deref().unwrap_or_default()) {
-                    Ok(value) => Some(Command {
-                        offset: r.offset,
-                        value,
-                    }),
-                    Err(_) => {
-                        tracing::warn!("skipping a command that is not JSON");
+                |r| match parse_command(r.offset, r.value.as_deref().unwrap_or_default()) {
+                    Ok(command) => Some(command),
+                    Err(e) => {
+                        tracing::error!("{e}");
                         None
                     }
                 },
@@ -292,5 +326,27 @@ impl CommandTopic {
             engine.set_sequence(next).await;
         }
         Ok((replayed, end))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_are_read_by_version() {
+        let command = parse_command(3, br#"{"version": 1, "statement": "SHOW STREAMS;"}"#)
+            .expect("version 1");
+        assert_eq!(command.sequence(), 3);
+        assert!(
+            parse_command(4, br#"{"statement": "SHOW STREAMS;"}"#).is_ok(),
+            "unversioned is 1"
+        );
+        assert!(parse_command(5, br#"{"failed": 3}"#).is_ok());
+        let newer = parse_command(6, br#"{"version": 2, "statement": "X"}"#).expect_err("newer");
+        assert!(newer.contains("version 2"), "{newer}");
+        assert!(parse_command(7, b"\xff\x00").is_err());
+        assert!(parse_command(8, b"[1]").is_err());
+        assert!(parse_command(9, br#"{"statement": 12}"#).is_err());
     }
 }

@@ -11,7 +11,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
-use axum::{Json, Router};
+use axum::Json;
 use brook_engine::connect::{ConnectorInfo, ConnectorStatus, Connectors};
 use brook_engine::{Session, SourceSummary, StatementResult};
 use serde_json::{json, Map, Value};
@@ -124,8 +124,8 @@ fn task_body(t: &brook_engine::connect::TaskStatus) -> Value {
 }
 
 /// Kafka Connect's REST API.
-pub fn routes() -> Router<Arc<AppState>> {
-    Router::new()
+pub fn routes() -> crate::routes::Routes<Arc<AppState>> {
+    crate::routes::Routes::new()
         .route("/connectors", get(list).post(create))
         .route("/connectors/{name}", get(info).delete(delete))
         .route("/connectors/{name}/config", get(config))

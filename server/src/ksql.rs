@@ -13,6 +13,9 @@ use serde_json::json;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+/// Where queries go instead of `/ksql`.
+const QUERY_ELSEWHERE: &str = "The following statement types should be issued to the streaming endpoint '/query-stream': SELECT ... EMIT CHANGES";
+
 pub async fn handle(State(state): State<Arc<crate::AppState>>, body: Bytes) -> Response {
     let engine = state.engine.clone();
     let body = match errors::json_body(&body) {
@@ -56,6 +59,14 @@ pub async fn handle(State(state): State<Arc<crate::AppState>>, body: Bytes) -> R
     for (sequence, statement) in statements.iter().enumerate() {
         // Statements that change what runs are recorded before they take effect, one at a
         // time, with the number their query ids end with.
+        // Queries stream from their own endpoints, within the limits kept there; run here,
+        // they would hold a consumer for an answer nobody reads.
+        if matches!(
+            statement.kind,
+            brook_sql::ast::StatementKind::Query(_) | brook_sql::ast::StatementKind::Print(_)
+        ) {
+            return errors::statement(QUERY_ELSEWHERE, &statement.text, entities);
+        }
         let is_command = crate::command_topic::is_command(&statement.kind);
         let outcome = match execute(&state, &mut session, statement).await {
             Ok(outcome) => outcome,
@@ -107,11 +118,7 @@ pub async fn handle(State(state): State<Arc<crate::AppState>>, body: Bytes) -> R
             }
             Ok(StatementResult::Rows(push)) => {
                 push.close();
-                return errors::statement(
-                    "The following statement types should be issued to the streaming endpoint '/query-stream': SELECT ... EMIT CHANGES",
-                    &statement.text,
-                    entities,
-                );
+                return errors::statement(QUERY_ELSEWHERE, &statement.text, entities);
             }
             Err(e) => return errors::statement(&e.message, &statement.text, entities),
         }

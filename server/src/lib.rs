@@ -4,15 +4,21 @@
 
 mod command_topic;
 mod connect;
+mod connections;
 mod entities;
 mod errors;
+#[cfg(test)]
+mod fuzz;
 mod inserts_stream;
 mod ksql;
+mod limits;
 mod observability;
 mod query_stream;
 mod rest_proxy;
+mod routes;
 mod security;
 
+pub use limits::Limits;
 pub use observability::serve_metrics;
 pub use security::BasicAuth;
 
@@ -37,6 +43,8 @@ pub struct AppState {
     push_queries: std::sync::Mutex<std::collections::BTreeMap<String, PushCloser>>,
     /// The outcome of each command, by command id, for `/status`.
     statuses: std::sync::Mutex<std::collections::BTreeMap<String, CommandOutcome>>,
+    /// How many queries may run at once, and how often pull queries may start.
+    admission: limits::Admission,
 }
 
 impl observability::WithEngine for Arc<AppState> {
@@ -175,6 +183,7 @@ enum Commands {
 /// Opens (and replays) the service's command topic in interactive mode, then routes
 /// requests.
 pub async fn router(engine: Arc<Engine>, mode: Mode) -> Result<Router, String> {
+    let limits = Limits::from_properties(&engine.config().properties)?;
     let commands = match mode {
         Mode::Interactive => {
             let topic = command_topic::CommandTopic::open(&engine).await?;
@@ -188,8 +197,25 @@ pub async fn router(engine: Arc<Engine>, mode: Mode) -> Result<Router, String> {
         commands,
         push_queries: Default::default(),
         statuses: Default::default(),
+        admission: limits::Admission::new(limits.clone()),
     });
-    Ok(Router::new()
+    Ok(routes()
+        .into_router()
+        .fallback(errors::not_found)
+        .layer(axum::extract::DefaultBodyLimit::max(
+            limits.max_request_bytes,
+        ))
+        .layer(axum::middleware::map_response(errors::too_large))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            observability::track::<Arc<AppState>>,
+        ))
+        .with_state(state))
+}
+
+/// Every route of the API.
+fn routes() -> routes::Routes<Arc<AppState>> {
+    routes::Routes::new()
         .route("/info", get(info))
         .route("/healthcheck", get(healthcheck))
         .route("/ksql", post(ksql::handle))
@@ -205,13 +231,6 @@ pub async fn router(engine: Arc<Engine>, mode: Mode) -> Result<Router, String> {
         .merge(connect::routes())
         .merge(observability::routes())
         .merge(rest_proxy::routes())
-        .fallback(errors::not_found)
-        .layer(axum::middleware::map_response(errors::too_large))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            observability::track::<Arc<AppState>>,
-        ))
-        .with_state(state))
 }
 
 /// Where and how the API is served.
@@ -237,19 +256,35 @@ pub async fn serve(
             security::require,
         ));
     }
+    let limits = Limits::from_properties(&engine.config().properties)?;
     let address = listener.address;
-    match listener.tls {
-        None => {
-            let tcp = tokio::net::TcpListener::bind(address)
-                .await
-                .map_err(|e| format!("cannot listen on {address}: {e}"))?;
-            let local = tcp.local_addr().map_err(|e| e.to_string())?;
+    let handle = axum_server::Handle::<SocketAddr>::new();
+    let stopper = handle.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        stopper.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
+    });
+    let scheme = if listener.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let announcer = handle.clone();
+    tokio::spawn(async move {
+        if let Some(local) = announcer.listening().await {
             engine.set_host(local.to_string());
-            eprintln!("Brook server listening on http://{local}");
-            axum::serve(tcp, app)
-                .with_graceful_shutdown(shutdown)
-                .await
-                .map_err(|e| format!("server failed: {e}"))
+            eprintln!("Brook server listening on {scheme}://{local}");
+        }
+    });
+    let idle = connections::IdleAcceptor::new(
+        axum_server::accept::DefaultAcceptor::new(),
+        limits.idle_timeout,
+    );
+    let service = app.into_make_service();
+    let served = match listener.tls {
+        None => {
+            let server = axum_server::bind(address).handle(handle).acceptor(idle);
+            with_header_timeout(server, &limits).serve(service).await
         }
         Some((certificate, key)) => {
             let config = axum_server::tls_openssl::OpenSSLConfig::from_pem_file(&certificate, &key)
@@ -260,26 +295,26 @@ pub async fn serve(
                         key.display()
                     )
                 })?;
-            let handle = axum_server::Handle::<SocketAddr>::new();
-            let stopper = handle.clone();
-            tokio::spawn(async move {
-                shutdown.await;
-                stopper.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
-            });
-            let announcer = handle.clone();
-            tokio::spawn(async move {
-                if let Some(local) = announcer.listening().await {
-                    engine.set_host(local.to_string());
-                    eprintln!("Brook server listening on https://{local}");
-                }
-            });
-            axum_server::bind_openssl(address, config)
-                .handle(handle)
-                .serve(app.into_make_service())
-                .await
-                .map_err(|e| format!("cannot serve on {address}: {e}"))
+            let tls = axum_server::tls_openssl::OpenSSLAcceptor::new(config)
+                .handshake_timeout(limits.header_timeout)
+                .acceptor(idle);
+            let server = axum_server::bind(address).handle(handle).acceptor(tls);
+            with_header_timeout(server, &limits).serve(service).await
         }
-    }
+    };
+    served.map_err(|e| format!("cannot serve on {address}: {e}"))
+}
+
+/// A server that closes a connection whose request head takes longer than the limit.
+fn with_header_timeout<A>(
+    mut server: axum_server::Server<SocketAddr, A>,
+    limits: &Limits,
+) -> axum_server::Server<SocketAddr, A> {
+    server
+        .http_builder()
+        .http1()
+        .header_read_timeout(limits.header_timeout);
+    server
 }
 
 async fn info(
@@ -376,4 +411,113 @@ async fn healthcheck() -> Json<serde_json::Value> {
             "kafka": {"isHealthy": true}
         }
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use brook_engine::runtime::driver::Driver;
+    use brook_engine::schema_registry::MemoryRegistry;
+
+    /// With authentication on, walks every route the API serves, with every method, and
+    /// fails if any answers a request without credentials (the health checks aside).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn no_route_answers_without_credentials() {
+        let dir = std::env::temp_dir().join(format!("brook-auth-walk-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let users = dir.join("users.properties");
+        std::fs::write(&users, "alice: wonderland\n").expect("users file");
+        let auth = BasicAuth::from_file(&users, "Walk").expect("users");
+        let engine = Engine::on_driver(
+            Arc::new(Driver::new("walk_", 1)),
+            "walk_",
+            Arc::new(MemoryRegistry::default()),
+        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let listener = Listener {
+            address: SocketAddr::from(([127, 0, 0, 1], port)),
+            tls: None,
+            basic_auth: Some(auth),
+        };
+        let server = tokio::spawn(serve(engine, listener, Mode::Unrecorded, async {
+            let _ = stopped.await;
+        }));
+
+        let base = format!("http://127.0.0.1:{port}");
+        let paths: Vec<String> = routes()
+            .paths()
+            .iter()
+            .map(|p| {
+                // Path parameters take any value: the refusal comes before the route.
+                p.split('/')
+                    .map(|part| if part.starts_with('{') { "x" } else { part })
+                    .collect::<Vec<_>>()
+                    .join("/")
+            })
+            .chain(["/no-such-endpoint".to_string()])
+            .collect();
+        assert!(paths.len() >= 30, "the walk sees every route: {paths:?}");
+        let walked = tokio::task::spawn_blocking(move || {
+            let agent: ureq::Agent = ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .build()
+                .into();
+            let call = |method: &str, path: &str, credentials: Option<&str>| {
+                let mut request = ureq::http::Request::builder()
+                    .method(method)
+                    .uri(format!("{base}{path}"))
+                    .header("Content-Type", "application/json");
+                if let Some(c) = credentials {
+                    use base64::Engine as _;
+                    let encoded = base64::engine::general_purpose::STANDARD.encode(c);
+                    request = request.header("Authorization", format!("Basic {encoded}"));
+                }
+                let body = match method {
+                    "POST" | "PUT" => "{}".to_string(),
+                    _ => String::new(),
+                };
+                let request = request.body(body).expect("request");
+                // The server may still be binding its port.
+                for _ in 0..200 {
+                    match agent.run(request.clone()) {
+                        Ok(response) => return response.status().as_u16(),
+                        Err(ureq::Error::Io(_) | ureq::Error::ConnectionFailed) => {
+                            std::thread::sleep(std::time::Duration::from_millis(25))
+                        }
+                        Err(e) => panic!("{method} {path}: {e}"),
+                    }
+                }
+                panic!("the server never answered {method} {path}");
+            };
+            let mut answered = Vec::new();
+            for path in &paths {
+                for method in ["GET", "POST", "PUT", "DELETE"] {
+                    let status = call(method, path, None);
+                    let open = security::OPEN_PATHS.contains(&path.as_str());
+                    if open == (status == 401) {
+                        answered.push(format!("{method} {path}: {status}"));
+                    }
+                }
+            }
+            let wrong = call("GET", "/info", Some("alice:rabbit"));
+            let right = call("GET", "/info", Some("alice:wonderland"));
+            (answered, wrong, right)
+        })
+        .await
+        .expect("the walk");
+        let (answered, wrong, right) = walked;
+        assert!(
+            answered.is_empty(),
+            "routes that answered without credentials (or open ones that refused): {answered:?}"
+        );
+        assert_eq!(wrong, 401, "a wrong password is refused");
+        assert_eq!(right, 200, "the right one is let in");
+        let _ = stop.send(());
+        server.await.expect("server task").expect("served");
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }

@@ -7,7 +7,7 @@ use axum::http::{header, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use brook_engine::Engine;
 use std::sync::Arc;
 use std::time::Instant;
@@ -24,8 +24,8 @@ impl WithEngine for Arc<Engine> {
 }
 
 /// `/metrics` and `/scaling`, on any router whose state holds the engine.
-pub fn routes<S: WithEngine>() -> Router<S> {
-    Router::new()
+pub fn routes<S: WithEngine>() -> crate::routes::Routes<S> {
+    crate::routes::Routes::new()
         .route("/metrics", get(metrics::<S>))
         .route("/scaling", get(scaling::<S>))
 }
@@ -90,6 +90,7 @@ pub async fn serve_metrics(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), String> {
     let app = routes::<Arc<Engine>>()
+        .into_router()
         .route_layer(axum::middleware::from_fn_with_state(
             engine.clone(),
             track::<Arc<Engine>>,

@@ -19,6 +19,12 @@ use std::sync::Arc;
 /// ksqlDB's content type for newline-delimited results.
 const DELIMITED: &str = "application/vnd.ksqlapi.delimited.v1";
 
+/// A query admitted within the server's limits: its place is held until its answer ends.
+struct Admitted {
+    push: PushQuery,
+    permit: crate::limits::Permit,
+}
+
 /// Starts the one query the request body holds in `field` (with its properties in
 /// `properties_field`), registered for `/close-query`.
 async fn start(
@@ -26,7 +32,7 @@ async fn start(
     body: &[u8],
     field: &str,
     properties_field: &str,
-) -> Result<PushQuery, Response> {
+) -> Result<Admitted, Response> {
     let body = errors::json_body(body).map_err(|response| *response)?;
     let Some(sql) = body.get(field).and_then(|k| k.as_str()) else {
         return Err(errors::generic(
@@ -60,6 +66,15 @@ async fn start(
             vec![],
         ));
     }
+    // A SELECT without EMIT is a pull query; the rest run until they are closed.
+    let pull =
+        matches!(&statement.kind, brook_sql::ast::StatementKind::Query(q) if q.emit.is_none());
+    let admitted = if pull {
+        state.admission.pull()
+    } else {
+        state.admission.push()
+    };
+    let permit = admitted.map_err(crate::limits::Refusal::response)?;
     let mut session = Session::new(state.engine.clone());
     for (k, v) in properties {
         session.properties.insert(k, v);
@@ -67,7 +82,7 @@ async fn start(
     match session.execute(statement).await {
         Ok(StatementResult::Rows(push)) => {
             state.register(&push);
-            Ok(push)
+            Ok(Admitted { push, permit })
         }
         Ok(
             StatementResult::Status { .. }
@@ -129,12 +144,14 @@ fn json_row(row: &[brook_planner::value::Value]) -> serde_json::Value {
 
 /// Streams the query's answer in `layout`; the query is unregistered when its rows run out
 /// or the client goes away.
-fn answer(state: Arc<AppState>, push: PushQuery, layout: Layout) -> Response {
+fn answer(state: Arc<AppState>, admitted: Admitted, layout: Layout) -> Response {
     struct Guard {
         state: Arc<AppState>,
         push: PushQuery,
         sent: u64,
         ended: bool,
+        /// The query's place within the server's limits, given back with the guard.
+        _permit: crate::limits::Permit,
     }
     impl Drop for Guard {
         fn drop(&mut self) {
@@ -149,9 +166,10 @@ fn answer(state: Arc<AppState>, push: PushQuery, layout: Layout) -> Response {
     } = layout;
     let guard = Guard {
         state,
-        push,
+        push: admitted.push,
         sent: 0,
         ended: false,
+        _permit: admitted.permit,
     };
     let rows = futures::stream::unfold(guard, move |mut g| {
         let line = line.clone();
@@ -203,10 +221,11 @@ pub async fn query_stream(
     headers: axum::http::HeaderMap,
     body: Bytes,
 ) -> Response {
-    let push = match start(&state, &body, "sql", "properties").await {
-        Ok(push) => push,
+    let admitted = match start(&state, &body, "sql", "properties").await {
+        Ok(admitted) => admitted,
         Err(response) => return response,
     };
+    let push = &admitted.push;
     let header_line = json!({
         "queryId": push.id,
         "columnNames": push.columns.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(),
@@ -228,7 +247,7 @@ pub async fn query_stream(
             end: None,
         }
     };
-    answer(state, push, layout)
+    answer(state, admitted, layout)
 }
 
 pub async fn query(
@@ -236,10 +255,11 @@ pub async fn query(
     headers: axum::http::HeaderMap,
     body: Bytes,
 ) -> Response {
-    let push = match start(&state, &body, "ksql", "streamsProperties").await {
-        Ok(push) => push,
+    let admitted = match start(&state, &body, "ksql", "streamsProperties").await {
+        Ok(admitted) => admitted,
         Err(response) => return response,
     };
+    let push = &admitted.push;
     // Pull query results name their key columns, as ksqlDB's do.
     let schema = push
         .columns
@@ -299,7 +319,7 @@ pub async fn query(
         line,
         end: Some(end),
     };
-    answer(state, push, layout)
+    answer(state, admitted, layout)
 }
 
 /// `POST /close-query` with `{"queryId": ...}`: ends a push query another request runs.

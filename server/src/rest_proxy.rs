@@ -10,7 +10,6 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::Router;
 use base64::Engine as _;
 use futures::StreamExt;
 use rdkafka::message::{Header, OwnedHeaders};
@@ -25,8 +24,8 @@ use std::time::Duration;
 /// flight before its stream is read no further.
 const IN_FLIGHT: usize = 1024;
 
-pub fn routes() -> Router<Arc<AppState>> {
-    Router::new()
+pub fn routes() -> crate::routes::Routes<Arc<AppState>> {
+    crate::routes::Routes::new()
         .route("/v3/clusters", get(clusters))
         .route("/v3/clusters/{cluster}", get(cluster))
         .route(

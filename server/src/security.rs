@@ -17,7 +17,7 @@ pub struct BasicAuth {
 }
 
 /// Paths answered without credentials: container health checks.
-const OPEN_PATHS: &[&str] = &["/chc/live", "/chc/ready"];
+pub(crate) const OPEN_PATHS: &[&str] = &["/chc/live", "/chc/ready"];
 
 impl BasicAuth {
     /// Reads the users file. Passwords are stored as they are (`plain` or `PLAIN:plain`).

@@ -6,12 +6,16 @@ pub mod ast;
 mod dialect;
 mod error;
 mod expr;
+#[cfg(test)]
+mod fuzz;
+mod keywords;
 mod parser;
 mod split;
 mod types;
 mod variables;
 
 pub use error::{ParseError, Position};
+pub use keywords::KEYWORDS;
 pub use parser::{parse_statement, parse_statements};
 pub use split::{split_statements, StatementText};
 pub use variables::substitute_variables;

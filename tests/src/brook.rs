@@ -4,11 +4,16 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-/// The `brook` binary built beside this test binary (target/<profile>/brook).
+/// The `brook` binary built beside this test binary (target/<profile>/brook, beside the
+/// deps/ folder of test binaries or beside a binary such as the soak run).
 pub fn brook_binary() -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
-    let dir = exe.parent().and_then(Path::parent).expect("target dir");
-    let bin = dir.join(format!("brook{}", std::env::consts::EXE_SUFFIX));
+    let name = format!("brook{}", std::env::consts::EXE_SUFFIX);
+    let dir = exe.parent().expect("target dir");
+    let bin = match dir.join(&name) {
+        beside if beside.exists() => beside,
+        _ => dir.parent().unwrap_or(dir).join(&name),
+    };
     assert!(
         bin.exists(),
         "{} is missing: build it first (cargo build -p brook), as scripts/test.sh does",

@@ -146,8 +146,8 @@ async fn attempt(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok())
         .map(Duration::from_secs);
-    let body = match response.bytes().await {
-        Ok(body) => body.to_vec(),
+    let body = match read_answer(response).await {
+        Ok(body) => body,
         Err(e) => {
             let reason = format!("reading the answer failed: {}", error_chain(&e));
             return Err((
@@ -173,6 +173,24 @@ async fn attempt(
     let reason = status.canonical_reason().unwrap_or("").to_string();
     let text = String::from_utf8_lossy(&body).chars().take(2000).collect();
     Err((failure(Some(code), reason, text, retriable), retry_after))
+}
+
+/// The most of an answer that is read: only its first characters are kept (in a failure's
+/// message), so an endpoint that answers with a flood cannot fill memory.
+const MAX_ANSWER_BYTES: usize = 64 * 1024;
+
+/// The start of an answer's body, up to `MAX_ANSWER_BYTES`; the rest is not read (the
+/// connection is dropped with it).
+async fn read_answer(mut response: reqwest::Response) -> Result<Vec<u8>, reqwest::Error> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        let room = MAX_ANSWER_BYTES - body.len();
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if body.len() == MAX_ANSWER_BYTES {
+            break;
+        }
+    }
+    Ok(body)
 }
 
 /// An error with its causes (reqwest's own message leaves out why a connection failed).

@@ -253,25 +253,27 @@ impl ProtobufCodec {
 /// Confluent's message-index list: a zigzag varint count, then that many indexes; a count
 /// of zero means the first message.
 fn message_indexes(bytes: &[u8]) -> Result<(Vec<usize>, &[u8]), String> {
+    // A zigzag varint and how many bytes it took; prost refuses one longer than ten bytes.
     fn varint(b: &[u8]) -> Result<(i64, usize), String> {
-        let (mut v, mut shift) = (0u64, 0);
-        for (i, byte) in b.iter().enumerate() {
-            v |= ((byte & 0x7f) as u64) << shift;
-            if byte & 0x80 == 0 {
-                return Ok((((v >> 1) as i64) ^ -((v & 1) as i64), i + 1));
-            }
-            shift += 7;
-        }
-        Err("truncated message indexes".into())
+        let mut rest = b;
+        let v = prost::encoding::decode_varint(&mut rest)
+            .map_err(|e| format!("bad message indexes: {e}"))?;
+        Ok((((v >> 1) as i64) ^ -((v & 1) as i64), b.len() - rest.len()))
     }
     let (count, mut at) = varint(bytes)?;
     if count == 0 {
         return Ok((vec![0], &bytes[at..]));
     }
+    if count < 0 {
+        return Err(format!("bad message indexes: a count of {count}"));
+    }
+    // Every index takes a byte at least, so the count cannot ask for more than the bytes
+    // hold.
     let mut out = Vec::new();
     for _ in 0..count {
         let (i, n) = varint(&bytes[at..])?;
-        out.push(i as usize);
+        let index = usize::try_from(i).map_err(|_| format!("bad message index {i}"))?;
+        out.push(index);
         at += n;
     }
     Ok((out, &bytes[at..]))
@@ -545,6 +547,26 @@ fn kind_type(kind: &Kind) -> Result<DataType, String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn message_indexes_past_ten_bytes_or_negative_are_errors() {
+        // Found by fuzz_avro_and_protobuf_decoders: a varint of 11 bytes shifted past 64
+        // bits and panicked.
+        let long = [
+            0x80u8, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x00,
+        ];
+        assert!(super::message_indexes(&long).is_err());
+        assert!(super::message_indexes(&[0x01]).is_err(), "a count of -1");
+        assert!(
+            super::message_indexes(&[0x02, 0x01]).is_err(),
+            "an index of -1"
+        );
+        assert_eq!(
+            super::message_indexes(&[0x02, 0x04, 9]),
+            Ok((vec![2], &[9u8][..]))
+        );
+        assert_eq!(super::message_indexes(&[0x00]), Ok((vec![0], &[][..])));
+    }
+
     use super::*;
     use crate::schema_registry::MemoryRegistry;
 

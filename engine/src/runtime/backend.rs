@@ -325,7 +325,7 @@ impl Backend {
                 // The driver runs synchronously and cannot wait for a slow reader: the
                 // channel holds what a test produces.
                 let (tx, rows) = tokio::sync::mpsc::channel(1 << 16);
-                let push = PushQuery::new(id.clone(), &operators, rows);
+                let push = PushQuery::new(id.clone(), &operators, rows.into());
                 d.add_push(id.clone(), operators, tx, from_beginning);
                 let mut stopped = push.stopped();
                 let driver = d.clone();

@@ -11,5 +11,5 @@ pub(crate) use lookup::combinations;
 pub use lookup::{key_lookup, Lookup};
 pub use print::print_topic;
 pub use pull::{run_pull, table_rows};
-pub use push::{start_push_query, PushCloser, PushQuery};
+pub use push::{start_push_query, PushCloser, PushQuery, RowReceiver};
 pub use view::TableViews;

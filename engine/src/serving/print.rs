@@ -8,7 +8,6 @@ use crate::runtime::backend::Backend;
 use brook_planner::value::Value;
 use brook_sql::ast::{DataType, Print};
 use rdkafka::consumer::{Consumer, StreamConsumer};
-use tokio::sync::mpsc;
 
 fn shown(bytes: Option<&[u8]>) -> String {
     match bytes {
@@ -36,7 +35,11 @@ pub fn print_line(r: &InputRecord) -> String {
     )
 }
 
-pub async fn print_topic(backend: &Backend, print: &Print) -> Result<PushQuery, String> {
+pub async fn print_topic(
+    backend: &Backend,
+    print: &Print,
+    properties: &std::collections::BTreeMap<String, String>,
+) -> Result<PushQuery, String> {
     // An unquoted name comes upper-cased: a topic that differs only in case is the one.
     let topic = backend
         .list_topics()
@@ -74,10 +77,7 @@ pub async fn print_topic(backend: &Backend, print: &Print) -> Result<PushQuery, 
                 .take(limit.map_or(usize::MAX, |l| l as usize))
                 .map(|r| Ok(vec![Value::String(print_line(r))]))
                 .collect();
-            let (tx, rx) = mpsc::channel(lines.len().max(1));
-            for line in lines {
-                let _ = tx.try_send(line);
-            }
+            let rx = super::push::filled_channel(lines);
             Ok(PushQuery::with_columns(id, columns, rx, limit))
         }
         Backend::Kafka(k) => {
@@ -101,7 +101,7 @@ pub async fn print_topic(backend: &Backend, print: &Print) -> Result<PushQuery, 
                     .map_err(|e| e.to_string())?;
             }
             consumer.assign(&assignment).map_err(|e| e.to_string())?;
-            let (tx, rx) = mpsc::channel(256);
+            let (tx, rx) = super::push::rows_channel(256, super::push::client_timeout(properties)?);
             let push = PushQuery::with_columns(id, columns, rx, limit);
             let mut stop = push.stopped();
             tokio::spawn(async move {
@@ -118,7 +118,7 @@ pub async fn print_topic(backend: &Backend, print: &Print) -> Result<PushQuery, 
                             return;
                         }
                         let line = vec![Value::String(print_line(&record))];
-                        if tx.send(Ok(line)).await.is_err() {
+                        if !tx.send(Ok(line)).await {
                             return;
                         }
                         sent += 1;

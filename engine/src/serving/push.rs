@@ -9,8 +9,123 @@ use brook_planner::value::Value;
 use brook_sql::ast::DataType;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 use tokio::sync::{mpsc, watch};
+
+/// How long a push query waits for a client that takes none of its buffered rows before
+/// it ends the query (milliseconds). Until then the query waits (backpressure): it reads
+/// no faster than its client.
+pub const CLIENT_TIMEOUT: &str = "brook.query.push.client.timeout.ms";
+const DEFAULT_CLIENT_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Rows a push query holds for its client before it waits.
+const BUFFERED_ROWS: usize = 256;
+
+/// The setting's value from a query's properties.
+pub(crate) fn client_timeout(properties: &BTreeMap<String, String>) -> Result<Duration, String> {
+    match properties.get(CLIENT_TIMEOUT).map(|v| v.trim()) {
+        None => Ok(DEFAULT_CLIENT_TIMEOUT),
+        Some(text) => match text.parse::<u64>() {
+            Ok(ms) if ms > 0 => Ok(Duration::from_millis(ms)),
+            _ => Err(format!(
+                "{CLIENT_TIMEOUT} must be a positive number of milliseconds, not '{text}'"
+            )),
+        },
+    }
+}
+
+/// A row, or why the query failed.
+pub type Row = Result<Vec<Value>, String>;
+
+/// The query's end of its rows: a bounded buffer, so a slow client slows the query down,
+/// until the client has taken nothing for the timeout and the query ends.
+pub(crate) struct RowSender {
+    tx: mpsc::Sender<Row>,
+    timeout: Duration,
+    ended: Arc<OnceLock<String>>,
+}
+
+impl RowSender {
+    /// Sends a row; false when the query should stop: the client went away, or took no
+    /// row for the timeout (the client is told why after the rows it has).
+    pub(crate) async fn send(&self, row: Row) -> bool {
+        match self.tx.send_timeout(row, self.timeout).await {
+            Ok(()) => true,
+            Err(mpsc::error::SendTimeoutError::Closed(_)) => false,
+            Err(mpsc::error::SendTimeoutError::Timeout(_)) => {
+                let reason = format!(
+                    "The push query was closed: its client took none of the {BUFFERED_ROWS} rows waiting for it in {} ms ({CLIENT_TIMEOUT})",
+                    self.timeout.as_millis()
+                );
+                tracing::warn!("{reason}");
+                let _ = self.ended.set(reason);
+                false
+            }
+        }
+    }
+}
+
+/// The client's end of a query's rows.
+pub struct RowReceiver {
+    rx: mpsc::Receiver<Row>,
+    ended: Arc<OnceLock<String>>,
+    told: bool,
+}
+
+impl RowReceiver {
+    /// The next row; after the last one, why the query ended if it was not asked to.
+    pub async fn recv(&mut self) -> Option<Row> {
+        match self.rx.recv().await {
+            Some(row) => Some(row),
+            None if self.told => None,
+            None => {
+                self.told = true;
+                self.ended.get().cloned().map(Err)
+            }
+        }
+    }
+}
+
+/// A channel for a query's rows, holding `capacity` of them.
+pub(crate) fn rows_channel(capacity: usize, timeout: Duration) -> (RowSender, RowReceiver) {
+    let (tx, rx) = mpsc::channel(capacity.max(1));
+    let ended = Arc::new(OnceLock::new());
+    (
+        RowSender {
+            tx,
+            timeout,
+            ended: ended.clone(),
+        },
+        RowReceiver {
+            rx,
+            ended,
+            told: false,
+        },
+    )
+}
+
+impl From<mpsc::Receiver<Row>> for RowReceiver {
+    /// Rows from a channel whose sender never gives up on the client (the in-process
+    /// driver's, which holds what a test produces).
+    fn from(rx: mpsc::Receiver<Row>) -> Self {
+        Self {
+            rx,
+            ended: Arc::new(OnceLock::new()),
+            told: false,
+        }
+    }
+}
+
+/// A channel already holding every row of an answer.
+pub(crate) fn filled_channel(rows: Vec<Row>) -> RowReceiver {
+    let (tx, receiver) = rows_channel(rows.len(), DEFAULT_CLIENT_TIMEOUT);
+    for row in rows {
+        // The channel has room for every row.
+        let _ = tx.tx.try_send(row);
+    }
+    receiver
+}
 
 /// The client's end of a push query.
 pub struct PushQuery {
@@ -18,8 +133,8 @@ pub struct PushQuery {
     pub columns: Vec<(String, DataType)>,
     /// Which of `columns` are key columns of the result.
     pub keys: Vec<bool>,
-    /// Rows in order; the channel closes when the query ends (an `Err` says why it failed).
-    pub rows: mpsc::Receiver<Result<Vec<Value>, String>>,
+    /// Rows in order; they end when the query ends (an `Err` says why it failed).
+    pub rows: RowReceiver,
     pub limit: Option<u64>,
     /// A pull query over a table: its rows are the table's keyed rows when it ran.
     pub pull: bool,
@@ -38,11 +153,7 @@ impl PushCloser {
 
 impl PushQuery {
     /// The client's end of a query whose rows arrive on `rows`.
-    pub(crate) fn new(
-        id: String,
-        operators: &Operators,
-        rows: mpsc::Receiver<Result<Vec<Value>, String>>,
-    ) -> Self {
+    pub(crate) fn new(id: String, operators: &Operators, rows: RowReceiver) -> Self {
         let columns = operators
             .projection()
             .iter()
@@ -57,7 +168,7 @@ impl PushQuery {
     pub(crate) fn with_columns(
         id: String,
         columns: Vec<(String, DataType)>,
-        rows: mpsc::Receiver<Result<Vec<Value>, String>>,
+        rows: RowReceiver,
         limit: Option<u64>,
     ) -> Self {
         let (stop, _) = watch::channel(false);
@@ -80,11 +191,7 @@ impl PushQuery {
         rows: Vec<Vec<Value>>,
         table: bool,
     ) -> Self {
-        let (tx, rx) = mpsc::channel(rows.len().max(1));
-        for row in rows {
-            // The channel has room for every row.
-            let _ = tx.try_send(Ok(row));
-        }
+        let rx = filled_channel(rows.into_iter().map(Ok).collect());
         let mut query = Self::new(id, operators, rx);
         query.pull = table;
         if table {
@@ -129,7 +236,7 @@ pub fn start_push_query(
     // One consumer reads every partition, so one store holds all the query's state.
     let mut store = brook_state::Store::memory();
     // A small buffer: a slow client slows the query down rather than filling memory.
-    let (tx, rows) = mpsc::channel(256);
+    let (tx, rows) = rows_channel(BUFFERED_ROWS, client_timeout(properties)?);
     let push = PushQuery::new(id.clone(), &operators, rows);
     let mut stop_rx = push.stopped();
     let task_id = id;
@@ -140,14 +247,14 @@ pub fn start_push_query(
             let output = match operators.process(&batch, &mut store, &mut errors) {
                 Ok(output) => output,
                 Err(e) => {
-                    let _ = tx.send(Err(e)).await;
+                    tx.send(Err(e)).await;
                     return;
                 }
             };
             let _ = store.flush(None);
             if !errors.is_empty() {
                 if let Err(e) = log.log(&task_id, &errors).await {
-                    let _ = tx.send(Err(e)).await;
+                    tx.send(Err(e)).await;
                     return;
                 }
             }
@@ -158,11 +265,7 @@ pub fn start_push_query(
                 if !operators.shows(&output, row) {
                     continue;
                 }
-                if tx
-                    .send(Ok(output.row(operators.projection(), row)))
-                    .await
-                    .is_err()
-                {
+                if !tx.send(Ok(output.row(operators.projection(), row))).await {
                     return;
                 }
                 sent += 1;

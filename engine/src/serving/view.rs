@@ -130,10 +130,7 @@ impl TableView {
                                 headers: record.headers.clone(),
                                 value: value.clone(),
                             };
-                            match postcard::to_allocvec(&row) {
-                                Ok(bytes) => store.put(&key, &bytes),
-                                Err(e) => tracing::warn!("cannot keep a row of {name}: {e}"),
-                            }
+                            store.put(&key, &crate::internal_format::encode(&row));
                         }
                         None => store.delete(&key),
                     }
@@ -226,8 +223,7 @@ impl TableView {
                 Some(1) => Some(k[6..].to_vec()),
                 _ => None,
             };
-            let row: StoredRow =
-                postcard::from_bytes(&v).map_err(|e| format!("corrupt store row: {e}"))?;
+            let row: StoredRow = crate::internal_format::decode(&v, "table row")?;
             rows.push(InputRecord {
                 headers: row.headers,
                 topic: self.topic.clone(),

@@ -1,0 +1,1 @@
+DEFINE topic = 'x'; CREATE STREAM ${topic} WITH (kafka_topic=${topic}); SELECT TRANSFORM(a, x => x + 1) FROM s WHERE v BETWEEN 1 AND 2 AND name LIKE 'a%' EMIT CHANGES LIMIT 3;
