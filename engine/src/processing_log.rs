@@ -1,10 +1,10 @@
 //! The processing log: records a query could not process, as a log line and as JSON on the
 //! `<service id>ksql_processing_log` topic, in ksqlDB's message shape.
 
+use crate::kafka::SharedProducer;
 use crate::pipeline::{InputRecord, RecordError};
 use crate::runtime::{produce_all, OutputRecord};
 use base64::Engine;
-use rdkafka::producer::FutureProducer;
 use serde_json::json;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 pub struct ProcessingLog {
     pub topic: String,
-    producer: FutureProducer,
+    producer: std::sync::Arc<SharedProducer>,
     count: AtomicU64,
     /// Keeps a flood of bad records from flooding the log too: the topic has them all.
     warnings: Mutex<WarningLimit>,
@@ -56,7 +56,7 @@ impl WarningLimit {
 }
 
 impl ProcessingLog {
-    pub fn new(topic: String, producer: FutureProducer) -> Self {
+    pub fn new(topic: String, producer: std::sync::Arc<SharedProducer>) -> Self {
         Self {
             topic,
             producer,
@@ -74,7 +74,7 @@ impl ProcessingLog {
     pub async fn log(&self, query_id: &str, errors: &[RecordError]) -> Result<(), String> {
         let now = chrono::Utc::now().timestamp_millis();
         let records = self.entries(query_id, errors, now);
-        produce_all(&self.producer, &self.topic, &records)
+        produce_all(&self.producer.get(), &self.topic, &records)
             .await
             .map_err(|e| format!("cannot write to the processing log: {e}"))?;
         self.count.fetch_add(errors.len() as u64, Ordering::Relaxed);

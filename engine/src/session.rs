@@ -335,11 +335,10 @@ impl Engine {
         let usage_every =
             crate::metrics::usage::usage_interval(&config.properties).map_err(EngineError::new)?;
         let topics = Topics::new(&config.kafka, config.embedded.clone())?;
-        let producer: FutureProducer = config
-            .kafka
-            .producer_config()
-            .create()
-            .map_err(|e| EngineError::new(format!("cannot create a Kafka producer: {e}")))?;
+        let producer = Arc::new(
+            crate::kafka::SharedProducer::new(config.kafka.producer_config())
+                .map_err(EngineError::new)?,
+        );
         let log_topic = format!("{}ksql_processing_log", config.service_id);
         let replicas = crate::kafka::internal_replicas(&config.properties);
         topics
@@ -455,16 +454,16 @@ impl Engine {
     }
 
     /// The producer of a Kafka engine, for records clients write over HTTP.
-    pub fn producer(&self) -> Option<&FutureProducer> {
+    pub fn producer(&self) -> Option<FutureProducer> {
         match &self.backend {
-            Backend::Kafka(k) => Some(&k.producer),
+            Backend::Kafka(k) => Some(k.producer.get()),
             Backend::Driver(_) => None,
         }
     }
 
     /// The Kafka cluster's id, as its brokers give it.
     pub async fn cluster_id(&self) -> Result<String> {
-        let Some(producer) = self.producer().cloned() else {
+        let Some(producer) = self.producer() else {
             return Err(EngineError::new(
                 "The in-process driver has no Kafka cluster",
             ));
@@ -669,7 +668,7 @@ impl Engine {
             })
             .collect();
         let topic = usage_topic(&self.config.service_id);
-        match crate::runtime::produce_all(&kafka.producer, &topic, &records).await {
+        match crate::runtime::produce_all(&kafka.producer.get(), &topic, &records).await {
             Ok(()) => {
                 for (usage, _, totals) in &taken {
                     usage.mark_written(*totals);

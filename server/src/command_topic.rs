@@ -10,7 +10,7 @@
 use brook_engine::{Engine, EngineError, Session, StatementResult};
 use brook_sql::ast::StatementKind;
 use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureRecord;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -23,7 +23,7 @@ type Outcome = Result<StatementResult, EngineError>;
 
 pub struct CommandTopic {
     pub topic: String,
-    producer: FutureProducer,
+    producer: Arc<brook_engine::kafka::SharedProducer>,
     /// This server, in the commands it writes.
     origin: String,
     /// Statements this server wrote and waits for, by request id.
@@ -140,12 +140,12 @@ impl CommandTopic {
             .create_internal_topic(&topic, 1, &[("retention.ms", "-1")])
             .await
             .map_err(|e| e.to_string())?;
-        let producer: FutureProducer = engine
-            .config()
-            .kafka
-            .producer_config()
-            .create()
-            .map_err(|e| format!("cannot create the command topic producer: {e}"))?;
+        // Replaced when it fails for good, so that a broker restart that loses its
+        // producer state does not leave the service unable to take statements.
+        let producer = Arc::new(
+            brook_engine::kafka::SharedProducer::new(engine.config().kafka.producer_config())
+                .map_err(|e| format!("cannot create the command topic producer: {e}"))?,
+        );
         let commands = Self {
             topic,
             producer,
@@ -182,6 +182,7 @@ impl CommandTopic {
         .to_string();
         let written = self
             .producer
+            .get()
             .send(
                 FutureRecord::to(&self.topic).key(&request).payload(&value),
                 TIMEOUT,
@@ -262,6 +263,7 @@ impl CommandTopic {
                             .to_string();
                     let key = format!("failed-{}", command.sequence());
                     let written = producer
+                        .get()
                         .send(FutureRecord::to(&topic).key(&key).payload(&marker), TIMEOUT)
                         .await;
                     if let Err((e, _)) = written {

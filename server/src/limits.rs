@@ -149,32 +149,32 @@ impl Admission {
     /// A place for one more pull query, or ksqlDB's refusal: at the rate limit first, then
     /// at the concurrency limit.
     pub fn pull(&self) -> Result<Permit, Refusal> {
-        let mut window = self.pull_window.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
-        if now.duration_since(window.0) >= Duration::from_secs(1) {
-            *window = (now, 0);
-        }
-        if window.1 >= self.limits.pull_queries_per_second {
-            return Err(Refusal {
-                code: errors::BAD_REQUEST,
-                message: format!(
-                    "Host is at rate limit for pull queries. Currently set to {} qps.",
-                    self.limits.pull_queries_per_second
-                ),
-            });
-        }
-        let permit = self.pull.clone().try_acquire_owned().map_err(|_| {
-Refusal {
-                code: errors::BAD_REQUEST,
-                message: format!(
-                    "Host is at concurrency limit for pull queries. Currently set to {} maximum concurrent operations.",
-                    self.limits.max_pull_queries
-                ),
+        {
+            // As ksqlDB's rate limiter, a query that passes the rate counts towards it,
+            // even if the concurrency limit then refuses it.
+            let mut window = self.pull_window.lock().unwrap_or_else(|p| p.into_inner());
+            let now = Instant::now();
+            if now.duration_since(window.0) >= Duration::from_secs(1) {
+                *window = (now, 0);
             }
-        })?;
-        // Only admitted queries count towards the rate.
-        window.1 += 1;
-        Ok(permit)
+            if window.1 >= self.limits.pull_queries_per_second {
+                return Err(Refusal {
+                    code: errors::BAD_REQUEST,
+                    message: format!(
+                        "Host is at rate limit for pull queries. Currently set to {} qps.",
+                        self.limits.pull_queries_per_second
+                    ),
+                });
+            }
+            window.1 += 1;
+        }
+        self.pull.clone().try_acquire_owned().map_err(|_| Refusal {
+            code: errors::BAD_REQUEST,
+            message: format!(
+                "Host is at concurrency limit for pull queries. Currently set to {} maximum concurrent operations.",
+                self.limits.max_pull_queries
+            ),
+        })
     }
 }
 
@@ -227,8 +227,8 @@ mod tests {
         let refused = admission.pull().expect_err("one at a time");
         assert!(refused.message.contains("concurrency limit"), "{refused:?}");
         drop(pull);
-        let _second = admission.pull().expect("a refused pull did not count");
-        // Two pulls started in this second: a third is past the rate.
+        // Two pulls passed the rate in this second (one refused for concurrency): a third
+        // is past it.
         let refused = admission.pull().expect_err("past the rate limit");
         assert!(refused.message.contains("rate limit"), "{refused:?}");
     }

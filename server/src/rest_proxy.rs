@@ -186,7 +186,7 @@ async fn produce(
     body: Body,
 ) -> Response {
     let engine = state.engine.clone();
-    let Some(producer) = engine.producer().cloned() else {
+    let Some(producer) = engine.producer() else {
         return error(
             StatusCode::SERVICE_UNAVAILABLE,
             "Producing needs Kafka: this server runs on the in-process driver",

@@ -197,28 +197,52 @@ fn queries_and_bodies_past_the_limits_are_refused_and_others_served() {
         "the place is given back when the client goes"
     );
 
-    // Pull queries sent as fast as they are answered: past 5 in a second they are refused
-    // at the rate limit, and admitted again in the next second.
-    let (mut refused, mut answered) = (0, 0);
-    let started = std::time::Instant::now();
-    while (refused == 0 || answered == 0) && started.elapsed() < Duration::from_secs(30) {
-        let (status, body) = http.post(
-            "/query",
-            &json!({"ksql": "SELECT k FROM latest WHERE k = 'k2';"}).to_string(),
-        );
-        match status {
-            200 => answered += 1,
-            400 if body
-                .contains("Host is at rate limit for pull queries. Currently set to 5 qps.") =>
-            {
-                refused += 1
-            }
-            _ => panic!("neither answered nor refused at the rate: {status} {body}"),
-        }
-    }
-    assert!(
-        refused >= 1 && answered >= 1,
-        "{answered} answered, {refused} refused"
+    // Pull queries from 8 clients at once: past 5 started in a second they are refused at
+    // the rate limit (those the rate lets through may still find the one place taken).
+    let port_of = http.base.clone();
+    let answers: Vec<(u16, String)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..8)
+            .map(|_| {
+                let base = port_of.clone();
+                scope.spawn(move || {
+                    let client = Http {
+                        base,
+                        agent: ureq::Agent::config_builder()
+                            .http_status_as_error(false)
+                            .build()
+                            .into(),
+                    };
+                    (0..5)
+                        .map(|_| {
+                            client.post(
+                                "/query",
+                                &json!({"ksql": "SELECT k FROM latest WHERE k = 'k2';"})
+                                    .to_string(),
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().expect("client"))
+            .collect()
+    });
+    let count = |text: &str| {
+        answers
+            .iter()
+            .filter(|(status, body)| *status == 400 && body.contains(text))
+            .count()
+    };
+    let at_rate = count("Host is at rate limit for pull queries. Currently set to 5 qps.");
+    let at_concurrency = count("Host is at concurrency limit for pull queries.");
+    let answered = answers.iter().filter(|(status, _)| *status == 200).count();
+    assert!(at_rate >= 1 && answered >= 1, "{answers:?}");
+    assert_eq!(
+        at_rate + at_concurrency + answered,
+        answers.len(),
+        "{answers:?}"
     );
 
     // A body past the limit is refused in ksqlDB's shape; a small one is served.
@@ -327,6 +351,101 @@ fn idle_connections_slow_heads_and_slow_readers_are_let_go() {
     );
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("k0"), "{body}");
+
+    let stderr = server.stderr();
+    assert!(server.terminate().success(), "{stderr}");
+}
+
+/// An HTTP server whose every answer is 200 with a body that never ends: its URL and how
+/// many requests it took.
+fn flood() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let server = tiny_http::Server::http("127.0.0.1:0").expect("flood server");
+    let url = format!("http://{}", server.server_addr());
+    let requests = std::sync::Arc::new(AtomicUsize::new(0));
+    let counted = requests.clone();
+    std::thread::spawn(move || {
+        for request in server.incoming_requests() {
+            counted.fetch_add(1, Ordering::Relaxed);
+            std::thread::spawn(move || {
+                let endless = std::io::repeat(b'x');
+                let response = tiny_http::Response::new(
+                    tiny_http::StatusCode(200),
+                    vec![],
+                    endless,
+                    None,
+                    None,
+                );
+                // Ends when the client stops reading and closes the connection.
+                let _ = request.respond(response);
+            });
+        }
+    });
+    (url, requests)
+}
+
+#[test]
+fn answers_that_never_end_are_cut_from_a_registry_and_an_endpoint() {
+    let (url, requests) = flood();
+    let (server, http, _) = server("flood", &format!("ksql.schema.registry.url={url}\n"));
+    let b = broker();
+
+    // A schema registry that answers with an endless body: refused past its limit.
+    let topic = unique("flooded");
+    b.create_topic(&topic, 1);
+    let (status, body) = http.ksql(&format!(
+        "CREATE STREAM flooded WITH (kafka_topic='{topic}', value_format='AVRO');"
+    ));
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.to_string()
+            .contains("the answer is larger than 8388608 bytes"),
+        "{body}"
+    );
+
+    // A sink endpoint that does the same: each request is done once its answer's start is
+    // read, so every record is delivered and committed.
+    let topic = unique("to_flood");
+    b.create_topic(&topic, 1);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as i64;
+    let records: Vec<_> = (0..10)
+        .map(|i| {
+            (
+                Some(format!("k{i}").into_bytes()),
+                Some(json!({"N": i}).to_string().into_bytes()),
+                now,
+            )
+        })
+        .collect();
+    b.produce(&topic, &records);
+    let name = unique("flood_sink");
+    let before = requests.load(std::sync::atomic::Ordering::Relaxed);
+    let (status, body) = http.post(
+        "/ksql",
+        &json!({"ksql": format!(
+            "CREATE SINK CONNECTOR `{name}` WITH ('connector.class' = 'AzureFunctionsSink',
+               'function.url' = '{url}', 'function.key' = 'k', 'topics' = '{topic}',
+               'max.batch.size' = '3', 'offset.flush.interval.ms' = '200');"),
+            "streamsProperties": {"auto.offset.reset": "earliest"}})
+        .to_string(),
+    );
+    assert_eq!(status, 200, "{body}");
+    let committed = wait_for(Duration::from_secs(60), || {
+        let committed = b.committed(&format!("connect-{name}"), &topic);
+        (committed == [10]).then_some(committed)
+    });
+    assert_eq!(
+        committed,
+        Some(vec![10]),
+        "every record delivered and committed"
+    );
+    assert!(
+        requests.load(std::sync::atomic::Ordering::Relaxed) - before >= 4,
+        "10 records in batches of 3"
+    );
 
     let stderr = server.stderr();
     assert!(server.terminate().success(), "{stderr}");

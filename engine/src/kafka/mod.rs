@@ -2,9 +2,11 @@
 
 mod admin;
 mod embedded;
+mod producer;
 
 pub use admin::Topics;
 pub use embedded::EmbeddedBroker;
+pub use producer::SharedProducer;
 
 use rdkafka::ClientConfig;
 use std::collections::BTreeMap;

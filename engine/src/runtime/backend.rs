@@ -10,14 +10,13 @@ use crate::runtime::{produce_all, read_to_end, OutputRecord, PersistentQuery, Qu
 use crate::serving::{start_push_query, PushQuery};
 use crate::sink::SinkWriter;
 use brook_planner::catalog::SourceDef;
-use rdkafka::producer::FutureProducer;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 pub struct KafkaBackend {
     pub settings: KafkaSettings,
     pub topics: Topics,
-    pub producer: FutureProducer,
+    pub producer: Arc<crate::kafka::SharedProducer>,
     pub log: Arc<ProcessingLog>,
     /// This process's identity in its consumer groups (static membership), if any.
     pub instance_id: Option<String>,
@@ -179,7 +178,7 @@ impl Backend {
     /// Writes records and waits until they are durable (acknowledged, or stored).
     pub async fn produce(&self, topic: &str, records: &[OutputRecord]) -> Result<(), String> {
         match self {
-            Backend::Kafka(k) => Ok(produce_all(&k.producer, topic, records).await?),
+            Backend::Kafka(k) => Ok(produce_all(&k.producer.get(), topic, records).await?),
             Backend::Driver(d) => {
                 d.produce(topic, records);
                 Ok(())
