@@ -3,8 +3,10 @@
 //! answer slowly, to answer a status for a while, to refuse records whose value holds a
 //! marker, or to stall until released.
 
+use crate::LoopbackServer;
 use serde_json::Value;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
@@ -76,17 +78,27 @@ impl Issuer {
 
 pub struct Endpoint {
     pub port: u16,
-    received: Arc<Mutex<Vec<Received>>>,
-    behaviour: Arc<Mutex<Behaviour>>,
-    stalled: Arc<(Mutex<bool>, Condvar)>,
-    stopped: Arc<AtomicBool>,
-    server: Arc<tiny_http::Server>,
+    shared: Arc<Shared>,
+    /// Its port closes when the endpoint is dropped.
+    _server: LoopbackServer,
+}
+
+/// What the endpoint's handlers and the test share.
+#[derive(Default)]
+struct Shared {
+    /// Keep every request's body (a benchmark's endpoint only counts records).
+    keep: bool,
+    received: Mutex<Vec<Received>>,
+    behaviour: Mutex<Behaviour>,
+    stalled: (Mutex<bool>, Condvar),
+    /// Requests in flight per User-Agent.
+    in_flight: Mutex<HashMap<String, usize>>,
     /// Requests that arrived, answered or not.
-    arrived: Arc<AtomicUsize>,
+    arrived: AtomicUsize,
     /// Requests being answered now.
-    answering: Arc<AtomicUsize>,
+    answering: AtomicUsize,
     /// Records in requests answered 200.
-    delivered_records: Arc<AtomicUsize>,
+    delivered_records: AtomicUsize,
 }
 
 impl Endpoint {
@@ -106,159 +118,22 @@ impl Endpoint {
     }
 
     fn serve(port: u16, counting: bool) -> Self {
-        let server =
-            Arc::new(tiny_http::Server::http(format!("127.0.0.1:{port}")).expect("bind endpoint"));
-        let port = server.server_addr().to_ip().expect("ip address").port();
-        let endpoint = Self {
-            port,
-            received: Default::default(),
-            behaviour: Default::default(),
-            stalled: Arc::new((Mutex::new(false), Condvar::new())),
-            stopped: Default::default(),
-            server: server.clone(),
-            arrived: Default::default(),
-            answering: Default::default(),
-            delivered_records: Default::default(),
-        };
         // A benchmark's endpoint only counts: keeping every body would cost the machine
         // more than the sink under test.
-        let keep = !counting;
-        let delivered_records = endpoint.delivered_records.clone();
-        let received = endpoint.received.clone();
-        let behaviour = endpoint.behaviour.clone();
-        let stalled = endpoint.stalled.clone();
-        let stopped = endpoint.stopped.clone();
-        let in_flight: Arc<Mutex<std::collections::HashMap<String, usize>>> = Default::default();
-        let total = endpoint.answering.clone();
-        let arrived = endpoint.arrived.clone();
-        std::thread::spawn(move || {
-            for mut request in server.incoming_requests() {
-                if stopped.load(Ordering::SeqCst) {
-                    break;
-                }
-                let arrived = arrived.clone();
-                let delivered_records = delivered_records.clone();
-                let (received, behaviour, stalled, in_flight, total) = (
-                    received.clone(),
-                    behaviour.clone(),
-                    stalled.clone(),
-                    in_flight.clone(),
-                    total.clone(),
-                );
-                total.fetch_add(1, Ordering::SeqCst);
-                std::thread::spawn(move || {
-                    let agent = request
-                        .headers()
-                        .iter()
-                        .find(|h| h.field.equiv("user-agent"))
-                        .map(|h| h.value.to_string())
-                        .unwrap_or_default();
-                    let function_key = request
-                        .headers()
-                        .iter()
-                        .find(|h| h.field.equiv("x-functions-key"))
-                        .map(|h| h.value.to_string());
-                    let authorization = request
-                        .headers()
-                        .iter()
-                        .find(|h| h.field.equiv("authorization"))
-                        .map(|h| h.value.to_string());
-                    let path = request.url().to_string();
-                    arrived.fetch_add(1, Ordering::SeqCst);
-                    let now_in_flight = {
-                        let mut map = in_flight.lock().unwrap();
-                        let n = map.entry(agent.clone()).or_default();
-                        *n += 1;
-                        *n
-                    };
-                    let mut text = String::new();
-                    let _ = request.as_reader().read_to_string(&mut text);
-                    // Token requests are the issuer's, not deliveries.
-                    let token_answer = behaviour
-                        .lock()
-                        .unwrap()
-                        .oauth2
-                        .as_mut()
-                        .filter(|_| path == "/token")
-                        .map(|issuer| issuer.token(authorization.as_deref(), &text));
-                    if let Some((status, body)) = token_answer {
-                        *in_flight.lock().unwrap().get_mut(&agent).unwrap() -= 1;
-                        let response = tiny_http::Response::from_string(body)
-                            .with_status_code(status)
-                            .with_header(
-                                tiny_http::Header::from_bytes("Content-Type", "application/json")
-                                    .expect("header"),
-                            );
-                        let _ = request.respond(response);
-                        total.fetch_sub(1, Ordering::SeqCst);
-                        return;
-                    }
-                    {
-                        let (lock, released) = &*stalled;
-                        let mut stall = lock.lock().unwrap();
-                        while *stall {
-                            stall = released.wait(stall).unwrap();
-                        }
-                    }
-                    let (status, delay) = {
-                        let b = behaviour.lock().unwrap();
-                        let bearer = b
-                            .oauth2
-                            .as_ref()
-                            .map(|i| i.current.as_ref().map(|t| format!("Bearer {t}")));
-                        let status = match (&b.failing, &b.refuse_marker) {
-                            _ if bearer.as_ref().is_some_and(|expected| {
-                                expected.is_none() || *expected != authorization
-                            }) =>
-                            {
-                                401
-                            }
-                            (Some((status, until)), _) if std::time::Instant::now() < *until => {
-                                *status
-                            }
-                            (_, Some(marker)) if text.contains(marker.as_str()) => 400,
-                            _ => 200,
-                        };
-                        (status, b.delay)
-                    };
-                    std::thread::sleep(delay);
-                    if status == 200 {
-                        let records =
-                            serde_json::from_str::<Vec<&serde_json::value::RawValue>>(&text)
-                                .map_or(0, |r| r.len());
-                        delivered_records.fetch_add(records, Ordering::SeqCst);
-                    }
-                    let body = if keep {
-                        serde_json::from_str(&text).unwrap_or(Value::String(text))
-                    } else {
-                        Value::Null
-                    };
-                    received.lock().unwrap().push(Received {
-                        user_agent: agent.clone(),
-                        function_key,
-                        authorization,
-                        body,
-                        status,
-                        in_flight_of_agent: now_in_flight,
-                    });
-                    *in_flight.lock().unwrap().get_mut(&agent).unwrap() -= 1;
-                    let response = tiny_http::Response::from_string(if status == 200 {
-                        "ok"
-                    } else {
-                        "refused"
-                    })
-                    .with_status_code(status)
-                    // Each request on a connection of its own: once the endpoint is
-                    // dropped, a sink meets refused connections, not a pooled one that hangs.
-                    .with_header(
-                        tiny_http::Header::from_bytes("Connection", "close").expect("header"),
-                    );
-                    let _ = request.respond(response);
-                    total.fetch_sub(1, Ordering::SeqCst);
-                });
-            }
+        let shared = Arc::new(Shared {
+            keep: !counting,
+            ..Default::default()
         });
-        endpoint
+        let router = axum::Router::new()
+            .fallback(answer)
+            .layer(axum::extract::DefaultBodyLimit::disable())
+            .with_state(shared.clone());
+        let server = LoopbackServer::start(port, router);
+        Self {
+            port: server.port,
+            shared,
+            _server: server,
+        }
     }
 
     pub fn url(&self) -> String {
@@ -268,46 +143,46 @@ impl Endpoint {
     /// Closes the endpoint (connections are refused from now on); returns every request
     /// it answered.
     pub fn stop(self) -> Vec<Received> {
-        let (received, answering) = (self.received.clone(), self.answering.clone());
+        let shared = self.shared.clone();
         drop(self);
         // Requests that arrived before are still answered: they are part of what it got.
         crate::wait_for(Duration::from_secs(30), || {
-            (answering.load(Ordering::SeqCst) == 0).then_some(())
+            (shared.answering.load(Ordering::SeqCst) == 0).then_some(())
         });
-        let answered = received.lock().unwrap().clone();
+        let answered = shared.received.lock().unwrap().clone();
         answered
     }
 
     /// Records in requests answered 200 so far (duplicates included).
     pub fn delivered_count(&self) -> usize {
-        self.delivered_records.load(Ordering::SeqCst)
+        self.shared.delivered_records.load(Ordering::SeqCst)
     }
 
     /// Requests that arrived so far, answered or not.
     pub fn arrived(&self) -> usize {
-        self.arrived.load(Ordering::SeqCst)
+        self.shared.arrived.load(Ordering::SeqCst)
     }
 
     /// Every request so far, in the order they were answered.
     pub fn received(&self) -> Vec<Received> {
-        self.received.lock().unwrap().clone()
+        self.shared.received.lock().unwrap().clone()
     }
 
     /// Answers `status` to everything for `duration` from now.
     pub fn fail_for(&self, status: u16, duration: Duration) {
-        self.behaviour.lock().unwrap().failing =
+        self.shared.behaviour.lock().unwrap().failing =
             Some((status, std::time::Instant::now() + duration));
     }
 
     /// Answers 400 to batches holding `marker`.
     pub fn refuse(&self, marker: Option<&str>) {
-        self.behaviour.lock().unwrap().refuse_marker = marker.map(str::to_string);
+        self.shared.behaviour.lock().unwrap().refuse_marker = marker.map(str::to_string);
     }
 
     /// From now on, requests need a bearer token issued at `token_url()` to the client
     /// `id` with `secret`.
     pub fn require_oauth2(&self, id: &str, secret: &str) {
-        self.behaviour.lock().unwrap().oauth2 = Some(Issuer {
+        self.shared.behaviour.lock().unwrap().oauth2 = Some(Issuer {
             client_id: id.into(),
             client_secret: secret.into(),
             issued: 0,
@@ -317,14 +192,15 @@ impl Endpoint {
 
     /// The token issued last stops being accepted; a new one is issued on request.
     pub fn revoke_token(&self) {
-        if let Some(issuer) = self.behaviour.lock().unwrap().oauth2.as_mut() {
+        if let Some(issuer) = self.shared.behaviour.lock().unwrap().oauth2.as_mut() {
             issuer.current = None;
         }
     }
 
     /// How many tokens were issued.
     pub fn tokens_issued(&self) -> usize {
-        self.behaviour
+        self.shared
+            .behaviour
             .lock()
             .unwrap()
             .oauth2
@@ -337,12 +213,12 @@ impl Endpoint {
     }
 
     pub fn set_delay(&self, delay: Duration) {
-        self.behaviour.lock().unwrap().delay = delay;
+        self.shared.behaviour.lock().unwrap().delay = delay;
     }
 
     /// Holds every request (already arrived or arriving) until `stall(false)`.
     pub fn stall(&self, on: bool) {
-        let (lock, released) = &*self.stalled;
+        let (lock, released) = &self.shared.stalled;
         *lock.lock().unwrap() = on;
         released.notify_all();
     }
@@ -373,11 +249,130 @@ pub fn records_of(body: &Value) -> Vec<(i64, i64)> {
 
 impl Drop for Endpoint {
     fn drop(&mut self) {
-        self.stopped.store(true, Ordering::SeqCst);
+        // Stalled requests are let go, so that the server can finish them and close.
         self.stall(false);
-        self.server.unblock();
-        // tiny_http's accepting thread notices that the server is closed only when a
-        // connection comes in: one wakes it, so that the port is closed from now on.
-        let _ = std::net::TcpStream::connect(("127.0.0.1", self.port));
+    }
+}
+
+/// Answers one request; the answer is worked out on a blocking thread, since it may wait
+/// (a delay, a stall) as long as the test asks.
+async fn answer(
+    axum::extract::State(shared): axum::extract::State<Arc<Shared>>,
+    uri: axum::http::Uri,
+    headers: axum::http::HeaderMap,
+    body: bytes::Bytes,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    shared.answering.fetch_add(1, Ordering::SeqCst);
+    let worker = shared.clone();
+    let answered =
+        tokio::task::spawn_blocking(move || worker.answer(uri.path(), &headers, &body)).await;
+    shared.answering.fetch_sub(1, Ordering::SeqCst);
+    let (status, content_type, text) =
+        answered.unwrap_or_else(|e| (500, "text/plain", format!("the endpoint failed: {e}")));
+    let status = axum::http::StatusCode::from_u16(status)
+        .unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR);
+    // Each request on a connection of its own: once the endpoint is dropped, a sink meets
+    // refused connections, not a pooled one.
+    (
+        status,
+        [("content-type", content_type), ("connection", "close")],
+        text,
+    )
+        .into_response()
+}
+
+impl Shared {
+    /// The status, content type and body answered to a request.
+    fn answer(
+        &self,
+        path: &str,
+        headers: &axum::http::HeaderMap,
+        body: &[u8],
+    ) -> (u16, &'static str, String) {
+        let header = |name: &str| {
+            headers
+                .get(name)
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        };
+        let agent = header("user-agent").unwrap_or_default();
+        let function_key = header("x-functions-key");
+        let authorization = header("authorization");
+        self.arrived.fetch_add(1, Ordering::SeqCst);
+        let now_in_flight = {
+            let mut map = self.in_flight.lock().unwrap();
+            let n = map.entry(agent.clone()).or_default();
+            *n += 1;
+            *n
+        };
+        let text = String::from_utf8_lossy(body).into_owned();
+        // Token requests are the issuer's, not deliveries.
+        let token_answer = self
+            .behaviour
+            .lock()
+            .unwrap()
+            .oauth2
+            .as_mut()
+            .filter(|_| path == "/token")
+            .map(|issuer| issuer.token(authorization.as_deref(), &text));
+        if let Some((status, body)) = token_answer {
+            self.left(&agent);
+            return (status, "application/json", body);
+        }
+        {
+            let (lock, released) = &self.stalled;
+            let mut stall = lock.lock().unwrap();
+            while *stall {
+                stall = released.wait(stall).unwrap();
+            }
+        }
+        let (status, delay) = {
+            let b = self.behaviour.lock().unwrap();
+            let bearer = b
+                .oauth2
+                .as_ref()
+                .map(|i| i.current.as_ref().map(|t| format!("Bearer {t}")));
+            let status = match (&b.failing, &b.refuse_marker) {
+                _ if bearer
+                    .as_ref()
+                    .is_some_and(|expected| expected.is_none() || *expected != authorization) =>
+                {
+                    401
+                }
+                (Some((status, until)), _) if std::time::Instant::now() < *until => *status,
+                (_, Some(marker)) if text.contains(marker.as_str()) => 400,
+                _ => 200,
+            };
+            (status, b.delay)
+        };
+        std::thread::sleep(delay);
+        if status == 200 {
+            let records = serde_json::from_str::<Vec<&serde_json::value::RawValue>>(&text)
+                .map_or(0, |r| r.len());
+            self.delivered_records.fetch_add(records, Ordering::SeqCst);
+        }
+        let body = if self.keep {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        } else {
+            Value::Null
+        };
+        self.received.lock().unwrap().push(Received {
+            user_agent: agent.clone(),
+            function_key,
+            authorization,
+            body,
+            status,
+            in_flight_of_agent: now_in_flight,
+        });
+        self.left(&agent);
+        let answer = if status == 200 { "ok" } else { "refused" };
+        (status, "text/plain", answer.to_string())
+    }
+
+    /// A request of `agent` is answered.
+    fn left(&self, agent: &str) {
+        if let Some(n) = self.in_flight.lock().unwrap().get_mut(agent) {
+            *n -= 1;
+        }
     }
 }

@@ -5,12 +5,14 @@ mod broker;
 mod brook;
 mod endpoint;
 mod http;
+mod http_server;
 mod kafka;
 
 pub use broker::{broker, Broker, OwnBroker};
 pub use brook::{brook_binary, free_port, run_brook, BrookRun};
 pub use endpoint::{records_of, Endpoint, Received};
 pub use http::Http;
+pub use http_server::LoopbackServer;
 pub use kafka::{murmur2_partition, Input, Record};
 
 /// A name no other test in this run uses, for topics and service ids.

@@ -4,7 +4,7 @@
 //! push query whose client stops reading. Each refusal has ksqlDB's shape, and the server
 //! goes on serving others.
 
-use brook_tests::{broker, free_port, unique, wait_for, BrookRun, Http};
+use brook_tests::{broker, free_port, unique, wait_for, BrookRun, Http, LoopbackServer};
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -356,37 +356,32 @@ fn idle_connections_slow_heads_and_slow_readers_are_let_go() {
     assert!(server.terminate().success(), "{stderr}");
 }
 
-/// An HTTP server whose every answer is 200 with a body that never ends: its URL and how
-/// many requests it took.
-fn flood() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+/// An HTTP server whose every answer is 200 with a body that never ends: the server (it
+/// serves until dropped), its URL and how many requests it took.
+fn flood() -> (
+    LoopbackServer,
+    String,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
     use std::sync::atomic::{AtomicUsize, Ordering};
-    let server = tiny_http::Server::http("127.0.0.1:0").expect("flood server");
-    let url = format!("http://{}", server.server_addr());
     let requests = std::sync::Arc::new(AtomicUsize::new(0));
     let counted = requests.clone();
-    std::thread::spawn(move || {
-        for request in server.incoming_requests() {
-            counted.fetch_add(1, Ordering::Relaxed);
-            std::thread::spawn(move || {
-                let endless = std::io::repeat(b'x');
-                let response = tiny_http::Response::new(
-                    tiny_http::StatusCode(200),
-                    vec![],
-                    endless,
-                    None,
-                    None,
-                );
-                // Ends when the client stops reading and closes the connection.
-                let _ = request.respond(response);
-            });
-        }
+    let router = axum::Router::new().fallback(move || {
+        counted.fetch_add(1, Ordering::Relaxed);
+        // Ends when the client stops reading and closes the connection.
+        let endless = futures::stream::repeat_with(|| {
+            Ok::<_, std::convert::Infallible>(bytes::Bytes::from_static(&[b'x'; 64 * 1024]))
+        });
+        std::future::ready(axum::body::Body::from_stream(endless))
     });
-    (url, requests)
+    let server = LoopbackServer::start(0, router);
+    let url = format!("http://127.0.0.1:{}", server.port);
+    (server, url, requests)
 }
 
 #[test]
 fn answers_that_never_end_are_cut_from_a_registry_and_an_endpoint() {
-    let (url, requests) = flood();
+    let (_flood, url, requests) = flood();
     let (server, http, _) = server("flood", &format!("ksql.schema.registry.url={url}\n"));
     let b = broker();
 
