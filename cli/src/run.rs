@@ -258,8 +258,8 @@ fn print_listing(listing: &brook_engine::Listing) {
             }
         }
         Listing::Functions(functions) => {
-            for (name, kind) in functions {
-                println!("{name} | {kind}");
+            for f in functions {
+                println!("{} | {} | {}", f.name, f.kind, f.category);
             }
         }
         Listing::Function { name, kind } => println!("{name} | {kind}"),

@@ -165,6 +165,9 @@ pub struct SinkConfig {
     pub dead_letter_headers: bool,
     /// How often acknowledged offsets are committed (`offset.flush.interval.ms`).
     pub commit_interval: Duration,
+    /// The most of an answer's body that is read (`response.max.bytes`, Brook's own): an
+    /// endpoint that answers with a flood cannot fill memory.
+    pub response_max_bytes: usize,
 }
 
 /// HTTP status ranges as the HTTP sink writes them: `404,408,500-` (a bare `N-` is N and
@@ -278,6 +281,7 @@ pub fn sink_config(name: &str, config: &BTreeMap<String, String>) -> Result<Sink
         dead_letter_topic: dead_letter_topic.clone(),
         dead_letter_headers: false,
         commit_interval: Duration::from_secs(5),
+        response_max_bytes: DEFAULT_RESPONSE_MAX_BYTES,
     };
     let mut sink = match class {
         SinkClass::AzureFunctions => {
@@ -425,6 +429,8 @@ pub fn sink_config(name: &str, config: &BTreeMap<String, String>) -> Result<Sink
     )? == "true";
     sink.commit_interval =
         millis("offset.flush.interval.ms", 5_000)?.max(Duration::from_millis(10));
+    sink.response_max_bytes =
+        positive("response.max.bytes", DEFAULT_RESPONSE_MAX_BYTES as i64)? as usize;
     if let Some(format) = get("value.converter").or(get("input.data.format")) {
         let lower = format.to_lowercase();
         if !(lower.contains("json") || lower.contains("string") || lower.contains("bytearray")) {
@@ -435,6 +441,10 @@ pub fn sink_config(name: &str, config: &BTreeMap<String, String>) -> Result<Sink
     }
     Ok(sink)
 }
+
+/// What `response.max.bytes` is when not set: answers are acknowledgements, and only their
+/// start is kept (in a failure's message).
+pub const DEFAULT_RESPONSE_MAX_BYTES: usize = 64 * 1024;
 
 /// The error for a class this process does not run.
 pub fn unknown_class(class: &str) -> String {
@@ -485,6 +495,26 @@ mod tests {
         assert!(!sink.retry_statuses.contains(400));
         assert_eq!(sink.headers, vec![("x-functions-key".into(), "k".into())]);
         assert_eq!(sink.on_error, OnError::Fail);
+        assert_eq!(sink.response_max_bytes, 64 * 1024);
+        let base = [
+            ("connector.class", "AzureFunctionsSink"),
+            ("function.url", "http://localhost:7071/api/f"),
+            ("function.key", "k"),
+            ("topics", "a"),
+        ];
+        let with = |value: &str| {
+            let mut pairs = base.to_vec();
+            pairs.push(("response.max.bytes", value));
+            sink_config("c", &config(&pairs))
+        };
+        assert_eq!(with("4096").map(|s| s.response_max_bytes), Ok(4096));
+        assert_eq!(
+            with("0").map(|s| s.response_max_bytes),
+            Err(
+                "Invalid value 0 for configuration response.max.bytes: Value must be at least 1"
+                    .into()
+            )
+        );
     }
 
     #[test]

@@ -25,6 +25,7 @@ pub mod runtime;
 pub mod schema_registry;
 pub mod serving;
 pub mod session;
+pub mod settings;
 pub mod sink;
 
 pub use error::EngineError;

@@ -5,20 +5,41 @@ use brook_planner::functions::{aggregates, names};
 /// Table functions: one input row gives several output rows.
 const TABLE_FUNCTIONS: &[&str] = &["EXPLODE"];
 
-/// Every function with its kind (SCALAR, AGGREGATE or TABLE), by name.
-pub fn functions() -> Vec<(String, &'static str)> {
-    let mut all: Vec<(String, &'static str)> = names()
+/// A function as `SHOW FUNCTIONS` lists it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FunctionEntry {
+    pub name: String,
+    /// SCALAR, AGGREGATE or TABLE.
+    pub kind: &'static str,
+    /// ksqlDB's category: STRING, MATHEMATICAL, DATE / TIME, AGGREGATE, TABLE, ...
+    pub category: &'static str,
+}
+
+/// Every function, by name.
+pub fn functions() -> Vec<FunctionEntry> {
+    let entry = |name: &str, kind, category| FunctionEntry {
+        name: name.to_string(),
+        kind,
+        category,
+    };
+    let mut all: Vec<FunctionEntry> = names()
         .into_iter()
-        .map(|n| (n.to_string(), "SCALAR"))
+        .map(|n| {
+            entry(
+                n,
+                "SCALAR",
+                brook_planner::functions::category(n).unwrap_or("OTHER"),
+            )
+        })
         .chain(
             aggregates::NAMES
                 .iter()
-                .map(|n| (n.to_string(), "AGGREGATE")),
+                .map(|n| entry(n, "AGGREGATE", "AGGREGATE")),
         )
-        .chain(TABLE_FUNCTIONS.iter().map(|n| (n.to_string(), "TABLE")))
+        .chain(TABLE_FUNCTIONS.iter().map(|n| entry(n, "TABLE", "TABLE")))
         .collect();
-    all.sort();
-    all.dedup_by(|a, b| a.0 == b.0);
+    all.sort_by(|a, b| a.name.cmp(&b.name));
+    all.dedup_by(|a, b| a.name == b.name);
     all
 }
 
@@ -27,8 +48,8 @@ pub fn function_kind(name: &str) -> Option<&'static str> {
     let upper = name.to_uppercase();
     functions()
         .into_iter()
-        .find(|(n, _)| *n == upper)
-        .map(|(_, kind)| kind)
+        .find(|f| f.name == upper)
+        .map(|f| f.kind)
 }
 
 /// Argument types tried when listing a scalar function's signatures.

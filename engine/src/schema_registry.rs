@@ -147,16 +147,24 @@ pub struct HttpRegistry {
     url: String,
     agent: ureq::Agent,
     cache: Mutex<BTreeMap<u32, String>>,
+    /// The largest answer read: a schema is kilobytes; a registry (or something else at
+    /// its address) that answers with more is refused, not buffered.
+    max_answer_bytes: u64,
 }
 
 const CONTENT_TYPE: &str = "application/vnd.schemaregistry.v1+json";
 
-/// The largest answer read from the registry: a schema is kilobytes; a registry (or
-/// something else at its address) that answers with more is refused, not buffered.
-const MAX_ANSWER_BYTES: u64 = 8 * 1024 * 1024;
+/// The setting that bounds the registry's answers, and its default.
+pub const MAX_ANSWER_SETTING: &str = "brook.schema.registry.response.max.bytes";
+pub const DEFAULT_MAX_ANSWER_BYTES: u64 = 8 * 1024 * 1024;
 
 impl HttpRegistry {
     pub fn new(url: &str) -> Self {
+        Self::with_limit(url, DEFAULT_MAX_ANSWER_BYTES)
+    }
+
+    /// A registry whose answers are read up to `max_answer_bytes`.
+    pub fn with_limit(url: &str, max_answer_bytes: u64) -> Self {
         let config = ureq::Agent::config_builder()
             .timeout_global(Some(std::time::Duration::from_secs(30)))
             .http_status_as_error(false)
@@ -165,6 +173,7 @@ impl HttpRegistry {
             url: url.trim_end_matches('/').to_string(),
             agent: config.into(),
             cache: Mutex::new(BTreeMap::new()),
+            max_answer_bytes,
         }
     }
 
@@ -179,7 +188,7 @@ impl HttpRegistry {
         let body = response
             .body_mut()
             .with_config()
-            .limit(MAX_ANSWER_BYTES)
+            .limit(self.max_answer_bytes)
             .read_to_string()
             .map_err(|e| match e {
                 ureq::Error::BodyExceedsLimit(limit) => format!(

@@ -99,7 +99,7 @@ pub enum Listing {
     /// `SHOW TOPICS`: name, partitions, replicas.
     Topics(Vec<(String, i32, i32)>),
     /// `SHOW FUNCTIONS`: name and kind (SCALAR, AGGREGATE, TABLE).
-    Functions(Vec<(String, &'static str)>),
+    Functions(Vec<crate::metadata::FunctionEntry>),
     /// `DESCRIBE FUNCTION`.
     Function {
         name: String,
@@ -317,10 +317,15 @@ impl Engine {
 
     /// An engine on Kafka (or the embedded broker the config names).
     pub async fn start(config: EngineConfig) -> Result<Arc<Self>> {
-        let registry = config
-            .schema_registry_url
-            .as_deref()
-            .map(|url| Arc::new(HttpRegistry::new(url)) as Arc<dyn SchemaRegistry>);
+        let max_answer = crate::settings::positive(
+            &config.properties,
+            crate::schema_registry::MAX_ANSWER_SETTING,
+            crate::schema_registry::DEFAULT_MAX_ANSWER_BYTES,
+        )
+        .map_err(EngineError::new)?;
+        let registry = config.schema_registry_url.as_deref().map(|url| {
+            Arc::new(HttpRegistry::with_limit(url, max_answer)) as Arc<dyn SchemaRegistry>
+        });
         Self::start_with_registry(config, registry).await
     }
 
@@ -455,8 +460,14 @@ impl Engine {
 
     /// The producer of a Kafka engine, for records clients write over HTTP.
     pub fn producer(&self) -> Option<FutureProducer> {
+        self.shared_producer().map(|p| p.get())
+    }
+
+    /// The process's producer of a Kafka engine, which is replaced when it fails for good:
+    /// for writers that keep it (the command topic).
+    pub fn shared_producer(&self) -> Option<Arc<crate::kafka::SharedProducer>> {
         match &self.backend {
-            Backend::Kafka(k) => Some(k.producer.get()),
+            Backend::Kafka(k) => Some(k.producer.clone()),
             Backend::Driver(_) => None,
         }
     }

@@ -7,6 +7,7 @@
 //! server that starts replays the topic, then follows it; a statement that fails is
 //! marked failed after it by the server it was sent to, and is skipped by later replays.
 
+use brook_engine::kafka::Prefetch;
 use brook_engine::{Engine, EngineError, Session, StatementResult};
 use brook_sql::ast::StatementKind;
 use rdkafka::consumer::{Consumer, StreamConsumer};
@@ -140,12 +141,12 @@ impl CommandTopic {
             .create_internal_topic(&topic, 1, &[("retention.ms", "-1")])
             .await
             .map_err(|e| e.to_string())?;
-        // Replaced when it fails for good, so that a broker restart that loses its
-        // producer state does not leave the service unable to take statements.
-        let producer = Arc::new(
-            brook_engine::kafka::SharedProducer::new(engine.config().kafka.producer_config())
-                .map_err(|e| format!("cannot create the command topic producer: {e}"))?,
-        );
+        // The engine's, which is replaced when it fails for good, so that a broker
+        // restart that loses its producer state does not leave the service unable to take
+        // statements.
+        let producer = engine
+            .shared_producer()
+            .ok_or("the command topic needs a Kafka engine")?;
         let commands = Self {
             topic,
             producer,
@@ -208,12 +209,13 @@ impl CommandTopic {
 
     /// Executes the statements every server of the service writes, from `from` on.
     fn follow(&self, engine: Arc<Engine>, from: i64) -> Result<(), String> {
-        let mut config = engine.config().kafka.base_config();
-        config
-            .set("group.id", format!("{}-runner-{}", self.topic, self.origin))
-            .set("enable.auto.commit", "false")
-            .set("enable.partition.eof", "false");
-        let consumer: StreamConsumer = config
+        let consumer: StreamConsumer = engine
+            .config()
+            .kafka
+            .reader_config(
+                &format!("{}-runner-{}", self.topic, self.origin),
+                Prefetch::Small,
+            )
             .create()
             .map_err(|e| format!("cannot follow the command topic: {e}"))?;
         let mut assignment = rdkafka::TopicPartitionList::new();

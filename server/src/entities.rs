@@ -98,7 +98,7 @@ pub fn listing(statement_text: &str, listing: &Listing) -> Value {
             "statementText": statement_text,
             "functions": functions
                 .iter()
-                .map(|(name, kind)| json!({"name": name, "type": kind, "category": ""}))
+                .map(|f| json!({"name": f.name, "type": f.kind, "category": f.category}))
                 .collect::<Vec<_>>(),
             "warnings": [],
         }),

@@ -57,16 +57,13 @@ pub async fn handle(State(state): State<Arc<crate::AppState>>, body: Bytes) -> R
     }
     let mut entities = Vec::new();
     for (sequence, statement) in statements.iter().enumerate() {
-        // Statements that change what runs are recorded before they take effect, one at a
-        // time, with the number their query ids end with.
         // Queries stream from their own endpoints, within the limits kept there; run here,
         // they would hold a consumer for an answer nobody reads.
-        if matches!(
-            statement.kind,
-            brook_sql::ast::StatementKind::Query(_) | brook_sql::ast::StatementKind::Print(_)
-        ) {
+        if statement.kind.answers_with_rows() {
             return errors::statement(QUERY_ELSEWHERE, &statement.text, entities);
         }
+        // Statements that change what runs are recorded before they take effect, one at a
+        // time, with the number their query ids end with.
         let is_command = crate::command_topic::is_command(&statement.kind);
         let outcome = match execute(&state, &mut session, statement).await {
             Ok(outcome) => outcome,
@@ -116,6 +113,7 @@ pub async fn handle(State(state): State<Arc<crate::AppState>>, body: Bytes) -> R
             Ok(StatementResult::Listing(listing)) => {
                 entities.push(crate::entities::listing(&statement.text, &listing))
             }
+            // Refused above; a statement that answers with rows all the same is closed.
             Ok(StatementResult::Rows(push)) => {
                 push.close();
                 return errors::statement(QUERY_ELSEWHERE, &statement.text, entities);

@@ -5,6 +5,7 @@
 
 use crate::errors;
 use axum::response::Response;
+use brook_engine::settings::positive;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -42,23 +43,6 @@ impl Default for Limits {
             idle_timeout: Duration::from_secs(600),
             header_timeout: Duration::from_secs(30),
         }
-    }
-}
-
-/// A positive whole number setting, or its default when unset.
-fn positive(
-    properties: &BTreeMap<String, String>,
-    name: &str,
-    default: u64,
-) -> Result<u64, String> {
-    match properties.get(name).map(|v| v.trim()) {
-        None | Some("") => Ok(default),
-        Some(text) => match text.parse::<u64>() {
-            Ok(n) if n > 0 => Ok(n),
-            _ => Err(format!(
-                "{name} must be a positive whole number, not '{text}'"
-            )),
-        },
     }
 }
 

@@ -53,10 +53,7 @@ async fn start(
     };
     // Only queries run here: anything else would change the service without going
     // through the command topic (and headless mode).
-    if !matches!(
-        statement.kind,
-        brook_sql::ast::StatementKind::Query(_) | brook_sql::ast::StatementKind::Print(_)
-    ) {
+    if !statement.kind.answers_with_rows() {
         return Err(errors::statement(
             &format!(
                 "Statement type `{}' not supported for this resource",

@@ -97,6 +97,14 @@ pub enum StatementKind {
     },
 }
 
+impl StatementKind {
+    /// Queries and PRINT answer with rows, streamed from endpoints of their own; every
+    /// other statement answers once.
+    pub fn answers_with_rows(&self) -> bool {
+        matches!(self, StatementKind::Query(_) | StatementKind::Print(_))
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ShowKind {
     Streams,

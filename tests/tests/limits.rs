@@ -382,7 +382,12 @@ fn flood() -> (
 #[test]
 fn answers_that_never_end_are_cut_from_a_registry_and_an_endpoint() {
     let (_flood, url, requests) = flood();
-    let (server, http, _) = server("flood", &format!("ksql.schema.registry.url={url}\n"));
+    let (server, http, _) = server(
+        "flood",
+        &format!(
+            "ksql.schema.registry.url={url}\nbrook.schema.registry.response.max.bytes=1048576\n"
+        ),
+    );
     let b = broker();
 
     // A schema registry that answers with an endless body: refused past its limit.
@@ -394,7 +399,7 @@ fn answers_that_never_end_are_cut_from_a_registry_and_an_endpoint() {
     assert_eq!(status, 400, "{body}");
     assert!(
         body.to_string()
-            .contains("the answer is larger than 8388608 bytes"),
+            .contains("the answer is larger than 1048576 bytes"),
         "{body}"
     );
 
@@ -423,7 +428,8 @@ fn answers_that_never_end_are_cut_from_a_registry_and_an_endpoint() {
         &json!({"ksql": format!(
             "CREATE SINK CONNECTOR `{name}` WITH ('connector.class' = 'AzureFunctionsSink',
                'function.url' = '{url}', 'function.key' = 'k', 'topics' = '{topic}',
-               'max.batch.size' = '3', 'offset.flush.interval.ms' = '200');"),
+               'max.batch.size' = '3', 'offset.flush.interval.ms' = '200',
+               'response.max.bytes' = '4096');"),
             "streamsProperties": {"auto.offset.reset": "earliest"}})
         .to_string(),
     );

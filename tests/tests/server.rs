@@ -734,8 +734,19 @@ fn metadata_statements_status_inserts_print_and_http2() {
     );
     assert_eq!(entities[4]["@type"], json!("function_names"));
     let functions = entities[4]["functions"].as_array().expect("functions");
-    assert!(functions.contains(&json!({"name": "UCASE", "type": "SCALAR", "category": ""})));
-    assert!(functions.contains(&json!({"name": "COUNT", "type": "AGGREGATE", "category": ""})));
+    for (name, kind, category) in [
+        ("UCASE", "SCALAR", "STRING"),
+        ("ABS", "SCALAR", "MATHEMATICAL"),
+        ("REGEXP_EXTRACT", "SCALAR", "REGULAR EXPRESSION"),
+        ("PARSE_DATE", "SCALAR", "DATE / TIME"),
+        ("COUNT", "AGGREGATE", "AGGREGATE"),
+        ("EXPLODE", "TABLE", "TABLE"),
+    ] {
+        assert!(
+            functions.contains(&json!({"name": name, "type": kind, "category": category})),
+            "{name}: {functions:?}"
+        );
+    }
     assert_eq!(entities[5]["@type"], json!("describe_function"));
     assert_eq!(entities[5]["name"], json!("UCASE"));
     assert_eq!(

@@ -146,7 +146,7 @@ async fn attempt(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok())
         .map(Duration::from_secs);
-    let body = match read_answer(response).await {
+    let body = match read_answer(response, config.response_max_bytes).await {
         Ok(body) => body,
         Err(e) => {
             let reason = format!("reading the answer failed: {}", error_chain(&e));
@@ -175,18 +175,17 @@ async fn attempt(
     Err((failure(Some(code), reason, text, retriable), retry_after))
 }
 
-/// The most of an answer that is read: only its first characters are kept (in a failure's
-/// message), so an endpoint that answers with a flood cannot fill memory.
-const MAX_ANSWER_BYTES: usize = 64 * 1024;
-
-/// The start of an answer's body, up to `MAX_ANSWER_BYTES`; the rest is not read (the
-/// connection is dropped with it).
-async fn read_answer(mut response: reqwest::Response) -> Result<Vec<u8>, reqwest::Error> {
+/// The start of an answer's body, up to `max` bytes (the sink's `response.max.bytes`);
+/// the rest is not read (the connection is dropped with it).
+async fn read_answer(
+    mut response: reqwest::Response,
+    max: usize,
+) -> Result<Vec<u8>, reqwest::Error> {
     let mut body = Vec::new();
     while let Some(chunk) = response.chunk().await? {
-        let room = MAX_ANSWER_BYTES - body.len();
+        let room = max - body.len();
         body.extend_from_slice(&chunk[..chunk.len().min(room)]);
-        if body.len() == MAX_ANSWER_BYTES {
+        if body.len() == max {
             break;
         }
     }

@@ -16,7 +16,7 @@ pub mod request;
 use crate::config::{OnError, OnNull, SinkConfig, Topics};
 use crate::status::TaskCounters;
 use brook_engine::formats::JsonRewriter;
-use brook_engine::kafka::KafkaSettings;
+use brook_engine::kafka::{KafkaSettings, Prefetch};
 use brook_engine::runtime::{QueryHealth, RebalanceContext, TaskError};
 use dead_letters::DeadLetters;
 use delivery::{Failure, Request};
@@ -211,9 +211,12 @@ impl SinkTask {
             .instance_id
             .as_ref()
             .map(|i| format!("{i}-{group}-{}", self.id));
-        let mut config = self
-            .kafka
-            .consumer_config(&group, &BTreeMap::new(), instance.as_deref());
+        let mut config = self.kafka.consumer_config(
+            &group,
+            &BTreeMap::new(),
+            instance.as_deref(),
+            Prefetch::Throughput,
+        );
         // Kafka Connect's sinks start from the earliest record of a new group.
         config.set("auto.offset.reset", "earliest");
         let consumer: StreamConsumer<RebalanceContext> = config

@@ -26,7 +26,37 @@ const CONSUMER_PROPERTIES: &[&str] = &[
     "max.poll.interval.ms",
     "session.timeout.ms",
     "heartbeat.interval.ms",
+    "fetch.min.bytes",
+    "fetch.max.bytes",
+    "max.partition.fetch.bytes",
+    PREFETCH_SETTING,
 ];
+
+/// librdkafka's bound on what a consumer has fetched and not yet handed out.
+const PREFETCH_SETTING: &str = "queued.max.messages.kbytes";
+
+/// How far a consumer reads ahead of what it has handed out. librdkafka's default is 64 MB
+/// per consumer, and a process holds one consumer per persistent query, push query,
+/// standby, view and sink task: a hundred push queries from the start of a long topic
+/// would hold gigabytes. A setting of the same name in the server's Kafka settings or
+/// the session's properties wins.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Prefetch {
+    /// Persistent queries, sink tasks, restores and standbys: room for full batches of
+    /// every partition.
+    Throughput,
+    /// One client's rows (push queries, PRINT), the command topic, offset lookups.
+    Small,
+}
+
+impl Prefetch {
+    fn kbytes(self) -> &'static str {
+        match self {
+            Prefetch::Throughput => "16384",
+            Prefetch::Small => "1024",
+        }
+    }
+}
 
 impl KafkaSettings {
     pub fn new(bootstrap_servers: impl Into<String>) -> Self {
@@ -60,6 +90,25 @@ impl KafkaSettings {
         config
     }
 
+    /// A consumer that reads partitions it assigns itself and commits nothing.
+    pub fn reader_config(&self, group: &str, prefetch: Prefetch) -> ClientConfig {
+        let mut config = self.consumer_base(prefetch);
+        config
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .set("enable.partition.eof", "false");
+        config
+    }
+
+    /// The client settings with the prefetch bound, unless they set one themselves.
+    fn consumer_base(&self, prefetch: Prefetch) -> ClientConfig {
+        let mut config = self.base_config();
+        if !self.client.contains_key(PREFETCH_SETTING) {
+            config.set(PREFETCH_SETTING, prefetch.kbytes());
+        }
+        config
+    }
+
     /// A consumer that commits only when told to. `properties` are the session's. With an
     /// `instance_id` the consumer is a static group member (Kafka's `group.instance.id`): a
     /// restart with the same id takes back its partitions at once, without waiting for the
@@ -69,8 +118,9 @@ impl KafkaSettings {
         group_id: &str,
         properties: &BTreeMap<String, String>,
         instance_id: Option<&str>,
+        prefetch: Prefetch,
     ) -> ClientConfig {
-        let mut config = self.base_config();
+        let mut config = self.consumer_base(prefetch);
         config
             .set("group.id", group_id)
             .set("enable.auto.commit", "false")
@@ -143,8 +193,49 @@ mod tests {
         let producer: Result<BaseProducer, _> = config.create();
         assert!(producer.is_ok(), "{:?}", producer.err());
         let consumer: Result<rdkafka::consumer::BaseConsumer, _> = settings
-            .consumer_config("g", &Default::default(), None)
+            .consumer_config("g", &Default::default(), None, super::Prefetch::Throughput)
             .create();
         assert!(consumer.is_ok(), "{:?}", consumer.err());
+    }
+
+    /// Every consumer's read-ahead is bounded, more tightly for one client's rows; the
+    /// server's Kafka settings and then the session's properties may set it, and
+    /// librdkafka takes every bound (it fits `fetch.max.bytes` under it).
+    #[test]
+    fn consumers_read_ahead_within_a_bound_that_settings_may_change() {
+        use super::Prefetch;
+        let mut settings = KafkaSettings::new("127.0.0.1:1");
+        let bound = |settings: &KafkaSettings, properties: &[(&str, &str)], p| {
+            let properties = properties
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            let config = settings.consumer_config("g", &properties, None, p);
+            let consumer: Result<rdkafka::consumer::BaseConsumer, _> = config.create();
+            assert!(consumer.is_ok(), "{:?}", consumer.err());
+            config.get("queued.max.messages.kbytes").map(str::to_string)
+        };
+        assert_eq!(
+            bound(&settings, &[], Prefetch::Throughput).as_deref(),
+            Some("16384")
+        );
+        assert_eq!(
+            bound(&settings, &[], Prefetch::Small).as_deref(),
+            Some("1024")
+        );
+        let session = [("ksql.streams.queued.max.messages.kbytes", "2048")];
+        assert_eq!(
+            bound(&settings, &session, Prefetch::Small).as_deref(),
+            Some("2048")
+        );
+        settings
+            .client
+            .insert("queued.max.messages.kbytes".into(), "4096".into());
+        assert_eq!(
+            bound(&settings, &[], Prefetch::Small).as_deref(),
+            Some("4096")
+        );
+        let reader = settings.reader_config("r", Prefetch::Small);
+        assert_eq!(reader.get("queued.max.messages.kbytes"), Some("4096"));
     }
 }

@@ -14,17 +14,11 @@ pub const DEFAULT_LAG_THRESHOLD: u64 = 1000;
 pub fn lag_threshold(
     properties: &std::collections::BTreeMap<String, String>,
 ) -> Result<u64, String> {
-    match properties.get("ksql.scaling.lag.threshold") {
-        None => Ok(DEFAULT_LAG_THRESHOLD),
-        Some(v) => v
-            .trim()
-            .parse::<u64>()
-            .ok()
-            .filter(|t| *t > 0)
-            .ok_or_else(|| {
-                format!("ksql.scaling.lag.threshold must be a positive whole number, not '{v}'")
-            }),
-    }
+    crate::settings::positive(
+        properties,
+        "ksql.scaling.lag.threshold",
+        DEFAULT_LAG_THRESHOLD,
+    )
 }
 
 /// One consumer group's backlog: a persistent query's or a sink connector's.

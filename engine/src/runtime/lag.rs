@@ -1,8 +1,9 @@
 //! How far a consumer group is behind: its committed offsets against the ends of the
 //! partitions it reads, as Kafka's tools and autoscalers (KEDA's Kafka scaler) count it.
 
-use super::records::{partitions_of, reader_config};
+use super::records::partitions_of;
 use crate::kafka::KafkaSettings;
+use crate::kafka::Prefetch;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 use std::time::Duration;
@@ -35,7 +36,8 @@ pub fn group_lag(
     topics: &[String],
     timeout: Duration,
 ) -> Result<Vec<PartitionLag>, String> {
-    let consumer: BaseConsumer = reader_config(settings, group)
+    let consumer: BaseConsumer = settings
+        .reader_config(group, Prefetch::Small)
         .create()
         .map_err(|e| format!("cannot read the offsets of group {group}: {e}"))?;
     let mut wanted = TopicPartitionList::new();

@@ -26,7 +26,7 @@ pub use persistent::{
 };
 pub use rebalance::RebalanceContext;
 pub use records::{future_record, produce_all, read_to_end, OutputRecord};
-pub(crate) use records::{next_batch, partitions_of, reader_config};
+pub(crate) use records::{next_batch, partitions_of};
 pub use standby::{standby_replicas, Standbys};
 pub use supervisor::{supervise, QueryFailure, QueryHealth, QueryStatus, RetryPolicy, TaskError};
 pub use task_state::TaskStates;

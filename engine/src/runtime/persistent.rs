@@ -396,8 +396,12 @@ impl Runner {
             ),
         )?;
         let rebalances = RebalanceContext::default();
-        let mut config =
-            settings.consumer_config(group_id, properties, spec.instance_id.as_deref());
+        let mut config = settings.consumer_config(
+            group_id,
+            properties,
+            spec.instance_id.as_deref(),
+            crate::kafka::Prefetch::Throughput,
+        );
         config.set("isolation.level", guarantee.isolation_level());
         if matches!(operators, Operators::Join(_)) {
             // The same partition of every input goes to the same member only with the

@@ -1,6 +1,7 @@
 //! Reading batches of records from a consumer and writing records to topics.
 
 use super::supervisor::TaskError;
+use crate::kafka::Prefetch;
 use crate::pipeline::{Headers, InputRecord};
 use rdkafka::consumer::{ConsumerContext, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -203,19 +204,6 @@ async fn await_deliveries(topic: &str, pending: Vec<DeliveryFuture>) -> Result<(
     Ok(())
 }
 
-/// A consumer that reads partitions it assigns itself and commits nothing.
-pub(crate) fn reader_config(
-    settings: &crate::kafka::KafkaSettings,
-    group: &str,
-) -> rdkafka::ClientConfig {
-    let mut config = settings.base_config();
-    config
-        .set("group.id", group)
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "false");
-    config
-}
-
 /// The partitions of `topic`.
 pub(crate) fn partitions_of<X: ConsumerContext, C: rdkafka::consumer::Consumer<X>>(
     consumer: &C,
@@ -241,7 +229,8 @@ pub fn read_to_end(
     timeout: Duration,
 ) -> Result<Vec<InputRecord>, String> {
     use rdkafka::consumer::{BaseConsumer, Consumer};
-    let consumer: BaseConsumer = reader_config(settings, &format!("{topic}-reader"))
+    let consumer: BaseConsumer = settings
+        .reader_config(&format!("{topic}-reader"), Prefetch::Throughput)
         .create()
         .map_err(|e| format!("cannot read {topic}: {e}"))?;
     let partitions = partitions_of(&consumer, topic, timeout)?;

@@ -28,7 +28,7 @@ enum Restore {
 /// How changelogs are read back (restore, standby copies): from given offsets, nothing
 /// committed, and only committed transactions (records of aborted ones are not state).
 pub(super) fn changelog_reader_config(settings: &KafkaSettings, group: &str) -> ClientConfig {
-    let mut config = super::records::reader_config(settings, group);
+    let mut config = settings.reader_config(group, crate::kafka::Prefetch::Throughput);
     config.set("isolation.level", "read_committed");
     config
 }

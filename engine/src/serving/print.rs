@@ -81,12 +81,12 @@ pub async fn print_topic(
             Ok(PushQuery::with_columns(id, columns, rx, limit))
         }
         Backend::Kafka(k) => {
-            let mut config = k.settings.base_config();
-            config
-                .set("group.id", format!("{id}-{}", std::process::id()))
-                .set("enable.auto.commit", "false")
-                .set("enable.partition.eof", "false");
-            let consumer: StreamConsumer = config
+            let consumer: StreamConsumer = k
+                .settings
+                .reader_config(
+                    &format!("{id}-{}", std::process::id()),
+                    crate::kafka::Prefetch::Small,
+                )
                 .create()
                 .map_err(|e| format!("cannot read {}: {e}", print.topic))?;
             let start = if print.from_beginning {

@@ -2,7 +2,7 @@
 //! has `LIMIT` rows, stops the query, or goes away.
 
 use crate::dataflow::Operators;
-use crate::kafka::KafkaSettings;
+use crate::kafka::{KafkaSettings, Prefetch};
 use crate::processing_log::ProcessingLog;
 use crate::runtime::next_batch;
 use brook_planner::value::Value;
@@ -24,15 +24,8 @@ const BUFFERED_ROWS: usize = 256;
 
 /// The setting's value from a query's properties.
 pub(crate) fn client_timeout(properties: &BTreeMap<String, String>) -> Result<Duration, String> {
-    match properties.get(CLIENT_TIMEOUT).map(|v| v.trim()) {
-        None => Ok(DEFAULT_CLIENT_TIMEOUT),
-        Some(text) => match text.parse::<u64>() {
-            Ok(ms) if ms > 0 => Ok(Duration::from_millis(ms)),
-            _ => Err(format!(
-                "{CLIENT_TIMEOUT} must be a positive number of milliseconds, not '{text}'"
-            )),
-        },
-    }
+    let default = DEFAULT_CLIENT_TIMEOUT.as_millis() as u64;
+    crate::settings::positive(properties, CLIENT_TIMEOUT, default).map(Duration::from_millis)
 }
 
 /// A row, or why the query failed.
@@ -74,6 +67,14 @@ pub struct RowReceiver {
 }
 
 impl RowReceiver {
+    fn new(rx: mpsc::Receiver<Row>, ended: Arc<OnceLock<String>>) -> Self {
+        Self {
+            rx,
+            ended,
+            told: false,
+        }
+    }
+
     /// The next row; after the last one, why the query ended if it was not asked to.
     pub async fn recv(&mut self) -> Option<Row> {
         match self.rx.recv().await {
@@ -91,29 +92,19 @@ impl RowReceiver {
 pub(crate) fn rows_channel(capacity: usize, timeout: Duration) -> (RowSender, RowReceiver) {
     let (tx, rx) = mpsc::channel(capacity.max(1));
     let ended = Arc::new(OnceLock::new());
-    (
-        RowSender {
-            tx,
-            timeout,
-            ended: ended.clone(),
-        },
-        RowReceiver {
-            rx,
-            ended,
-            told: false,
-        },
-    )
+    let sender = RowSender {
+        tx,
+        timeout,
+        ended: ended.clone(),
+    };
+    (sender, RowReceiver::new(rx, ended))
 }
 
 impl From<mpsc::Receiver<Row>> for RowReceiver {
     /// Rows from a channel whose sender never gives up on the client (the in-process
     /// driver's, which holds what a test produces).
     fn from(rx: mpsc::Receiver<Row>) -> Self {
-        Self {
-            rx,
-            ended: Arc::new(OnceLock::new()),
-            told: false,
-        }
+        Self::new(rx, Arc::new(OnceLock::new()))
     }
 }
 
@@ -224,7 +215,7 @@ pub fn start_push_query(
     log: Arc<ProcessingLog>,
 ) -> Result<PushQuery, String> {
     let consumer: StreamConsumer = settings
-        .consumer_config(group_id, properties, None)
+        .consumer_config(group_id, properties, None, Prefetch::Small)
         .create()
         .map_err(|e| format!("cannot create a consumer: {e}"))?;
     let topics = operators.topics();

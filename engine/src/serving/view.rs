@@ -6,10 +6,11 @@
 //! the topic's history, and a restarted server goes on from where its store was.
 
 use crate::kafka::KafkaSettings;
+use crate::kafka::Prefetch;
 use crate::pipeline::{Headers, InputRecord};
-use crate::runtime::{partitions_of, reader_config};
+use crate::runtime::partitions_of;
 use brook_state::Store;
-use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
+use rdkafka::consumer::{Consumer, StreamConsumer};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -70,17 +71,22 @@ pub struct TableView {
     positions: watch::Receiver<BTreeMap<i32, i64>>,
     /// Ends the follower when the view is dropped.
     _stop: watch::Sender<bool>,
-    settings: KafkaSettings,
+    /// The follower's consumer, which also looks up where the topic ends: one client per
+    /// view, not one per pull query.
+    consumer: Arc<StreamConsumer>,
 }
 
 impl TableView {
     /// Starts following `topic`; `None` while the brokers know no partition of it (the
     /// query that creates it has not yet), so that a later query starts the view again.
     fn start(settings: &KafkaSettings, topic: &str, dir: &Path) -> Result<Option<Self>, String> {
-        let consumer: StreamConsumer = reader_config(settings, &format!("{topic}-pull-view"))
-            .create()
-            .map_err(|e| format!("cannot follow {topic}: {e}"))?;
-        let partitions = partitions_of(&consumer, topic, Duration::from_secs(30))?;
+        let consumer: Arc<StreamConsumer> = Arc::new(
+            settings
+                .reader_config(&format!("{topic}-pull-view"), Prefetch::Throughput)
+                .create()
+                .map_err(|e| format!("cannot follow {topic}: {e}"))?,
+        );
+        let partitions = partitions_of(&*consumer, topic, Duration::from_secs(30))?;
         if partitions.is_empty() {
             return Ok(None);
         }
@@ -113,8 +119,9 @@ impl TableView {
         let (stop, mut stopped) = watch::channel(false);
         let follower_store = store.clone();
         let name = topic.to_string();
+        let follower = consumer.clone();
         tokio::spawn(async move {
-            while let Some(batch) = crate::runtime::next_batch(&consumer, &mut stopped, 1000).await
+            while let Some(batch) = crate::runtime::next_batch(&*follower, &mut stopped, 1000).await
             {
                 let Ok(mut store) = follower_store.lock() else {
                     return;
@@ -152,16 +159,16 @@ impl TableView {
             store,
             positions,
             _stop: stop,
-            settings: settings.clone(),
+            consumer,
         }))
     }
 
     /// The table's rows once the store holds every record the topic holds now, in
     /// partition and key order: all of them, or those whose keys start with one of `keys`.
     pub async fn rows(&self, keys: Option<&[Vec<u8>]>) -> Result<Vec<InputRecord>, String> {
-        let settings = self.settings.clone();
+        let consumer = self.consumer.clone();
         let topic = self.topic.clone();
-        let ends = tokio::task::spawn_blocking(move || end_offsets(&settings, &topic))
+        let ends = tokio::task::spawn_blocking(move || end_offsets(&consumer, &topic))
             .await
             .map_err(|e| e.to_string())??;
         let mut positions = self.positions.clone();
@@ -239,12 +246,9 @@ impl TableView {
 }
 
 /// Each partition's end offset (where the next record will go).
-fn end_offsets(settings: &KafkaSettings, topic: &str) -> Result<BTreeMap<i32, i64>, String> {
-    let consumer: BaseConsumer = reader_config(settings, &format!("{topic}-pull-ends"))
-        .create()
-        .map_err(|e| format!("cannot read {topic}: {e}"))?;
+fn end_offsets(consumer: &StreamConsumer, topic: &str) -> Result<BTreeMap<i32, i64>, String> {
     let mut ends = BTreeMap::new();
-    for p in partitions_of(&consumer, topic, Duration::from_secs(30))? {
+    for p in partitions_of(consumer, topic, Duration::from_secs(30))? {
         let (_, high) = consumer
             .fetch_watermarks(topic, p, Duration::from_secs(30))
             .map_err(|e| format!("cannot read {topic}: {e}"))?;

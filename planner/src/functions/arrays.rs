@@ -225,7 +225,69 @@ pub(super) fn functions() -> Vec<ScalarFunction> {
                 })
             },
         },
+        ScalarFunction {
+            name: "GENERATE_SERIES",
+            resolve: |a| {
+                use DataType::{BigInt, Int};
+                let ints = DataType::Array(Box::new(Int));
+                let bigints = DataType::Array(Box::new(BigInt));
+                super::first_of(
+                    "GENERATE_SERIES",
+                    a,
+                    &[
+                        (&[Int, Int], ints.clone()),
+                        (&[Int, Int, Int], ints),
+                        (&[BigInt, BigInt], bigints.clone()),
+                        (&[BigInt, BigInt, Int], bigints),
+                    ],
+                )
+            },
+            eval: |v, t| strict(v, |v| generate_series(v, t)),
+        },
     ]
+}
+
+/// The most elements GENERATE_SERIES makes: a series past it would take the process's
+/// memory for one value.
+const MAX_SERIES: i64 = 10_000_000;
+
+/// GENERATE_SERIES: `start` to `end` inclusive by `step` (1 or -1 toward `end` when not
+/// given), as ksqlDB makes it, with its errors for a zero step or one of the wrong sign.
+fn generate_series(v: &[Value], t: &DataType) -> Result<Value, String> {
+    let (Some(start), Some(end)) = (int_arg(&v[0]), int_arg(&v[1])) else {
+        return Ok(Value::Null);
+    };
+    let diff = end as i128 - start as i128;
+    let step = match v.get(2) {
+        Some(step) => int_arg(step).unwrap_or(1) as i128,
+        None if diff >= 0 => 1,
+        None => -1,
+    };
+    if step == 0 {
+        return Err("GENERATE_SERIES step cannot be zero".into());
+    }
+    if (diff > 0 && step < 0) || (diff < 0 && step > 0) {
+        return Err("GENERATE_SERIES step has wrong sign".into());
+    }
+    let size = 1 + diff / step;
+    if size > MAX_SERIES as i128 {
+        return Err(format!(
+            "GENERATE_SERIES would make {size} elements, more than {MAX_SERIES}"
+        ));
+    }
+    let ints = matches!(t, DataType::Array(e) if **e == DataType::Int);
+    Ok(Value::Array(
+        (0..size)
+            .map(|i| {
+                let n = start as i128 + i * step;
+                if ints {
+                    Value::Int(n as i32)
+                } else {
+                    Value::BigInt(n as i64)
+                }
+            })
+            .collect(),
+    ))
 }
 
 fn items(v: &Value) -> &[Value] {
@@ -306,3 +368,32 @@ pub static CUBE: ScalarFunction = ScalarFunction {
         Ok(Value::Array(out))
     },
 };
+
+#[cfg(test)]
+mod tests {
+    use super::generate_series;
+    use crate::value::Value;
+    use brook_sql::ast::DataType;
+
+    #[test]
+    fn series_refuse_zero_steps_wrong_signs_and_sizes_past_the_limit() {
+        let ints = DataType::Array(Box::new(DataType::Int));
+        let series = |args: &[i32]| {
+            let args: Vec<Value> = args.iter().map(|i| Value::Int(*i)).collect();
+            generate_series(&args, &ints)
+        };
+        assert_eq!(
+            series(&[5, 1]),
+            Ok(Value::Array((1..=5).rev().map(Value::Int).collect()))
+        );
+        assert_eq!(
+            series(&[1, 5, 0]),
+            Err("GENERATE_SERIES step cannot be zero".into())
+        );
+        assert_eq!(
+            series(&[1, 5, -1]),
+            Err("GENERATE_SERIES step has wrong sign".into())
+        );
+        assert!(series(&[0, i32::MAX]).is_err_and(|e| e.contains("more than 10000000")));
+    }
+}

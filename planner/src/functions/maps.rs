@@ -97,5 +97,117 @@ pub(super) fn functions() -> Vec<ScalarFunction> {
                 })
             },
         },
+        ScalarFunction {
+            name: "ENTRIES",
+            resolve: |a| match a {
+                [Some(t @ DataType::Map(k, v)), sorted]
+                    if **k == DataType::String && super::fits(sorted, &DataType::Boolean) =>
+                {
+                    Ok(Signature {
+                        params: vec![t.clone(), DataType::Boolean],
+                        returns: DataType::Array(Box::new(DataType::Struct(vec![
+                            ("K".into(), DataType::String),
+                            ("V".into(), (**v).clone()),
+                        ]))),
+                    })
+                }
+                _ => Err(no_match("ENTRIES", a)),
+            },
+            eval: |v, _| {
+                let Value::Map(entries) = &v[0] else {
+                    return Ok(Value::Null);
+                };
+                let mut entries: Vec<&(Value, Value)> = entries.iter().collect();
+                if v[1] == Value::Boolean(true) {
+                    entries.sort_by(|a, b| {
+                        crate::value::compare_values(&a.0, &b.0)
+                            .unwrap_or(std::cmp::Ordering::Equal)
+                    });
+                }
+                Ok(Value::Array(
+                    entries
+                        .into_iter()
+                        .map(|(k, v)| {
+                            Value::Struct(vec![("K".into(), k.clone()), ("V".into(), v.clone())])
+                        })
+                        .collect(),
+                ))
+            },
+        },
+        ScalarFunction {
+            name: "SPLIT_TO_MAP",
+            resolve: |a| {
+                use DataType::String as Str;
+                super::exactly(
+                    "SPLIT_TO_MAP",
+                    a,
+                    &[Str, Str, Str],
+                    DataType::Map(Box::new(Str), Box::new(Str)),
+                )
+            },
+            eval: |v, _| strict(v, split_to_map),
+        },
     ]
+}
+
+/// SPLIT_TO_MAP: entries split by the first delimiter (empty ones skipped), each split by
+/// the second into a key and a value (text after a second `kv` is dropped, an entry
+/// without one is skipped); a later key replaces an earlier one. Delimiters that are
+/// empty or the same give NULL.
+fn split_to_map(v: &[Value]) -> Result<Value, String> {
+    let (Value::String(text), Value::String(entry), Value::String(kv)) = (&v[0], &v[1], &v[2])
+    else {
+        return Ok(Value::Null);
+    };
+    if entry.is_empty() || kv.is_empty() || entry == kv {
+        return Ok(Value::Null);
+    }
+    let mut entries: Vec<(Value, Value)> = Vec::new();
+    for pair in text.split(entry.as_str()).filter(|e| !e.is_empty()) {
+        let mut parts = pair.split(kv.as_str());
+        let (Some(key), Some(value)) = (parts.next(), parts.next()) else {
+            continue;
+        };
+        let (key, value) = (Value::String(key.into()), Value::String(value.into()));
+        match entries.iter_mut().find(|(k, _)| *k == key) {
+            Some(existing) => existing.1 = value,
+            None => entries.push((key, value)),
+        }
+    }
+    Ok(Value::Map(entries))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_to_map;
+    use crate::value::Value;
+
+    fn map(text: &str, entry: &str, kv: &str) -> Value {
+        let s = |t: &str| Value::String(t.into());
+        split_to_map(&[s(text), s(entry), s(kv)]).unwrap()
+    }
+
+    fn entries(pairs: &[(&str, &str)]) -> Value {
+        Value::Map(
+            pairs
+                .iter()
+                .map(|(k, v)| (Value::String((*k).into()), Value::String((*v).into())))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn text_splits_into_a_map() {
+        assert_eq!(
+            map("apple:=green/cherry:=red/apple:=red", "/", ":="),
+            entries(&[("apple", "red"), ("cherry", "red")])
+        );
+        assert_eq!(
+            map("a:1//b:2/", "/", ":"),
+            entries(&[("a", "1"), ("b", "2")])
+        );
+        assert_eq!(map("a:1:x/b", "/", ":"), entries(&[("a", "1")]));
+        assert_eq!(map("a:1", "", ":"), Value::Null);
+        assert_eq!(map("a:1", ":", ":"), Value::Null);
+    }
 }

@@ -61,6 +61,25 @@ pub(super) fn functions() -> Vec<ScalarFunction> {
             eval: |v, t| strict(v, |v| Ok(round(v, t))),
         },
         ScalarFunction {
+            name: "TRUNC",
+            // The signatures of ROUND; the value goes toward zero instead.
+            resolve: |a| {
+                if a.len() == 2 {
+                    return match &a[0] {
+                        Some(t @ DataType::Decimal { .. }) => {
+                            exactly("TRUNC", a, &[t.clone(), Int], t.clone())
+                        }
+                        _ => exactly("TRUNC", a, &[Double, Int], Double),
+                    };
+                }
+                match &a.first() {
+                    Some(Some(Double)) => exactly("TRUNC", a, &[Double], BigInt),
+                    _ => rounded("TRUNC", a),
+                }
+            },
+            eval: |v, t| strict(v, |v| Ok(trunc(v, t))),
+        },
+        ScalarFunction {
             name: "SQRT",
             resolve: |a| exactly("SQRT", a, &[Double], Double),
             eval: |v, _| strict(v, |v| Ok(float(&v[0], f64::sqrt))),
@@ -292,6 +311,8 @@ enum Rounding {
     Ceil,
     Floor,
     HalfUp,
+    /// Toward zero.
+    Down,
 }
 
 fn round_decimal(u: i128, from: i8, to: i8, mode: Rounding) -> i128 {
@@ -315,6 +336,7 @@ fn round_decimal(u: i128, from: i8, to: i8, mode: Rounding) -> i128 {
                 q
             }
         }
+        Rounding::Down => q,
         Rounding::HalfUp => {
             if r.abs() * 2 >= div {
                 q + u.signum()
@@ -357,6 +379,31 @@ fn round(v: &[Value], t: &DataType) -> Value {
                 round_decimal(rounded, places.min(*s), *s, Rounding::HalfUp),
                 *s,
             )
+        }
+        (other, _) => other.clone(),
+    }
+}
+
+/// TRUNC: toward zero, to `places` decimal places (0 when not given; negative ones are
+/// left of the point).
+fn trunc(v: &[Value], t: &DataType) -> Value {
+    let places = match v.get(1) {
+        Some(Value::Int(p)) => (*p).clamp(-38, 38),
+        _ => 0,
+    };
+    match (&v[0], v.get(1)) {
+        (Value::Double(d), None) => Value::BigInt(d.trunc() as i64),
+        (Value::Double(d), Some(_)) => {
+            let factor = 10f64.powi(places);
+            Value::Double((d * factor).trunc() / factor)
+        }
+        (Value::Decimal(u, s), None) => {
+            round_to(&Value::Decimal(*u, *s), t, f64::trunc, Rounding::Down)
+        }
+        (Value::Decimal(u, s), Some(_)) => {
+            let places = (places as i8).min(*s);
+            let cut = round_decimal(*u, *s, places, Rounding::Down);
+            Value::Decimal(round_decimal(cut, places, *s, Rounding::Down), *s)
         }
         (other, _) => other.clone(),
     }

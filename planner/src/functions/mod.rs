@@ -49,25 +49,47 @@ impl std::fmt::Debug for FunctionRef {
     }
 }
 
-fn registry() -> &'static BTreeMap<&'static str, ScalarFunction> {
-    static REGISTRY: OnceLock<BTreeMap<&'static str, ScalarFunction>> = OnceLock::new();
+/// Each function with the category ksqlDB lists it under (`SHOW FUNCTIONS`).
+fn registry() -> &'static BTreeMap<&'static str, (ScalarFunction, &'static str)> {
+    static REGISTRY: OnceLock<BTreeMap<&'static str, (ScalarFunction, &'static str)>> =
+        OnceLock::new();
     REGISTRY.get_or_init(|| {
-        let mut all = Vec::new();
-        all.extend(strings::functions());
-        all.extend(math::functions());
-        all.extend(nulls::functions());
-        all.extend(arrays::functions());
-        all.extend(maps::functions());
-        all.extend(temporal::functions());
-        all.extend(json::functions());
-        all.extend(encoding::functions());
-        all.extend(encoding::url_functions());
-        all.into_iter().map(|f| (f.name, f)).collect()
+        let groups = [
+            (strings::functions(), "STRING"),
+            (math::functions(), "MATHEMATICAL"),
+            (nulls::functions(), "CONDITIONAL"),
+            (arrays::functions(), "ARRAY"),
+            (maps::functions(), "MAP"),
+            (temporal::functions(), "DATE / TIME"),
+            (json::functions(), "JSON"),
+            (encoding::functions(), "CONVERSIONS"),
+            (encoding::url_functions(), "URL"),
+        ];
+        groups
+            .into_iter()
+            .flat_map(|(functions, category)| {
+                functions.into_iter().map(move |f| {
+                    let category = match f.name {
+                        n if n.starts_with("REGEXP_") => "REGULAR EXPRESSION",
+                        n if n.starts_with("URL_") => "URL",
+                        "GEO_DISTANCE" => "MATHEMATICAL",
+                        "MD5" | "UUID" => "STRING",
+                        _ => category,
+                    };
+                    (f.name, (f, category))
+                })
+            })
+            .collect()
     })
 }
 
 pub fn lookup(name: &str) -> Option<FunctionRef> {
-    registry().get(name).map(FunctionRef)
+    registry().get(name).map(|(f, _)| FunctionRef(f))
+}
+
+/// The category of the scalar function `name` (upper case), as `SHOW FUNCTIONS` lists it.
+pub fn category(name: &str) -> Option<&'static str> {
+    registry().get(name).map(|(_, category)| *category)
 }
 
 /// All registered names, sorted.
