@@ -168,6 +168,27 @@ pub struct SinkConfig {
     /// The most of an answer's body that is read (`response.max.bytes`, Brook's own): an
     /// endpoint that answers with a flood cannot fill memory.
     pub response_max_bytes: usize,
+    /// Result and error reporting (`reporter.*`).
+    pub reporter: ReporterConfig,
+}
+
+/// Where delivered and failed records are reported (Confluent's `reporter.*`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ReporterConfig {
+    /// `reporter.bootstrap.servers`: another cluster than the connector's own.
+    pub bootstrap: Option<String>,
+    /// `reporter.result.topic.*`: a record per delivered record (off when the name is blank).
+    pub result: Option<ReportTopic>,
+    /// `reporter.error.topic.*`: a record per failed record (off when the name is blank).
+    pub error: Option<ReportTopic>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReportTopic {
+    pub name: String,
+    pub partitions: i32,
+    /// At most the cluster's broker count: a one-broker cluster gets one copy.
+    pub replicas: i32,
 }
 
 /// HTTP status ranges as the HTTP sink writes them: `404,408,500-` (a bare `N-` is N and
@@ -282,6 +303,7 @@ pub fn sink_config(name: &str, config: &BTreeMap<String, String>) -> Result<Sink
         dead_letter_headers: false,
         commit_interval: Duration::from_secs(5),
         response_max_bytes: DEFAULT_RESPONSE_MAX_BYTES,
+        reporter: ReporterConfig::default(),
     };
     let mut sink = match class {
         SinkClass::AzureFunctions => {
@@ -431,6 +453,25 @@ pub fn sink_config(name: &str, config: &BTreeMap<String, String>) -> Result<Sink
         millis("offset.flush.interval.ms", 5_000)?.max(Duration::from_millis(10));
     sink.response_max_bytes =
         positive("response.max.bytes", DEFAULT_RESPONSE_MAX_BYTES as i64)? as usize;
+    let report_topic = |kind: &str, suffix: &str| -> Result<Option<ReportTopic>, String> {
+        let prefix = format!("reporter.{kind}.topic");
+        // A blank name turns the report off; no name at all takes the default.
+        let topic = match config.get(&format!("{prefix}.name")).map(|v| v.trim()) {
+            Some("") => return Ok(None),
+            Some(topic) => topic.to_string(),
+            None => format!("{name}-{suffix}"),
+        };
+        Ok(Some(ReportTopic {
+            name: topic,
+            partitions: positive(&format!("{prefix}.partitions"), 1)? as i32,
+            replicas: positive(&format!("{prefix}.replication.factor"), 3)? as i32,
+        }))
+    };
+    sink.reporter = ReporterConfig {
+        bootstrap: get("reporter.bootstrap.servers").map(str::to_string),
+        result: report_topic("result", "success")?,
+        error: report_topic("error", "error")?,
+    };
     if let Some(format) = get("value.converter").or(get("input.data.format")) {
         let lower = format.to_lowercase();
         if !(lower.contains("json") || lower.contains("string") || lower.contains("bytearray")) {
@@ -508,6 +549,34 @@ mod tests {
             sink_config("c", &config(&pairs))
         };
         assert_eq!(with("4096").map(|s| s.response_max_bytes), Ok(4096));
+        let reports = |pairs: &[(&str, &str)]| {
+            let mut all = base.to_vec();
+            all.extend_from_slice(pairs);
+            sink_config("c", &config(&all)).map(|s| s.reporter)
+        };
+        let defaults = reports(&[]).unwrap();
+        let topic = |name: &str, partitions, replicas| {
+            Some(ReportTopic {
+                name: name.into(),
+                partitions,
+                replicas,
+            })
+        };
+        assert_eq!(defaults.result, topic("c-success", 1, 3));
+        assert_eq!(defaults.error, topic("c-error", 1, 3));
+        assert_eq!(defaults.bootstrap, None);
+        let set = reports(&[
+            ("reporter.result.topic.name", ""),
+            ("reporter.error.topic.name", "failures"),
+            ("reporter.error.topic.partitions", "3"),
+            ("reporter.error.topic.replication.factor", "1"),
+            ("reporter.bootstrap.servers", "other:9092"),
+        ])
+        .unwrap();
+        assert_eq!(set.result, None, "a blank name turns the report off");
+        assert_eq!(set.error, topic("failures", 3, 1));
+        assert_eq!(set.bootstrap.as_deref(), Some("other:9092"));
+        assert!(reports(&[("reporter.result.topic.partitions", "0")]).is_err());
         assert_eq!(
             with("0").map(|s| s.response_max_bytes),
             Err(

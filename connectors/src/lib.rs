@@ -151,6 +151,7 @@ impl Runtime {
                     health: health.clone(),
                     paused: connector.paused.subscribe(),
                     engine: self.engine.clone(),
+                    reports: Default::default(),
                     tokens: Default::default(),
                     usage: engine.metrics().connector_usage(&connector.name),
                     agent: format!(

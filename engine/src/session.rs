@@ -463,6 +463,14 @@ impl Engine {
         self.shared_producer().map(|p| p.get())
     }
 
+    /// The topic administration of a Kafka engine (the embedded broker's included).
+    pub fn topics(&self) -> std::result::Result<&Topics, String> {
+        match &self.backend {
+            Backend::Kafka(k) => Ok(&k.topics),
+            Backend::Driver(_) => Err("the in-process driver has no Kafka cluster".into()),
+        }
+    }
+
     /// The process's producer of a Kafka engine, which is replaced when it fails for good:
     /// for writers that keep it (the command topic).
     pub fn shared_producer(&self) -> Option<Arc<crate::kafka::SharedProducer>> {

@@ -418,6 +418,50 @@ fn refused_records_go_to_the_dead_letter_topic_with_the_reason() {
     ) == 10)
         .then_some(()))
     .is_some());
+
+    // The reports, on by default: a result record per delivered record, its value the
+    // endpoint's answer, and an error record per refused one, each naming its input.
+    let results = b.read_topic(&format!("{name}-success"), good.len(), LONG);
+    let reported: BTreeSet<(i64, i64)> = results
+        .iter()
+        .map(|r| {
+            assert_eq!(r.value.as_deref(), Some(b"ok".as_slice()), "{r:?}");
+            assert_eq!(r.header("input_record_topic"), Some(topic.as_str()));
+            let offset = r.header("input_record_offset").and_then(|o| o.parse().ok());
+            assert_eq!(r.key_str(), format!("k{}", offset.unwrap_or(-1)));
+            (
+                r.header("input_record_partition")
+                    .and_then(|p| p.parse().ok())
+                    .unwrap_or(-1),
+                offset.unwrap_or(-1),
+            )
+        })
+        .collect();
+    assert_eq!(reported, good, "a result record per delivered record");
+    let errors = b.read_topic(&format!("{name}-error"), 10, LONG);
+    let mut refused: Vec<i64> = errors
+        .iter()
+        .map(|e| {
+            assert_eq!(e.header("status_code"), Some("400"), "{e:?}");
+            assert_eq!(e.header("reason_phrase"), Some("Bad Request"), "{e:?}");
+            assert_eq!(e.header("url"), Some(endpoint.url().as_str()), "{e:?}");
+            assert_eq!(e.header("response_content"), Some("refused"), "{e:?}");
+            let value = String::from_utf8_lossy(e.value.as_deref().unwrap_or_default());
+            assert!(value.contains("answered 400"), "{value}");
+            assert_eq!(e.header("error_message"), Some(value.as_ref()));
+            assert!(e
+                .header("input_record_timestamp")
+                .is_some_and(|t| !t.is_empty()));
+            e.header("input_record_offset")
+                .and_then(|o| o.parse().ok())
+                .unwrap_or(-1)
+        })
+        .collect();
+    refused.sort();
+    assert_eq!(
+        refused,
+        (0..100).filter(|i| i % 10 == 3).collect::<Vec<_>>()
+    );
     server.run.terminate();
 }
 
@@ -436,7 +480,8 @@ fn a_failing_task_is_failed_with_its_trace_until_restarted() {
         &name,
         &endpoint,
         &topic,
-        "'behavior.on.error' = 'fail', 'offset.flush.interval.ms' = '50'",
+        "'behavior.on.error' = 'fail', 'offset.flush.interval.ms' = '50',
+         'reporter.result.topic.name' = '', 'reporter.error.topic.name' = ' '",
     );
     let failed = wait_for(LONG, || {
         let s = status(&server.http, &name);
@@ -468,6 +513,10 @@ fn a_failing_task_is_failed_with_its_trace_until_restarted() {
     let delivered = wait_delivered(&endpoint, 20);
     assert_eq!(delivered, (0..20).map(|i| (0, i)).collect());
     assert_eq!(status(&server.http, &name)["tasks"][0]["state"], "RUNNING");
+    // Blank report topic names turn the reports off.
+    for suffix in ["success", "error"] {
+        assert_eq!(b.partitions(&format!("{name}-{suffix}")), None);
+    }
     server.run.terminate();
 }
 

@@ -11,6 +11,7 @@ pub mod dead_letters;
 pub mod delivery;
 pub mod oauth2;
 pub mod offsets;
+pub mod reports;
 pub mod request;
 
 use crate::config::{OnError, OnNull, SinkConfig, Topics};
@@ -62,6 +63,8 @@ pub struct SinkTask {
     pub usage: Arc<brook_engine::metrics::usage::Usage>,
     /// Where the streams and tables over its topics are defined (their formats).
     pub engine: std::sync::Weak<brook_engine::Engine>,
+    /// Its result and error reports, opened by its first attempt (`None` when off).
+    pub reports: tokio::sync::OnceCell<Option<reports::Reports>>,
 }
 
 /// What a batch's delivery settled to: fine (every record delivered or skipped by the
@@ -71,6 +74,17 @@ type Settled = (Partition, u64, usize, Result<(), String>);
 impl SinkTask {
     /// One attempt: runs until `stop` is set (Ok) or something fails.
     pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) -> Result<(), TaskError> {
+        self.reports
+            .get_or_try_init(|| async {
+                let engine = self
+                    .engine
+                    .upgrade()
+                    .ok_or_else(|| TaskError::fatal("the engine has stopped"))?;
+                reports::Reports::open(&self.config.reporter, &self.kafka, &engine, &self.producer)
+                    .await
+                    .map_err(TaskError::retriable)
+            })
+            .await?;
         let consumer = Arc::new(self.consumer()?);
         let context = consumer.context().clone();
         let mut paused = self.paused.clone();
@@ -323,15 +337,17 @@ impl SinkTask {
             return Ok(());
         }
         let failure = match self.send(&batch).await {
-            Ok(()) => return Ok(()),
+            Ok(answer) => return self.report_delivered(&batch, &answer).await,
             Err(failure) => failure,
         };
         // The endpoint refused the batch (a status it is not retried for): one record at a
         // time, so that only the records it refuses take the error path.
         if !failure.retriable && batch.len() > 1 {
             for record in &batch {
-                if let Err(failure) = self.send(std::slice::from_ref(record)).await {
-                    self.failed(record, &failure).await?;
+                let one = std::slice::from_ref(record);
+                match self.send(one).await {
+                    Ok(answer) => self.report_delivered(one, &answer).await?,
+                    Err(failure) => self.failed(record, &failure).await?,
                 }
             }
             return Ok(());
@@ -342,7 +358,16 @@ impl SinkTask {
         Ok(())
     }
 
-    async fn send(&self, batch: &[SinkRecord]) -> Result<(), Failure> {
+    /// Reports delivered records, when the result report is on.
+    async fn report_delivered(&self, batch: &[SinkRecord], answer: &[u8]) -> Result<(), String> {
+        match self.reports.get().and_then(Option::as_ref) {
+            Some(reports) => reports.delivered(batch, answer).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Sends a batch until it is delivered (the endpoint's answer) or fails for good.
+    async fn send(&self, batch: &[SinkRecord]) -> Result<Vec<u8>, Failure> {
         let config = &self.config;
         // Building the body is the task's own work: its CPU time is metered.
         let cpu_before = brook_engine::metrics::usage::thread_cpu_nanos();
@@ -363,12 +388,12 @@ impl SinkTask {
             agent: &self.agent,
             tokens: &self.tokens,
         };
-        delivery::send(&self.client, request, &self.counters).await?;
+        let answer = delivery::send(&self.client, request, &self.counters).await?;
         self.usage
             .records_written
             .fetch_add(batch.len() as u64, Ordering::Relaxed);
         self.usage.bytes_written.fetch_add(bytes, Ordering::Relaxed);
-        Ok(())
+        Ok(answer)
     }
 
     /// The HTTP sink's `behavior.on.null.values`.
@@ -410,6 +435,9 @@ impl SinkTask {
     /// A record whose delivery failed for good: to the dead-letter topic, skipped, or the
     /// task's end, as the error settings say.
     async fn failed(&self, record: &SinkRecord, failure: &Failure) -> Result<(), String> {
+        if let Some(reports) = self.reports.get().and_then(Option::as_ref) {
+            reports.failed(record, failure).await?;
+        }
         let config = &self.config;
         let at = format!("{}-{}@{}", record.topic, record.partition, record.offset);
         if config.tolerate_all {

@@ -46,14 +46,23 @@ impl Topics {
             .map(|(_, partitions, replicas)| (partitions, replicas)))
     }
 
+    /// The cluster's brokers and topics, as a broker tells them.
+    async fn metadata(&self) -> Result<rdkafka::metadata::Metadata, String> {
+        let admin = self.admin.clone();
+        tokio::task::spawn_blocking(move || admin.inner().fetch_metadata(None, TIMEOUT))
+            .await
+            .map_err(|e| format!("cannot read topic metadata: {e}"))?
+            .map_err(|e| format!("cannot read topic metadata: {e}"))
+    }
+
+    /// How many brokers the cluster has.
+    pub async fn brokers(&self) -> Result<usize, String> {
+        Ok(self.metadata().await?.brokers().len())
+    }
+
     /// Every topic: its name, partition count and replication factor, by name.
     pub async fn list(&self) -> Result<Vec<(String, i32, i32)>, String> {
-        let admin = self.admin.clone();
-        let metadata =
-            tokio::task::spawn_blocking(move || admin.inner().fetch_metadata(None, TIMEOUT))
-                .await
-                .map_err(|e| format!("cannot read topic metadata: {e}"))?
-                .map_err(|e| format!("cannot read topic metadata: {e}"))?;
+        let metadata = self.metadata().await?;
         let mut topics: Vec<(String, i32, i32)> = metadata
             .topics()
             .iter()
