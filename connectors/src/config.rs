@@ -118,6 +118,8 @@ pub struct OAuth2 {
     pub token_url: String,
     pub client_id: String,
     pub client_secret: String,
+    /// Headers sent with token requests (`oauth2.client.headers`).
+    pub headers: Vec<(String, String)>,
     /// The field of the token answer that holds the token.
     pub token_property: String,
     /// Sent as `scope` when not empty.
@@ -355,15 +357,22 @@ pub fn sink_config(name: &str, config: &BTreeMap<String, String>) -> Result<Sink
                 }
             };
             let separator = get("header.separator").unwrap_or("|");
-            for header in get("headers").unwrap_or("").split(separator) {
-                if header.trim().is_empty() {
-                    continue;
+            // `Name: value` pairs between separators, as `headers` and
+            // `oauth2.client.headers` are written.
+            let header_list = |key: &str| -> Result<Vec<(String, String)>, String> {
+                let mut list = Vec::new();
+                for header in get(key).unwrap_or("").split(separator) {
+                    if header.trim().is_empty() {
+                        continue;
+                    }
+                    let (k, v) = header
+                        .split_once(':')
+                        .ok_or_else(|| format!("{key}: '{header}' is not 'Name: value'"))?;
+                    list.push((k.trim().to_string(), v.trim().to_string()));
                 }
-                let (k, v) = header
-                    .split_once(':')
-                    .ok_or_else(|| format!("headers: '{header}' is not 'Name: value'"))?;
-                headers.push((k.trim().to_string(), v.trim().to_string()));
-            }
+                Ok(list)
+            };
+            headers.extend(header_list("headers")?);
             match choice("auth.type", "none", &["none", "basic", "oauth2"])?.as_str() {
                 "basic" => {
                     auth = Auth::Basic {
@@ -393,6 +402,7 @@ pub fn sink_config(name: &str, config: &BTreeMap<String, String>) -> Result<Sink
                             .get("oauth2.client.secret")
                             .cloned()
                             .unwrap_or_default(),
+                        headers: header_list("oauth2.client.headers")?,
                         token_property: get("oauth2.token.property")
                             .unwrap_or("access_token")
                             .to_string(),
@@ -638,6 +648,7 @@ mod tests {
             ("oauth2.client.id", "id"),
             ("oauth2.client.secret", "secret"),
             ("oauth2.client.auth.mode", "URL"),
+            ("oauth2.client.headers", "X-Tenant: t1|X-Trace:on"),
         ])
         .unwrap();
         assert_eq!(
@@ -646,6 +657,10 @@ mod tests {
                 token_url: "http://auth/token".into(),
                 client_id: "id".into(),
                 client_secret: "secret".into(),
+                headers: vec![
+                    ("X-Tenant".into(), "t1".into()),
+                    ("X-Trace".into(), "on".into())
+                ],
                 token_property: "access_token".into(),
                 scope: "any".into(),
                 client_auth: OAuth2ClientAuth::Url,

@@ -43,6 +43,8 @@ struct Issuer {
     client_secret: String,
     /// Tokens issued so far; the last one is the one accepted, until revoked.
     issued: usize,
+    /// The headers of the last token request, by lower-case name.
+    last_headers: HashMap<String, String>,
     current: Option<String>,
 }
 
@@ -186,6 +188,7 @@ impl Endpoint {
             client_id: id.into(),
             client_secret: secret.into(),
             issued: 0,
+            last_headers: HashMap::new(),
             current: None,
         });
     }
@@ -206,6 +209,13 @@ impl Endpoint {
             .oauth2
             .as_ref()
             .map_or(0, |i| i.issued)
+    }
+
+    /// A header of the last token request.
+    pub fn token_request_header(&self, name: &str) -> Option<String> {
+        let behaviour = self.shared.behaviour.lock().unwrap();
+        let issuer = behaviour.oauth2.as_ref()?;
+        issuer.last_headers.get(&name.to_lowercase()).cloned()
     }
 
     pub fn token_url(&self) -> String {
@@ -314,7 +324,18 @@ impl Shared {
             .oauth2
             .as_mut()
             .filter(|_| path == "/token")
-            .map(|issuer| issuer.token(authorization.as_deref(), &text));
+            .map(|issuer| {
+                issuer.last_headers = headers
+                    .iter()
+                    .map(|(k, v)| {
+                        (
+                            k.as_str().to_string(),
+                            String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                        )
+                    })
+                    .collect();
+                issuer.token(authorization.as_deref(), &text)
+            });
         if let Some((status, body)) = token_answer {
             self.left(&agent);
             return (status, "application/json", body);

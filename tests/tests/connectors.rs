@@ -833,7 +833,14 @@ fn the_http_sink_authenticates_with_oauth2_client_credentials() {
         )
     };
     let name = unique("oauth_sink");
-    ok(&server.http, &http_sink(&name, "s3cret", ""));
+    ok(
+        &server.http,
+        &http_sink(
+            &name,
+            "s3cret",
+            ", 'oauth2.client.headers' = 'X-Tenant: t1|X-Trace: on'",
+        ),
+    );
     let all = |n: i64| {
         wait_for(LONG, || {
             (delivered_ns(&endpoint) == (0..n).collect()).then_some(())
@@ -847,8 +854,17 @@ fn the_http_sink_authenticates_with_oauth2_client_credentials() {
         })
     };
     all(30);
-    // One token serves every request until it is refused.
+    // One token serves every request until it is refused; its request carried the
+    // configured headers.
     assert_eq!(endpoint.tokens_issued(), 1);
+    assert_eq!(
+        endpoint.token_request_header("X-Tenant").as_deref(),
+        Some("t1")
+    );
+    assert_eq!(
+        endpoint.token_request_header("X-Trace").as_deref(),
+        Some("on")
+    );
     assert!(endpoint
         .received()
         .iter()

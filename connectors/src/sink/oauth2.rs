@@ -70,6 +70,9 @@ async fn request(
         form.push(("scope", config.scope.as_str()));
     }
     let mut builder = client.post(&config.token_url).timeout(timeout);
+    for (name, value) in &config.headers {
+        builder = builder.header(name, value);
+    }
     match config.client_auth {
         OAuth2ClientAuth::Header => {
             builder = builder.basic_auth(&config.client_id, Some(&config.client_secret));
