@@ -299,13 +299,15 @@ fn print_listing(listing: &brook_engine::Listing) {
         Listing::Usage(usage) => {
             for u in usage {
                 println!(
-                    "{} {} | read {} records, {} bytes | wrote {} records, {} bytes | {:.3} CPU s | state {} bytes",
+                    "{} {} | read {} records, {} bytes | wrote {} records, {} bytes | changelogs {} records, {} bytes | {:.3} CPU s | state {} bytes",
                     u.kind.name(),
                     u.query_id,
                     u.records_read,
                     u.bytes_read,
                     u.records_written,
                     u.bytes_written,
+                    u.changelog_records_written,
+                    u.changelog_bytes_written,
                     u.cpu_seconds,
                     u.state_bytes
                 );

@@ -179,6 +179,8 @@ pub fn listing(statement_text: &str, listing: &Listing) -> Value {
                     "bytesRead": u.bytes_read,
                     "recordsWritten": u.records_written,
                     "bytesWritten": u.bytes_written,
+                    "changelogRecordsWritten": u.changelog_records_written,
+                    "changelogBytesWritten": u.changelog_bytes_written,
                     "cpuSeconds": u.cpu_seconds,
                     "stateBytes": u.state_bytes,
                     "intervals": u.intervals,
@@ -201,9 +203,8 @@ pub fn listing(statement_text: &str, listing: &Listing) -> Value {
     }
 }
 
-/// DESCRIBE EXTENDED's error figures, in ksqlDB's `name: value` layout: records the
-/// source's readers found away from their key's partition.
-/// The topic's failed records, and the records read away from their key's partition.
+/// DESCRIBE EXTENDED's error figures, in ksqlDB's `name: value` layout: the topic's failed
+/// records, and the records its readers found away from their key's partition.
 fn error_stats(d: &brook_engine::SourceDescription) -> String {
     if !d.extended {
         return String::new();

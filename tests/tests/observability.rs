@@ -454,6 +454,16 @@ fn json_logs_name_the_query_and_limit_per_record_warnings() {
     );
 }
 
+/// The query's line of SHOW USAGE.
+fn usage_of(http: &Http, query: &str) -> Option<Value> {
+    let (_, answer) = http.ksql("SHOW USAGE;");
+    answer[0]["usage"]
+        .as_array()?
+        .iter()
+        .find(|u| u["queryId"] == query)
+        .cloned()
+}
+
 #[test]
 fn usage_records_sum_to_what_a_query_read_wrote_and_holds() {
     let b = broker();
@@ -487,12 +497,7 @@ fn usage_records_sum_to_what_a_query_read_wrote_and_holds() {
 
     // The usage topic, summed by SHOW USAGE, reaches what the query did.
     let usage = wait_for(Duration::from_secs(60), || {
-        let (_, answer) = http.ksql("SHOW USAGE;");
-        let u = answer[0]["usage"]
-            .as_array()?
-            .iter()
-            .find(|u| u["queryId"] == query.as_str())?
-            .clone();
+        let u = usage_of(&http, &query)?;
         (u["recordsRead"] == 300 && u["recordsWritten"] == 300).then_some(u)
     })
     .unwrap_or_else(|| {
@@ -515,6 +520,37 @@ fn usage_records_sum_to_what_a_query_read_wrote_and_holds() {
         usage["intervals"].as_u64().is_some_and(|n| n >= 1),
         "{usage}"
     );
+    // Its store's changelog writes are counted apart: as many records and bytes as the
+    // changelog topic holds.
+    let changelog = b
+        .topic_names()
+        .into_iter()
+        .find(|t| t.contains(query.as_str()) && t.ends_with("-changelog"))
+        .expect("the query's changelog topic");
+    let held: i64 = (0..b.partitions(&changelog).unwrap_or(0))
+        .map(|p| {
+            let (low, high) = b.watermarks(&changelog, p);
+            high - low
+        })
+        .sum();
+    let changes = b.read_topic(&changelog, held as usize, Duration::from_secs(30));
+    let change_bytes: usize = changes
+        .iter()
+        .map(|r| r.key.as_ref().map_or(0, Vec::len) + r.value.as_ref().map_or(0, Vec::len))
+        .sum();
+    assert!(!changes.is_empty());
+    let counted = wait_for(Duration::from_secs(30), || {
+        let u = usage_of(&http, &query)?;
+        (u["changelogRecordsWritten"] == changes.len()).then_some(u)
+    });
+    let counted = counted.unwrap_or_else(|| {
+        panic!(
+            "{} changelog records, usage: {}",
+            changes.len(),
+            http.ksql("SHOW USAGE;").1
+        )
+    });
+    assert_eq!(counted["changelogBytesWritten"], change_bytes, "{counted}");
 
     // Each record is one query, process and interval, keyed so that compaction keeps it.
     let topic = format!("{service}ksql_usage");

@@ -528,6 +528,20 @@ impl QueryMetrics {
         }
     }
 
+    /// Records written to a store's changelog (and acknowledged): counted for the topic,
+    /// and in the query's usage apart from its outputs.
+    pub fn changelog_written(&self, topic: &str, records: u64, bytes: u64) {
+        if records == 0 {
+            return;
+        }
+        self.metrics
+            .count(&self.id, topic, Direction::Produced, records, bytes);
+        self.usage
+            .changelog_records_written
+            .fetch_add(records, Relaxed);
+        self.usage.changelog_bytes_written.fetch_add(bytes, Relaxed);
+    }
+
     /// Records that could not be processed (they go to the processing log).
     pub fn failed(&self, errors: &[crate::pipeline::RecordError]) {
         if errors.is_empty() {

@@ -55,6 +55,9 @@ pub struct Usage {
     pub bytes_read: AtomicU64,
     pub records_written: AtomicU64,
     pub bytes_written: AtomicU64,
+    /// Written to its stores' changelogs (apart from its outputs).
+    pub changelog_records_written: AtomicU64,
+    pub changelog_bytes_written: AtomicU64,
     pub cpu_nanos: AtomicU64,
     pub state_keys: AtomicU64,
     pub state_bytes: AtomicU64,
@@ -71,6 +74,8 @@ pub struct Totals {
     bytes_read: u64,
     records_written: u64,
     bytes_written: u64,
+    changelog_records_written: u64,
+    changelog_bytes_written: u64,
     cpu_nanos: u64,
 }
 
@@ -91,6 +96,12 @@ pub struct UsageRecord {
     pub bytes_read: u64,
     pub records_written: u64,
     pub bytes_written: u64,
+    /// Written to its stores' changelogs; records written before they were counted have
+    /// none.
+    #[serde(default)]
+    pub changelog_records_written: u64,
+    #[serde(default)]
+    pub changelog_bytes_written: u64,
     pub cpu_seconds: f64,
     /// What its stores held at the interval's end.
     pub state_keys: u64,
@@ -119,6 +130,8 @@ impl Usage {
             bytes_read: self.bytes_read.load(Ordering::Relaxed),
             records_written: self.records_written.load(Ordering::Relaxed),
             bytes_written: self.bytes_written.load(Ordering::Relaxed),
+            changelog_records_written: self.changelog_records_written.load(Ordering::Relaxed),
+            changelog_bytes_written: self.changelog_bytes_written.load(Ordering::Relaxed),
             cpu_nanos: self.cpu_nanos.load(Ordering::Relaxed),
         }
     }
@@ -146,6 +159,9 @@ impl Usage {
             bytes_read: now.bytes_read - before.bytes_read,
             records_written: now.records_written - before.records_written,
             bytes_written: now.bytes_written - before.bytes_written,
+            changelog_records_written: now.changelog_records_written
+                - before.changelog_records_written,
+            changelog_bytes_written: now.changelog_bytes_written - before.changelog_bytes_written,
             cpu_seconds: (now.cpu_nanos - before.cpu_nanos) as f64 / 1e9,
             state_keys: self.state_keys.load(Ordering::Relaxed),
             state_bytes: self.state_bytes.load(Ordering::Relaxed),
@@ -168,6 +184,8 @@ pub struct UsageTotal {
     pub bytes_read: u64,
     pub records_written: u64,
     pub bytes_written: u64,
+    pub changelog_records_written: u64,
+    pub changelog_bytes_written: u64,
     pub cpu_seconds: f64,
     /// The latest state held, summed over processes.
     pub state_bytes: u64,
@@ -192,6 +210,8 @@ pub fn totals(records: impl IntoIterator<Item = UsageRecord>) -> Vec<UsageTotal>
         t.bytes_read += r.bytes_read;
         t.records_written += r.records_written;
         t.bytes_written += r.bytes_written;
+        t.changelog_records_written += r.changelog_records_written;
+        t.changelog_bytes_written += r.changelog_bytes_written;
         t.cpu_seconds += r.cpu_seconds;
         t.intervals += 1;
         let latest = state

@@ -257,9 +257,12 @@ impl TaskStates {
         producer: &FutureProducer,
     ) -> Result<SentChanges, TaskError> {
         let mut sent = Vec::new();
+        let (mut records, mut bytes) = (0u64, 0u64);
         for (partition, store) in self.stores.iter_mut() {
             let mut deliveries = Vec::new();
             for (key, value) in store.pending() {
+                records += 1;
+                bytes += (key.len() + value.as_ref().map_or(0, |v| v.len())) as u64;
                 let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&self.changelog)
                     .partition(*partition)
                     .key(key);
@@ -296,6 +299,8 @@ impl TaskStates {
             }
             sent.push((*partition, last));
         }
+        self.metrics
+            .changelog_written(&self.changelog, records, bytes);
         Ok(SentChanges(sent))
     }
 
