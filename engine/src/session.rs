@@ -137,6 +137,8 @@ pub struct QueryDescription {
     pub errors: Vec<crate::runtime::QueryFailure>,
     /// Where this process serves its API (host:port), when it does.
     pub host: Option<String>,
+    /// The latest restore of each of its stores in this process.
+    pub restores: Vec<(String, i32, crate::runtime::RestoreProgress)>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -1096,6 +1098,7 @@ impl Session {
                     state: Some(state.query_summary(q).state),
                     errors: q.handle.health().map(|h| h.failures()).unwrap_or_default(),
                     host: self.engine.host.get().cloned(),
+                    restores: q.handle.health().map(|h| h.restores()).unwrap_or_default(),
                 }
             }
             ast::ExplainTarget::Statement(statement) => {
@@ -1122,6 +1125,7 @@ impl Session {
                     state: None,
                     errors: Vec::new(),
                     host: None,
+                    restores: Vec::new(),
                 }
             }
         };

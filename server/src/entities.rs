@@ -157,6 +157,15 @@ pub fn listing(statement_text: &str, listing: &Listing) -> Value {
                 "queryType": if q.id.is_empty() { "" } else { "PERSISTENT" },
                 "state": q.state,
                 "queryErrors": q.errors.iter().map(query_error).collect::<Vec<_>>(),
+                // Brook's own: how far each store's latest restore from its changelog
+                // came in this process.
+                "restores": q.restores.iter().map(|(changelog, partition, r)| json!({
+                    "changelog": changelog,
+                    "partition": partition,
+                    "restored": r.restored,
+                    "toRestore": r.to_restore,
+                    "done": r.done,
+                })).collect::<Vec<_>>(),
             },
             "warnings": [],
         }),

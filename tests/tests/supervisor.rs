@@ -285,3 +285,76 @@ fn a_join_counts_records_away_from_their_key_partition() {
         server.stderr()
     );
 }
+
+#[test]
+fn a_restore_reports_its_progress_in_the_querys_status() {
+    let b = broker();
+    let input = unique("restore_in");
+    b.create_topic(&input, 2);
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let service = unique("svc");
+    let state = std::env::temp_dir().join(unique("brook-state"));
+    let start = || {
+        BrookRun::serve(
+            "restore",
+            &b.bootstrap,
+            &listen,
+            &service,
+            &state.display().to_string(),
+        )
+    };
+    let server = start();
+    let http = Http::new(port);
+    let (status, answer) = http.ksql(&format!(
+        "SET 'auto.offset.reset' = 'earliest';
+         SET 'cache.max.bytes.buffering' = '0';
+         CREATE STREAM restore_in (k STRING KEY, n BIGINT) WITH (kafka_topic = '{input}', value_format = 'JSON');
+         CREATE TABLE restore_counts AS SELECT k, COUNT(*) AS c FROM restore_in GROUP BY k;"
+    ));
+    assert_eq!(status, 200, "{answer}");
+    b.produce(&input, &records(0, 2000));
+    let query = wait_for(Duration::from_secs(60), || {
+        let q = query_of(&http, "RESTORE_COUNTS")?;
+        q["id"].as_str().map(str::to_string)
+    })
+    .expect("the query runs");
+    let changelog = wait_for(Duration::from_secs(60), || {
+        b.topic_names()
+            .into_iter()
+            .find(|t| t.contains(query.as_str()) && t.ends_with("-changelog"))
+    })
+    .expect("the query's changelog");
+    // Every record processed: the query's group has committed the end of its input (its
+    // changelog writes are acknowledged before its offsets are committed).
+    let ends: Vec<i64> = (0..2).map(|p| b.watermarks(&input, p).1).collect();
+    let group = format!("_confluent-ksql-{service}query_{query}");
+    let settled = wait_for(Duration::from_secs(60), || {
+        (b.committed(&group, &input) == ends).then_some(())
+    });
+    assert!(settled.is_some(), "{group} did not commit {ends:?}");
+    let at_stop: Vec<(i64, i64)> = (0..2).map(|p| b.watermarks(&changelog, p)).collect();
+    server.terminate();
+
+    // Without its local state, the restarted server restores both stores from the
+    // changelog when records come for them, and EXPLAIN tells how far each came.
+    std::fs::remove_dir_all(&state).expect("remove the state");
+    let server = start();
+    b.produce(&input, &records(2000, 2050));
+    let restores = wait_for(Duration::from_secs(120), || {
+        let (_, explained) = http.ksql(&format!("EXPLAIN {query};"));
+        let restores = explained[0]["queryDescription"]["restores"]
+            .as_array()?
+            .clone();
+        (restores.len() == 2 && restores.iter().all(|r| r["done"] == true)).then_some(restores)
+    })
+    .unwrap_or_else(|| panic!("no restores; stderr:\n{}", server.stderr()));
+    for r in &restores {
+        assert_eq!(r["changelog"], changelog.as_str(), "{r}");
+        let partition = r["partition"].as_u64().expect("partition") as usize;
+        let (low, high) = at_stop[partition];
+        assert_eq!(r["toRestore"], high - low, "{r}");
+        assert_eq!(r["restored"], high - low, "{r}");
+    }
+    assert!(server.terminate().success());
+}

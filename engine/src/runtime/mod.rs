@@ -28,7 +28,9 @@ pub use rebalance::RebalanceContext;
 pub use records::{future_record, produce_all, read_to_end, OutputRecord};
 pub(crate) use records::{next_batch, partitions_of};
 pub use standby::{standby_replicas, Standbys};
-pub use supervisor::{supervise, QueryFailure, QueryHealth, QueryStatus, RetryPolicy, TaskError};
+pub use supervisor::{
+    supervise, QueryFailure, QueryHealth, QueryStatus, RestoreProgress, RetryPolicy, TaskError,
+};
 pub use task_state::TaskStates;
 
 /// How repartition topics are created: records are kept until the query that reads them

@@ -458,6 +458,7 @@ impl Runner {
                         source_changelog(group_id),
                         settings.clone(),
                         spec.metrics.clone(),
+                        health.clone(),
                         spec.standbys.as_ref(),
                     )
                 }),
@@ -474,6 +475,7 @@ impl Runner {
                     state_changelog(group_id, &operators),
                     settings.clone(),
                     spec.metrics.clone(),
+                    health.clone(),
                     spec.standbys.as_ref(),
                 )
             }),

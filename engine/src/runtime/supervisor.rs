@@ -150,6 +150,17 @@ pub struct QueryHealth {
 struct HealthState {
     status: Option<QueryStatus>,
     failures: VecDeque<QueryFailure>,
+    /// The latest restore of each store (changelog, partition): under way or done.
+    restores: std::collections::BTreeMap<(String, i32), RestoreProgress>,
+}
+
+/// How far a store's restore from its changelog has come.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RestoreProgress {
+    pub restored: u64,
+    /// The changelog records after the store's own (about: transaction markers count).
+    pub to_restore: u64,
+    pub done: bool,
 }
 
 impl QueryHealth {
@@ -172,6 +183,22 @@ impl QueryHealth {
 
     pub fn restarts(&self) -> u64 {
         self.restarts.load(Ordering::Relaxed)
+    }
+
+    /// Records how far the restore of `changelog` `partition` has come.
+    pub fn restoring(&self, changelog: &str, partition: i32, progress: RestoreProgress) {
+        self.lock()
+            .restores
+            .insert((changelog.to_string(), partition), progress);
+    }
+
+    /// The latest restore of each store, by changelog and partition.
+    pub fn restores(&self) -> Vec<(String, i32, RestoreProgress)> {
+        self.lock()
+            .restores
+            .iter()
+            .map(|((c, p), r)| (c.clone(), *p, *r))
+            .collect()
     }
 
     /// Input records not where Kafka's default partitioner puts their keys.

@@ -64,6 +64,8 @@ pub struct TaskStates {
     settings: KafkaSettings,
     stores: BTreeMap<i32, Store>,
     metrics: crate::metrics::QueryMetrics,
+    /// Where restores report their progress (the query's status).
+    health: Arc<super::QueryHealth>,
     /// The warm copies of this changelog's other partitions, with `num.standby.replicas`.
     standby: Option<Arc<Standby>>,
 }
@@ -74,6 +76,7 @@ impl TaskStates {
         changelog: String,
         settings: KafkaSettings,
         metrics: crate::metrics::QueryMetrics,
+        health: Arc<super::QueryHealth>,
         standbys: Option<&Arc<Standbys>>,
     ) -> Self {
         let standby = standbys.map(|s| s.follow(dir.clone(), &changelog));
@@ -82,6 +85,7 @@ impl TaskStates {
             changelog,
             settings,
             metrics,
+            health,
             stores: BTreeMap::new(),
             standby,
         }
@@ -194,6 +198,19 @@ impl TaskStates {
             Some(o) => (o + 1).max(low),
             None => low,
         };
+        let to_restore = (high - from).max(0) as u64;
+        let report = |restored: u64, done: bool| {
+            self.health.restoring(
+                changelog,
+                partition,
+                super::RestoreProgress {
+                    restored,
+                    to_restore,
+                    done,
+                },
+            );
+        };
+        report(0, from >= high);
         if from >= high {
             return Ok(Restore::Done(0));
         }
@@ -236,17 +253,20 @@ impl TaskStates {
                 }
                 None => {}
             }
+            if count % 1000 == 0 {
+                report(count as u64, false);
+            }
             if reported.elapsed() >= PROGRESS_EVERY {
                 reported = Instant::now();
                 tracing::info!(
-                    "restoring {changelog} partition {partition}: {count} records of about {}",
-                    high - from
+                    "restoring {changelog} partition {partition}: {count} records of about {to_restore}"
                 );
             }
         }
         store
             .flush(last)
             .map_err(|e| TaskError::fatal(e.to_string()))?;
+        report(count as u64, true);
         Ok(Restore::Done(count))
     }
 
