@@ -3,7 +3,18 @@
 use brook_planner::functions::{aggregates, names};
 
 /// Table functions: one input row gives several output rows.
-const TABLE_FUNCTIONS: &[&str] = &["EXPLODE"];
+const TABLE_FUNCTIONS: &[&str] = &["EXPLODE", "CUBE_EXPLODE"];
+
+/// Scalar functions the planner types itself (lambdas, CAST, the constructors), which
+/// ksqlDB lists with the rest, with their categories.
+const SPECIAL_FORMS: &[(&str, &str)] = &[
+    ("ARRAY", "ARRAY"),
+    ("CAST", "CONVERSIONS"),
+    ("FILTER", "LAMBDA"),
+    ("MAP", "MAP"),
+    ("REDUCE", "LAMBDA"),
+    ("TRANSFORM", "LAMBDA"),
+];
 
 /// A function as `SHOW FUNCTIONS` lists it.
 #[derive(Debug, Clone, PartialEq)]
@@ -37,6 +48,7 @@ pub fn functions() -> Vec<FunctionEntry> {
                 .map(|n| entry(n, "AGGREGATE", "AGGREGATE")),
         )
         .chain(TABLE_FUNCTIONS.iter().map(|n| entry(n, "TABLE", "TABLE")))
+        .chain(SPECIAL_FORMS.iter().map(|(n, c)| entry(n, "SCALAR", c)))
         .collect();
     all.sort_by(|a, b| a.name.cmp(&b.name));
     all.dedup_by(|a, b| a.name == b.name);

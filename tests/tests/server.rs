@@ -741,6 +741,11 @@ fn metadata_statements_status_inserts_print_and_http2() {
         ("PARSE_DATE", "SCALAR", "DATE / TIME"),
         ("COUNT", "AGGREGATE", "AGGREGATE"),
         ("EXPLODE", "TABLE", "TABLE"),
+        ("CUBE_EXPLODE", "TABLE", "TABLE"),
+        ("TRANSFORM", "SCALAR", "LAMBDA"),
+        ("CAST", "SCALAR", "CONVERSIONS"),
+        ("TRUNC", "SCALAR", "MATHEMATICAL"),
+        ("TO_JSON_STRING", "SCALAR", "JSON"),
     ] {
         assert!(
             functions.contains(&json!({"name": name, "type": kind, "category": category})),
