@@ -62,6 +62,17 @@ pub fn json_body(body: &[u8]) -> Result<serde_json::Map<String, serde_json::Valu
     }
 }
 
+/// The request's `sessionVariables`, as `${name}` substitution takes them (names in upper
+/// case, values as text).
+pub fn session_variables(
+    body: &serde_json::Map<String, serde_json::Value>,
+) -> std::collections::BTreeMap<String, String> {
+    properties(body, "sessionVariables")
+        .into_iter()
+        .map(|(k, v)| (k.to_uppercase(), v))
+        .collect()
+}
+
 /// The request's properties (`streamsProperties` / `properties`) as strings.
 pub fn properties(
     body: &serde_json::Map<String, serde_json::Value>,

@@ -10,7 +10,6 @@ use axum::Json;
 use brook_engine::{Session, StatementResult};
 use brook_sql::ast::{SourceKind, StatementKind};
 use serde_json::json;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// Where queries go instead of `/ksql`.
@@ -32,21 +31,7 @@ pub async fn handle(State(state): State<Arc<crate::AppState>>, body: Bytes) -> R
             vec![],
         );
     }
-    let mut variables: BTreeMap<String, String> = body
-        .get("sessionVariables")
-        .and_then(|v| v.as_object())
-        .map(|v| {
-            v.iter()
-                .map(|(k, v)| {
-                    let text = v
-                        .as_str()
-                        .map(str::to_string)
-                        .unwrap_or_else(|| v.to_string());
-                    (k.to_uppercase(), text)
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let mut variables = errors::session_variables(&body);
     let statements = match brook_sql::parse_statements(text, &mut variables) {
         Ok(s) => s,
         Err(e) => return errors::statement(&e.to_string(), text, vec![]),

@@ -41,7 +41,7 @@ async fn start(
         ));
     };
     let properties = errors::properties(&body, properties_field);
-    let mut variables = Default::default();
+    let mut variables = errors::session_variables(&body);
     let statements = brook_sql::parse_statements(sql, &mut variables)
         .map_err(|e| errors::statement(&e.to_string(), sql, vec![]))?;
     let [statement] = statements.as_slice() else {

@@ -106,8 +106,9 @@ fn statements_queries_and_errors_over_http() {
     let (status, body) = http.post(
         "/query-stream",
         &json!({
-            "sql": "SELECT user_id, page FROM pageviews WHERE page = '/home' EMIT CHANGES LIMIT 2;",
+            "sql": "SELECT user_id, page FROM ${source} WHERE page = '${page}' EMIT CHANGES LIMIT 2;",
             "properties": {"auto.offset.reset": "earliest"},
+            "sessionVariables": {"source": "pageviews", "page": "/home"},
         })
         .to_string(),
     );
@@ -127,8 +128,9 @@ fn statements_queries_and_errors_over_http() {
     let (status, body) = http.post(
         "/query",
         &json!({
-            "ksql": "SELECT user_id FROM pageviews EMIT CHANGES LIMIT 1;",
+            "ksql": "SELECT user_id FROM ${source} EMIT CHANGES LIMIT 1;",
             "streamsProperties": {"auto.offset.reset": "earliest"},
+            "sessionVariables": {"source": "pageviews"},
         })
         .to_string(),
     );
