@@ -10,7 +10,7 @@ use crate::kafka::Prefetch;
 use crate::pipeline::{Headers, InputRecord};
 use crate::runtime::partitions_of;
 use brook_state::Store;
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -71,22 +71,18 @@ pub struct TableView {
     positions: watch::Receiver<BTreeMap<i32, i64>>,
     /// Ends the follower when the view is dropped.
     _stop: watch::Sender<bool>,
-    /// The follower's consumer, which also looks up where the topic ends: one client per
-    /// view, not one per pull query.
-    consumer: Arc<StreamConsumer>,
+    settings: KafkaSettings,
 }
 
 impl TableView {
     /// Starts following `topic`; `None` while the brokers know no partition of it (the
     /// query that creates it has not yet), so that a later query starts the view again.
     fn start(settings: &KafkaSettings, topic: &str, dir: &Path) -> Result<Option<Self>, String> {
-        let consumer: Arc<StreamConsumer> = Arc::new(
-            settings
-                .reader_config(&format!("{topic}-pull-view"), Prefetch::Throughput)
-                .create()
-                .map_err(|e| format!("cannot follow {topic}: {e}"))?,
-        );
-        let partitions = partitions_of(&*consumer, topic, Duration::from_secs(30))?;
+        let consumer: StreamConsumer = settings
+            .reader_config(&format!("{topic}-pull-view"), Prefetch::Throughput)
+            .create()
+            .map_err(|e| format!("cannot follow {topic}: {e}"))?;
+        let partitions = partitions_of(&consumer, topic, Duration::from_secs(30))?;
         if partitions.is_empty() {
             return Ok(None);
         }
@@ -119,9 +115,8 @@ impl TableView {
         let (stop, mut stopped) = watch::channel(false);
         let follower_store = store.clone();
         let name = topic.to_string();
-        let follower = consumer.clone();
         tokio::spawn(async move {
-            while let Some(batch) = crate::runtime::next_batch(&*follower, &mut stopped, 1000).await
+            while let Some(batch) = crate::runtime::next_batch(&consumer, &mut stopped, 1000).await
             {
                 let Ok(mut store) = follower_store.lock() else {
                     return;
@@ -159,16 +154,16 @@ impl TableView {
             store,
             positions,
             _stop: stop,
-            consumer,
+            settings: settings.clone(),
         }))
     }
 
     /// The table's rows once the store holds every record the topic holds now, in
     /// partition and key order: all of them, or those whose keys start with one of `keys`.
     pub async fn rows(&self, keys: Option<&[Vec<u8>]>) -> Result<Vec<InputRecord>, String> {
-        let consumer = self.consumer.clone();
+        let settings = self.settings.clone();
         let topic = self.topic.clone();
-        let ends = tokio::task::spawn_blocking(move || end_offsets(&consumer, &topic))
+        let ends = tokio::task::spawn_blocking(move || end_offsets(&settings, &topic))
             .await
             .map_err(|e| e.to_string())??;
         let mut positions = self.positions.clone();
@@ -246,9 +241,17 @@ impl TableView {
 }
 
 /// Each partition's end offset (where the next record will go).
-fn end_offsets(consumer: &StreamConsumer, topic: &str) -> Result<BTreeMap<i32, i64>, String> {
+///
+/// A client of its own: with the ends asked through the follower's consumer, pull queries
+/// stopped seeing rows written since (the migrations test waited out its minute for a row
+/// it had inserted).
+fn end_offsets(settings: &KafkaSettings, topic: &str) -> Result<BTreeMap<i32, i64>, String> {
+    let consumer: BaseConsumer = settings
+        .reader_config(&format!("{topic}-pull-ends"), Prefetch::Small)
+        .create()
+        .map_err(|e| format!("cannot read {topic}: {e}"))?;
     let mut ends = BTreeMap::new();
-    for p in partitions_of(consumer, topic, Duration::from_secs(30))? {
+    for p in partitions_of(&consumer, topic, Duration::from_secs(30))? {
         let (_, high) = consumer
             .fetch_watermarks(topic, p, Duration::from_secs(30))
             .map_err(|e| format!("cannot read {topic}: {e}"))?;
