@@ -47,12 +47,7 @@ impl DeadLetters<'_> {
                 ),
                 ("__connect.errors.exception.message", &message),
             ];
-            for (key, value) in context {
-                headers = headers.insert(Header {
-                    key,
-                    value: Some(value),
-                });
-            }
+            headers = super::with_text_headers(headers, &context);
         }
         let mut out: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(self.topic).headers(headers);
         if let Some(key) = &record.key {

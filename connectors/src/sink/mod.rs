@@ -469,6 +469,20 @@ impl SinkTask {
     }
 }
 
+/// `headers` with text headers added: the context dead letters and reports carry.
+fn with_text_headers(
+    mut headers: rdkafka::message::OwnedHeaders,
+    pairs: &[(&str, &str)],
+) -> rdkafka::message::OwnedHeaders {
+    for (key, value) in pairs {
+        headers = headers.insert(rdkafka::message::Header {
+            key,
+            value: Some(*value),
+        });
+    }
+    headers
+}
+
 /// The next batch to send: a whole one if a partition has it, else (when `partial`) the
 /// records of the partition that has the most.
 fn take_batch(

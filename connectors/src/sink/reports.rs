@@ -8,7 +8,7 @@ use super::delivery::Failure;
 use super::request::SinkRecord;
 use crate::config::{ReportTopic, ReporterConfig};
 use brook_engine::kafka::{KafkaSettings, Topics};
-use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use std::time::Duration;
 
@@ -93,19 +93,16 @@ impl Reports {
             ""
         };
         let message = failure.to_string();
-        let mut headers = input_headers(record);
-        for (key, value) in [
-            ("status_code", status.as_str()),
-            ("reason_phrase", reason),
-            ("url", &failure.url),
-            ("response_content", &failure.response),
-            ("error_message", &message),
-        ] {
-            headers = headers.insert(Header {
-                key,
-                value: Some(value),
-            });
-        }
+        let headers = super::with_text_headers(
+            input_headers(record),
+            &[
+                ("status_code", status.as_str()),
+                ("reason_phrase", reason),
+                ("url", &failure.url),
+                ("response_content", &failure.response),
+                ("error_message", &message),
+            ],
+        );
         let out = report(topic, record, headers).payload(message.as_bytes());
         self.producer
             .send(out, TIMEOUT)
@@ -149,17 +146,13 @@ fn input_headers(record: &SinkRecord) -> OwnedHeaders {
     let partition = record.partition.to_string();
     let offset = record.offset.to_string();
     let timestamp = record.timestamp.map(|t| t.to_string()).unwrap_or_default();
-    let mut headers = OwnedHeaders::new();
-    for (key, value) in [
-        ("input_record_topic", record.topic.as_str()),
-        ("input_record_partition", &partition),
-        ("input_record_offset", &offset),
-        ("input_record_timestamp", &timestamp),
-    ] {
-        headers = headers.insert(Header {
-            key,
-            value: Some(value),
-        });
-    }
-    headers
+    super::with_text_headers(
+        OwnedHeaders::new(),
+        &[
+            ("input_record_topic", record.topic.as_str()),
+            ("input_record_partition", &partition),
+            ("input_record_offset", &offset),
+            ("input_record_timestamp", &timestamp),
+        ],
+    )
 }

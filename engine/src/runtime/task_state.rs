@@ -242,6 +242,9 @@ impl TaskStates {
                     apply_change(store, m.key(), m.payload());
                     last = Some(m.offset());
                     count += 1;
+                    if count % 1000 == 0 {
+                        report(count as u64, false);
+                    }
                     if count % 10_000 == 0 {
                         store
                             .flush(last)
@@ -252,9 +255,6 @@ impl TaskStates {
                     return Err(TaskError::kafka(format!("cannot restore {changelog}"), &e))
                 }
                 None => {}
-            }
-            if count % 1000 == 0 {
-                report(count as u64, false);
             }
             if reported.elapsed() >= PROGRESS_EVERY {
                 reported = Instant::now();
