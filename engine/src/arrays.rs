@@ -171,14 +171,24 @@ fn nulls(valid: Vec<bool>) -> Option<NullBuffer> {
     }
 }
 
-fn mismatch(t: &DataType, v: &Value) -> String {
+pub(crate) fn mismatch(t: &DataType, v: &Value) -> String {
     format!("value {v:?} is not of type {t}")
 }
 
 /// An array holding `value` `len` times.
 pub fn repeat(t: &DataType, value: &Value, len: usize) -> Result<ArrayRef, String> {
-    let values = vec![value; len];
-    build_array(t, &values)
+    // Literals are repeated for every batch: the common ones without a value per row.
+    Ok(match (t, value) {
+        (_, Value::Null) => new_null_array(&arrow_type(t), len),
+        (DataType::Boolean, Value::Boolean(b)) => Arc::new(BooleanArray::from(vec![*b; len])),
+        (DataType::Int, Value::Int(i)) => Arc::new(Int32Array::from_value(*i, len)),
+        (DataType::BigInt, Value::BigInt(i)) => Arc::new(Int64Array::from_value(*i, len)),
+        (DataType::Double, Value::Double(d)) => Arc::new(Float64Array::from_value(*d, len)),
+        (DataType::String, Value::String(s)) => Arc::new(StringArray::from_iter_values(
+            std::iter::repeat_n(s.as_str(), len),
+        )),
+        _ => build_array(t, &vec![value; len])?,
+    })
 }
 
 /// The value at `row` of an array of type `t`.
@@ -262,6 +272,29 @@ pub fn value_at(array: &dyn Array, t: &DataType, row: usize) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn repeated_literals_are_the_arrays_their_values_build() {
+        for (t, v) in [
+            (DataType::Boolean, Value::Boolean(true)),
+            (DataType::Int, Value::Int(-3)),
+            (DataType::BigInt, Value::BigInt(1 << 40)),
+            (DataType::Double, Value::Double(2.5)),
+            (DataType::String, Value::String("gold".into())),
+            (DataType::String, Value::Null),
+            (
+                DataType::Decimal {
+                    precision: 3,
+                    scale: 1,
+                },
+                Value::Decimal(15, 1),
+            ),
+        ] {
+            let fast = repeat(&t, &v, 3).unwrap();
+            let slow = build_array(&t, &[&v, &v, &v]).unwrap();
+            assert_eq!(fast.as_ref(), slow.as_ref(), "{t} {v:?}");
+        }
+    }
 
     #[test]
     fn nested_values_round_trip() {

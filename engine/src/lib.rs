@@ -5,6 +5,7 @@
 pub mod aggregation;
 pub mod arrays;
 pub mod asserts;
+pub mod batch;
 pub mod connect;
 pub mod dataflow;
 mod error;

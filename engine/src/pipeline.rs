@@ -2,6 +2,7 @@
 //! filter, project. Records that fail are reported, not fatal.
 
 use crate::arrays::{build_array, value_at};
+use crate::batch::{Cell, RowBuilder};
 use crate::eval::evaluate;
 use crate::eval::null_as_false;
 use crate::formats::{FormatContext, RecordCodec};
@@ -148,29 +149,43 @@ impl Pipeline {
 
     /// Processes records in order; the output keeps their order.
     pub fn process(&self, records: &[InputRecord], errors: &mut Vec<RecordError>) -> Output {
-        let mut rows: Vec<Vec<Value>> = Vec::with_capacity(records.len());
+        let mut batch = RowBuilder::new(self.plan.row.iter().map(|c| &c.data_type), records.len());
+        let mut tombstone = Vec::with_capacity(records.len());
         let mut kept: Vec<&InputRecord> = Vec::with_capacity(records.len());
+        let mut scratch = Scratch::default();
         for record in records {
             // A table has no row without a key.
             if self.plan.source.kind == SourceKind::Table && record.key.is_none() {
                 continue;
             }
-            match self.decode(record) {
-                Ok(row) => {
-                    rows.push(row);
+            match self.decode_into(record, &mut batch, &mut scratch) {
+                Ok(()) => {
+                    tombstone.push(record.value.is_none());
                     kept.push(record);
                 }
                 Err(e) => errors.push(e),
             }
         }
-        match self.evaluate(&rows) {
+        let failed = |message: String, kept: &[&InputRecord], errors: &mut Vec<RecordError>| {
+            errors.extend(kept.iter().map(|record| RecordError::Processing {
+                message: message.clone(),
+                record: Box::new((*record).clone()),
+            }));
+            empty_output(&self.plan)
+        };
+        let columns = match batch.finish() {
+            Ok(columns) => columns,
+            Err(message) => return failed(message, &kept, errors),
+        };
+        match self.evaluate(columns.clone(), tombstone.clone()) {
             Ok(out) => out,
-            Err(_) if rows.len() > 1 => {
+            Err(_) if kept.len() > 1 => {
                 // Something in the batch fails as a whole: find the rows that fail alone.
                 let mut parts = Vec::new();
                 let mut part_records = Vec::new();
-                for (row, record) in rows.into_iter().zip(kept) {
-                    match self.evaluate(std::slice::from_ref(&row)) {
+                for (row, record) in kept.into_iter().enumerate() {
+                    let one = columns.iter().map(|c| c.slice(row, 1)).collect();
+                    match self.evaluate(one, vec![tombstone[row]]) {
                         Ok(out) => {
                             parts.push(out);
                             part_records.push(record);
@@ -183,110 +198,176 @@ impl Pipeline {
                 }
                 match concat_outputs(parts, &self.plan) {
                     Ok(out) => out,
-                    Err(message) => {
-                        errors.extend(part_records.into_iter().map(|record| {
-                            RecordError::Processing {
-                                message: message.clone(),
-                                record: Box::new(record.clone()),
-                            }
-                        }));
-                        empty_output(&self.plan)
-                    }
+                    Err(message) => failed(message, &part_records, errors),
                 }
             }
-            Err(message) => {
-                for record in kept {
-                    errors.push(RecordError::Processing {
-                        message: message.clone(),
-                        record: Box::new(record.clone()),
-                    });
-                }
-                empty_output(&self.plan)
-            }
+            Err(message) => failed(message, &kept, errors),
         }
     }
 
-    fn decode(&self, record: &InputRecord) -> Result<Vec<Value>, RecordError> {
-        let err = |target, message| RecordError::Deserialization {
-            target,
-            message,
-            record: Box::new(record.clone()),
+    /// Appends a record's row to the batch: its value straight from the bytes where the
+    /// format can, through the lenient path otherwise.
+    fn decode_into<'r>(
+        &self,
+        record: &'r InputRecord,
+        batch: &mut RowBuilder,
+        scratch: &mut Scratch<'r>,
+    ) -> Result<(), RecordError> {
+        let append = |batch: &mut RowBuilder, row: &mut Vec<Cell<'r>>| {
+            batch
+                .append(row)
+                .map_err(|message| RecordError::Processing {
+                    message,
+                    record: Box::new(record.clone()),
+                })
         };
-        let (key_bytes, window) = match self.plan.source.window {
-            Some(w) => split_window(record.key.as_deref(), w.kind, w.size)
-                .ok_or_else(|| err("key", "a windowed key is too short for its window".into()))?,
-            None => (record.key.as_deref(), None),
-        };
-        let key = self
+        let Scratch {
+            fields,
+            cells,
+            key_cells,
+            row,
+        } = scratch;
+        if self
+            .codec
+            .value
+            .decode_cells(record.value.as_deref(), fields, cells)
+            .is_none()
+        {
+            row.clear();
+            row.extend(self.decode(record)?.into_iter().map(Cell::Value));
+            // Past the row's columns: whether the record had no value.
+            row.pop();
+            return append(batch, row);
+        }
+        let (key_bytes, window) = self.split_key(record)?;
+        if self
             .codec
             .key
+            .decode_cells(key_bytes, fields, key_cells)
+            .is_none()
+        {
+            key_cells.clear();
+            key_cells.extend(
+                self.decode_key(key_bytes, record)?
+                    .into_iter()
+                    .map(Cell::Value),
+            );
+        }
+        let rowtime = match self.timestamp_column {
+            Some(i) => {
+                let value = match &self.sources[i] {
+                    Slot::Key(k) => key_cells[*k]
+                        .clone()
+                        .into_value(&self.plan.row[i].data_type),
+                    Slot::Value(v) => cells[*v].clone().into_value(&self.plan.row[i].data_type),
+                    Slot::Header(h) => header_value(h, record),
+                };
+                self.rowtime(&value, record)?
+            }
+            None => record.timestamp,
+        };
+        row.clear();
+        for slot in &self.sources {
+            row.push(match slot {
+                Slot::Key(i) => std::mem::replace(&mut key_cells[*i], Cell::Null),
+                Slot::Value(i) => std::mem::replace(&mut cells[*i], Cell::Null),
+                Slot::Header(h) => Cell::Value(header_value(h, record)),
+            });
+        }
+        row.push(Cell::Long(rowtime));
+        row.push(Cell::Long(record.partition as i64));
+        row.push(Cell::Long(record.offset));
+        if self.plan.source.window.is_some() {
+            let w = window.unwrap_or(WindowKey { start: 0, end: 0 });
+            row.push(Cell::Long(w.start));
+            row.push(Cell::Long(w.end));
+        }
+        append(batch, row)
+    }
+
+    /// A record's key bytes without their window and, for a windowed source, its window.
+    fn split_key<'r>(
+        &self,
+        record: &'r InputRecord,
+    ) -> Result<(Option<&'r [u8]>, Option<WindowKey>), RecordError> {
+        match self.plan.source.window {
+            Some(w) => split_window(record.key.as_deref(), w.kind, w.size).ok_or_else(|| {
+                key_error("a windowed key is too short for its window".into(), record)
+            }),
+            None => Ok((record.key.as_deref(), None)),
+        }
+    }
+
+    /// A record's key columns, through the lenient path of its format.
+    fn decode_key(
+        &self,
+        key_bytes: Option<&[u8]>,
+        record: &InputRecord,
+    ) -> Result<Vec<Value>, RecordError> {
+        self.codec
+            .key
             .decode(key_bytes)
-            .map_err(|m| err("key", m))?;
+            .map_err(|message| key_error(message, record))
+    }
+
+    /// A row's ROWTIME from its TIMESTAMP column.
+    fn rowtime(&self, value: &Value, record: &InputRecord) -> Result<i64, RecordError> {
+        Ok(match value {
+            Value::BigInt(t) | Value::Timestamp(t) if *t >= 0 => *t,
+            Value::String(text) if self.plan.source.timestamp_format.is_some() => {
+                let pattern = Value::String(
+                    self.plan
+                        .source
+                        .timestamp_format
+                        .clone()
+                        .unwrap_or_default(),
+                );
+                brook_planner::functions::temporal::parse_millis(
+                    &Value::String(text.clone()),
+                    &pattern,
+                    None,
+                )
+                .map_err(|message| RecordError::Processing {
+                    message: format!("Failed to extract timestamp: {message}"),
+                    record: Box::new(record.clone()),
+                })?
+            }
+            other => {
+                return Err(RecordError::Processing {
+                    message: format!(
+                        "Failed to extract timestamp from the TIMESTAMP column: {other:?}"
+                    ),
+                    record: Box::new(record.clone()),
+                })
+            }
+        })
+    }
+
+    /// A record's row as values, through the lenient path of every format, then whether
+    /// the record had no value.
+    fn decode(&self, record: &InputRecord) -> Result<Vec<Value>, RecordError> {
+        let (key_bytes, window) = self.split_key(record)?;
+        let key = self.decode_key(key_bytes, record)?;
         let value = self
             .codec
             .value
             .decode(record.value.as_deref())
-            .map_err(|m| err("value", m))?;
+            .map_err(|message| RecordError::Deserialization {
+                target: "value",
+                message,
+                record: Box::new(record.clone()),
+            })?;
         let mut row: Vec<Value> = self
             .sources
             .iter()
             .map(|slot| match slot {
                 Slot::Key(i) => key[*i].clone(),
                 Slot::Value(i) => value[*i].clone(),
-                Slot::Header(None) => Value::Array(
-                    record
-                        .headers
-                        .iter()
-                        .map(|(k, v)| {
-                            Value::Struct(vec![
-                                ("KEY".into(), Value::String(k.clone())),
-                                (
-                                    "VALUE".into(),
-                                    v.clone().map(Value::Bytes).unwrap_or(Value::Null),
-                                ),
-                            ])
-                        })
-                        .collect(),
-                ),
-                Slot::Header(Some(key)) => record
-                    .headers
-                    .iter()
-                    .rev()
-                    .find(|(k, _)| k == key)
-                    .and_then(|(_, v)| v.clone().map(Value::Bytes))
-                    .unwrap_or(Value::Null),
+                Slot::Header(h) => header_value(h, record),
             })
             .collect();
         let rowtime = match self.timestamp_column {
-            Some(i) => match &row[i] {
-                Value::BigInt(t) | Value::Timestamp(t) if *t >= 0 => *t,
-                Value::String(text) if self.plan.source.timestamp_format.is_some() => {
-                    let pattern = Value::String(
-                        self.plan
-                            .source
-                            .timestamp_format
-                            .clone()
-                            .unwrap_or_default(),
-                    );
-                    brook_planner::functions::temporal::parse_millis(
-                        &Value::String(text.clone()),
-                        &pattern,
-                        None,
-                    )
-                    .map_err(|message| RecordError::Processing {
-                        message: format!("Failed to extract timestamp: {message}"),
-                        record: Box::new(record.clone()),
-                    })?
-                }
-                other => {
-                    return Err(RecordError::Processing {
-                        message: format!(
-                            "Failed to extract timestamp from the TIMESTAMP column: {other:?}"
-                        ),
-                        record: Box::new(record.clone()),
-                    })
-                }
-            },
+            Some(i) => self.rowtime(&row[i], record)?,
             None => record.timestamp,
         };
         row.push(Value::BigInt(rowtime));
@@ -305,7 +386,12 @@ impl Pipeline {
     /// Rows already made (the plan's row, then whether the row is a tombstone) through
     /// the filter and projection.
     pub(crate) fn evaluate_rows(&self, rows: &[Vec<Value>]) -> Result<Output, String> {
-        self.evaluate(rows)
+        let tombstone_index = self.plan.row.len();
+        let tombstone = rows
+            .iter()
+            .map(|r| matches!(r.get(tombstone_index), Some(Value::Boolean(true))))
+            .collect();
+        self.evaluate(self.columns(rows)?, tombstone)
     }
 
     /// The row columns of rows already made.
@@ -321,15 +407,14 @@ impl Pipeline {
             .collect()
     }
 
-    fn evaluate(&self, rows: &[Vec<Value>]) -> Result<Output, String> {
-        let len = rows.len();
-        let tombstone_index = self.plan.row.len();
-        let mut tombstone: Vec<bool> = rows
-            .iter()
-            .map(|r| matches!(r.get(tombstone_index), Some(Value::Boolean(true))))
-            .collect();
-        let mut columns = self.columns(rows)?;
-        let mut len = len;
+    /// The row's columns (and whether each row is a tombstone) through the filter and
+    /// projection.
+    fn evaluate(
+        &self,
+        mut columns: Vec<ArrayRef>,
+        mut tombstone: Vec<bool>,
+    ) -> Result<Output, String> {
+        let mut len = tombstone.len();
         if let (Some(f), SourceKind::Table) = (&self.plan.filter, self.plan.source.kind) {
             // A table row that stops matching deletes its key downstream: it becomes a
             // tombstone rather than disappearing.
@@ -401,6 +486,51 @@ impl Pipeline {
             windows,
             len,
         })
+    }
+}
+
+fn key_error(message: String, record: &InputRecord) -> RecordError {
+    RecordError::Deserialization {
+        target: "key",
+        message,
+        record: Box::new(record.clone()),
+    }
+}
+
+/// What decoding a batch reuses from one record to the next.
+#[derive(Default)]
+struct Scratch<'r> {
+    fields: Vec<crate::formats::RawField<'r>>,
+    cells: Vec<Cell<'r>>,
+    key_cells: Vec<Cell<'r>>,
+    row: Vec<Cell<'r>>,
+}
+
+/// A header column's value: all headers, or the last header with its key.
+fn header_value(header: &Option<String>, record: &InputRecord) -> Value {
+    match header {
+        None => Value::Array(
+            record
+                .headers
+                .iter()
+                .map(|(k, v)| {
+                    Value::Struct(vec![
+                        ("KEY".into(), Value::String(k.clone())),
+                        (
+                            "VALUE".into(),
+                            v.clone().map(Value::Bytes).unwrap_or(Value::Null),
+                        ),
+                    ])
+                })
+                .collect(),
+        ),
+        Some(key) => record
+            .headers
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .and_then(|(_, v)| v.clone().map(Value::Bytes))
+            .unwrap_or(Value::Null),
     }
 }
 

@@ -1,5 +1,6 @@
 //! Turning a query's output rows into the records its sink topic receives.
 
+use crate::arrays::value_at;
 use crate::formats::{FormatContext, RecordCodec};
 use crate::pipeline::{InputRecord, Output, RecordError};
 use crate::runtime::OutputRecord;
@@ -72,23 +73,24 @@ impl SinkWriter {
         errors: &mut Vec<RecordError>,
     ) -> Vec<OutputRecord> {
         let mut out = Vec::with_capacity(output.len);
+        let value_arrays: Vec<&dyn arrow::array::Array> = self
+            .value_columns
+            .iter()
+            .map(|i| output.columns[*i].as_ref())
+            .collect();
+        let writer = self.codec.value.array_writer(&value_arrays);
+        let cell =
+            |i: usize, row: usize| value_at(&output.columns[i], &projection[i].expr.data_type, row);
         for row in 0..output.len {
-            let values = output.row(projection, row);
-            let keys: Vec<Value> = self
-                .key_columns
-                .iter()
-                .map(|i| values[*i].clone())
-                .collect();
-            let vals: Vec<Value> = self
-                .value_columns
-                .iter()
-                .map(|i| values[*i].clone())
-                .collect();
-            let timestamp = match self.timestamp_column.map(|i| &vals[i]) {
-                Some(Value::BigInt(t)) | Some(Value::Timestamp(t)) => *t,
+            let keys: Vec<Value> = self.key_columns.iter().map(|i| cell(*i, row)).collect();
+            let timestamp = match self
+                .timestamp_column
+                .map(|i| cell(self.value_columns[i], row))
+            {
+                Some(Value::BigInt(t)) | Some(Value::Timestamp(t)) => t,
                 Some(Value::String(text)) => match &self.timestamp_format {
                     Some(pattern) => match brook_planner::functions::temporal::parse_millis(
-                        &Value::String(text.clone()),
+                        &Value::String(text),
                         &Value::String(pattern.clone()),
                         None,
                     ) {
@@ -124,7 +126,15 @@ impl SinkWriter {
                 if output.tombstone[row] {
                     return Ok((k, None));
                 }
-                Ok((k, self.codec.value.encode(&vals)?))
+                let value = match &writer {
+                    Some(writer) => writer.write(row),
+                    None => {
+                        let vals: Vec<Value> =
+                            self.value_columns.iter().map(|i| cell(*i, row)).collect();
+                        self.codec.value.encode(&vals)?
+                    }
+                };
+                Ok((k, value))
             });
             match encoded {
                 Ok((key, value)) => out.push(OutputRecord {

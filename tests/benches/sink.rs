@@ -8,16 +8,10 @@
 use brook_tests::{
     broker, free_port, recent_timestamp, unique, wait_for, BrookRun, Endpoint, Http,
 };
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use std::time::{Duration, Instant};
 
 fn main() {
-    let records: i64 = std::env::args()
-        .skip(1)
-        .find(|a| !a.starts_with('-'))
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(500_000);
+    let records = brook_tests::bench_records(500_000) as i64;
     let b = broker();
     let topic = unique("bench_sink");
     b.create_topic(&topic, 4);
@@ -85,18 +79,7 @@ fn main() {
 
 /// Reads the topic whole with a plain consumer; returns how many records it read.
 fn raw_read(bootstrap: &str, topic: &str, expected: usize) -> usize {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", unique("raw"))
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("consumer");
-    let mut list = TopicPartitionList::new();
-    for p in 0..4 {
-        list.add_partition_offset(topic, p, Offset::Beginning)
-            .expect("partition");
-    }
-    consumer.assign(&list).expect("assign");
+    let consumer = brook_tests::consumer_from_start(bootstrap, topic, 4);
     let mut read = 0;
     let deadline = Instant::now() + Duration::from_secs(300);
     while read < expected && Instant::now() < deadline {

@@ -371,12 +371,7 @@ impl Broker {
             .set("isolation.level", isolation)
             .create()
             .expect("consumer");
-        let mut tpl = TopicPartitionList::new();
-        for p in 0..partitions {
-            tpl.add_partition_offset(topic, p, Offset::Beginning)
-                .expect("tpl");
-        }
-        consumer.assign(&tpl).expect("assign");
+        assign_from_start(&consumer, topic, partitions);
         let mut out = Vec::new();
         let deadline = Instant::now() + timeout;
         while out.len() < expected && Instant::now() < deadline {
@@ -416,6 +411,29 @@ fn block_on<F: std::future::Future>(future: F) -> F::Output {
         .build()
         .expect("runtime")
         .block_on(future)
+}
+
+/// A plain consumer of a topic's partitions from their start, with no group of its own to
+/// join: what benchmarks read with as their baseline.
+pub fn consumer_from_start(bootstrap: &str, topic: &str, partitions: i32) -> BaseConsumer {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", crate::unique("raw"))
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    assign_from_start(&consumer, topic, partitions);
+    consumer
+}
+
+/// Has `consumer` read every partition of `topic` from its start.
+fn assign_from_start(consumer: &BaseConsumer, topic: &str, partitions: i32) {
+    let mut list = TopicPartitionList::new();
+    for p in 0..partitions {
+        list.add_partition_offset(topic, p, Offset::Beginning)
+            .expect("partition");
+    }
+    consumer.assign(&list).expect("assign");
 }
 
 #[cfg(test)]

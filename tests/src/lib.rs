@@ -13,7 +13,7 @@ pub use brook::{brook_binary, free_port, run_brook, BrookRun};
 pub use endpoint::{records_of, Endpoint, Received};
 pub use http::Http;
 pub use http_server::LoopbackServer;
-pub use kafka::{murmur2_partition, Input, Record};
+pub use kafka::{consumer_from_start, murmur2_partition, Input, Record};
 
 /// A name no other test in this run uses, for topics and service ids.
 pub fn unique(prefix: &str) -> String {
@@ -28,6 +28,16 @@ pub fn unique(prefix: &str) -> String {
         std::process::id(),
         N.fetch_add(1, Ordering::Relaxed)
     )
+}
+
+/// A benchmark's record count: its first argument that is not a flag (`cargo bench` passes
+/// `--bench`), or `default`.
+pub fn bench_records(default: usize) -> usize {
+    std::env::args()
+        .skip(1)
+        .find(|a| !a.starts_with('-'))
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(default)
 }
 
 /// A record timestamp an hour ago: old enough to be in the past, young enough that no

@@ -7,12 +7,16 @@ pub(crate) mod json;
 pub mod json_schema;
 pub mod protobuf;
 
+pub(crate) use json::RawField;
 pub use json::{from_json as json_to_value, to_json as value_to_json};
 mod kafka;
 
+use crate::batch::Cell;
 use crate::schema_registry::{unframe, RegisteredSchema, SchemaRegistry};
+use arrow::array::Array;
 use avro::AvroCodec;
 use brook_planner::catalog::{ColumnRole, SourceDef};
+use std::borrow::Cow;
 use std::sync::Arc;
 
 /// What codecs need beyond a source's definition.
@@ -39,6 +43,10 @@ pub struct ColumnsCodec {
     json_schema: Option<Result<Arc<RegisteredSchema>, String>>,
     /// The PROTOBUF or PROTOBUF_NOSR codec, or why there is none.
     protobuf: Option<Result<Arc<protobuf::ProtobufCodec>, String>>,
+    /// The columns' names, as the JSON decoder matches fields against them.
+    names: Vec<String>,
+    /// Whether no two names are equal ignoring case.
+    distinct_names: bool,
 }
 
 impl ColumnsCodec {
@@ -84,10 +92,18 @@ impl ColumnsCodec {
             ),
             _ => None,
         };
+        let names: Vec<String> = columns.iter().map(|(n, _)| n.clone()).collect();
+        let distinct_names = {
+            let mut lower: Vec<String> = names.iter().map(|n| n.to_ascii_lowercase()).collect();
+            lower.sort();
+            lower.windows(2).all(|w| w[0] != w[1])
+        };
         Self {
             format,
             columns,
             unwrapped,
+            names,
+            distinct_names,
             is_key,
             avro,
             json_schema,
@@ -137,6 +153,53 @@ impl ColumnsCodec {
             FormatKind::JsonSr => json::decode(unframe(bytes)?.1, &self.columns, self.unwrapped),
             FormatKind::Protobuf | FormatKind::ProtobufNoSr => self.protobuf()?.decode(bytes),
         }
+    }
+
+    /// Decodes bytes straight into one cell per column, borrowing text from them, where
+    /// the format has such a path (JSON objects, KAFKA strings); `None` means the record needs
+    /// [`Self::decode`], which reads it or says why it cannot.
+    pub(crate) fn decode_cells<'a>(
+        &self,
+        bytes: Option<&'a [u8]>,
+        scratch: &mut Vec<json::RawField<'a>>,
+        cells: &mut Vec<Cell<'a>>,
+    ) -> Option<()> {
+        cells.clear();
+        let json = match self.format.kind {
+            FormatKind::Json => true,
+            FormatKind::JsonSr => false,
+            // Text is borrowed as it is.
+            FormatKind::Kafka
+                if self.columns.len() == 1 && self.columns[0].1 == DataType::String =>
+            {
+                cells.push(match bytes {
+                    Some(b) => Cell::Str(Cow::Borrowed(std::str::from_utf8(b).ok()?)),
+                    None => Cell::Null,
+                });
+                return Some(());
+            }
+            _ => return None,
+        };
+        if self.unwrapped || self.columns.is_empty() {
+            return None;
+        }
+        let Some(bytes) = bytes else {
+            cells.resize(self.columns.len(), Cell::Null);
+            return Some(());
+        };
+        let bytes = if json { bytes } else { unframe(bytes).ok()?.1 };
+        json::raw_fields(bytes, &self.names, self.distinct_names, scratch)?;
+        for (field, (_, t)) in scratch.iter().zip(&self.columns) {
+            cells.push(json::raw_cell(field, t)?);
+        }
+        Some(())
+    }
+
+    /// A writer of rows straight from a batch's arrays (one per column), where the format
+    /// has one (JSON); `None` means [`Self::encode`] per row.
+    pub fn array_writer<'a>(&'a self, arrays: &[&'a dyn Array]) -> Option<json::ArrayWriter<'a>> {
+        (self.format.kind == FormatKind::Json && !self.columns.is_empty())
+            .then(|| json::ArrayWriter::new(&self.columns, arrays, self.unwrapped))
     }
 
     /// Encodes one value per column; no columns (or all-NULL single columns) give no bytes.
