@@ -5,8 +5,10 @@
 //! and the records per second of CPU time brook used (per core).
 //!
 //!     cargo build --release -p brook && cargo bench -p brook-tests --bench csas [-- RECORDS]
+//!
+//! `BENCH_BROOK_ARGS` adds arguments to `brook run` (`--kafka-property KEY=VALUE`, say).
 
-use brook_tests::{broker, recent_timestamp, unique, BrookRun};
+use brook_tests::{broker, recent_timestamp, unique, wait_for, BrookRun};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
@@ -70,13 +72,23 @@ fn main() {
         "--state-dir",
         state.as_str(),
     ];
+    let extra: Vec<String> = std::env::var("BENCH_BROOK_ARGS")
+        .map(|a| a.split_whitespace().map(str::to_string).collect())
+        .unwrap_or_default();
+    let args: Vec<&str> = args
+        .into_iter()
+        .chain(extra.iter().map(String::as_str))
+        .collect();
+    let started = Instant::now();
+    let run = BrookRun::start("bench-csas", &sql, &args);
+    // The output's end offsets, read by a client made once the query has created the
+    // topic (a client that looked it up before would not see it for minutes).
+    let created = wait_for(Duration::from_secs(120), || b.partitions(&out));
+    assert!(created.is_some(), "the query created its output topic");
     let watcher: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", &b.bootstrap)
         .create()
         .expect("consumer");
-    let started = Instant::now();
-    let run = BrookRun::start("bench-csas", &sql, &args);
-    // The output's end offsets: the topic is the query's to create.
     let written = || -> i64 {
         (0..PARTITIONS)
             .map(|p| {

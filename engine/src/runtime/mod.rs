@@ -6,6 +6,7 @@
 pub(crate) mod backend;
 mod commit;
 pub mod driver;
+mod in_flight;
 pub mod lag;
 mod merge;
 mod persistent;

@@ -3,11 +3,12 @@
 //! produced, so a crash repeats work but never loses it.
 
 use super::commit::{next_offsets, Guarantee, TaskProducer};
+use super::in_flight::{InFlight, Settled, MAX_IN_FLIGHT};
 use super::merge::Merger;
 use super::placement::Placement;
 use super::purge::Purger;
 use super::rebalance::RebalanceContext;
-use super::records::{next_batch_within, produce_all};
+use super::records::{next_batch_within, produce_all, send_all};
 use super::supervisor::{supervise, QueryHealth, QueryStatus, RetryPolicy, TaskError};
 use crate::dataflow::Operators;
 use crate::formats::FormatContext;
@@ -97,6 +98,10 @@ struct Runner {
     /// Counts input records that are not where their keys belong, for stateful tasks.
     placement: Option<Placement>,
     metrics: crate::metrics::QueryMetrics,
+    /// For a stateless query at least once, reading one topic: its batches whose outputs
+    /// are being delivered while it goes on (stateful tasks wait for theirs, since their
+    /// stores take a batch's changes only once its changelog records are acknowledged).
+    in_flight: Option<InFlight>,
 }
 
 /// A join input read from its source topic and written to its repartition topic, keyed
@@ -444,7 +449,14 @@ impl Runner {
             (!partitions.is_empty())
                 .then(|| Placement::new(&spec.id, partitions, health.misplaced_counter()))
         };
+        let in_flight = (guarantee == Guarantee::AtLeastOnce
+            && !operators.stateful()
+            && repartition.is_none()
+            && forwards.is_empty()
+            && subscribed.len() == 1)
+            .then(|| InFlight::new(&spec.sink.topic));
         Ok(Runner {
+            in_flight,
             subscribed,
             purger,
             placement,
@@ -538,10 +550,16 @@ impl Runner {
         let mut merger = (topics.len() > 1).then(|| Merger::new(topics));
         let mut waiting_since: Option<Instant> = None;
         loop {
-            let wait = merger
-                .as_ref()
-                .is_some_and(Merger::holding)
-                .then_some(Duration::from_millis(100));
+            let holding = merger.as_ref().is_some_and(Merger::holding);
+            // Batches in flight are committed once acknowledged, also when no more come.
+            let delivering = self.in_flight.as_ref().is_some_and(|f| !f.is_empty());
+            let wait = if holding {
+                Some(Duration::from_millis(100))
+            } else if delivering {
+                Some(Duration::from_millis(10))
+            } else {
+                None
+            };
             let Some(fetched) = next_batch_within(
                 &self.consumer,
                 &mut stop,
@@ -554,6 +572,14 @@ impl Runner {
                 break;
             };
             let revoked = self.rebalances.take_revoked();
+            if let Some(in_flight) = &mut self.in_flight {
+                in_flight.forget(&revoked);
+                let settled = in_flight.settle(fetched.is_empty()).await?;
+                self.committed(settled).await?;
+                if fetched.is_empty() {
+                    continue;
+                }
+            }
             if !fetched.is_empty() {
                 tokio::task::block_in_place(|| self.producer.begin())?;
             }
@@ -657,6 +683,18 @@ impl Runner {
             // Each partition is a task with its own state. Nothing in this loop awaits, so
             // its thread's CPU time is the query's.
             let cpu_before = crate::metrics::usage::thread_cpu_nanos();
+            if self.states.is_none() && self.repartition.is_none() {
+                // Without state, partitions need no tasks of their own: one batch for all.
+                let mut stateless = brook_state::Store::memory();
+                let output = self
+                    .operators
+                    .process(&batch, &mut stateless, &mut errors)?;
+                records.extend(
+                    self.sink
+                        .encode(self.operators.projection(), &output, &mut errors),
+                );
+                tasks.clear();
+            }
             for (partition, part) in by_partition(tasks) {
                 let mut stateless = brook_state::Store::memory();
                 let store = match &mut self.states {
@@ -680,6 +718,21 @@ impl Runner {
                 self.metrics.cpu(after.saturating_sub(before));
             }
             let records = super::record_cache::coalesce(records, self.cache_bytes);
+            if let Some(in_flight) = &mut self.in_flight {
+                // The next batch is processed while this one is delivered.
+                let deliveries =
+                    send_all(&self.producer.producer, &self.sink.topic, &records).await?;
+                self.metrics.produced(&self.sink.topic, &records, true);
+                if !errors.is_empty() {
+                    self.log.log(&self.id, &errors).await?;
+                    self.metrics.failed(&errors);
+                }
+                in_flight.push(&batch, deliveries);
+                self.metrics.consumed(batch.iter());
+                let settled = in_flight.settle(in_flight.len() > MAX_IN_FLIGHT).await?;
+                self.committed(settled).await?;
+                continue;
+            }
             produce_all(&self.producer.producer, &self.sink.topic, &records).await?;
             self.metrics.produced(&self.sink.topic, &records, true);
             let mut sent = Vec::new();
@@ -732,6 +785,10 @@ impl Runner {
             self.metrics.state(keys, bytes);
             self.purger.committed(&offsets).await;
         }
+        if let Some(in_flight) = &mut self.in_flight {
+            let settled = in_flight.settle_all().await?;
+            self.committed(settled).await?;
+        }
         // Records held back were not processed: their offsets stay uncommitted; under
         // exactly-once every processed record's offset is committed with its transaction.
         if merger.is_some() || self.producer.guarantee() == Guarantee::ExactlyOnce {
@@ -745,6 +802,21 @@ impl Runner {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// Commits what batches in flight settled: their outputs are all acknowledged.
+    async fn committed(&mut self, settled: Settled) -> Result<(), TaskError> {
+        if settled.records == 0 {
+            return Ok(());
+        }
+        let offsets = settled.offsets()?;
+        let started = Instant::now();
+        let (producer, consumer) = (&mut self.producer, &self.consumer);
+        tokio::task::block_in_place(|| producer.commit(consumer, &offsets, CommitMode::Async))?;
+        self.metrics.committed_in(started.elapsed());
+        self.health.add_committed(settled.records as u64);
+        self.purger.committed(&offsets).await;
         Ok(())
     }
 

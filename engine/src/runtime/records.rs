@@ -61,9 +61,10 @@ pub(super) async fn next_batch_within<C: ConsumerContext + 'static>(
             }
         }
     }
+    // What is already fetched, without a timer per record.
     while batch.len() < max {
-        match tokio::time::timeout(Duration::ZERO, consumer.recv()).await {
-            Ok(Ok(m)) => {
+        match futures::FutureExt::now_or_never(consumer.recv()) {
+            Some(Ok(m)) => {
                 // A revocation is served inside `recv`, before the message it returns.
                 let before = batch.len();
                 drop_revoked(rebalances, &mut revocations, &mut batch, before);
@@ -163,7 +164,19 @@ pub async fn produce_all(
     topic: &str,
     records: &[OutputRecord],
 ) -> Result<(), TaskError> {
+    let pending = send_all(producer, topic, records).await?;
+    await_deliveries(topic, pending).await
+}
+
+/// Sends records without waiting for their acknowledgements (but for those of earlier
+/// records when the producer's queue is full); their deliveries come in their order.
+pub async fn send_all(
+    producer: &FutureProducer,
+    topic: &str,
+    records: &[OutputRecord],
+) -> Result<Vec<DeliveryFuture>, TaskError> {
     let mut pending: Vec<DeliveryFuture> = Vec::with_capacity(records.len());
+    let mut delivered = 0;
     for r in records {
         loop {
             match producer.send_result(future_record(topic, r)) {
@@ -173,7 +186,10 @@ pub async fn produce_all(
                 }
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
                     // The local queue is full: wait for what is in flight, then retry.
-                    await_deliveries(topic, std::mem::take(&mut pending)).await?;
+                    for d in &mut pending[delivered..] {
+                        super::in_flight::delivered(topic, d.await)?;
+                    }
+                    delivered = pending.len();
                 }
                 Err((e, _)) => {
                     return Err(TaskError::kafka(format!("cannot produce to {topic}"), &e))
@@ -181,25 +197,12 @@ pub async fn produce_all(
             }
         }
     }
-    await_deliveries(topic, pending).await
+    Ok(pending)
 }
 
 async fn await_deliveries(topic: &str, pending: Vec<DeliveryFuture>) -> Result<(), TaskError> {
     for result in futures::future::join_all(pending).await {
-        match result {
-            Ok(Ok(_)) => {}
-            Ok(Err((e, _))) => {
-                return Err(TaskError::kafka(
-                    format!("a record to {topic} was not delivered"),
-                    &e,
-                ))
-            }
-            Err(_) => {
-                return Err(TaskError::fatal(
-                    "the producer was closed before delivering",
-                ))
-            }
-        }
+        super::in_flight::delivered(topic, result)?;
     }
     Ok(())
 }
