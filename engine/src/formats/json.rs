@@ -158,15 +158,15 @@ pub(crate) struct RawField<'a> {
 /// anything but an object, escaped keys, invalid JSON.
 pub(super) fn raw_fields<'a>(
     bytes: &'a [u8],
-    names: &[String],
+    columns: &[(String, DataType)],
     distinct: bool,
     fields: &mut Vec<RawField<'a>>,
 ) -> Option<()> {
     fields.clear();
-    fields.resize(names.len(), RawField::default());
+    fields.resize(columns.len(), RawField::default());
     let mut de = serde_json::Deserializer::from_slice(bytes);
     de.deserialize_map(FieldsVisitor {
-        names,
+        columns,
         distinct,
         fields,
     })
@@ -175,7 +175,7 @@ pub(super) fn raw_fields<'a>(
 }
 
 struct FieldsVisitor<'s, 'a> {
-    names: &'s [String],
+    columns: &'s [(String, DataType)],
     /// Whether no two names are equal ignoring case, so a key matches one column at most.
     distinct: bool,
     fields: &'s mut [RawField<'a>],
@@ -193,10 +193,10 @@ impl<'de> de::Visitor<'de> for FieldsVisitor<'_, 'de> {
         let mut next = 0;
         while let Some(key) = map.next_key_seed(BorrowedKey)? {
             let raw: &'de RawValue = map.next_value()?;
-            let n = self.names.len();
+            let n = self.columns.len();
             for step in 0..n {
                 let i = (next + step) % n;
-                let name = &self.names[i];
+                let name = &self.columns[i].0;
                 if name.len() != key.len() || !name.eq_ignore_ascii_case(key) {
                     continue;
                 }

@@ -43,9 +43,7 @@ pub struct ColumnsCodec {
     json_schema: Option<Result<Arc<RegisteredSchema>, String>>,
     /// The PROTOBUF or PROTOBUF_NOSR codec, or why there is none.
     protobuf: Option<Result<Arc<protobuf::ProtobufCodec>, String>>,
-    /// The columns' names, as the JSON decoder matches fields against them.
-    names: Vec<String>,
-    /// Whether no two names are equal ignoring case.
+    /// Whether no two column names are equal ignoring case.
     distinct_names: bool,
 }
 
@@ -92,9 +90,11 @@ impl ColumnsCodec {
             ),
             _ => None,
         };
-        let names: Vec<String> = columns.iter().map(|(n, _)| n.clone()).collect();
         let distinct_names = {
-            let mut lower: Vec<String> = names.iter().map(|n| n.to_ascii_lowercase()).collect();
+            let mut lower: Vec<String> = columns
+                .iter()
+                .map(|(n, _)| n.to_ascii_lowercase())
+                .collect();
             lower.sort();
             lower.windows(2).all(|w| w[0] != w[1])
         };
@@ -102,7 +102,6 @@ impl ColumnsCodec {
             format,
             columns,
             unwrapped,
-            names,
             distinct_names,
             is_key,
             avro,
@@ -188,7 +187,7 @@ impl ColumnsCodec {
             return Some(());
         };
         let bytes = if json { bytes } else { unframe(bytes).ok()?.1 };
-        json::raw_fields(bytes, &self.names, self.distinct_names, scratch)?;
+        json::raw_fields(bytes, &self.columns, self.distinct_names, scratch)?;
         for (field, (_, t)) in scratch.iter().zip(&self.columns) {
             cells.push(json::raw_cell(field, t)?);
         }

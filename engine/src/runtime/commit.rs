@@ -169,21 +169,46 @@ impl TaskProducer {
     }
 }
 
+/// Each input partition's next offset to read.
+pub type Positions = BTreeMap<(String, i32), i64>;
+
 /// The next offset to read of each input partition, past every record of `records`.
-pub fn next_offsets<'a>(
+pub fn positions<'a>(
     records: impl IntoIterator<Item = &'a crate::pipeline::InputRecord>,
-) -> Result<TopicPartitionList, TaskError> {
+) -> Positions {
     let mut next: BTreeMap<(&str, i32), i64> = BTreeMap::new();
     for r in records {
         let e = next.entry((r.topic.as_str(), r.partition)).or_insert(0);
         *e = (*e).max(r.offset + 1);
     }
+    next.into_iter()
+        .map(|((topic, partition), offset)| ((topic.to_string(), partition), offset))
+        .collect()
+}
+
+/// Moves `into` forward to the positions of `from` that are ahead of it.
+pub fn advance(into: &mut Positions, from: Positions) {
+    for (tp, offset) in from {
+        let e = into.entry(tp).or_insert(0);
+        *e = (*e).max(offset);
+    }
+}
+
+/// Positions as the offsets to commit.
+pub fn offsets_of(positions: &Positions) -> Result<TopicPartitionList, TaskError> {
     let mut tpl = TopicPartitionList::new();
-    for ((topic, partition), offset) in next {
-        tpl.add_partition_offset(topic, partition, Offset::Offset(offset))
+    for ((topic, partition), offset) in positions {
+        tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset))
             .map_err(|e| TaskError::fatal(e.to_string()))?;
     }
     Ok(tpl)
+}
+
+/// The offsets to commit past every record of `records`.
+pub fn next_offsets<'a>(
+    records: impl IntoIterator<Item = &'a crate::pipeline::InputRecord>,
+) -> Result<TopicPartitionList, TaskError> {
+    offsets_of(&positions(records))
 }
 
 /// This process's stable identity within its service, kept in the state directory so that

@@ -3,14 +3,15 @@
 //! every output of it (and of every batch before it) is acknowledged, so at-least-once
 //! holds whatever the overlap.
 
+use super::commit::{advance, offsets_of, positions, Positions};
 use super::supervisor::TaskError;
 use crate::pipeline::InputRecord;
 use futures::channel::oneshot::Canceled;
 use futures::FutureExt;
 use rdkafka::producer::future_producer::OwnedDeliveryResult;
 use rdkafka::producer::DeliveryFuture;
-use rdkafka::{Offset, TopicPartitionList};
-use std::collections::{BTreeMap, VecDeque};
+use rdkafka::TopicPartitionList;
+use std::collections::VecDeque;
 use std::future::Future;
 
 /// How many batches may wait for their acknowledgements before processing waits for the
@@ -24,14 +25,14 @@ struct Batch<D> {
     /// How many of its deliveries are known to have succeeded, in order.
     delivered: usize,
     /// The offset after each input partition's last record.
-    next: BTreeMap<(String, i32), i64>,
+    next: Positions,
     records: usize,
 }
 
 /// What the batches that were acknowledged let the query commit.
 #[derive(Default)]
 pub struct Settled {
-    next: BTreeMap<(String, i32), i64>,
+    next: Positions,
     /// How many input records they held.
     pub records: usize,
 }
@@ -39,12 +40,13 @@ pub struct Settled {
 impl Settled {
     /// The offsets to commit.
     pub fn offsets(&self) -> Result<TopicPartitionList, TaskError> {
-        let mut tpl = TopicPartitionList::new();
-        for ((topic, partition), offset) in &self.next {
-            tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset))
-                .map_err(|e| TaskError::fatal(e.to_string()))?;
-        }
-        Ok(tpl)
+        offsets_of(&self.next)
+    }
+
+    /// Adds what later batches settled.
+    fn absorb(&mut self, later: Settled) {
+        advance(&mut self.next, later.next);
+        self.records += later.records;
     }
 }
 
@@ -76,15 +78,10 @@ where
 
     /// A batch whose outputs were sent.
     pub fn push(&mut self, inputs: &[InputRecord], deliveries: Vec<D>) {
-        let mut next: BTreeMap<(String, i32), i64> = BTreeMap::new();
-        for r in inputs {
-            let e = next.entry((r.topic.clone(), r.partition)).or_insert(0);
-            *e = (*e).max(r.offset + 1);
-        }
         self.batches.push_back(Batch {
             deliveries,
             delivered: 0,
-            next,
+            next: positions(inputs),
             records: inputs.len(),
         });
     }
@@ -124,11 +121,10 @@ where
             let Some(batch) = self.batches.pop_front() else {
                 break;
             };
-            for (tp, offset) in batch.next {
-                let e = settled.next.entry(tp).or_insert(0);
-                *e = (*e).max(offset);
-            }
-            settled.records += batch.records;
+            settled.absorb(Settled {
+                next: batch.next,
+                records: batch.records,
+            });
         }
         Ok(settled)
     }
@@ -137,12 +133,7 @@ where
     pub async fn settle_all(&mut self) -> Result<Settled, TaskError> {
         let mut all = Settled::default();
         while !self.batches.is_empty() {
-            let settled = self.settle(true).await?;
-            for (tp, offset) in settled.next {
-                let e = all.next.entry(tp).or_insert(0);
-                *e = (*e).max(offset);
-            }
-            all.records += settled.records;
+            all.absorb(self.settle(true).await?);
         }
         Ok(all)
     }

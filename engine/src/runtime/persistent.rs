@@ -693,24 +693,25 @@ impl Runner {
                     self.sink
                         .encode(self.operators.projection(), &output, &mut errors),
                 );
-                tasks.clear();
-            }
-            for (partition, part) in by_partition(tasks) {
-                let mut stateless = brook_state::Store::memory();
-                let store = match &mut self.states {
-                    Some(states) => states.store(partition)?,
-                    None => &mut stateless,
-                };
-                let output = match (&self.repartition, self.operators.aggregation()) {
-                    (Some(_), Some(aggregation)) => {
-                        aggregation.process_repartitioned(&part, store, &mut errors)?
-                    }
-                    _ => self.operators.process(&part, store, &mut errors)?,
-                };
-                records.extend(
-                    self.sink
-                        .encode(self.operators.projection(), &output, &mut errors),
-                );
+            } else {
+                for (partition, part) in by_partition(tasks) {
+                    let mut stateless = brook_state::Store::memory();
+                    let store = match &mut self.states {
+                        Some(states) => states.store(partition)?,
+                        None => &mut stateless,
+                    };
+                    let output = match (&self.repartition, self.operators.aggregation()) {
+                        (Some(_), Some(aggregation)) => {
+                            aggregation.process_repartitioned(&part, store, &mut errors)?
+                        }
+                        _ => self.operators.process(&part, store, &mut errors)?,
+                    };
+                    records.extend(self.sink.encode(
+                        self.operators.projection(),
+                        &output,
+                        &mut errors,
+                    ));
+                }
             }
             if let (Some(before), Some(after)) =
                 (cpu_before, crate::metrics::usage::thread_cpu_nanos())
