@@ -595,16 +595,20 @@ pub fn cast(array: &ArrayRef, from: &DataType, to: &DataType) -> EvalResult<Arra
                 .map_err(arrow_err)?,
             ))
         }
-        // Fields are matched by name; a field the source lacks is NULL.
+        // Fields are matched by name, exactly, else in any case when no other field has
+        // the source's name; a field the source lacks is NULL.
         (DataType::Struct(from_fields), DataType::Struct(to_fields)) => {
             let source = array.as_struct();
             let columns = to_fields
                 .iter()
                 .map(|(name, t)| {
-                    match from_fields
-                        .iter()
-                        .position(|(n, _)| n.eq_ignore_ascii_case(name))
-                    {
+                    let exact = from_fields.iter().position(|(n, _)| n == name);
+                    let loose = || {
+                        from_fields.iter().position(|(n, _)| {
+                            n.eq_ignore_ascii_case(name) && !to_fields.iter().any(|(o, _)| o == n)
+                        })
+                    };
+                    match exact.or_else(loose) {
                         Some(i) => cast(source.column(i), &from_fields[i].1, t),
                         None => Ok(new_null_array(&arrow_type(t), array.len())),
                     }

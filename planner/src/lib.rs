@@ -3,6 +3,7 @@
 
 pub mod aggregate;
 pub mod catalog;
+mod coercion;
 mod error;
 pub mod explain;
 pub mod formats;

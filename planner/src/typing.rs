@@ -1,6 +1,7 @@
 //! Expressions resolved against a row: columns become positions, every node gets its ksqlDB
 //! type, and implicit conversions become explicit casts.
 
+use crate::coercion::coerce_list;
 use crate::error::{PlanError, Result};
 use crate::functions::{self, FunctionRef};
 use crate::types::{as_decimal, common_numeric, decimal_result, is_numeric};
@@ -408,22 +409,15 @@ pub fn type_expr(expr: &Expr, scope: &Scope) -> Result<TypedExpr> {
             list,
             negated,
         } => {
-            let mut e = t(expr)?;
-            let mut items = list.iter().map(t).collect::<Result<Vec<_>>>()?;
-            let mut common = e.data_type.clone();
-            for (item, written) in items.iter().zip(list) {
-                common = comparable_type(&common, item).ok_or_else(|| {
-                    PlanError::new(format!(
-                        "Invalid Predicate: operator does not exist: {} = {} ({written})\nHint: You might need to add explicit type casts.",
-                        e.data_type, item.data_type
-                    ))
-                })?;
-            }
-            e = e.coerce(&common);
-            items = items
-                .into_iter()
-                .map(|i| coerce_literal(i, &common))
-                .collect::<Result<_>>()?;
+            let mut items = vec![t(expr)?];
+            items.extend(list.iter().map(t).collect::<Result<Vec<_>>>()?);
+            let written: Vec<String> = std::iter::once(expr.as_ref())
+                .chain(list)
+                .map(|e| e.to_string())
+                .collect();
+            let (_, mut items) = coerce_list(items, &written)
+                .map_err(|e| PlanError::new(format!("Invalid Predicate: {}", e.message)))?;
+            let e = items.remove(0);
             TypedExpr::new(
                 ExprKind::InList {
                     expr: e.boxed(),
@@ -600,13 +594,14 @@ pub fn type_expr(expr: &Expr, scope: &Scope) -> Result<TypedExpr> {
             if items.is_empty() {
                 return Err(PlanError::new("Array constructor cannot be empty. Please supply at least one element (see https://github.com/confluentinc/ksql/issues/4239)."));
             }
+            let items_ast = items;
             let items = items.iter().map(t).collect::<Result<Vec<_>>>()?;
             if items.iter().all(|i| i.is_null_literal()) {
                 return Err(PlanError::new("Cannot construct an array with all NULL elements (see https://github.com/confluentinc/ksql/issues/4239). As a workaround, you may cast a NULL value to the desired type."));
             }
-            let items = literals_to_common_type(items)?;
-            let element = common_type(&items)?;
-            let items = items.into_iter().map(|i| i.coerce(&element)).collect();
+            let written = items_written(items_ast);
+            let (element, items) = coerce_list(items, &written)?;
+            let element = element.unwrap_or(DataType::String);
             TypedExpr::new(
                 ExprKind::MakeArray(items),
                 DataType::Array(Box::new(element)),
@@ -632,15 +627,13 @@ pub fn type_expr(expr: &Expr, scope: &Scope) -> Result<TypedExpr> {
                     "Cannot construct a map with all NULL values",
                 ));
             }
-            let keys = literals_to_common_type(keys)?;
-            let values = literals_to_common_type(values)?;
-            let kt = common_type(&keys)?;
-            let vt = common_type(&values)?;
-            let entries = keys
-                .into_iter()
-                .zip(values)
-                .map(|(k, v)| (k.coerce(&kt), v.coerce(&vt)))
-                .collect();
+            let (kt, keys) = coerce_list(keys, &items_written(entries.iter().map(|(k, _)| k)))?;
+            let (vt, values) = coerce_list(values, &items_written(entries.iter().map(|(_, v)| v)))?;
+            let (kt, vt) = (
+                kt.unwrap_or(DataType::String),
+                vt.unwrap_or(DataType::String),
+            );
+            let entries = keys.into_iter().zip(values).collect();
             TypedExpr::new(
                 ExprKind::MakeMap(entries),
                 DataType::Map(Box::new(kt), Box::new(vt)),
@@ -839,90 +832,9 @@ fn epoch_millis_of(text: &str) -> Option<i64> {
     Some(local - offset_minutes * 60_000)
 }
 
-/// ksqlDB's constructors convert literals to the type of the other elements: a string
-/// literal is read as that type (or fails as ksqlDB does), a number becomes a string.
-/// The other elements decide the type; without any, the first literal that is not a
-/// string does.
-fn literals_to_common_type(items: Vec<TypedExpr>) -> Result<Vec<TypedExpr>> {
-    let literal = |i: &TypedExpr| matches!(i.kind, ExprKind::Literal(_));
-    let others: Vec<TypedExpr> = items
-        .iter()
-        .filter(|i| !literal(i) && !i.is_null_literal())
-        .cloned()
-        .collect();
-    let target = if others.is_empty() {
-        match items
-            .iter()
-            .find(|i| literal(i) && !i.is_null_literal() && i.data_type != DataType::String)
-        {
-            Some(i) => i.data_type.clone(),
-            None => return Ok(items),
-        }
-    } else {
-        common_type(&others)?
-    };
-    items
-        .into_iter()
-        .map(|i| match (&i.kind, &target) {
-            (ExprKind::Literal(Value::String(text)), t) if *t != DataType::String => {
-                let bad =
-                    || PlanError::new(format!("invalid input syntax for type {t}: \"{text}\"."));
-                let number = || text.trim().parse::<f64>().ok();
-                let value = match t {
-                    DataType::Boolean => match text.trim().to_lowercase().as_str() {
-                        "true" | "t" | "yes" | "y" => Value::Boolean(true),
-                        "false" | "f" | "no" | "n" => Value::Boolean(false),
-                        _ => return Err(bad()),
-                    },
-                    DataType::Int => match number() {
-                        Some(n) if n.fract() == 0.0 && n.abs() <= i32::MAX as f64 => {
-                            Value::Int(n as i32)
-                        }
-                        _ => return Err(bad()),
-                    },
-                    DataType::BigInt => match number() {
-                        Some(n) if n.fract() == 0.0 => Value::BigInt(n as i64),
-                        _ => return Err(bad()),
-                    },
-                    DataType::Double => Value::Double(number().ok_or_else(bad)?),
-                    _ => return Ok(i),
-                };
-                Ok(TypedExpr::new(ExprKind::Literal(value), t.clone()))
-            }
-            (ExprKind::Literal(v), DataType::String)
-                if !i.is_null_literal() && i.data_type != DataType::String =>
-            {
-                let text = match v {
-                    Value::Int(n) => n.to_string(),
-                    Value::BigInt(n) => n.to_string(),
-                    Value::Boolean(b) => b.to_string(),
-                    _ => return Ok(i),
-                };
-                Ok(TypedExpr::new(
-                    ExprKind::Literal(Value::String(text)),
-                    DataType::String,
-                ))
-            }
-            _ => Ok(i),
-        })
-        .collect()
-}
-
-fn common_type(items: &[TypedExpr]) -> Result<DataType> {
-    let mut common: Option<DataType> = None;
-    for item in items.iter().filter(|i| !i.is_null_literal()) {
-        common = Some(match common {
-            None => item.data_type.clone(),
-            Some(c) if c == item.data_type => c,
-            Some(c) => widen(&c, &item.data_type).ok_or_else(|| {
-                PlanError::new(format!(
-                    "invalid input syntax: all elements must be of the same type, found {c} and {}",
-                    item.data_type
-                ))
-            })?,
-        });
-    }
-    Ok(common.unwrap_or(DataType::String))
+/// Each expression as the statement writes it, for coercion messages.
+fn items_written<'a>(items: impl IntoIterator<Item = &'a Expr>) -> Vec<String> {
+    items.into_iter().map(|e| e.to_string()).collect()
 }
 
 /// The type two types both widen to: numbers to their common type, and arrays, maps and
