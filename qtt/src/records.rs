@@ -36,9 +36,11 @@ pub fn serialize(
             ),
             Some(codec),
         ) => {
-            let values = if codec.columns().len() == 1 && !data.is_object() {
-                vec![json_to_value(data, &codec.columns()[0].1)?]
-            } else {
+            if codec.columns().len() == 1 && !data.is_object() {
+                return codec.encode(&[json_to_value(data, &codec.columns()[0].1)?]);
+            }
+            // An object is a record even when all its fields are NULL.
+            let values: Vec<_> = {
                 codec
                     .columns()
                     .iter()
@@ -54,7 +56,7 @@ pub fn serialize(
                     })
                     .collect::<Result<_, _>>()?
             };
-            codec.encode(&values)
+            codec.encode_record(&values)
         }
         (Some(FormatKind::Json), _) | (None, _) => Ok(Some(data.to_string().into_bytes())),
         (Some(FormatKind::Delimited), _) | (Some(FormatKind::Kafka), _) => Ok(Some(as_text())),

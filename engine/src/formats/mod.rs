@@ -209,11 +209,25 @@ impl ColumnsCodec {
         if self.unwrapped && values[0].is_null() && self.format.kind != FormatKind::Delimited {
             return Ok(None);
         }
-        // DELIMITED has no way to write a key of NULLs but to write no key.
+        // DELIMITED has no way to write a key of NULLs but to write no key; a PROTOBUF key
+        // of NULLs comes from a record without a key (proto3 reads absent fields as their
+        // defaults, never as NULL), and goes on without one.
         if self.is_key
-            && self.format.kind == FormatKind::Delimited
+            && matches!(
+                self.format.kind,
+                FormatKind::Delimited | FormatKind::Protobuf | FormatKind::ProtobufNoSr
+            )
             && values.iter().all(Value::is_null)
         {
+            return Ok(None);
+        }
+        self.encode_record(values)
+    }
+
+    /// Encodes values as a record of the format even when they are all NULL: a record
+    /// whose fields are NULL, not an absent key or value.
+    pub fn encode_record(&self, values: &[Value]) -> Result<Option<Vec<u8>>, String> {
+        if self.columns.is_empty() {
             return Ok(None);
         }
         match self.format.kind {
