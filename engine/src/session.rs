@@ -1319,6 +1319,9 @@ impl Session {
                 brook_planner::formats::FormatKind::Avro => {
                     crate::formats::inference::avro_columns(&schema, single)?
                 }
+                brook_planner::formats::FormatKind::JsonSr if is_key => {
+                    crate::formats::json_schema::key_column_of(&schema, single)?
+                }
                 brook_planner::formats::FormatKind::JsonSr => {
                     crate::formats::json_schema::columns_of(&schema, single)?
                 }

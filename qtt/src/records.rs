@@ -36,7 +36,11 @@ pub fn serialize(
             ),
             Some(codec),
         ) => {
-            if codec.columns().len() == 1 && !data.is_object() {
+            // A single column written alone is the data itself (PROTOBUF always writes a
+            // message of the columns).
+            let alone = codec.is_unwrapped()
+                && !matches!(kind, Some(FormatKind::Protobuf | FormatKind::ProtobufNoSr));
+            if codec.columns().len() == 1 && (alone || !data.is_object()) {
                 return codec.encode(&[json_to_value(data, &codec.columns()[0].1)?]);
             }
             // An object is a record even when all its fields are NULL.

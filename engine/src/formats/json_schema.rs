@@ -71,6 +71,14 @@ pub fn columns_of(schema: &str, single: &str) -> Result<Vec<(String, DataType)>,
     }
 }
 
+/// A key's column: JSON_SR keys are read unwrapped, so the whole schema (an object too)
+/// is the type of one column (`single`).
+pub fn key_column_of(schema: &str, single: &str) -> Result<Vec<(String, DataType)>, String> {
+    let json: Json =
+        serde_json::from_str(schema).map_err(|e| format!("invalid JSON schema: {e}"))?;
+    Ok(vec![(single.to_string(), data_type(non_null(&json))?)])
+}
+
 fn properties(
     props: &Map<String, Json>,
     _parent: &Json,
