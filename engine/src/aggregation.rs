@@ -826,6 +826,7 @@ impl Aggregation {
             .iter()
             .map(|p| evaluate(&p.expr, &columns, len))
             .collect::<Result<Vec<_>, _>>()?;
+        crate::eval::log_failed_calls(&format!("aggregation over {}", self.plan.pre.source.name));
         Ok(Output {
             columns: outputs,
             rowtime: changes.iter().map(|c| c.rowtime).collect(),

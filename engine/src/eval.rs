@@ -1,5 +1,6 @@
 //! Vectorized evaluation of typed expressions over a batch of rows, with ksqlDB's
-//! semantics: integer arithmetic wraps, division by zero and failed conversions give NULL.
+//! semantics: integer arithmetic wraps, division by zero and failed conversions give NULL,
+//! and a function call that fails is NULL for its row (reported, the row kept).
 
 use crate::arrays::{build_array, repeat, value_at};
 use arrow::array::*;
@@ -24,6 +25,30 @@ use brook_sql::ast::DataType;
 use std::sync::Arc;
 
 pub type EvalResult<T> = Result<T, String>;
+
+thread_local! {
+    /// Why function calls failed on this thread since last taken: ksqlDB makes a failed call
+    /// NULL and reports it to the processing log, so evaluation goes on and the operator
+    /// that evaluated reports these.
+    static FAILED_CALLS: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The failures of function calls since last taken (see `FAILED_CALLS`).
+pub fn take_failed_calls() -> Vec<String> {
+    FAILED_CALLS.with(|f| std::mem::take(&mut *f.borrow_mut()))
+}
+
+/// Reports failed calls that no record can be named for (aggregate and join results):
+/// once per batch in the log, with their number and the first reason.
+pub fn log_failed_calls(operator: &str) {
+    let failed = take_failed_calls();
+    if let Some(first) = failed.first() {
+        tracing::warn!(
+            "{operator}: {} function calls failed and were NULL, the first: {first}",
+            failed.len()
+        );
+    }
+}
 
 fn arrow_err(e: ArrowError) -> String {
     e.to_string()
@@ -250,7 +275,14 @@ pub fn evaluate(expr: &TypedExpr, columns: &[ArrayRef], len: usize) -> EvalResul
                         .zip(args)
                         .map(|(a, e)| value_at(a, &e.data_type, row)),
                 );
-                out.push((function.0.eval)(&row_args, &expr.data_type)?);
+                out.push(match (function.0.eval)(&row_args, &expr.data_type) {
+                    Ok(v) => v,
+                    Err(message) => {
+                        let name = function.0.name;
+                        FAILED_CALLS.with(|f| f.borrow_mut().push(format!("{name}: {message}")));
+                        Value::Null
+                    }
+                });
             }
             build_array(&expr.data_type, &out.iter().collect::<Vec<_>>())?
         }

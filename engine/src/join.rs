@@ -907,6 +907,7 @@ impl Join {
             .map(|c| self.post_row(&c.key, &c.joined, c.deleted))
             .collect();
         let output = self.post.evaluate_rows(&rows)?;
+        crate::eval::log_failed_calls(&format!("join of {}", self.plan.inputs[0].pre.source.name));
         if self.plan.output_kind() == SourceKind::Stream {
             return Ok(output);
         }

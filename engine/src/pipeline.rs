@@ -177,16 +177,35 @@ impl Pipeline {
             Ok(columns) => columns,
             Err(message) => return failed(message, &kept, errors),
         };
-        match self.evaluate(columns.clone(), tombstone.clone()) {
-            Ok(out) => out,
-            Err(_) if kept.len() > 1 => {
-                // Something in the batch fails as a whole: find the rows that fail alone.
+        // Failed calls of an evaluation that named no record are not this batch's.
+        crate::eval::take_failed_calls();
+        let whole = self.evaluate(columns.clone(), tombstone.clone());
+        let calls_failed = crate::eval::take_failed_calls();
+        let failed_call = |calls: Vec<String>, record: &InputRecord| RecordError::Processing {
+            message: format!("Error computing expression: {}", calls.join("; ")),
+            record: Box::new(record.clone()),
+        };
+        match whole {
+            Ok(out) if calls_failed.is_empty() => out,
+            Ok(out) if kept.len() == 1 => {
+                errors.push(failed_call(calls_failed, kept[0]));
+                out
+            }
+            Err(message) if kept.len() <= 1 => failed(message, &kept, errors),
+            _ => {
+                // Something in the batch fails: find the rows that fail, or whose function
+                // calls do (those rows stay, with NULLs for the calls).
                 let mut parts = Vec::new();
                 let mut part_records = Vec::new();
                 for (row, record) in kept.into_iter().enumerate() {
                     let one = columns.iter().map(|c| c.slice(row, 1)).collect();
-                    match self.evaluate(one, vec![tombstone[row]]) {
+                    let result = self.evaluate(one, vec![tombstone[row]]);
+                    let calls = crate::eval::take_failed_calls();
+                    match result {
                         Ok(out) => {
+                            if !calls.is_empty() {
+                                errors.push(failed_call(calls, record));
+                            }
                             parts.push(out);
                             part_records.push(record);
                         }
@@ -201,7 +220,6 @@ impl Pipeline {
                     Err(message) => failed(message, &part_records, errors),
                 }
             }
-            Err(message) => failed(message, &kept, errors),
         }
     }
 
@@ -636,4 +654,89 @@ fn concat_outputs(parts: Vec<Output>, plan: &QueryPlan) -> Result<Output, String
         windows: Vec::new(),
         len: parts.iter().map(|p| p.len).sum(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use brook_planner::catalog::Catalog;
+    use brook_planner::plan::Dataflow;
+    use brook_sql::ast::StatementKind;
+
+    fn pipeline(sql: &str) -> Pipeline {
+        let statements =
+            brook_sql::parse_statements(sql, &mut Default::default()).expect("statements");
+        let mut catalog = Catalog::default();
+        let StatementKind::CreateSource(create) = &statements[0].kind else {
+            panic!("a CREATE STREAM first")
+        };
+        let source = catalog
+            .source_from_create(create, &statements[0].text)
+            .expect("source");
+        catalog.sources.insert(source.name.clone(), source);
+        let StatementKind::CreateAsSelect(csas) = &statements[1].kind else {
+            panic!("a CREATE STREAM AS SELECT second")
+        };
+        let (flow, _) = catalog
+            .plan_create_as(csas, &statements[1].text)
+            .expect("plan");
+        let Dataflow::Stateless(plan) = flow else {
+            panic!("a stateless query")
+        };
+        Pipeline::new(plan, &FormatContext::default())
+    }
+
+    fn record(offset: i64, value: &str) -> InputRecord {
+        InputRecord {
+            headers: vec![],
+            topic: "t".into(),
+            partition: 0,
+            offset,
+            timestamp: 0,
+            key: None,
+            value: Some(value.as_bytes().to_vec()),
+        }
+    }
+
+    /// ksqlDB makes a function call that fails NULL and reports it; the row stays, and
+    /// what is around the call still applies (IFNULL here).
+    #[test]
+    fn a_failed_call_is_null_and_reported_with_its_record() {
+        let p = pipeline(
+            "CREATE STREAM S (V STRING) WITH (kafka_topic='s', value_format='JSON');
+             CREATE STREAM O AS SELECT IFNULL(CAST(PARSE_DATE(V, 'yyyy-MM-dd') AS STRING), 'none') AS D FROM S;",
+        );
+        for batch in [1, 3] {
+            let records: Vec<InputRecord> = [
+                r#"{"V":"2022-02-02"}"#,
+                r#"{"V":"abcd"}"#,
+                r#"{"V":"2020-01-01"}"#,
+            ]
+            .iter()
+            .enumerate()
+            .map(|(i, v)| record(i as i64, v))
+            .collect();
+            let mut errors = Vec::new();
+            let mut rows = Vec::new();
+            for chunk in records.chunks(batch) {
+                let out = p.process(chunk, &mut errors);
+                rows.extend((0..out.len).map(|r| out.row(&p.plan.projection, r)));
+            }
+            assert_eq!(
+                rows,
+                vec![
+                    vec![Value::String("2022-02-02".into())],
+                    vec![Value::String("none".into())],
+                    vec![Value::String("2020-01-01".into())],
+                ],
+                "batches of {batch}"
+            );
+            assert_eq!(errors.len(), 1, "batches of {batch}");
+            let RecordError::Processing { message, record } = &errors[0] else {
+                panic!("a processing error")
+            };
+            assert_eq!(record.offset, 1);
+            assert!(message.contains("PARSE_DATE"), "{message}");
+        }
+    }
 }

@@ -268,13 +268,14 @@ pub(super) fn functions() -> Vec<ScalarFunction> {
                 )
             },
             eval: |v, _| {
-                strict(v, |v| {
+                // Units left NULL are kilometres, as when left out.
+                strict(&v[..4], |_| {
                     let f = |x: &Value| match x {
                         Value::Double(d) => *d,
                         _ => 0.0,
                     };
                     let radius = match v.get(4) {
-                    None => 6371.0,
+                    None | Some(Value::Null) => 6371.0,
                     Some(Value::String(u)) => match u.to_uppercase().as_str() {
                         "KM" | "KILOMETERS" | "KILOMETRES" => 6371.0,
                         "MI" | "MILES" => 3959.0,
@@ -332,23 +333,37 @@ fn java_replacement(with: &str) -> String {
 fn decode_text(s: &str, encoding: &str) -> Result<Vec<u8>, String> {
     match encoding.to_lowercase().as_str() {
         "hex" => {
-            let s = s
-                .strip_prefix("0x")
-                .or_else(|| s.strip_prefix("0X"))
-                .unwrap_or(s);
-            let s = if s.len() % 2 == 1 {
-                format!("0{s}")
+            // `0x...` may have an odd number of digits; `X'...'` and bare digits may not.
+            let digits = if let Some(rest) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+                if rest.len() % 2 == 1 {
+                    format!("0{rest}")
+                } else {
+                    rest.to_string()
+                }
+            } else if let Some(rest) = s.strip_prefix("X'").or_else(|| s.strip_prefix("x'")) {
+                rest.strip_suffix('\'')
+                    .ok_or_else(|| format!("'{s}' is not hex"))?
+                    .to_string()
             } else {
                 s.to_string()
             };
-            (0..s.len())
+            if digits.len() % 2 == 1 || !digits.is_ascii() {
+                return Err(format!("'{s}' is not hex"));
+            }
+            (0..digits.len())
                 .step_by(2)
                 .map(|i| {
-                    u8::from_str_radix(&s[i..i + 2], 16).map_err(|_| format!("'{s}' is not hex"))
+                    u8::from_str_radix(&digits[i..i + 2], 16)
+                        .map_err(|_| format!("'{s}' is not hex"))
                 })
                 .collect()
         }
-        "utf8" | "ascii" => Ok(s.as_bytes().to_vec()),
+        "utf8" => Ok(s.as_bytes().to_vec()),
+        // As Java writes text in US-ASCII: what is not ASCII becomes `?`.
+        "ascii" => Ok(s
+            .chars()
+            .map(|c| if c.is_ascii() { c as u8 } else { b'?' })
+            .collect()),
         "base64" => base64::engine::general_purpose::STANDARD
             .decode(s)
             .map_err(|_| format!("'{s}' is not base64")),
@@ -361,7 +376,12 @@ fn decode_text(s: &str, encoding: &str) -> Result<Vec<u8>, String> {
 fn encode_text(b: &[u8], encoding: &str) -> Result<String, String> {
     match encoding.to_lowercase().as_str() {
         "hex" => Ok(b.iter().map(|x| format!("{x:02x}")).collect()),
-        "utf8" | "ascii" => Ok(String::from_utf8_lossy(b).into_owned()),
+        "utf8" => Ok(String::from_utf8_lossy(b).into_owned()),
+        // As Java reads US-ASCII: each byte that is not ASCII is a replacement character.
+        "ascii" => Ok(b
+            .iter()
+            .map(|&x| if x.is_ascii() { x as char } else { '\u{FFFD}' })
+            .collect()),
         "base64" => Ok(base64::engine::general_purpose::STANDARD.encode(b)),
         other => Err(format!(
             "Supported output encodings are: hex, utf8, ascii and base64, got {other}"

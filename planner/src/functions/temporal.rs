@@ -72,7 +72,11 @@ pub(super) fn functions() -> Vec<ScalarFunction> {
         ScalarFunction {
             name: "FORMAT_DATE",
             resolve: |a| first_of("FORMAT_DATE", a, &[(&[Date, Str], Str)]),
-            eval: |v, _| strict(v, |v| format_millis(millis(&v[0]), &v[1], None)),
+            eval: |v, _| {
+                strict(v, |v| {
+                    format_millis(millis(&v[0]) * MS_PER_DAY, &v[1], None)
+                })
+            },
         },
         ScalarFunction {
             name: "DATETOSTRING",
@@ -348,38 +352,60 @@ fn format_millis(ms: i64, pattern: &Value, tz: Option<&Value>) -> Result<Value, 
         .map(Value::String)
 }
 
-/// Parses text with a Java pattern; what the pattern leaves out (the time, the date) is
-/// midnight or the epoch day, and a zone in the text wins over `tz`.
+/// Parses text with a Java pattern, as ksqlDB's parsers do: case-insensitively, with what
+/// the pattern leaves out defaulted (the first day, month or year 1970, midnight); a zone
+/// in the text (an offset, `Z`, a region or its abbreviation such as `PST`) wins over `tz`.
 pub fn parse_millis(text: &Value, pattern: &Value, tz: Option<&Value>) -> Result<i64, String> {
-    let (Value::String(text), Value::String(pattern)) = (text, pattern) else {
+    let (Value::String(original), Value::String(pattern)) = (text, pattern) else {
         return Err("expected text and a pattern".into());
     };
-    let format = parsing_pattern(pattern);
+    let mut format = parsing_pattern(pattern);
     let bad = |e: chrono::ParseError| {
-        format!("Text '{text}' could not be parsed with pattern '{pattern}': {e}")
+        format!("Text '{original}' could not be parsed with pattern '{pattern}': {e}")
     };
+    let mut text = original.clone();
     // Java's offset patterns read `Z` as UTC; chrono's want digits.
-    let zulu;
-    let text = match text.strip_suffix('Z') {
-        Some(rest) if format.contains("%z") => {
-            zulu = format!("{rest}+0000");
-            &zulu
+    if let Some(rest) = text.strip_suffix(['Z', 'z']) {
+        if format.contains("%z") {
+            text = format!("{rest}+0000");
+        } else if format.contains("%:z") {
+            text = format!("{rest}+00:00");
         }
-        Some(rest) if format.contains("%:z") => {
-            zulu = format!("{rest}+00:00");
-            &zulu
+    }
+    // chrono reads no zone names: the word that names one is taken out and applied.
+    let mut offset = zone(tz)?;
+    if format.contains("%Z") {
+        let named = text
+            .split_whitespace()
+            .find_map(|w| named_zone(w).map(|z| (w.to_string(), z)));
+        if let Some((word, z)) = named {
+            text = text.replacen(&word, "", 1);
+            format = format.replacen("%Z", "", 1);
+            offset = z;
         }
-        _ => text,
-    };
-    if let Ok(at) = DateTime::parse_from_str(text, &format) {
+    }
+    if let Ok(at) = DateTime::parse_from_str(&text, &format) {
         return Ok(at.timestamp_millis());
     }
-    let offset = zone(tz)?;
-    let local = match NaiveDateTime::parse_from_str(text, &format) {
+    // What the pattern leaves out of the date is defaulted, after a separator of its own.
+    let has = |specs: &[&str]| specs.iter().any(|s| format.contains(s));
+    let dated = has(&["%Y", "%y", "%m", "%-m", "%b", "%B", "%d", "%-d"]);
+    let fields = [
+        (has(&["%Y", "%y"]), "%Y", "1970"),
+        (has(&["%m", "%-m", "%b", "%B", "%j"]), "%m", "1"),
+        (has(&["%d", "%-d", "%j"]), "%d", "1"),
+    ];
+    for (present, spec, default) in fields {
+        if !present && dated {
+            format.push_str(&format!("\u{1}{spec}"));
+            text.push_str(&format!("\u{1}{default}"));
+        }
+    }
+    let local = match NaiveDateTime::parse_from_str(&text, &format) {
         Ok(dt) => dt,
-        Err(e) => match NaiveDate::parse_from_str(text, &format) {
+        Err(e) => match NaiveDate::parse_from_str(&text, &format) {
             Ok(d) => d.and_time(NaiveTime::MIN),
-            Err(_) => match NaiveTime::parse_from_str(text, &format) {
+            Err(_) => match NaiveTime::parse_from_str(&text, &format) {
                 Ok(t) => NaiveDate::from_ymd_opt(1970, 1, 1)
                     .ok_or("no epoch")?
                     .and_time(t),
@@ -389,7 +415,29 @@ pub fn parse_millis(text: &Value, pattern: &Value, tz: Option<&Value>) -> Result
     };
     offset
         .instant(&local)
-        .ok_or_else(|| format!("Text '{text}' is not a valid time"))
+        .ok_or_else(|| format!("Text '{original}' is not a valid time"))
+}
+
+/// The zone a word of a timestamp names: a region (`Europe/Oslo`), `UTC`/`GMT`, or one of
+/// the abbreviations Java reads for its regions.
+fn named_zone(word: &str) -> Option<Zone> {
+    let region = match word.to_ascii_uppercase().as_str() {
+        "UTC" | "GMT" | "UT" => return zone(None).ok(),
+        "PST" | "PDT" | "PT" => "America/Los_Angeles",
+        "MST" | "MDT" | "MT" => "America/Denver",
+        "CST" | "CDT" | "CT" => "America/Chicago",
+        "EST" | "EDT" | "ET" => "America/New_York",
+        "AKST" | "AKDT" => "America/Anchorage",
+        "HST" => "Pacific/Honolulu",
+        "BST" => "Europe/London",
+        "CET" | "CEST" => "Europe/Paris",
+        "EET" | "EEST" => "Europe/Athens",
+        "IST" => "Asia/Kolkata",
+        "JST" => "Asia/Tokyo",
+        "AEST" | "AEDT" => "Australia/Sydney",
+        _ => return word.parse::<chrono_tz::Tz>().ok().map(Zone::Region),
+    };
+    region.parse::<chrono_tz::Tz>().ok().map(Zone::Region)
 }
 
 /// A Java DateTimeFormatter pattern in chrono's strftime syntax, for formatting.
