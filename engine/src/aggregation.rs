@@ -6,6 +6,7 @@
 use crate::arrays::{build_array, value_at};
 use crate::eval::{evaluate, null_as_false};
 use crate::formats::FormatContext;
+use crate::join::Join;
 use crate::pipeline::{InputRecord, Output, Pipeline, RecordError};
 use arrow::array::{ArrayRef, AsArray};
 use arrow::row::{RowConverter, SortField};
@@ -59,8 +60,14 @@ struct Change {
     previous: Option<Vec<Value>>,
 }
 
+/// Where an aggregation of a join keeps its keys in a store it shares with the join
+/// (apart from the join's own prefixes).
+const OVER_JOIN: &[u8] = &[0x80];
+
 pub struct Aggregation {
     pub plan: AggregatePlan,
+    /// The join whose rows it aggregates.
+    pub join: Option<Join>,
     /// Records dropped because their window had closed, since last asked.
     late: std::sync::atomic::AtomicU64,
     pre: Pipeline,
@@ -139,6 +146,10 @@ impl Aggregation {
             .collect();
         let converter = RowConverter::new(fields).ok();
         Self {
+            join: plan
+                .join
+                .as_ref()
+                .map(|j| Join::new((**j).clone(), formats)),
             plan,
             late: Default::default(),
             pre,
@@ -197,15 +208,50 @@ impl Aggregation {
         store: &mut Store,
         errors: &mut Vec<RecordError>,
     ) -> Result<Output, String> {
-        let pre = self.pre.process(records, errors);
-        let changes = self.group_changes(&pre, store)?;
-        self.apply(changes, store, errors)
+        let pre = self.stateless(records, store, errors)?;
+        self.own_keys(store, |store| {
+            let changes = self.group_changes(&pre, store)?;
+            self.apply(changes, store, errors)
+        })
+    }
+
+    /// The stateless stage's rows of records: decoded, or joined first for a join.
+    fn stateless(
+        &self,
+        records: &[InputRecord],
+        store: &mut Store,
+        errors: &mut Vec<RecordError>,
+    ) -> Result<Output, String> {
+        match &self.join {
+            Some(join) => {
+                let rows = join.joined_rows(records, store, errors)?;
+                self.pre.evaluate_rows(&rows)
+            }
+            None => Ok(self.pre.process(records, errors)),
+        }
+    }
+
+    /// Runs `f` on the aggregation's part of a store it may share with its join.
+    fn own_keys<T>(&self, store: &mut Store, f: impl FnOnce(&mut Store) -> T) -> T {
+        match self.join {
+            Some(_) => store.in_namespace(OVER_JOIN, f),
+            None => f(store),
+        }
     }
 
     /// Whether rows must move between partitions before they are aggregated: their group
-    /// is not their source key, so one group's rows may be in several partitions.
+    /// is not their source key, so one group's rows may be in several partitions (a
+    /// join's rows always move: its tasks keep the join's state).
     pub fn needs_repartition(&self) -> bool {
-        !self.plan.groups_by_source_key()
+        self.join.is_some() || !self.plan.groups_by_source_key()
+    }
+
+    /// The topics the aggregation reads from its sources.
+    pub fn topics(&self) -> Vec<String> {
+        match &self.join {
+            Some(join) => join.topics(),
+            None => vec![self.plan.pre.source.topic.clone()],
+        }
     }
 
     /// The stateless stage's rows as records of the repartition topic: keyed by their
@@ -218,9 +264,9 @@ impl Aggregation {
         store: &mut Store,
         errors: &mut Vec<RecordError>,
     ) -> Result<Vec<crate::runtime::OutputRecord>, String> {
-        let pre = self.pre.process(records, errors);
+        let pre = self.stateless(records, store, errors)?;
         Ok(self
-            .group_changes(&pre, store)?
+            .own_keys(store, |store| self.group_changes(&pre, store))?
             .into_iter()
             .map(|(change, timestamp)| crate::runtime::OutputRecord {
                 headers: vec![],

@@ -37,7 +37,25 @@ impl Operators {
     pub fn topics(&self) -> Vec<String> {
         match self {
             Operators::Join(j) => j.topics(),
-            _ => vec![self.source().topic.clone()],
+            Operators::Aggregate(a) => a.topics(),
+            Operators::Stateless(p) => vec![p.plan.source.topic.clone()],
+        }
+    }
+
+    /// The join the operators run, alone or under an aggregation of its rows.
+    pub fn join(&self) -> Option<&Join> {
+        match self {
+            Operators::Join(j) => Some(j),
+            Operators::Aggregate(a) => a.join.as_ref(),
+            Operators::Stateless(_) => None,
+        }
+    }
+
+    pub fn join_mut(&mut self) -> Option<&mut Join> {
+        match self {
+            Operators::Join(j) => Some(j),
+            Operators::Aggregate(a) => a.join.as_mut(),
+            Operators::Stateless(_) => None,
         }
     }
 

@@ -236,6 +236,33 @@ impl Join {
         store: &mut Store,
         errors: &mut Vec<RecordError>,
     ) -> Result<Output, String> {
+        let changes = self.changes(records, store, errors)?;
+        self.project(changes)
+    }
+
+    /// The joined rows records make, before WHERE and the projection: what an
+    /// aggregation of the join reads (the joined row's columns, then whether the row is
+    /// a deletion).
+    pub fn joined_rows(
+        &self,
+        records: &[InputRecord],
+        store: &mut Store,
+        errors: &mut Vec<RecordError>,
+    ) -> Result<Vec<Vec<Value>>, String> {
+        Ok(self
+            .changes(records, store, errors)?
+            .iter()
+            .map(|c| self.post_row(&c.key, &c.joined, c.deleted))
+            .collect())
+    }
+
+    /// What records change in the join's results, in order.
+    fn changes(
+        &self,
+        records: &[InputRecord],
+        store: &mut Store,
+        errors: &mut Vec<RecordError>,
+    ) -> Result<Vec<Change>, String> {
         let mut results: Vec<Change> = Vec::new();
         let mut start = 0;
         while start < records.len() {
@@ -302,7 +329,7 @@ impl Join {
             start = end;
         }
         self.purge_buffers(store)?;
-        self.project(results)
+        Ok(results)
     }
 
     /// Deletes the stream-stream buffers' records that no record can join any more: a

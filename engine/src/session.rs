@@ -1460,8 +1460,10 @@ impl Session {
                 "_confluent-ksql-{}query_{query_id}",
                 engine.config.service_id
             );
-            if !plan.groups_by_source_key() {
-                if plan.pre.source.kind == SourceKind::Table {
+            // An aggregation of a join's rows always moves them: its source tasks keep
+            // the join's state (with its changelog, made by prepare_join).
+            if !plan.groups_by_source_key() || plan.join.is_some() {
+                if plan.pre.source.kind == SourceKind::Table && plan.join.is_none() {
                     engine
                         .backend
                         .create_internal_topic(
@@ -1503,8 +1505,14 @@ impl Session {
                 )
                 .await?;
         }
-        if let brook_planner::plan::Dataflow::Join(plan) = &mut flow {
-            self.prepare_join(plan, &query_id).await?;
+        match &mut flow {
+            brook_planner::plan::Dataflow::Join(plan) => self.prepare_join(plan, &query_id).await?,
+            brook_planner::plan::Dataflow::Aggregate(plan) => {
+                if let Some(join) = plan.join.as_mut() {
+                    self.prepare_join(join, &query_id).await?;
+                }
+            }
+            _ => {}
         }
         let result = self.launch(
             &mut state,

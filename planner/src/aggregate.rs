@@ -38,6 +38,8 @@ pub struct AggregatePlan {
     pub emit_final: bool,
     /// For a push query, the rows after which it ends.
     pub limit: Option<u64>,
+    /// The join whose rows are aggregated (`pre`'s source stands for its joined row).
+    pub join: Option<Box<crate::join::JoinPlan>>,
 }
 
 impl AggregatePlan {
@@ -594,5 +596,6 @@ pub fn plan_aggregate(
         projection,
         emit_final: query.emit == Some(Emit::Final),
         limit: query.limit,
+        join: None,
     })
 }

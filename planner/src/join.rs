@@ -269,7 +269,9 @@ fn join_word(kind: JoinKind) -> &'static str {
     }
 }
 
-pub fn plan_join(catalog: &Catalog, query: &ast::Query, sink: Option<&str>) -> Result<JoinPlan> {
+/// The sources of a join as its expressions name them, each with where its row starts
+/// in the joined row.
+fn sides_of<'a>(catalog: &'a Catalog, query: &ast::Query) -> Result<Vec<Side<'a>>> {
     let relations: Vec<&ast::Relation> = std::iter::once(&query.from)
         .chain(query.joins.iter().map(|j| &j.relation))
         .collect();
@@ -292,6 +294,107 @@ pub fn plan_join(catalog: &Catalog, query: &ast::Query, sink: Option<&str>) -> R
         });
         offset += width;
     }
+    Ok(sides)
+}
+
+/// An aggregation of joined rows (`GROUP BY` over a join), as ksqlDB plans it: the join
+/// gives every column of its sources under `ALIAS_NAME`, and the aggregation reads those
+/// rows, WHERE first, with its expressions written against those names (`SUM(I1_BAR)`).
+pub fn plan_join_aggregate(
+    catalog: &Catalog,
+    query: &ast::Query,
+    sink: Option<&str>,
+) -> Result<crate::aggregate::AggregatePlan> {
+    let sides = sides_of(catalog, query)?;
+    if sides.iter().any(|s| s.source.window.is_some()) {
+        return Err(PlanError::new(
+            "Aggregations over joins of windowed sources are not supported: write the join to a stream or table and aggregate that.",
+        ));
+    }
+    let inner = ast::Query {
+        select: vec![SelectItem::Wildcard { qualifier: None }],
+        filter: None,
+        partition_by: vec![],
+        group_by: vec![],
+        having: None,
+        emit: None,
+        limit: None,
+        window: None,
+        ..query.clone()
+    };
+    let join = plan_join(catalog, &inner, None)?;
+    let joined = |e: &Expr, clause: &str| -> Result<Expr> {
+        Ok(flatten(
+            &qualify(e, &sides).map_err(|err| in_clause(err, clause))?,
+        ))
+    };
+    let mut select = Vec::new();
+    for item in &query.select {
+        select.push(match item {
+            SelectItem::Expr { expr, alias } => {
+                // A column keeps the name it has in a join's projection: its own, unless
+                // several sources have it.
+                let alias = alias.clone().or_else(|| match qualify(expr, &sides) {
+                    Ok(Expr::Column {
+                        qualifier: Some(_),
+                        name,
+                        ..
+                    }) if sides.iter().filter(|s| s.has(&name)).count() == 1 => Some(name),
+                    _ => None,
+                });
+                SelectItem::Expr {
+                    expr: joined(expr, "SELECT")?,
+                    alias,
+                }
+            }
+            SelectItem::Wildcard { .. } => {
+                return Err(PlanError::new(
+                    "Aggregations over joins cannot select *: name the columns and aggregates.",
+                ))
+            }
+        });
+    }
+    let outer = ast::Query {
+        select,
+        from: ast::Relation {
+            name: join.post.source.name.clone(),
+            alias: None,
+            position: query.from.position,
+        },
+        joins: vec![],
+        filter: query
+            .filter
+            .as_ref()
+            .map(|f| joined(f, "WHERE"))
+            .transpose()?,
+        group_by: query
+            .group_by
+            .iter()
+            .map(|e| joined(e, "GROUP BY"))
+            .collect::<Result<_>>()?,
+        having: query
+            .having
+            .as_ref()
+            .map(|h| joined(h, "HAVING"))
+            .transpose()?,
+        ..query.clone()
+    };
+    // The joined row as the aggregation's source; a table's rows are keyed by the join key.
+    let mut source = join.post.source.clone();
+    if source.kind == SourceKind::Table {
+        if let Some(key) = source.columns.first_mut() {
+            key.role = ColumnRole::Key;
+        }
+    }
+    let mut scoped = catalog.clone();
+    scoped.sources.insert(source.name.clone(), source);
+    let mut plan = crate::aggregate::plan_aggregate(&scoped, &outer, sink)?;
+    plan.join = Some(Box::new(join));
+    Ok(plan)
+}
+
+pub fn plan_join(catalog: &Catalog, query: &ast::Query, sink: Option<&str>) -> Result<JoinPlan> {
+    let sides = sides_of(catalog, query)?;
     for (i, join) in query.joins.iter().enumerate() {
         let right = &sides[i + 1];
         if sides[..=i]
@@ -315,11 +418,6 @@ pub fn plan_join(catalog: &Catalog, query: &ast::Query, sink: Option<&str>) -> R
             "Source(s) {} are using the 'KAFKA' value format. This format does not yet support JOIN.",
             kafka.join(", ")
         )));
-    }
-    if !query.group_by.is_empty() || query.having.is_some() {
-        return Err(PlanError::new(
-            "Aggregations over joins are not supported yet: write the join to a stream or table and aggregate that.",
-        ));
     }
 
     // The join conditions: per step, the left and right key expressions (qualified).

@@ -489,6 +489,9 @@ impl Dataflow {
     pub fn sources(&self) -> Vec<&SourceDef> {
         match self {
             Dataflow::Join(j) => j.inputs.iter().map(|i| &i.pre.source).collect(),
+            Dataflow::Aggregate(AggregatePlan { join: Some(j), .. }) => {
+                j.inputs.iter().map(|i| &i.pre.source).collect()
+            }
             _ => vec![self.source()],
         }
     }
@@ -534,7 +537,9 @@ pub fn plan_dataflow(
     query: &ast::Query,
     sink: Option<&str>,
 ) -> Result<Dataflow> {
-    if !query.joins.is_empty() {
+    if !query.joins.is_empty() && crate::aggregate::is_aggregation(query) {
+        crate::join::plan_join_aggregate(catalog, query, sink).map(Dataflow::Aggregate)
+    } else if !query.joins.is_empty() {
         crate::join::plan_join(catalog, query, sink).map(Dataflow::Join)
     } else if crate::aggregate::is_aggregation(query) {
         let plan = crate::aggregate::plan_aggregate(catalog, query, sink)?;

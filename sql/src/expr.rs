@@ -206,6 +206,19 @@ pub(crate) fn convert_expr(e: &sp::Expr) -> Result<Expr, ExprError> {
                         expr: Box::new(out),
                         index: b(index)?,
                     },
+                    // `alias.column[1]`: the qualified column, then its subscript.
+                    AccessExpr::Dot(sp::Expr::Identifier(name)) => match out {
+                        Expr::Column {
+                            qualifier: None,
+                            name: qualifier,
+                            position,
+                        } => Expr::Column {
+                            qualifier: Some(qualifier),
+                            name: fold_ident(name),
+                            position,
+                        },
+                        _ => return Err(unsupported(e)),
+                    },
                     _ => return Err(unsupported(e)),
                 };
             }

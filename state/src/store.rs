@@ -29,6 +29,8 @@ pub struct Store {
     backend: Backend,
     /// Writes since the last flush: a value, or `None` for a delete.
     pending: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    /// What the keys of reads and writes start with (see [`Store::in_namespace`]).
+    namespace: Vec<u8>,
 }
 
 fn rocks_error(e: rocksdb::Error) -> StateError {
@@ -43,6 +45,26 @@ impl Store {
                 offset: None,
             },
             pending: BTreeMap::new(),
+            namespace: Vec::new(),
+        }
+    }
+
+    /// Runs `f` with every key it reads or writes under `namespace`: two operators of one
+    /// task (a join and the aggregation of its rows) share the store without their keys
+    /// meeting. Keys `f` sees in ranges are its own, without the namespace.
+    pub fn in_namespace<T>(&mut self, namespace: &[u8], f: impl FnOnce(&mut Store) -> T) -> T {
+        let outer = std::mem::replace(&mut self.namespace, namespace.to_vec());
+        let out = f(self);
+        self.namespace = outer;
+        out
+    }
+
+    /// A key as stored: under the namespace.
+    fn full<'k>(&self, key: &'k [u8]) -> std::borrow::Cow<'k, [u8]> {
+        if self.namespace.is_empty() {
+            std::borrow::Cow::Borrowed(key)
+        } else {
+            std::borrow::Cow::Owned([self.namespace.as_slice(), key].concat())
         }
     }
 
@@ -56,10 +78,13 @@ impl Store {
         Ok(Self {
             backend: Backend::Rocks(db),
             pending: BTreeMap::new(),
+            namespace: Vec::new(),
         })
     }
 
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let key = self.full(key);
+        let key = key.as_ref();
         if let Some(v) = self.pending.get(key) {
             return Ok(v.clone());
         }
@@ -70,15 +95,34 @@ impl Store {
     }
 
     pub fn put(&mut self, key: &[u8], value: &[u8]) {
-        self.pending.insert(key.to_vec(), Some(value.to_vec()));
+        let key = self.full(key).into_owned();
+        self.pending.insert(key, Some(value.to_vec()));
     }
 
     pub fn delete(&mut self, key: &[u8]) {
-        self.pending.insert(key.to_vec(), None);
+        let key = self.full(key).into_owned();
+        self.pending.insert(key, None);
+    }
+
+    /// Stored entries with the namespace taken off their keys.
+    fn unscoped(&self, entries: Vec<Entry>) -> Vec<Entry> {
+        if self.namespace.is_empty() {
+            return entries;
+        }
+        let n = self.namespace.len();
+        entries
+            .into_iter()
+            .map(|(mut k, v)| {
+                k.drain(..n);
+                (k, v)
+            })
+            .collect()
     }
 
     /// The entries with `from <= key < to`, in key order.
     pub fn range(&self, from: &[u8], to: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let (from, to) = (self.full(from), self.full(to));
+        let (from, to) = (from.as_ref(), to.as_ref());
         let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
         match &self.backend {
             Backend::Memory { data, .. } => {
@@ -102,7 +146,7 @@ impl Store {
                 None => merged.remove(k),
             };
         }
-        Ok(merged.into_iter().collect())
+        Ok(self.unscoped(merged.into_iter().collect()))
     }
 
     /// The entries with keys in `[from, to)`, from the last backwards, for as long as
@@ -114,6 +158,9 @@ impl Store {
         to: &[u8],
         mut more: impl FnMut(&[u8], &[u8]) -> bool,
     ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let (from, to) = (self.full(from), self.full(to));
+        let (from, to) = (from.as_ref(), to.as_ref());
+        let n = self.namespace.len();
         let mut stored: Box<dyn Iterator<Item = Result<Entry>> + '_> = match &self.backend {
             Backend::Memory { data, .. } => Box::new(
                 data.range(from.to_vec()..to.to_vec())
@@ -164,12 +211,12 @@ impl Store {
                 next_stored = stored.next().transpose()?;
                 entry
             };
-            if !more(&key, &value) {
+            if !more(&key[n..], &value) {
                 break;
             }
             out.push((key, value));
         }
-        Ok(out)
+        Ok(self.unscoped(out))
     }
 
     /// The writes since the last flush, in key order: what the changelog must receive.
@@ -326,6 +373,31 @@ mod tests {
         store.flush(Some(8)).unwrap();
         assert_eq!(store.changelog_offset().unwrap(), Some(8));
         assert_eq!(store.pending().count(), 0);
+    }
+
+    #[test]
+    fn namespaces_keep_keys_apart() {
+        let mut store = Store::memory();
+        store.put(&[1, 1], b"outer");
+        store.in_namespace(&[9], |s| {
+            s.put(&[1, 1], b"inner");
+            s.put(&[1, 2], b"inner 2");
+            assert_eq!(s.get(&[1, 1]).unwrap().as_deref(), Some(&b"inner"[..]));
+            let keys: Vec<Vec<u8>> = s
+                .range(&[1], &[2])
+                .unwrap()
+                .into_iter()
+                .map(|e| e.0)
+                .collect();
+            assert_eq!(keys, vec![vec![1, 1], vec![1, 2]]);
+            let back = s.range_back(&[1], &[2], |k, _| k == [1, 2]).unwrap();
+            assert_eq!(back, vec![(vec![1, 2], b"inner 2".to_vec())]);
+        });
+        store.flush(None).unwrap();
+        assert_eq!(store.get(&[1, 1]).unwrap().as_deref(), Some(&b"outer"[..]));
+        assert_eq!(store.range(&[1], &[2]).unwrap().len(), 1);
+        let inner = store.in_namespace(&[9], |s| s.get(&[1, 2]).unwrap());
+        assert_eq!(inner.as_deref(), Some(&b"inner 2"[..]));
     }
 
     #[test]

@@ -574,3 +574,124 @@ fn a_three_way_join_on_message_keys_runs_per_partition() {
         assert_eq!(v["PLAN"].as_str().map(str::to_string), plan, "{user}");
     }
 }
+
+/// An aggregation of a join's rows (ksqlDB's `GROUP BY` over a join): trades joined with
+/// their users and summed per tier, across a clean restart with the users' table changing
+/// while the query is stopped. The join's state and the totals both come back.
+#[test]
+fn trades_joined_with_users_are_summed_per_tier_across_a_restart() {
+    const TRADES: i64 = 20_000;
+    const USERS: i64 = 1_000;
+    let b = broker();
+    let trades_topic = unique("agg-trades");
+    let users_topic = unique("agg-users");
+    let output = unique("PER_TIER");
+    let service = unique("svc");
+    let state = std::env::temp_dir().join(unique("brook-state"));
+    b.create_topic(&trades_topic, 4);
+    b.create_topic(&users_topic, 4);
+    let tier = |u: i64, moved: bool| match (u % 3, moved && u < 100) {
+        (_, true) => "platinum",
+        (0, _) => "gold",
+        (1, _) => "silver",
+        _ => "bronze",
+    };
+    let base = recent_timestamp();
+    let trade_ts = |i: i64| base + 10 + 2 * i;
+    let half = TRADES / 2;
+    let users: Vec<Input> = (0..USERS).map(|u| user(u, tier(u, false), base)).collect();
+    let moves: Vec<Input> = (0..100)
+        .map(|u| user(u, tier(u, true), trade_ts(half) - 1))
+        .collect();
+    let trades: Vec<Input> = (0..TRADES)
+        .map(|i| {
+            let u = i % USERS;
+            (
+                Some(format!("u{u}").into_bytes()),
+                Some(
+                    json!({"trade_id": i, "amount": i % 100})
+                        .to_string()
+                        .into_bytes(),
+                ),
+                trade_ts(i),
+            )
+        })
+        .collect();
+    let mut expected: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+    for i in 0..TRADES {
+        let u = i % USERS;
+        let e = expected.entry(tier(u, i >= half).to_string()).or_default();
+        e.0 += 1;
+        e.1 += i % 100;
+    }
+
+    let sql = format!(
+        "SET 'auto.offset.reset' = 'earliest';
+         SET 'max.poll.interval.ms' = '6000';
+         SET 'session.timeout.ms' = '6000';
+         SET 'heartbeat.interval.ms' = '1000';
+         SET 'max.task.idle.ms' = '10000';
+         CREATE STREAM trades (user_id STRING KEY, trade_id BIGINT, amount BIGINT)
+           WITH (kafka_topic = '{trades_topic}', value_format = 'JSON');
+         CREATE TABLE users (user_id STRING PRIMARY KEY, name STRING, tier STRING)
+           WITH (kafka_topic = '{users_topic}', value_format = 'JSON');
+         CREATE TABLE per_tier WITH (kafka_topic = '{output}') AS
+           SELECT u.tier AS tier, COUNT(*) AS trades, SUM(t.amount) AS total
+           FROM trades t JOIN users u ON t.user_id = u.user_id
+           WHERE t.amount >= 0
+           GROUP BY u.tier;"
+    );
+    let args = args(&b.bootstrap, &service, &state);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    // The latest totals per tier in the output, and whether they reach `want`.
+    let totals = |want: &BTreeMap<String, (i64, i64)>| {
+        let mut latest: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+        let found = wait_for(Duration::from_secs(300), || {
+            for r in b.read_topic(&output, usize::MAX, Duration::from_secs(5)) {
+                let v = r.value_json();
+                latest.insert(
+                    r.key_str(),
+                    (
+                        v["TRADES"].as_i64().unwrap_or(-1),
+                        v["TOTAL"].as_i64().unwrap_or(-1),
+                    ),
+                );
+            }
+            (latest == *want).then_some(())
+        });
+        (found.is_some(), latest)
+    };
+
+    b.produce(&users_topic, &users);
+    b.produce(&trades_topic, &trades[..half as usize]);
+    let mut run = BrookRun::start("joins", &sql, &args);
+    run.wait_for_stdout(
+        "Created query with ID CTAS_PER_TIER_",
+        Duration::from_secs(60),
+    );
+    let mut first: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+    for i in 0..half {
+        let e = first.entry(tier(i % USERS, false).to_string()).or_default();
+        e.0 += 1;
+        e.1 += i % 100;
+    }
+    let (reached, latest) = totals(&first);
+    assert!(
+        reached,
+        "the first half's totals: {latest:?}, expected {first:?}; stderr:\n{}",
+        run.stderr()
+    );
+    assert!(run.terminate().success());
+
+    b.produce(&users_topic, &moves);
+    b.produce(&trades_topic, &trades[half as usize..]);
+    let run = BrookRun::start("joins", &sql, &args);
+    let (reached, latest) = totals(&expected);
+    let stderr = run.stderr();
+    assert!(run.terminate().success());
+    let _ = std::fs::remove_dir_all(&state);
+    assert!(
+        reached,
+        "the totals: {latest:?}, expected {expected:?}; stderr:\n{stderr}"
+    );
+}

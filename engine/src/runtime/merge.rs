@@ -27,6 +27,12 @@ impl Merger {
         }
     }
 
+    /// Whether records of `topic` are put in time order here (others, such as an
+    /// aggregation's repartition topic behind a join, go on as they come).
+    pub fn merges(&self, topic: &str) -> bool {
+        self.topics.iter().any(|t| t == topic)
+    }
+
     pub fn push(&mut self, records: Vec<InputRecord>) {
         for r in records {
             self.buffers

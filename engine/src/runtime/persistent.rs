@@ -126,7 +126,7 @@ fn join_forwards(
     group_id: &str,
     formats: &FormatContext,
 ) -> Result<Vec<Forward>, String> {
-    let Operators::Join(join) = operators else {
+    let Some(join) = operators.join_mut() else {
         return Ok(vec![]);
     };
     if join.plan.funnel {
@@ -203,6 +203,11 @@ fn placed_topics(operators: &Operators) -> Vec<String> {
         Operators::Join(j) if j.plan.inputs.iter().all(|i| i.pre.source.window.is_none()) => {
             j.topics()
         }
+        // The join under an aggregation of its rows is placed as a join is.
+        Operators::Aggregate(a) if a.join.is_some() => match &a.join {
+            Some(j) if j.plan.inputs.iter().all(|i| i.pre.source.window.is_none()) => j.topics(),
+            _ => vec![],
+        },
         Operators::Aggregate(a) if !a.needs_repartition() && a.plan.pre.source.window.is_none() => {
             vec![a.plan.pre.source.topic.clone()]
         }
@@ -408,7 +413,7 @@ impl Runner {
             crate::kafka::Prefetch::Throughput,
         );
         config.set("isolation.level", guarantee.isolation_level());
-        if matches!(operators, Operators::Join(_)) {
+        if operators.join().is_some() {
             // The same partition of every input goes to the same member only with the
             // range assignor: the join's co-partitioning must not hang on a default.
             config.set("partition.assignment.strategy", "range");
@@ -462,18 +467,24 @@ impl Runner {
             placement,
             id: spec.id.clone(),
             sink: SinkWriter::new(operators.projection(), &spec.sink, &spec.formats),
+            // Before a repartition: a table's last rows, or the state of the join whose
+            // rows are aggregated.
             source_states: (repartition.is_some()
-                && operators.source().kind == brook_sql::ast::SourceKind::Table)
-                .then(|| {
-                    super::task_state::TaskStates::new(
-                        state_dir.join("source"),
-                        source_changelog(group_id),
-                        settings.clone(),
-                        spec.metrics.clone(),
-                        health.clone(),
-                        spec.standbys.as_ref(),
-                    )
-                }),
+                && (operators.source().kind == brook_sql::ast::SourceKind::Table
+                    || operators.join().is_some()))
+            .then(|| {
+                super::task_state::TaskStates::new(
+                    state_dir.join("source"),
+                    match operators.join() {
+                        Some(_) => format!("{group_id}-Join-changelog"),
+                        None => source_changelog(group_id),
+                    },
+                    settings.clone(),
+                    spec.metrics.clone(),
+                    health.clone(),
+                    spec.standbys.as_ref(),
+                )
+            }),
             repartition,
             rebalances,
             cache_bytes: if operators.stateful() && operators.emits_table() {
@@ -592,7 +603,7 @@ impl Runner {
                 .into_iter()
                 .partition(|r| self.forwards.iter().any(|f| f.source == r.topic));
             let mut errors = Vec::new();
-            if let Operators::Join(join) = &self.operators {
+            if let Some(join) = self.operators.join() {
                 for f in &self.forwards {
                     let part: Vec<_> = forwarded
                         .iter()
@@ -618,7 +629,9 @@ impl Runner {
                     for (topic, partition) in &revoked {
                         m.forget(topic, *partition);
                     }
-                    m.push(fetched);
+                    let (merged, passing): (Vec<_>, Vec<_>) =
+                        fetched.into_iter().partition(|r| m.merges(&r.topic));
+                    m.push(merged);
                     let idle_over =
                         waiting_since.is_some_and(|since| since.elapsed() >= self.max_idle);
                     let consumer = &self.consumer;
@@ -639,6 +652,8 @@ impl Runner {
                         (true, false) => Some(Instant::now()),
                         (true, true) => waiting_since.or_else(|| Some(Instant::now())),
                     };
+                    let mut ready = ready;
+                    ready.extend(passing);
                     ready
                 }
                 None => fetched,
