@@ -793,6 +793,11 @@ impl Session {
                     "Registered custom type with name '{name}' and SQL type {resolved}"
                 ))
             }
+            StatementKind::Alter {
+                kind,
+                name,
+                columns,
+            } => self.alter_source(*kind, name, columns).await,
             StatementKind::DropType { name, if_exists } => {
                 let mut state = self.engine.state.lock().await;
                 match state.catalog.types.remove(name) {
@@ -1524,6 +1529,72 @@ impl Session {
         )?;
         state.catalog.sources.insert(sink.name.clone(), sink);
         Ok(result)
+    }
+
+    /// `ALTER STREAM|TABLE ... ADD COLUMN`: value columns added to a source a CREATE
+    /// declared, with ksqlDB's refusals (a query's sink, a SOURCE stream or table, a name
+    /// already taken). Queries already running keep the columns they were started with.
+    async fn alter_source(
+        &mut self,
+        kind: SourceKind,
+        name: &str,
+        columns: &[(String, DataType)],
+    ) -> Result<StatementResult> {
+        let noun = |k: SourceKind| match k {
+            SourceKind::Stream => "STREAM",
+            SourceKind::Table => "TABLE",
+        };
+        let engine = self.engine.clone();
+        let mut state = engine.state.lock().await;
+        let Some(source) = state.catalog.sources.get(name) else {
+            return Err(EngineError::new(format!("Source {name} does not exist.")));
+        };
+        if source.kind != kind {
+            return Err(EngineError::new(format!(
+                "Incompatible data source type is {}, but statement was ALTER {}",
+                noun(source.kind),
+                noun(kind)
+            )));
+        }
+        let created_by_query = matches!(
+            brook_sql::parse_statement(&source.sql, Default::default()).map(|s| s.kind),
+            Ok(StatementKind::CreateAsSelect(_))
+        );
+        if created_by_query {
+            return Err(EngineError::new(
+                "ALTER command is not supported for CREATE ... AS statements.",
+            ));
+        }
+        if source.is_source {
+            let word = noun(kind).to_lowercase();
+            return Err(EngineError::new(format!(
+                "Cannot alter {word} '{name}': ALTER operations are not supported on source {word}s."
+            )));
+        }
+        let mut altered = source.clone();
+        for (column, data_type) in columns {
+            if altered.columns.iter().any(|c| &c.name == column) {
+                return Err(EngineError::new(format!(
+                    "Cannot add column `{column}` to schema. A column with the same name already exists."
+                )));
+            }
+            altered.columns.push(brook_planner::catalog::Column {
+                name: column.clone(),
+                data_type: state.catalog.resolve_type(data_type)?,
+                role: ColumnRole::Value,
+            });
+        }
+        state.catalog.sources.insert(name.to_string(), altered);
+        Ok(StatementResult::Status {
+            message: format!(
+                "{} {name} altered.",
+                match kind {
+                    SourceKind::Stream => "Stream",
+                    SourceKind::Table => "Table",
+                }
+            ),
+            query_id: None,
+        })
     }
 
     /// `INSERT INTO target SELECT ...`: a persistent query writing into an existing stream

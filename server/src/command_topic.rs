@@ -41,6 +41,7 @@ pub fn is_command(kind: &StatementKind) -> bool {
             | StatementKind::Drop(_)
             | StatementKind::CreateType { .. }
             | StatementKind::DropType { .. }
+            | StatementKind::Alter { .. }
             | StatementKind::Terminate { .. }
             | StatementKind::SetRunning { .. }
             | StatementKind::CreateConnector(_)

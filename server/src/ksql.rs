@@ -145,6 +145,7 @@ pub fn command_id(kind: &StatementKind) -> Option<String> {
         StatementKind::Drop(d) => format!("{}/{}/drop", noun(d.kind), d.name),
         StatementKind::CreateType { name, .. } => format!("type/{name}/create"),
         StatementKind::DropType { name, .. } => format!("type/{name}/drop"),
+        StatementKind::Alter { kind, name, .. } => format!("{}/{name}/alter", noun(*kind)),
         StatementKind::Terminate { query_id } => {
             format!("terminate/{}/execute", query_id.as_deref().unwrap_or("ALL"))
         }

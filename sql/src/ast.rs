@@ -38,6 +38,13 @@ pub enum StatementKind {
         data_type: DataType,
         if_not_exists: bool,
     },
+    /// `ALTER STREAM|TABLE name ADD [COLUMN] name type [, ADD [COLUMN] name type ...]`:
+    /// value columns added to a source that a CREATE (not a query) declared.
+    Alter {
+        kind: SourceKind,
+        name: String,
+        columns: Vec<(String, DataType)>,
+    },
     /// `DROP TYPE [IF EXISTS] name`
     DropType {
         name: String,

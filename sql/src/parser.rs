@@ -295,6 +295,9 @@ impl StatementParser<'_> {
         if self.eat_word("DROP") {
             return self.drop();
         }
+        if self.eat_word("ALTER") {
+            return self.alter();
+        }
         if self.eat_word("SET") {
             let name = self.string_literal()?;
             self.expect_token(&Token::Eq)?;
@@ -423,7 +426,7 @@ impl StatementParser<'_> {
             ));
         }
         self.error(
-            "CREATE, INSERT, SELECT, DROP, SET, UNSET, DEFINE, UNDEFINE, SHOW, LIST, DESCRIBE, EXPLAIN, PRINT, TERMINATE or ASSERT",
+            "CREATE, INSERT, SELECT, DROP, ALTER, SET, UNSET, DEFINE, UNDEFINE, SHOW, LIST, DESCRIBE, EXPLAIN, PRINT, TERMINATE or ASSERT",
         )
     }
 
@@ -810,6 +813,27 @@ impl StatementParser<'_> {
             if_not_exists,
             config,
         }))
+    }
+
+    fn alter(&mut self) -> Result<StatementKind, ParseError> {
+        let kind = self.source_kind()?;
+        let name = self.identifier()?;
+        let mut columns = Vec::new();
+        loop {
+            self.expect_word("ADD")?;
+            self.eat_word("COLUMN");
+            let column = self.identifier()?;
+            columns.push((column, self.data_type()?));
+            // The additions are separated by commas, or follow one another.
+            if !self.eat_token(&Token::Comma) && !self.is_word("ADD") {
+                break;
+            }
+        }
+        Ok(StatementKind::Alter {
+            kind,
+            name,
+            columns,
+        })
     }
 
     fn drop(&mut self) -> Result<StatementKind, ParseError> {
