@@ -19,9 +19,13 @@ impl EngineError {
 }
 
 impl From<PlanError> for EngineError {
+    /// A message about a place in the statement starts with it, as ksqlDB's do.
     fn from(e: PlanError) -> Self {
         Self {
-            message: e.message,
+            message: match e.position {
+                Some(p) => format!("{}: {}", brook_sql::located(p), e.message),
+                None => e.message,
+            },
             position: e.position,
         }
     }

@@ -2069,15 +2069,7 @@ impl Session {
                     }
                 }
             };
-            let value = literal_value(expr, &target, name).map_err(|e| {
-                if e.message
-                    .ends_with("is not a valid stream/table name or alias.")
-                {
-                    EngineError::new(format!("Failed to prepare statement: {}", e.message))
-                } else {
-                    e
-                }
-            })?;
+            let value = literal_value(expr, &target, name)?;
             if name == brook_planner::catalog::ROWTIME {
                 rowtime = match value {
                     Value::BigInt(t) => Some(t),

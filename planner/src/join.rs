@@ -167,6 +167,7 @@ impl Side<'_> {
 /// source has stay as written. Fails on unknown qualifiers and ambiguous names.
 fn qualify(e: &Expr, sides: &[Side]) -> Result<Expr> {
     let mut problem = None;
+    let mut unknown = None;
     let out = e.rewrite(&mut |node| {
         let Expr::Column {
             qualifier,
@@ -184,10 +185,12 @@ fn qualify(e: &Expr, sides: &[Side]) -> Result<Expr> {
                     position: *position,
                 }),
                 None => {
-                    problem.get_or_insert(PlanError::at(
-                        *position,
-                        format!("'{q}' is not a valid stream/table name or alias."),
-                    ));
+                    // An unknown qualifier is reported before any ambiguous name.
+                    if unknown.is_none() {
+                        unknown = Some(PlanError::new(format!(
+                            "Failed to prepare statement: '{q}' is not a valid stream/table name or alias."
+                        )));
+                    }
                     None
                 }
             },
@@ -219,7 +222,7 @@ fn qualify(e: &Expr, sides: &[Side]) -> Result<Expr> {
             }
         }
     });
-    match problem {
+    match unknown.or(problem) {
         Some(p) => Err(p),
         None => Ok(out),
     }
@@ -802,7 +805,14 @@ pub fn plan_join(catalog: &Catalog, query: &ast::Query, sink: Option<&str>) -> R
         qualifiers: vec![],
     };
     let typed_joined = |e: &Expr, clause: &str| -> Result<TypedExpr> {
-        let q = qualify(e, &sides).map_err(|err| in_clause(err, clause))?;
+        // An ambiguous name is reported as ksqlDB does, without the clause.
+        let q = qualify(e, &sides).map_err(|err| {
+            if err.message.contains("is ambiguous") {
+                err
+            } else {
+                in_clause(err, clause)
+            }
+        })?;
         type_expr(&flatten(&q), &scope).map_err(|err| {
             // Name the column as written.
             match err.message.strip_prefix("Column '") {

@@ -201,10 +201,10 @@ pub fn type_expr(expr: &Expr, scope: &Scope) -> Result<TypedExpr> {
         } => {
             if let Some(q) = qualifier {
                 if !scope.qualifiers.iter().any(|s| s == q) {
-                    return Err(PlanError::at(
-                        *position,
-                        format!("'{q}' is not a valid stream/table name or alias."),
-                    ));
+                    // ksqlDB gives this one without its place.
+                    return Err(PlanError::new(format!(
+                        "Failed to prepare statement: '{q}' is not a valid stream/table name or alias."
+                    )));
                 }
             }
             // From the end, so that lambda parameters hide columns of the same name.

@@ -166,8 +166,14 @@ pub(crate) async fn run_statements(
     session: &mut Session,
 ) -> Result<Statements, String> {
     let mut variables = BTreeMap::new();
-    for text in &case.statements {
-        let outcome = match brook_sql::parse_statements(text, &mut variables) {
+    for (line, text) in case.statements.iter().enumerate() {
+        // ksqlDB's runner reads the statements as one script, a statement a line: the
+        // places its messages give count the lines before.
+        let start = brook_sql::Position {
+            line: line as u64 + 1,
+            column: 1,
+        };
+        let outcome = match brook_sql::parse_statements_at(text, &mut variables, start) {
             Ok(statements) => {
                 let mut outcome = Ok(());
                 for statement in &statements {

@@ -118,7 +118,12 @@ async fn execute(engine: &Arc<Engine>, command: &Command) -> Outcome {
                 .insert(k.clone(), v.as_str().unwrap_or_default().to_string());
         }
     }
-    let statements = brook_sql::parse_statements(text, &mut BTreeMap::new())
+    let at = |key: &str| command.value["position"][key].as_u64().filter(|n| *n > 0);
+    let start = brook_sql::Position {
+        line: at("line").unwrap_or(1),
+        column: at("column").unwrap_or(1),
+    };
+    let statements = brook_sql::parse_statements_at(text, &mut BTreeMap::new(), start)
         .map_err(|e| EngineError::new(e.to_string()))?;
     let mut last = Err(EngineError::new("an empty command"));
     for statement in &statements {
@@ -166,6 +171,7 @@ impl CommandTopic {
     pub async fn run(
         &self,
         statement: &str,
+        position: brook_sql::Position,
         properties: &BTreeMap<String, String>,
     ) -> Result<Outcome, String> {
         let request = unique_token();
@@ -177,6 +183,8 @@ impl CommandTopic {
         let value = json!({
             "version": COMMAND_VERSION,
             "statement": statement,
+            // Where the statement was in its request, for the places messages give.
+            "position": {"line": position.line, "column": position.column},
             "streamsProperties": properties,
             "origin": self.origin,
             "request": request,

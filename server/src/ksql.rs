@@ -122,7 +122,9 @@ pub async fn execute(
         crate::Commands::Recorded(commands) if is_command => {
             // One command of this server at a time, each run by the command runner.
             let commands = commands.lock().await;
-            commands.run(&statement.text, &session.properties).await?
+            commands
+                .run(&statement.text, statement.position, &session.properties)
+                .await?
         }
         crate::Commands::Unrecorded(one_at_a_time) if is_command => {
             let _turn = one_at_a_time.lock().await;

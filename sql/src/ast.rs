@@ -619,26 +619,33 @@ impl Expr {
 
     /// The same expression with every position cleared, to compare expressions as written.
     pub fn without_positions(&self) -> Expr {
+        self.map_positions(&|_| Position::default())
+    }
+
+    /// The same expression with every position mapped by `f`.
+    pub fn map_positions(&self, f: &impl Fn(Position) -> Position) -> Expr {
         self.rewrite(&mut |e| match e {
             Expr::Column {
-                qualifier, name, ..
+                qualifier,
+                name,
+                position,
             } => Some(Expr::Column {
                 qualifier: qualifier.clone(),
                 name: name.clone(),
-                position: Position::default(),
+                position: f(*position),
             }),
             Expr::Function {
                 name,
                 args,
                 distinct,
                 star,
-                ..
+                position,
             } => Some(Expr::Function {
                 name: name.clone(),
-                args: args.iter().map(|a| a.without_positions()).collect(),
+                args: args.iter().map(|a| a.map_positions(f)).collect(),
                 distinct: *distinct,
                 star: *star,
-                position: Position::default(),
+                position: f(*position),
             }),
             _ => None,
         })

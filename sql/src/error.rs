@@ -14,11 +14,13 @@ impl fmt::Display for Position {
 }
 
 /// A statement that could not be parsed: where, and what was wrong.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("Syntax Error at {position}: {message}")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParseError {
     pub position: Position,
     pub message: String,
+    /// The text parses but says something the grammar's rules refuse (a `KEY` column in
+    /// a table): ksqlDB gives these as `Line: L, Col: C: ...`, not as syntax errors.
+    pub semantic: bool,
 }
 
 impl ParseError {
@@ -26,6 +28,31 @@ impl ParseError {
         Self {
             position,
             message: message.into(),
+            semantic: false,
         }
     }
+
+    pub fn semantic(position: Position, message: impl Into<String>) -> Self {
+        Self {
+            semantic: true,
+            ..Self::new(position, message)
+        }
+    }
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.semantic {
+            write!(f, "{}: {}", located(self.position), self.message)
+        } else {
+            write!(f, "Syntax Error at {}: {}", self.position, self.message)
+        }
+    }
+}
+
+impl std::error::Error for ParseError {}
+
+/// ksqlDB's prefix for a message about a place in a statement: `Line: 3, Col: 70`.
+pub fn located(position: Position) -> String {
+    format!("Line: {}, Col: {}", position.line, position.column)
 }

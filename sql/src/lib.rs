@@ -14,8 +14,8 @@ mod split;
 mod types;
 mod variables;
 
-pub use error::{ParseError, Position};
+pub use error::{located, ParseError, Position};
 pub use keywords::KEYWORDS;
-pub use parser::{parse_statement, parse_statements};
+pub use parser::{parse_statement, parse_statements, parse_statements_at};
 pub use split::{split_statements, StatementText};
 pub use variables::substitute_variables;

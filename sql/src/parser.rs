@@ -17,8 +17,19 @@ pub fn parse_statements(
     script: &str,
     variables: &mut BTreeMap<String, String>,
 ) -> Result<Vec<Statement>, ParseError> {
+    parse_statements_at(script, variables, Position { line: 1, column: 1 })
+}
+
+/// [`parse_statements`] of a script that starts at `start` of a larger text (a statement
+/// of a request run on its own later): positions, and so messages, are the larger text's.
+pub fn parse_statements_at(
+    script: &str,
+    variables: &mut BTreeMap<String, String>,
+    start: Position,
+) -> Result<Vec<Statement>, ParseError> {
     let mut out = Vec::new();
     for StatementText { text, position } in split_statements(script)? {
+        let position = absolute(start, position);
         let text = substitute_variables(&text, variables, position)?;
         let statement = parse_statement(&text, position)?;
         match &statement.kind {
@@ -623,7 +634,7 @@ impl StatementParser<'_> {
             let (mut role, mut primary_key, mut header_key) = (ColumnRole::Value, false, None);
             if self.eat_words(&["PRIMARY", "KEY"]) {
                 if kind == SourceKind::Stream {
-                    return Err(ParseError::new(
+                    return Err(ParseError::semantic(
                         position,
                         format!(
                             "Column `{name}` is a 'PRIMARY KEY' column: please use 'KEY' for streams.\nTables have PRIMARY KEYs, which are unique and NON NULL.\nStreams have KEYs, which have no uniqueness or NON NULL constraints."
@@ -634,7 +645,7 @@ impl StatementParser<'_> {
                 primary_key = true;
             } else if self.eat_word("KEY") {
                 if kind == SourceKind::Table {
-                    return Err(ParseError::new(
+                    return Err(ParseError::semantic(
                         position,
                         format!(
                             "Column `{name}` is a 'KEY' column: please use 'PRIMARY KEY' for tables.\nTables have PRIMARY KEYs, which are unique and NON NULL.\nStreams have KEYs, which have no uniqueness or NON NULL constraints."
@@ -708,13 +719,16 @@ impl StatementParser<'_> {
     fn expr(&mut self) -> Result<Expr, ParseError> {
         let position = self.here();
         let parsed = self.p.parse_expr().map_err(|e| self.sp_error(e))?;
-        convert_expr(&parsed).map_err(|e| {
+        let expr = convert_expr(&parsed).map_err(|e| {
             let at = e
                 .position
                 .map(|p| absolute(self.base, p))
                 .unwrap_or(position);
             ParseError::new(at, e.message)
-        })
+        })?;
+        // Places in the script, as messages give them, not in the statement.
+        let base = self.base;
+        Ok(expr.map_positions(&|p| absolute(base, p)))
     }
 
     fn expr_list(&mut self) -> Result<Vec<Expr>, ParseError> {

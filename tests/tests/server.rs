@@ -219,9 +219,14 @@ fn statements_queries_and_errors_over_http() {
     assert_eq!(status, 400, "{body}");
     let error: Value = serde_json::from_str(&body).expect("json");
     assert_eq!(error["error_code"], json!(40001));
+    // As ksqlDB's, the message starts with the place in the request it is about.
+    let first = "CREATE STREAM s2 (id INT KEY, v INT) WITH (kafka_topic='s2', value_format='JSON', partitions=1); CREATE STREAM bad AS SELECT ";
     assert_eq!(
         error["message"],
-        json!("SELECT column 'NOPE' cannot be resolved.")
+        json!(format!(
+            "Line: 1, Col: {}: SELECT column 'NOPE' cannot be resolved.",
+            first.len() + 1
+        ))
     );
     assert_eq!(
         error["entities"].as_array().map(Vec::len),
