@@ -910,14 +910,33 @@ impl StatementParser<'_> {
         let partition_by = if self.eat_words(&["PARTITION", "BY"]) {
             let clause_ends =
                 matches!(self.p.peek_token_ref().token, Token::EOF | Token::SemiColon)
-                    || ["HAVING", "EMIT", "LIMIT"].iter().any(|w| self.is_word(w));
+                    || ["HAVING", "EMIT", "LIMIT"].iter().any(|w| self.is_word(w))
+                    || (self.p.peek_token_ref().token == Token::LParen
+                        && self.p.peek_nth_token(1).token == Token::RParen);
             if clause_ends {
                 return Err(ParseError::new(
                     self.here(),
                     "PARTITION BY requires at least one expression",
                 ));
             }
-            self.expr_list()?
+            let position = self.here();
+            let exprs = self.expr_list()?;
+            // ksqlDB's grammar partitions by value expressions: a bare condition is not one.
+            if exprs.iter().any(|e| {
+                matches!(
+                    e,
+                    Expr::Binary {
+                        op: BinaryOp::And | BinaryOp::Or,
+                        ..
+                    } | Expr::Not(_)
+                )
+            }) {
+                return Err(ParseError::new(
+                    position,
+                    "PARTITION BY takes value expressions, not conditions (AND, OR, NOT)",
+                ));
+            }
+            exprs
         } else {
             vec![]
         };
