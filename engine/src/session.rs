@@ -1607,7 +1607,13 @@ impl Session {
         let engine = self.engine.clone();
         let mut state = engine.state.lock().await;
         let sequence = state.next_sequence();
-        let target = state.catalog.source(&insert.target)?.clone();
+        let Some(target) = state.catalog.sources.get(&insert.target).cloned() else {
+            return Err(brook_planner::PlanError::at(
+                insert.target_position,
+                format!("Source `{}` does not exist.", insert.target),
+            )
+            .into());
+        };
         if target.kind != SourceKind::Stream {
             return Err(EngineError::new(format!(
                 "INSERT INTO can only be used to insert into a stream. {} is a table.",

@@ -426,7 +426,9 @@ pub fn plan_join(catalog: &Catalog, query: &ast::Query, sink: Option<&str>) -> R
     // The join conditions: per step, the left and right key expressions (qualified).
     let mut keys: Vec<(Expr, Expr)> = Vec::new();
     let mut kinds = vec![sides[0].source.kind];
-    let mut steps_out = Vec::new();
+    // Per step: its kind, the kinds of its sides, its window, whether on a foreign key.
+    let mut steps_out: Vec<(JoinKind, SourceKind, SourceKind, Option<JoinWithin>, bool)> =
+        Vec::new();
     for (i, join) in query.joins.iter().enumerate() {
         let on = qualify(&join.on, &sides[..=i + 1]).map_err(|e| {
             if e.message.contains("is ambiguous") {
@@ -531,8 +533,16 @@ pub fn plan_join(catalog: &Catalog, query: &ast::Query, sink: Option<&str>) -> R
                     )));
                 }
                 let left_side = sources_of(&l, &sides)[0];
+                // The results of a foreign-key step are keyed by the left table's key,
+                // not by what that step joined on.
+                let result_keys: Vec<(Expr, Expr)> = keys
+                    .iter()
+                    .zip(&steps_out)
+                    .filter(|(_, step)| !step.4)
+                    .map(|(k, _)| k.clone())
+                    .collect();
                 let on_left_key = i == 0 && is_primary_key(&l, &sides[0])
-                    || i > 0 && is_previous_key(&l, &keys, &sides, left_side);
+                    || i > 0 && is_previous_key(&l, &result_keys, &sides, left_side);
                 if !on_left_key {
                     if i > 0 {
                         return Err(PlanError::new(format!(
@@ -592,9 +602,16 @@ pub fn plan_join(catalog: &Catalog, query: &ast::Query, sink: Option<&str>) -> R
                     b.kind.name()
                 )));
             }
-            (Some(_), Some(_)) => {
+            (Some(a), Some(b)) => {
                 let l_side = &sides[sources_of(&l, &sides)[0]];
-                if !is_primary_key(&l, l_side) || !is_primary_key(&r, &sides[i + 1]) {
+                // Windows of other sizes key their records apart in the KAFKA format:
+                // one side would move (ksqlDB lets schema-registry keys through).
+                let registry_keys = l_side.source.key_format.kind.supports_schema_inference()
+                    && right_source.key_format.kind.supports_schema_inference();
+                if a.size != b.size && !registry_keys
+                    || !is_primary_key(&l, l_side)
+                    || !is_primary_key(&r, &sides[i + 1])
+                {
                     return Err(PlanError::new(
                         "Implicit repartitioning of windowed sources is not supported. See https://github.com/confluentinc/ksql/issues/4385.",
                     ));

@@ -428,7 +428,8 @@ pub(crate) fn check_unique_names(projection: &[Projection]) -> Result<()> {
 pub(crate) fn in_clause(e: PlanError, clause: &str) -> PlanError {
     if matches!(clause, "WHERE" | "HAVING")
         && (e.message.starts_with("Cannot compare ")
-            || e.message.starts_with("Comparison with NULL"))
+            || e.message.starts_with("Comparison with NULL")
+            || e.message.starts_with("Error processing expression: ("))
     {
         return PlanError {
             message: format!("Error in {clause} expression: {}", e.message),

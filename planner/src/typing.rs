@@ -290,7 +290,19 @@ pub fn type_expr(expr: &Expr, scope: &Scope) -> Result<TypedExpr> {
                     )));
                 }
             }
-            binary(*op, left, right)?
+            let types = (left.data_type.clone(), right.data_type.clone());
+            binary(*op, left, right).map_err(|e| {
+                // ksqlDB names the expression and the kinds of its operands.
+                if e.message.starts_with(UNSUPPORTED_ARITHMETIC) {
+                    PlanError::new(format!(
+                        "Error processing expression: {expr}. Unsupported arithmetic types. {} {}",
+                        base_type_name(&types.0),
+                        base_type_name(&types.1)
+                    ))
+                } else {
+                    e
+                }
+            })?
         }
         Expr::Negate(inner) => {
             let inner = t(inner)?;
@@ -968,6 +980,16 @@ fn comparison_name(op: BinaryOp) -> Option<&'static str> {
     })
 }
 
+const UNSUPPORTED_ARITHMETIC: &str = "Error processing expression: Unsupported arithmetic types.";
+
+/// A type's kind as ksqlDB's messages name it: `DECIMAL`, not `DECIMAL(2, 1)`.
+fn base_type_name(t: &DataType) -> String {
+    match t {
+        DataType::Decimal { .. } => "DECIMAL".into(),
+        other => other.to_string(),
+    }
+}
+
 fn binary(op: BinaryOp, left: TypedExpr, right: TypedExpr) -> Result<TypedExpr> {
     let arith = match op {
         BinaryOp::Plus => ArithOp::Add,
@@ -1009,7 +1031,7 @@ fn binary(op: BinaryOp, left: TypedExpr, right: TypedExpr) -> Result<TypedExpr> 
     }
     let Some(common) = common_numeric(&left.data_type, &right.data_type) else {
         return Err(PlanError::new(format!(
-            "Error processing expression: Unsupported arithmetic types. {} {}",
+            "{UNSUPPORTED_ARITHMETIC} {} {}",
             left.data_type, right.data_type
         )));
     };
@@ -1018,7 +1040,7 @@ fn binary(op: BinaryOp, left: TypedExpr, right: TypedExpr) -> Result<TypedExpr> 
             // common_numeric gives DECIMAL only for integer and decimal operands; should that
             // ever change, the statement fails rather than the process.
             return Err(PlanError::new(format!(
-                "Error processing expression: Unsupported arithmetic types. {} {}",
+                "{UNSUPPORTED_ARITHMETIC} {} {}",
                 left.data_type, right.data_type
             )));
         };
@@ -1053,7 +1075,7 @@ fn concat(left: TypedExpr, right: TypedExpr) -> Result<TypedExpr> {
     let right = right.coerce_if_null(&DataType::String);
     if left.data_type != DataType::String || right.data_type != DataType::String {
         return Err(PlanError::new(format!(
-            "Error processing expression: Unsupported arithmetic types. {} {}",
+            "{UNSUPPORTED_ARITHMETIC} {} {}",
             left.data_type, right.data_type
         )));
     }

@@ -249,6 +249,8 @@ pub struct InsertValues {
 #[derive(Debug, Clone, PartialEq)]
 pub struct InsertInto {
     pub target: String,
+    /// Where the target's name is, for messages about it.
+    pub target_position: Position,
     pub properties: Properties,
     pub query: Query,
 }

@@ -741,6 +741,7 @@ impl StatementParser<'_> {
 
     fn insert(&mut self) -> Result<StatementKind, ParseError> {
         self.expect_word("INTO")?;
+        let target_position = self.here();
         let target = self.identifier()?;
         let mut columns = None;
         if self.eat_token(&Token::LParen) {
@@ -775,6 +776,7 @@ impl StatementParser<'_> {
         let query = self.query()?;
         Ok(StatementKind::InsertInto(InsertInto {
             target,
+            target_position,
             properties,
             query,
         }))
