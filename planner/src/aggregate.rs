@@ -531,23 +531,45 @@ pub fn plan_aggregate(
             }
         }
     }
-    // A key column selected twice is a key once.
-    let mut seen_keys = vec![false; keys];
+    // A key column selected twice is refused, as ksqlDB refuses it.
+    let mut seen_keys: Vec<Option<String>> = vec![None; keys];
     for p in projection.iter_mut() {
         if let ExprKind::Column(i) = p.expr.kind {
             if p.key {
-                if seen_keys[i] {
+                if let (Some(first), Some(_)) = (&seen_keys[i], sink) {
+                    return Err(PlanError::new(format!(
+                        "The projection contains a key column more than once: `{first}` and `{}`.",
+                        p.name
+                    )));
+                }
+                if seen_keys[i].is_some() {
                     p.key = false;
                 }
-                seen_keys[i] = true;
+                seen_keys[i].get_or_insert_with(|| p.name.clone());
             }
         }
     }
+    // Key columns come in the GROUP BY's order, before the values, as ksqlDB writes them.
+    projection.sort_by_key(|p| match (&p.expr.kind, p.key) {
+        (ExprKind::Column(i), true) => *i,
+        _ => keys,
+    });
     if let Some(sink) = sink {
-        if let Some(i) = seen_keys.iter().position(|s| !s) {
-            let name = &pre[i].name;
+        let missing: Vec<&str> = seen_keys
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.is_none())
+            .map(|(i, _)| pre[i].name.as_str())
+            .collect();
+        if !missing.is_empty() {
+            let (noun, list) = match missing.as_slice() {
+                [one] => ("expression", one.to_string()),
+                [rest @ .., last] => ("expressions", format!("{} and {last}", rest.join(", "))),
+                [] => unreachable!("not empty"),
+            };
             return Err(PlanError::new(format!(
-                "The query used to build `{sink}` must include the grouping expression {name} in its projection (eg, SELECT {name}...)."
+                "The query used to build `{sink}` must include the grouping {noun} {list} in its projection (eg, SELECT {}...).",
+                missing.join(", ")
             )));
         }
         if projection.iter().all(|p| p.key) {
