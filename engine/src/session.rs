@@ -13,7 +13,7 @@ use crate::runtime::driver::Driver;
 use crate::runtime::lag::{group_lag, PartitionLag};
 use crate::runtime::{OutputRecord, QueryStatus};
 use crate::schema_registry::{HttpRegistry, SchemaRegistry};
-use crate::serving::PushQuery;
+use crate::serving::{KeySelection, PushQuery};
 use brook_planner::catalog::{Catalog, ColumnRole, SourceDef, WithClause, ROWOFFSET, ROWPARTITION};
 use brook_planner::plan::plan_query;
 use brook_planner::types::is_numeric;
@@ -1733,9 +1733,9 @@ impl Session {
         plan: &mut brook_planner::join::JoinPlan,
         group_id: &str,
     ) -> Result<i32> {
-        if self.engine.backend.is_driver() {
-            return Ok(1);
-        }
+        // The in-process driver runs one task and needs no topics, but refuses what
+        // ksqlDB refuses.
+        let driver = self.engine.backend.is_driver();
         let mut counts = Vec::new();
         for input in &plan.inputs {
             let source = &input.pre.source;
@@ -1747,11 +1747,16 @@ impl Session {
                 .ok_or_else(|| {
                     EngineError::new(format!("Kafka topic does not exist: {}", source.topic))
                 })?;
+            // The driver makes up one partition for a topic no statement sized: only the
+            // counts statements gave are compared there.
+            if driver && source.partitions.is_none() {
+                return Ok(1);
+            }
             counts.push((source.name.clone(), n));
         }
         let moved = match plan.inputs_to_repartition() {
             Some(moved) => moved,
-            None if counts.iter().all(|(_, n)| *n == 1) => return Ok(1),
+            None if driver || counts.iter().all(|(_, n)| *n == 1) => return Ok(1),
             None => {
                 // Keys cannot bring the records together (a foreign key, a table that
                 // would move, several steps on different keys): one task joins them all.
@@ -1784,6 +1789,9 @@ impl Session {
             return Err(EngineError::new(format!(
                 "Can't join `{first}` with `{name}` since the number of partitions don't match. `{first}` partitions = {count}; `{name}` partitions = {n}. Please repartition either one so that the number of partitions match."
             )));
+        }
+        if driver {
+            return Ok(1);
         }
         let partitions = staying
             .first()
@@ -1934,6 +1942,9 @@ impl Session {
                 )));
             }
             refuse_pseudo_columns(query)?;
+            if source.kind == SourceKind::Table {
+                crate::serving::check_like(query, &source)?;
+            }
             // ksqlDB names the WHERE clause a pull query's filter error is about.
             let flow = brook_planner::plan::plan_dataflow(&state.catalog, query, None).map_err(
                 |e| match (
@@ -1951,31 +1962,40 @@ impl Session {
         let operators = crate::dataflow::Operators::new(flow, &engine.formats);
         let records = match source.kind {
             SourceKind::Table => {
-                let scans = self
-                    .properties
-                    .get("ksql.query.pull.table.scan.enabled")
-                    .is_none_or(|v| !v.eq_ignore_ascii_case("false"));
-                let lookup = crate::serving::key_lookup(query, &source, scans)?;
+                let enabled = |name: &str| {
+                    self.properties
+                        .get(name)
+                        .is_none_or(|v| !v.eq_ignore_ascii_case("false"))
+                };
+                let access = crate::serving::Access {
+                    scans: enabled("ksql.query.pull.table.scan.enabled"),
+                    ranges: enabled("ksql.query.pull.range.scan.enabled"),
+                };
+                let lookup = crate::serving::key_lookup(query, &source, access)?;
                 // Only KAFKA keys have one encoding per value; other formats (whitespace in
                 // JSON, schema ids) are found by scanning, the filter picking the keys.
                 let canonical = source.key_format.kind == brook_planner::formats::FormatKind::Kafka;
-                let keys = match lookup {
+                let codec = RecordCodec::for_source(&source, &engine.formats);
+                let encode = |value: Value| codec.key.encode(&[value]);
+                let selection = match lookup {
                     crate::serving::Lookup::Keys(keys) if canonical => {
-                        let codec = RecordCodec::for_source(&source, &engine.formats);
                         let mut encoded = Vec::new();
                         for key in keys {
                             if let Some(bytes) = codec.key.encode(&key)? {
                                 encoded.push(bytes);
                             }
                         }
-                        Some(encoded)
+                        KeySelection::Prefixes(encoded)
                     }
-                    _ => None,
+                    crate::serving::Lookup::Range { lower, upper } if canonical => {
+                        KeySelection::Between {
+                            from: lower.map(encode).transpose()?.flatten(),
+                            to: upper.map(encode).transpose()?.flatten(),
+                        }
+                    }
+                    _ => KeySelection::All,
                 };
-                engine
-                    .backend
-                    .table_rows(&source.topic, keys.as_deref())
-                    .await?
+                engine.backend.table_rows(&source.topic, &selection).await?
             }
             SourceKind::Stream => engine.backend.read_topic(&source.topic).await?,
         };

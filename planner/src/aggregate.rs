@@ -3,7 +3,9 @@
 //! key (and window); a final stage applies HAVING and the projection to each updated
 //! aggregate row.
 
-use crate::catalog::{Catalog, RESERVED_COLUMNS, ROWOFFSET, ROWTIME, WINDOWEND, WINDOWSTART};
+use crate::catalog::{
+    Catalog, ColumnRole, RESERVED_COLUMNS, ROWOFFSET, ROWTIME, WINDOWEND, WINDOWSTART,
+};
 use crate::error::{PlanError, Result};
 use crate::functions::aggregates::{self, Aggregate};
 use crate::plan::{source_row, Projection, QueryPlan};
@@ -133,6 +135,230 @@ fn expr_text(e: &Expr) -> String {
     }
 }
 
+/// `SELECT *` of an aggregation stands for the source's columns, keys first, as in
+/// ksqlDB: each is then a non-aggregate select expression like any other.
+fn expand_wildcards(query: &ast::Query, source: &crate::catalog::SourceDef) -> Option<ast::Query> {
+    if !query
+        .select
+        .iter()
+        .any(|item| matches!(item, SelectItem::Wildcard { .. }))
+    {
+        return None;
+    }
+    let columns: Vec<&str> = source
+        .key_columns()
+        .chain(source.columns.iter().filter(|c| c.role != ColumnRole::Key))
+        .map(|c| c.name.as_str())
+        .collect();
+    let select = query
+        .select
+        .iter()
+        .flat_map(|item| match item {
+            SelectItem::Wildcard { .. } => columns
+                .iter()
+                .map(|name| SelectItem::Expr {
+                    expr: Expr::Column {
+                        qualifier: None,
+                        name: name.to_string(),
+                        position: Default::default(),
+                    },
+                    alias: None,
+                })
+                .collect::<Vec<_>>(),
+            other => vec![other.clone()],
+        })
+        .collect();
+    Some(ast::Query {
+        select,
+        ..query.clone()
+    })
+}
+
+/// ksqlDB's refusal of a window bound outside a windowed aggregation's SELECT.
+fn window_bound_misplaced(bound: &str) -> PlanError {
+    PlanError::new(format!(
+        "Window bounds column {bound} can only be used in the SELECT clause of windowed aggregations and can not be passed to aggregate functions.\nSee https://github.com/confluentinc/ksql/issues/4397"
+    ))
+}
+
+/// The first window bound `e` reads, in the order it is written.
+fn first_window_bound(e: &Expr) -> Option<&'static str> {
+    let mut found = None;
+    e.rewrite(&mut |node| {
+        if let Expr::Column { name, .. } = node {
+            if found.is_none() {
+                found = [WINDOWSTART, WINDOWEND].into_iter().find(|b| name == b);
+            }
+        }
+        None
+    });
+    found
+}
+
+/// Where a windowed aggregation's window bounds may not be: in WHERE (they exist only
+/// after the aggregation), in an aggregate's arguments, in GROUP BY or HAVING.
+fn check_window_bounds(query: &ast::Query) -> Result<()> {
+    if query.window.is_none() {
+        return Ok(());
+    }
+    if let Some(bound) = query.filter.as_ref().and_then(first_window_bound) {
+        return Err(PlanError::new(format!(
+            "Error in WHERE expression: Unknown column {bound}."
+        )));
+    }
+    let mut in_aggregate = None;
+    for item in &query.select {
+        if let SelectItem::Expr { expr, .. } = item {
+            expr.rewrite(&mut |node| match node {
+                Expr::Function { name, args, .. } if aggregates::is_aggregate(name) => {
+                    if in_aggregate.is_none() {
+                        in_aggregate = args.iter().find_map(first_window_bound);
+                    }
+                    Some(node.clone())
+                }
+                _ => None,
+            });
+        }
+    }
+    let misplaced = in_aggregate
+        .or_else(|| query.group_by.iter().find_map(first_window_bound))
+        .or_else(|| query.having.as_ref().and_then(first_window_bound));
+    match misplaced {
+        Some(bound) => Err(window_bound_misplaced(bound)),
+        None => Ok(()),
+    }
+}
+
+/// Where aggregate functions may not be: inside another aggregate, or in GROUP BY.
+fn check_aggregate_placement(query: &ast::Query) -> Result<()> {
+    let mut problem = None;
+    let mut visit = |e: &Expr| {
+        e.rewrite(&mut |node| {
+            let Expr::Function { name, args, .. } = node else {
+                return None;
+            };
+            if !aggregates::is_aggregate(name) || problem.is_some() {
+                return None;
+            }
+            for a in args {
+                a.rewrite(&mut |inner| {
+                    if let Expr::Function { name: nested, .. } = inner {
+                        if aggregates::is_aggregate(nested) && problem.is_none() {
+                            problem = Some(format!(
+                                "Aggregate functions can not be nested: {}({}())",
+                                name.to_uppercase(),
+                                nested.to_uppercase()
+                            ));
+                        }
+                    }
+                    None
+                });
+            }
+            Some(node.clone())
+        });
+    };
+    for item in &query.select {
+        if let SelectItem::Expr { expr, .. } = item {
+            visit(expr);
+        }
+    }
+    if let Some(h) = &query.having {
+        visit(h);
+    }
+    if let Some(p) = problem {
+        return Err(PlanError::new(p));
+    }
+    for e in &query.group_by {
+        let mut found = None;
+        e.rewrite(&mut |node| {
+            if let Expr::Function { name, .. } = node {
+                if aggregates::is_aggregate(name) {
+                    found.get_or_insert_with(|| name.to_uppercase());
+                }
+            }
+            None
+        });
+        if let Some(name) = found {
+            return Err(PlanError::new(format!(
+                "GROUP BY does not support aggregate functions: {name} is an aggregate function."
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The columns `e` reads outside its aggregate functions and outside any grouping
+/// expression it contains (the window bounds of a windowed aggregation are grouped).
+fn ungrouped_columns(e: &Expr, grouped: &[Expr], windowed: bool) -> Vec<Expr> {
+    let mut lambda_params: Vec<String> = Vec::new();
+    e.rewrite(&mut |node| {
+        if let Expr::Lambda { params, .. } = node {
+            lambda_params.extend(params.iter().cloned());
+        }
+        None
+    });
+    let mut found = Vec::new();
+    e.rewrite(&mut |node| {
+        let n = normalized(node);
+        if grouped.contains(&n) {
+            return Some(node.clone());
+        }
+        match node {
+            Expr::Function { name, .. } if aggregates::is_aggregate(name) => Some(node.clone()),
+            Expr::Column { name, .. } => {
+                let bound = windowed && (name == WINDOWSTART || name == WINDOWEND);
+                if !bound && !lambda_params.contains(name) && !found.contains(&n) {
+                    found.push(n);
+                }
+                Some(node.clone())
+            }
+            _ => None,
+        }
+    });
+    found
+}
+
+/// ksqlDB's rule for what an aggregation reads outside its aggregates: a select expression
+/// that is not itself grouped reads only grouped expressions, and so does HAVING. Select
+/// expressions are named whole, HAVING's columns one by one, as ksqlDB names them.
+fn check_grouped(query: &ast::Query, group_by: &[Expr]) -> Result<()> {
+    let grouped: Vec<Expr> = group_by.iter().map(normalized).collect();
+    let windowed = query.window.is_some();
+    let unmatched: Vec<String> = query
+        .select
+        .iter()
+        .filter_map(|item| match item {
+            SelectItem::Expr { expr, .. } => Some(expr),
+            SelectItem::Wildcard { .. } => None,
+        })
+        .filter(|e| {
+            !grouped.contains(&normalized(e))
+                && !ungrouped_columns(e, &grouped, windowed).is_empty()
+        })
+        .map(|e| normalized(e).to_string())
+        .collect();
+    if !unmatched.is_empty() {
+        return Err(PlanError::new(format!(
+            "Non-aggregate SELECT expression(s) not part of GROUP BY: {}\nEither add the column(s) to the GROUP BY or remove them from the SELECT.",
+            unmatched.join(", ")
+        )));
+    }
+    if let Some(h) = &query.having {
+        let columns = ungrouped_columns(h, &grouped, windowed);
+        if !columns.is_empty() {
+            return Err(PlanError::new(format!(
+                "Non-aggregate HAVING expression not part of GROUP BY: {}\nConsider switching the HAVING clause to a WHERE clause before the GROUP BY.",
+                columns
+                    .iter()
+                    .map(|c| c.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+    }
+    Ok(())
+}
+
 pub fn plan_aggregate(
     catalog: &Catalog,
     query: &ast::Query,
@@ -144,6 +370,14 @@ pub fn plan_aggregate(
             format!("{} does not exist.", query.from.name),
         )
     })?;
+    let expanded;
+    let query = match expand_wildcards(query, source) {
+        Some(q) => {
+            expanded = q;
+            &expanded
+        }
+        None => query,
+    };
     if !query.partition_by.is_empty() {
         return Err(PlanError::new(
             "PARTITION BY and GROUP BY cannot be used in the same query.",
@@ -166,6 +400,8 @@ pub fn plan_aggregate(
             "Table functions cannot be used with aggregations.",
         ));
     }
+    check_window_bounds(query)?;
+    check_aggregate_placement(query)?;
     if sink.is_some() && query.window.is_none() {
         // Without a window, the window bounds are only reserved names.
         for item in &query.select {
@@ -362,9 +598,7 @@ pub fn plan_aggregate(
             .into_iter()
             .find(|b| p.message.contains(&format!("'{b}' cannot be resolved")));
         return Err(match bound {
-            Some(bound) => PlanError::new(format!(
-                "Window bounds column {bound} can only be used in the SELECT clause of windowed aggregations"
-            )),
+            Some(bound) => window_bound_misplaced(bound),
             None => p,
         });
     }
@@ -372,6 +606,9 @@ pub fn plan_aggregate(
         return Err(PlanError::new(
             "GROUP BY requires aggregate functions in either the SELECT or HAVING clause.",
         ));
+    }
+    if !query.group_by.is_empty() {
+        check_grouped(query, &group_by)?;
     }
     if source.kind == SourceKind::Table {
         if let Some((_, c)) = calls.iter().find(|(_, c)| !c.aggregate.supports_undo()) {
@@ -583,9 +820,7 @@ pub fn plan_aggregate(
                     .into_iter()
                     .find(|b| e.message.contains(&format!("'{b}' cannot be resolved")))
                 {
-                    Some(bound) => PlanError::new(format!(
-                        "Window bounds column {bound} can only be used in the SELECT clause of windowed aggregations"
-                    )),
+                    Some(bound) => window_bound_misplaced(bound),
                     None => e,
                 }
             })?;

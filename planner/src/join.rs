@@ -398,18 +398,23 @@ pub fn plan_join_aggregate(
 
 pub fn plan_join(catalog: &Catalog, query: &ast::Query, sink: Option<&str>) -> Result<JoinPlan> {
     let sides = sides_of(catalog, query)?;
-    for (i, join) in query.joins.iter().enumerate() {
+    for i in 0..query.joins.len() {
         let right = &sides[i + 1];
         if sides[..=i]
             .iter()
             .any(|s| s.source.name == right.source.name)
         {
-            return Err(PlanError::new(format!(
-                "Can not join '{0}' to '{0}': self joins are not yet supported.",
-                right.source.name
-            )));
+            return Err(PlanError::new(match query.joins.len() {
+                1 => format!(
+                    "Can not join '{0}' to '{0}': self joins are not yet supported.",
+                    right.source.name
+                ),
+                _ => format!(
+                    "N-way joins do not support multiple occurrences of the same source. Source: '{}'",
+                    right.source.name
+                ),
+            }));
         }
-        let _ = join;
     }
     let kafka: Vec<&str> = sides
         .iter()
@@ -422,6 +427,8 @@ pub fn plan_join(catalog: &Catalog, query: &ast::Query, sink: Option<&str>) -> R
             kafka.join(", ")
         )));
     }
+
+    check_criteria(query, &sides)?;
 
     // The join conditions: per step, the left and right key expressions (qualified).
     let mut keys: Vec<(Expr, Expr)> = Vec::new();
@@ -470,15 +477,8 @@ pub fn plan_join(catalog: &Catalog, query: &ast::Query, sink: Option<&str>) -> R
         let left_kind = kinds[i];
         let right_source = sides[i + 1].source;
         let right_kind = right_source.kind;
-        let left_name = if i == 0 {
-            sides[0].alias.clone()
-        } else {
-            sides[..=i]
-                .iter()
-                .map(|s| s.alias.clone())
-                .collect::<Vec<_>>()
-                .join("_")
-        };
+        // The source the condition's left side reads names the left of a step.
+        let left_name = sides[sources_of(&l, &sides)[0]].alias.clone();
         let described = format!(
             "{} {} {}",
             left_name,
@@ -1081,7 +1081,7 @@ pub fn plan_join(catalog: &Catalog, query: &ast::Query, sink: Option<&str>) -> R
                     };
                     format!(
                         "The query used to build `{sink}` must include the join {noun} {} in its projection (eg, SELECT {}...).",
-                        shown.join(" or "),
+                        or_list(&shown),
                         shown[0]
                     )
                 };
@@ -1210,5 +1210,55 @@ fn contains_map(t: &DataType) -> bool {
         DataType::Struct(fields) => fields.iter().any(|(_, t)| contains_map(t)),
         DataType::Array(t) => contains_map(t),
         _ => false,
+    }
+}
+
+/// Each join's condition as ksqlDB checks them all before planning any step: an equality
+/// whose sides each read exactly one source, two different ones, one of them the source
+/// that step joins.
+fn check_criteria(query: &ast::Query, sides: &[Side]) -> Result<()> {
+    for (i, join) in query.joins.iter().enumerate() {
+        let Ok(on) = qualify(&join.on, &sides[..=i + 1]) else {
+            // Unknown columns are reported with the step.
+            continue;
+        };
+        let Expr::Binary {
+            op: ast::BinaryOp::Eq,
+            left,
+            right,
+        } = &on
+        else {
+            continue;
+        };
+        let (ls, rs) = (sources_of(left, sides), sources_of(right, sides));
+        if ls.len() != 1 || rs.len() != 1 {
+            continue;
+        }
+        let name = |s: usize| sides[s].alias.clone();
+        if ls == rs {
+            return Err(PlanError::new(format!(
+                "Each side of the join must reference exactly one source and not the same source. Left side references `{}` and right references `{}`",
+                name(ls[0]),
+                name(rs[0])
+            )));
+        }
+        if ls[0] != i + 1 && rs[0] != i + 1 {
+            return Err(PlanError::new(format!(
+                "A join criteria is expected to reference the source (`{}`) in the FROM clause, instead the right source references `{}` and the left source references `{}`",
+                name(i + 1),
+                name(rs[0]),
+                name(ls[0])
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// `A`, `A or B`, `A, B or C`: a list as ksqlDB's messages join it.
+fn or_list(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [rest @ .., last] => format!("{} or {last}", rest.join(", ")),
     }
 }

@@ -220,6 +220,11 @@ pub fn plan_query(catalog: &Catalog, query: &ast::Query, sink: Option<&str>) -> 
                 }
             }
             SelectItem::Expr { expr, alias } => {
+                if matches!(expr, Expr::Literal(ast::Literal::Null)) {
+                    return Err(PlanError::new(
+                        "Can't infer a type of null. Please explicitly cast it to a required type, e.g. CAST(null AS VARCHAR).",
+                    ));
+                }
                 let typed = type_expr(expr, &scope).map_err(|e| in_clause(e, "SELECT"))?;
                 let name = match alias {
                     Some(a) => a.clone(),

@@ -293,7 +293,9 @@ pub fn type_expr(expr: &Expr, scope: &Scope) -> Result<TypedExpr> {
             let types = (left.data_type.clone(), right.data_type.clone());
             binary(*op, left, right).map_err(|e| {
                 // ksqlDB names the expression and the kinds of its operands.
-                if e.message.starts_with(UNSUPPORTED_ARITHMETIC) {
+                if e.message.starts_with(COMPARE_FAILED) {
+                    compare_error(e, *op, l, r)
+                } else if e.message.starts_with(UNSUPPORTED_ARITHMETIC) {
                     PlanError::new(format!(
                         "Error processing expression: {expr}. Unsupported arithmetic types. {} {}",
                         base_type_name(&types.0),
@@ -396,6 +398,7 @@ pub fn type_expr(expr: &Expr, scope: &Scope) -> Result<TypedExpr> {
             negated,
         } => {
             let e = t(expr)?;
+            let (low_written, high_written) = (&**low, &**high);
             let low = match magic_time(low, expr) {
                 Some(low) => low,
                 None => t(low)?,
@@ -404,8 +407,11 @@ pub fn type_expr(expr: &Expr, scope: &Scope) -> Result<TypedExpr> {
                 Some(high) => high,
                 None => t(high)?,
             };
-            let lower = compare(CmpOp::GtEq, e.clone(), low)?;
-            let upper = compare(CmpOp::LtEq, e, high)?;
+            // ksqlDB checks a BETWEEN as its two comparisons.
+            let lower = compare(CmpOp::GtEq, e.clone(), low)
+                .map_err(|err| between_error(err, BinaryOp::GtEq, expr, low_written))?;
+            let upper = compare(CmpOp::LtEq, e, high)
+                .map_err(|err| between_error(err, BinaryOp::LtEq, expr, high_written))?;
             let both = TypedExpr::new(
                 ExprKind::And(lower.boxed(), upper.boxed()),
                 DataType::Boolean,
@@ -473,7 +479,9 @@ pub fn type_expr(expr: &Expr, scope: &Scope) -> Result<TypedExpr> {
                 .chain(otherwise.iter())
                 .find(|r| !r.is_null_literal())
                 .map(|r| r.data_type.clone())
-                .unwrap_or(DataType::String);
+                .ok_or_else(|| {
+                    PlanError::new("Invalid Case expression. All case branches have NULL type")
+                })?;
             for r in results.iter().chain(otherwise.iter()) {
                 if !r.is_null_literal() && r.data_type != result_type {
                     return Err(PlanError::new(format!(
@@ -655,6 +663,9 @@ pub fn type_expr(expr: &Expr, scope: &Scope) -> Result<TypedExpr> {
             let mut types = Vec::new();
             let mut values = Vec::new();
             for (name, e) in fields {
+                if types.iter().any(|(n, _)| n == name) {
+                    return Err(PlanError::new("Duplicate field names found in STRUCT"));
+                }
                 let v = t(e)?;
                 types.push((name.clone(), v.data_type.clone()));
                 values.push(v);
@@ -968,6 +979,42 @@ fn compare(op: CmpOp, left: TypedExpr, right: TypedExpr) -> Result<TypedExpr> {
 }
 
 /// The name ksqlDB gives a comparison in its messages.
+const COMPARE_FAILED: &str = "Cannot compare ";
+
+/// A failed bound of a BETWEEN, as ksqlDB words it.
+fn between_error(err: PlanError, op: BinaryOp, expr: &Expr, bound: &Expr) -> PlanError {
+    if !err.message.starts_with(COMPARE_FAILED) {
+        return err;
+    }
+    let err = compare_error(err, op, expr, bound);
+    PlanError {
+        message: format!("Invalid expression: {}", err.message),
+        position: err.position,
+    }
+}
+
+/// A failed comparison in ksqlDB's words: `Cannot compare B (ARRAY<INTEGER>) to C
+/// (ARRAY<INTEGER>) with LESS_THAN.`, the operands as written with their types.
+fn compare_error(err: PlanError, op: BinaryOp, l: &Expr, r: &Expr) -> PlanError {
+    let (Some(name), Some((lt, rt))) = (comparison_name(op), compared_types(&err.message)) else {
+        return err;
+    };
+    PlanError {
+        message: format!("Cannot compare {l} ({lt}) to {r} ({rt}) with {name}."),
+        position: err.position,
+    }
+}
+
+/// The operand types `compare` names in its message.
+fn compared_types(message: &str) -> Option<(String, String)> {
+    let rest = message.strip_prefix(COMPARE_FAILED)?;
+    let (types, _) = rest.rsplit_once(" with ")?;
+    match types.split_once(" to ") {
+        Some((l, r)) => Some((l.to_string(), r.to_string())),
+        None => Some((types.to_string(), types.to_string())),
+    }
+}
+
 fn comparison_name(op: BinaryOp) -> Option<&'static str> {
     Some(match op {
         BinaryOp::Eq => "EQUAL",

@@ -3,7 +3,7 @@
 //! thousand.
 
 use brook_qtt::ratchet::corpus_cases;
-use brook_qtt::{run_cases, Options, Status};
+use brook_qtt::{run_cases, Options, Report, Status};
 use std::path::PathBuf;
 
 #[test]
@@ -19,16 +19,43 @@ fn every_reference_case_passes() {
                 kafka: None,
             },
         );
-        let failed: Vec<String> = report
-            .cases
-            .iter()
-            .filter(|c| c.status != Status::Pass)
-            .map(|c| format!("{} ({}): {}", c.name, c.file, c.reason))
-            .collect();
+        let failed = failures(&report);
         assert!(
             failed.is_empty(),
             "batch size {batch_size}:\n{}",
             failed.join("\n")
         );
     }
+}
+
+/// The REST cases Brook keeps likewise (`qtt/reference-rest/`): pull queries and the other
+/// answers of the REST endpoint that the shared REST corpus does not test.
+#[test]
+fn every_rest_reference_case_passes() {
+    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let cases = corpus_cases(&here.join("reference-rest"));
+    let report = run_cases(
+        &cases,
+        &Options {
+            batch_size: 1,
+            rest: true,
+            kafka: None,
+        },
+    );
+    let failed = failures(&report);
+    assert!(failed.is_empty(), "{}", failed.join("\n"));
+    assert!(
+        !report.cases.is_empty(),
+        "no REST reference cases were found"
+    );
+}
+
+/// Each case that did not pass, with its file and why.
+fn failures(report: &Report) -> Vec<String> {
+    report
+        .cases
+        .iter()
+        .filter(|c| c.status != Status::Pass)
+        .map(|c| format!("{} ({}): {}", c.name, c.file, c.reason))
+        .collect()
 }

@@ -714,7 +714,65 @@ impl std::fmt::Display for Expr {
                     .collect::<Vec<_>>()
                     .join(", ")
             ),
-            other => write!(f, "{other:?}"),
+            Expr::IsDistinctFrom {
+                left,
+                right,
+                negated,
+            } => write!(
+                f,
+                "({left} IS {}DISTINCT FROM {right})",
+                if *negated { "NOT " } else { "" }
+            ),
+            Expr::Like {
+                expr,
+                pattern,
+                escape,
+                negated,
+            } => {
+                let not = if *negated { "NOT " } else { "" };
+                match escape {
+                    Some(c) => write!(f, "({expr} {not}LIKE {pattern} ESCAPE '{c}')"),
+                    None => write!(f, "({expr} {not}LIKE {pattern})"),
+                }
+            }
+            Expr::Between {
+                expr,
+                low,
+                high,
+                negated,
+            } => write!(
+                f,
+                "({expr} {}BETWEEN {low} AND {high})",
+                if *negated { "NOT " } else { "" }
+            ),
+            Expr::InList {
+                expr,
+                list: items,
+                negated,
+            } => write!(
+                f,
+                "({expr} {}IN ({}))",
+                if *negated { "NOT " } else { "" },
+                list(items)
+            ),
+            Expr::Case {
+                operand,
+                whens,
+                otherwise,
+            } => {
+                write!(f, "(CASE")?;
+                if let Some(operand) = operand {
+                    write!(f, " {operand}")?;
+                }
+                for (when, then) in whens {
+                    write!(f, " WHEN {when} THEN {then}")?;
+                }
+                if let Some(otherwise) = otherwise {
+                    write!(f, " ELSE {otherwise}")?;
+                }
+                write!(f, " END)")
+            }
+            Expr::Lambda { params, body } => write!(f, "({}) => {body}", params.join(", ")),
         }
     }
 }

@@ -26,6 +26,11 @@ impl Dialect for KsqlDialect {
         ch.is_alphanumeric() || ch == '_' || ch == '@'
     }
 
+    /// ksqlDB's grammar has identifiers that start with digits (`1R`, `2_COUNT`).
+    fn supports_numeric_prefix(&self) -> bool {
+        true
+    }
+
     fn is_delimited_identifier_start(&self, ch: char) -> bool {
         ch == '`' || ch == '"'
     }
@@ -151,6 +156,16 @@ fn parse_cast(parser: &mut Parser) -> Result<Expr, ParserError> {
     parser.expect_token(&Token::LParen)?;
     let expr = parser.parse_expr()?;
     parser.expect_keyword_is(sqlparser::keywords::Keyword::AS)?;
+    // ksqlDB's grammar has no NULL type to cast to: a syntax error at the word.
+    let next = parser.peek_token_ref();
+    if matches!(&next.token, Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case("NULL"))
+    {
+        let at = next.span.start;
+        return Err(ParserError::ParserError(format!(
+            "Syntax error at or near 'NULL' at Line: {}, Column: {}",
+            at.line, at.column
+        )));
+    }
     let to = crate::types::parse_type(parser)?;
     parser.expect_token(&Token::RParen)?;
     Ok(Expr::Cast {

@@ -194,11 +194,13 @@ impl StatementParser<'_> {
         if let Some((message, at)) = text.rsplit_once(" at Line: ") {
             if let Some((line, column)) = at.split_once(", Column: ") {
                 if let (Ok(line), Ok(column)) = (line.trim().parse(), column.trim().parse()) {
-                    let message = message.replace("Expected: ", "expected ");
-                    return ParseError::new(
-                        absolute(self.base, Position { line, column }),
-                        message,
-                    );
+                    let mut message = message.replace("Expected: ", "expected ");
+                    let at = absolute(self.base, Position { line, column });
+                    // ksqlDB's "at or near" errors end with their place.
+                    if message.starts_with("Syntax error at or near") {
+                        message = format!("{message} at line {}:{}", at.line, at.column);
+                    }
+                    return ParseError::new(at, message);
                 }
             }
         }
@@ -719,7 +721,35 @@ impl StatementParser<'_> {
     fn expr(&mut self) -> Result<Expr, ParseError> {
         let position = self.here();
         let parsed = self.p.parse_expr().map_err(|e| self.sp_error(e))?;
-        let expr = convert_expr(&parsed).map_err(|e| {
+        self.converted(&parsed, position)
+    }
+
+    /// GROUP BY's expressions: `a, b`, or `(a, b)` as ksqlDB's grammar also writes them.
+    fn grouping_exprs(&mut self) -> Result<Vec<Expr>, ParseError> {
+        let mut out = Vec::new();
+        loop {
+            let position = self.here();
+            let parsed = self.p.parse_expr().map_err(|e| self.sp_error(e))?;
+            match &parsed {
+                sqlparser::ast::Expr::Tuple(items) => {
+                    for item in items {
+                        out.push(self.converted(item, position)?);
+                    }
+                }
+                _ => out.push(self.converted(&parsed, position)?),
+            }
+            if !self.eat_token(&Token::Comma) {
+                return Ok(out);
+            }
+        }
+    }
+
+    fn converted(
+        &self,
+        parsed: &sqlparser::ast::Expr,
+        position: Position,
+    ) -> Result<Expr, ParseError> {
+        let expr = convert_expr(parsed).map_err(|e| {
             let at = e
                 .position
                 .map(|p| absolute(self.base, p))
@@ -905,7 +935,7 @@ impl StatementParser<'_> {
             None
         };
         let group_by = if self.eat_words(&["GROUP", "BY"]) {
-            self.expr_list()?
+            self.grouping_exprs()?
         } else {
             vec![]
         };

@@ -96,6 +96,14 @@ fn parse_inner(parser: &mut Parser, pending_gt: &mut bool) -> Result<DataType, P
             expect_gt(parser, pending_gt)?;
             DataType::Struct(fields)
         }
+        // A reserved word is no type name (ksqlDB's grammar refuses `NULL` as a type).
+        "NULL" => {
+            let at = token.span.start;
+            return Err(ParserError::ParserError(format!(
+                "mismatched input 'NULL' expecting a type at Line: {}, Column: {}",
+                at.line, at.column
+            )));
+        }
         _ => DataType::Named(word.value.to_uppercase()),
     })
 }

@@ -676,6 +676,128 @@ fn pull_queries_over_http() {
 }
 
 /// Runs curl (HTTP/2 without TLS, "prior knowledge"): (HTTP version, status, body).
+/// A pull query's rows in the order the server sent them, or its error.
+fn pull_rows(http: &Http, sql: &str, properties: Value) -> Result<Vec<Value>, String> {
+    let (status, body) = http.post(
+        "/query",
+        &json!({"ksql": sql, "streamsProperties": properties}).to_string(),
+    );
+    if status != 200 {
+        return Err(format!("{status}: {body}"));
+    }
+    let parsed: Value = serde_json::from_str(&body).map_err(|e| format!("{e}: {body}"))?;
+    Ok(parsed
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.get("row").map(|r| r["columns"].clone()))
+        .collect())
+}
+
+#[test]
+fn pull_query_range_scans_serve_ten_thousand_keys_in_key_order() {
+    let place = Place::new("range");
+    let (server, http) = place.start("range-server");
+    let topic = unique("accounts");
+    broker().create_topic(&topic, 1);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as i64;
+    // Written out of key order, so that key order comes from the store, not the topic.
+    let mut ids: Vec<u32> = (0..10_000).collect();
+    ids.sort_by_key(|i| (i * 7919) % 10_000);
+    let records: Vec<brook_tests::Input> = ids
+        .iter()
+        .map(|i| {
+            (
+                Some(format!("k{i:05}").into_bytes()),
+                Some(json!({"BALANCE": i}).to_string().into_bytes()),
+                now,
+            )
+        })
+        .collect();
+    broker().produce(&topic, &records);
+    let (status, body) = http.post(
+        "/ksql",
+        &json!({"ksql": format!(
+            "CREATE SOURCE TABLE accounts (id STRING PRIMARY KEY, balance INT)
+               WITH (kafka_topic='{topic}', value_format='JSON');"
+        )})
+        .to_string(),
+    );
+    assert_eq!(status, 200, "{body}");
+    let no_scans = json!({"ksql.query.pull.table.scan.enabled": "false"});
+    let expected = |range: std::ops::Range<u32>| -> Vec<Value> {
+        range.map(|i| json!([format!("k{i:05}"), i])).collect()
+    };
+
+    // Every key below a bound, in key order, without a table scan.
+    let below = wait_for(Duration::from_secs(60), || {
+        pull_rows(
+            &http,
+            "SELECT id, balance FROM accounts WHERE id < 'k00250';",
+            no_scans.clone(),
+        )
+        .ok()
+        .filter(|rows| rows.len() == 250)
+    });
+    assert_eq!(
+        below.unwrap_or_else(|| panic!("the range never filled; stderr:\n{}", server.stderr())),
+        expected(0..250)
+    );
+    // Bounds either way round, inclusive or not, with a filter on a value column.
+    let rows = pull_rows(
+        &http,
+        "SELECT id, balance FROM accounts WHERE 'k09990' <= id;",
+        no_scans.clone(),
+    );
+    assert_eq!(rows, Ok(expected(9990..10_000)));
+    let rows = pull_rows(
+        &http,
+        "SELECT id, balance FROM accounts WHERE id > 'k04999' AND balance % 2 = 0;",
+        no_scans.clone(),
+    )
+    .expect("a range with a filter");
+    assert_eq!(rows.len(), 2500);
+    assert_eq!(rows.first(), Some(&json!(["k05000", 5000])));
+    assert_eq!(rows.last(), Some(&json!(["k09998", 9998])));
+    assert!(rows.windows(2).all(|w| w[0][0].as_str() < w[1][0].as_str()));
+
+    // What ksqlDB refuses without table scans: two bounds on the key, ranges turned off.
+    let both = pull_rows(
+        &http,
+        "SELECT id FROM accounts WHERE id >= 'k00010' AND id <= 'k00020';",
+        no_scans.clone(),
+    );
+    assert!(
+        both.as_ref().is_err_and(|e| {
+            e.starts_with("400") && e.contains(
+            "A comparison condition on the key column cannot be combined with other comparisons"
+        )
+        }),
+        "{both:?}"
+    );
+    let off = pull_rows(
+        &http,
+        "SELECT id FROM accounts WHERE id < 'k00010';",
+        json!({"ksql.query.pull.table.scan.enabled": "false",
+               "ksql.query.pull.range.scan.enabled": "false"}),
+    );
+    assert!(
+        off.as_ref()
+            .is_err_and(|e| e.contains("Query requires table scan to be enabled")),
+        "{off:?}"
+    );
+    // With table scans on, both bounds are a scan and the same rows come.
+    let rows = pull_rows(
+        &http,
+        "SELECT id, balance FROM accounts WHERE id >= 'k00010' AND id <= 'k00020';",
+        json!({}),
+    );
+    assert_eq!(rows, Ok(expected(10..21)));
+}
+
 fn curl_http2(url: &str, body: &str) -> (String, String, String) {
     let out = std::process::Command::new("curl")
         .args([

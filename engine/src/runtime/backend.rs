@@ -7,7 +7,7 @@ use crate::pipeline::InputRecord;
 use crate::processing_log::ProcessingLog;
 use crate::runtime::driver::Driver;
 use crate::runtime::{produce_all, read_to_end, OutputRecord, PersistentQuery, QueryStatus};
-use crate::serving::{start_push_query, PushQuery};
+use crate::serving::{start_push_query, KeySelection, PushQuery};
 use crate::sink::SinkWriter;
 use brook_planner::catalog::SourceDef;
 use std::collections::BTreeMap;
@@ -211,13 +211,12 @@ impl Backend {
     }
 
     /// What a table's topic amounts to now: its latest record per key, in partition and
-    /// key order; all of them, or those whose keys start with one of `keys` (a windowed
-    /// key starts with its key). On Kafka it comes from a local store that follows the
-    /// topic.
+    /// key order, of the keys `selection` holds. On Kafka it comes from a local store
+    /// that follows the topic.
     pub async fn table_rows(
         &self,
         topic: &str,
-        keys: Option<&[Vec<u8>]>,
+        selection: &KeySelection,
     ) -> Result<Vec<InputRecord>, String> {
         match self {
             Backend::Kafka(k) => {
@@ -225,18 +224,14 @@ impl Backend {
                     .views
                     .view(&k.settings, topic, &k.state_dir.join("pull"))?
                 {
-                    Some(view) => view.rows(keys).await,
+                    Some(view) => view.rows(selection).await,
                     None => Ok(Vec::new()),
                 }
             }
             Backend::Driver(_) => {
                 let mut rows = crate::serving::table_rows(self.read_topic(topic).await?);
-                if let Some(keys) = keys {
-                    rows.retain(|r| {
-                        r.key
-                            .as_deref()
-                            .is_some_and(|k| keys.iter().any(|wanted| k.starts_with(wanted)))
-                    });
+                if *selection != KeySelection::All {
+                    rows.retain(|r| r.key.as_deref().is_some_and(|k| selection.holds(k)));
                 }
                 Ok(rows)
             }

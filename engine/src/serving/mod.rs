@@ -8,8 +8,8 @@ mod push;
 mod view;
 
 pub(crate) use lookup::combinations;
-pub use lookup::{key_lookup, Lookup};
+pub use lookup::{check_like, key_lookup, Access, Lookup};
 pub use print::print_topic;
-pub use pull::{run_pull, table_rows};
+pub use pull::{run_pull, table_rows, KeySelection};
 pub use push::{start_push_query, PushCloser, PushQuery, RowReceiver};
 pub use view::TableViews;

@@ -7,6 +7,33 @@ use crate::pipeline::InputRecord;
 use brook_planner::value::Value;
 use std::collections::BTreeMap;
 
+/// Which stored keys of a table a pull query reads, as encoded key bytes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum KeySelection {
+    All,
+    /// Keys that start with one of these (a windowed key starts with its key).
+    Prefixes(Vec<Vec<u8>>),
+    /// Keys from `from` up to every key that starts with `to`, both ends included: a
+    /// superset of a range, whose WHERE clause decides the ends.
+    Between {
+        from: Option<Vec<u8>>,
+        to: Option<Vec<u8>>,
+    },
+}
+
+impl KeySelection {
+    pub fn holds(&self, key: &[u8]) -> bool {
+        match self {
+            KeySelection::All => true,
+            KeySelection::Prefixes(keys) => keys.iter().any(|wanted| key.starts_with(wanted)),
+            KeySelection::Between { from, to } => {
+                from.as_deref().is_none_or(|f| key >= f)
+                    && to.as_deref().is_none_or(|t| key <= t || key.starts_with(t))
+            }
+        }
+    }
+}
+
 /// What a table's records amount to: its latest record per key (windowed keys carry their
 /// window), in partition and key order, without deleted keys.
 pub fn table_rows(records: Vec<InputRecord>) -> Vec<InputRecord> {

@@ -9,6 +9,7 @@ use crate::kafka::KafkaSettings;
 use crate::kafka::Prefetch;
 use crate::pipeline::{Headers, InputRecord};
 use crate::runtime::partitions_of;
+use crate::serving::KeySelection;
 use brook_state::Store;
 use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
 use std::collections::BTreeMap;
@@ -160,7 +161,7 @@ impl TableView {
 
     /// The table's rows once the store holds every record the topic holds now, in
     /// partition and key order: all of them, or those whose keys start with one of `keys`.
-    pub async fn rows(&self, keys: Option<&[Vec<u8>]>) -> Result<Vec<InputRecord>, String> {
+    pub async fn rows(&self, selection: &KeySelection) -> Result<Vec<InputRecord>, String> {
         let settings = self.settings.clone();
         let topic = self.topic.clone();
         let ends = tokio::task::spawn_blocking(move || end_offsets(&settings, &topic))
@@ -198,24 +199,37 @@ impl TableView {
             .store
             .lock()
             .map_err(|_| "a store lock was poisoned".to_string())?;
-        let entries = match keys {
-            None => store.range(&[ROW], &[ROW + 1]).map_err(|e| e.to_string())?,
-            Some(keys) => {
+        let mut entries = Vec::new();
+        match selection {
+            KeySelection::All => {
+                entries = store.range(&[ROW], &[ROW + 1]).map_err(|e| e.to_string())?;
+            }
+            KeySelection::Prefixes(keys) => {
                 // A windowed key is its key's bytes followed by the window: every stored
                 // key that starts with a wanted key's bytes, in every partition.
-                let mut found = Vec::new();
                 for partition in ends.keys() {
                     for key in keys {
                         let from = row_key(*partition, Some(key));
                         let to = successor(&from);
-                        found.extend(store.range(&from, &to).map_err(|e| e.to_string())?);
+                        entries.extend(store.range(&from, &to).map_err(|e| e.to_string())?);
                     }
                 }
-                found.sort();
-                found.dedup_by(|a, b| a.0 == b.0);
-                found
+                entries.sort();
+                entries.dedup_by(|a, b| a.0 == b.0);
             }
-        };
+            KeySelection::Between { from, to } => {
+                // Each partition's keys in the store's order, from the lower bound to past
+                // every key starting with the upper one.
+                for partition in ends.keys() {
+                    let start = row_key(*partition, Some(from.as_deref().unwrap_or_default()));
+                    let end = match to {
+                        Some(to) => successor(&row_key(*partition, Some(to))),
+                        None => successor(&row_key(*partition, None)[..5]),
+                    };
+                    entries.extend(store.range(&start, &end).map_err(|e| e.to_string())?);
+                }
+            }
+        }
         let mut rows = Vec::new();
         for (k, v) in entries {
             let Some(partition) = k.get(1..5).and_then(|p| p.try_into().ok()) else {

@@ -225,14 +225,12 @@ fn write_json(v: &Value, out: &mut String) {
                 None => out.push_str("null"),
             }
         }
+        // Timestamps keep their milliseconds, as ksqlDB's timestamp format writes them.
         Value::Timestamp(ms) => match chrono::DateTime::from_timestamp_millis(*ms) {
-            Some(t) => {
-                let t = t.naive_utc();
-                quoted(
-                    &format!("{}T{}", t.format("%Y-%m-%d"), java_time(&t.time())),
-                    out,
-                )
-            }
+            Some(t) => quoted(
+                &t.naive_utc().format("%Y-%m-%dT%H:%M:%S%.3f").to_string(),
+                out,
+            ),
             None => out.push_str("null"),
         },
         Value::Array(items) => {

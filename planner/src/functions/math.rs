@@ -55,6 +55,19 @@ pub(super) fn functions() -> Vec<ScalarFunction> {
                 }
                 match &a.first() {
                     Some(Some(Double)) => exactly("ROUND", a, &[Double], BigInt),
+                    // ksqlDB keeps a rounded decimal's integer digits: DECIMAL(p - s, 0).
+                    Some(Some(DataType::Decimal { precision, scale })) => exactly(
+                        "ROUND",
+                        a,
+                        &[DataType::Decimal {
+                            precision: *precision,
+                            scale: *scale,
+                        }],
+                        DataType::Decimal {
+                            precision: (*precision as i16 - *scale as i16).clamp(1, 38) as u8,
+                            scale: 0,
+                        },
+                    ),
                     _ => rounded("ROUND", a),
                 }
             },
@@ -195,6 +208,10 @@ pub(super) fn functions() -> Vec<ScalarFunction> {
                 strict(v, |v| {
                     Ok(match (v.first(), v.get(1)) {
                         (Some(Value::Double(x)), None) => Value::Double(x.ln()),
+                        // As ksqlDB: no logarithm to a base that is not positive or is 1.
+                        (Some(Value::Double(b)), Some(_)) if *b <= 0.0 || *b == 1.0 => {
+                            Value::Double(f64::NAN)
+                        }
                         (Some(Value::Double(b)), Some(Value::Double(x))) => {
                             Value::Double(x.ln() / b.ln())
                         }

@@ -107,9 +107,13 @@ pub fn no_match(name: &str, args: ArgTypes) -> String {
                 .unwrap_or_else(|| "null".into())
         })
         .collect();
+    // ksqlDB names a function as its implementation declares it: most in lower case.
+    let declared = match name.to_uppercase().as_str() {
+        "COALESCE" => "COALESCE".to_string(),
+        _ => name.to_lowercase(),
+    };
     format!(
-        "Function '{}' does not accept parameters ({}).",
-        name.to_lowercase(),
+        "Function '{declared}' does not accept parameters ({}).",
         shown.join(", ")
     )
 }

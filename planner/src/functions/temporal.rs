@@ -94,6 +94,7 @@ pub(super) fn functions() -> Vec<ScalarFunction> {
                 strict(v, |v| {
                     parse_millis(&v[0], &v[1], None)
                         .map(|ms| Value::Date(ms.div_euclid(MS_PER_DAY) as i32))
+                        .or_else(|e| date_prefix(&v[0], &v[1]).ok_or(e))
                 })
             },
         },
@@ -355,6 +356,19 @@ fn format_millis(ms: i64, pattern: &Value, tz: Option<&Value>) -> Result<Value, 
 /// Parses text with a Java pattern, as ksqlDB's parsers do: case-insensitively, with what
 /// the pattern leaves out defaulted (the first day, month or year 1970, midnight); a zone
 /// in the text (an offset, `Z`, a region or its abbreviation such as `PST`) wins over `tz`.
+/// The date at the start of `text`, what follows it ignored, as ksqlDB's PARSE_DATE reads
+/// (`2003-12-24-01-01` with `yyyy-MM-dd` is 2003-12-24).
+fn date_prefix(text: &Value, pattern: &Value) -> Option<Value> {
+    let (Value::String(text), Value::String(pattern)) = (text, pattern) else {
+        return None;
+    };
+    let (date, _) = NaiveDate::parse_and_remainder(text, &parsing_pattern(pattern)).ok()?;
+    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1)?;
+    Some(Value::Date(
+        date.signed_duration_since(epoch).num_days() as i32
+    ))
+}
+
 pub fn parse_millis(text: &Value, pattern: &Value, tz: Option<&Value>) -> Result<i64, String> {
     let (Value::String(original), Value::String(pattern)) = (text, pattern) else {
         return Err("expected text and a pattern".into());
