@@ -1320,7 +1320,12 @@ impl Session {
                     "Schema for message values on topic '{topic}' does not exist in the Schema Registry.Subject: {subject}"
                 )));
             };
+            // An unwrapped value is one column, whatever its schema holds.
+            let unwrapped = !is_key && props.wrap_single_value == Some(false);
             let columns = match format.kind {
+                brook_planner::formats::FormatKind::Avro if unwrapped => {
+                    crate::formats::inference::avro_single_column(&schema, single)?
+                }
                 brook_planner::formats::FormatKind::Avro => {
                     crate::formats::inference::avro_columns(&schema, single)?
                 }

@@ -321,6 +321,7 @@ pub struct WithClause {
     pub value_format: Option<FormatKind>,
     pub key_delimiter: Option<char>,
     pub value_delimiter: Option<char>,
+    pub value_avro_full_name: Option<String>,
     pub wrap_single_value: Option<bool>,
     pub partitions: Option<i32>,
     pub replicas: Option<i32>,
@@ -371,6 +372,7 @@ impl WithClause {
                 "VALUE_FORMAT" => out.value_format = Some(FormatKind::parse(&text)?),
                 "KEY_DELIMITER" => out.key_delimiter = Some(parse_delimiter(&text)?),
                 "VALUE_DELIMITER" => out.value_delimiter = Some(parse_delimiter(&text)?),
+                "VALUE_AVRO_SCHEMA_FULL_NAME" => out.value_avro_full_name = Some(text),
                 "WRAP_SINGLE_VALUE" => out.wrap_single_value = Some(boolean(key, value)?),
                 "PARTITIONS" => out.partitions = Some(positive(key, value)?),
                 "REPLICAS" => out.replicas = Some(positive(key, value)?),
@@ -480,6 +482,20 @@ impl WithClause {
         }
         if let Some(d) = self.value_delimiter {
             value.delimiter = d;
+        }
+        if let Some(name) = &self.value_avro_full_name {
+            if value_kind != FormatKind::Avro {
+                return Err(PlanError::new(format!(
+                    "{} does not support the following configs: [fullSchemaName]",
+                    value_kind.name()
+                )));
+            }
+            if name.trim().is_empty() {
+                return Err(PlanError::new(
+                    "fullSchemaName cannot be empty. Format configuration: {fullSchemaName=}",
+                ));
+            }
+            value.avro_full_name = Some(name.trim().to_string());
         }
         if let Some(wrap) = self.wrap_single_value {
             let refuses = match value.kind {

@@ -74,6 +74,9 @@ pub struct Format {
     /// Whether a single value column is written inside an object/record (the default) or
     /// on its own. Keys are never wrapped.
     pub wrap_single_value: bool,
+    /// AVRO's record name for what is written (`VALUE_AVRO_SCHEMA_FULL_NAME`), instead of
+    /// `io.confluent.ksql.avro_schemas.KsqlDataSourceSchema`.
+    pub avro_full_name: Option<String>,
 }
 
 impl Format {
@@ -82,6 +85,7 @@ impl Format {
             kind,
             delimiter: ',',
             wrap_single_value: true,
+            avro_full_name: None,
         }
     }
 
@@ -103,6 +107,12 @@ impl Format {
             _ => {}
         }
         for (name, t) in columns {
+            // Avro names the fields of its records; a single unwrapped value has none.
+            if self.kind == FormatKind::Avro
+                && (columns.len() > 1 || (!is_key && self.wrap_single_value))
+            {
+                avro_name(name)?;
+            }
             self.validate_type(t).map_err(|e| {
                 if is_key {
                     PlanError::new(format!("{}, column: `{name}`", e.message))
@@ -137,6 +147,16 @@ impl Format {
                 }
                 self.validate_type(v)
             }
+            (FormatKind::Avro, DataType::Map(k, v)) => {
+                if **k != DataType::String {
+                    return Err(PlanError::new("Avro only supports MAPs with STRING keys"));
+                }
+                self.validate_type(v)
+            }
+            (FormatKind::Avro, DataType::Struct(fields)) => fields.iter().try_for_each(|(n, t)| {
+                avro_name(n)?;
+                self.validate_type(t)
+            }),
             (FormatKind::Json | FormatKind::JsonSr, DataType::Map(k, v)) => {
                 if **k != DataType::String {
                     return Err(PlanError::new(
@@ -153,6 +173,24 @@ impl Format {
             _ => Ok(()),
         }
     }
+}
+
+/// Avro's rule for names: a letter or `_`, then letters, digits and `_`.
+fn avro_name(name: &str) -> Result<()> {
+    let mut chars = name.chars();
+    let refuse = |why: &str| {
+        Err(PlanError::new(format!(
+            "Schema is not compatible with Avro: {why}: {name}"
+        )))
+    };
+    match chars.next() {
+        Some(c) if c.is_ascii_alphabetic() || c == '_' => {}
+        _ => return refuse("Illegal initial character"),
+    }
+    if !chars.all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return refuse("Illegal character in");
+    }
+    Ok(())
 }
 
 fn column_list(columns: &[(&str, &DataType)], is_key: bool) -> String {

@@ -318,7 +318,9 @@ pub(crate) fn register_schemas(case: &Case, registry: &MemoryRegistry) {
             ),
         ] {
             let registered = ["AVRO", "JSON", "JSON_SR", "PROTOBUF"];
-            let format = format.as_str().unwrap_or_default();
+            // A schema without a format has the format the statements give its topic.
+            let declared = declared_format(case, name, side);
+            let format = format.as_str().or(declared.as_deref()).unwrap_or_default();
             if schema.is_null() || !registered.iter().any(|r| format.eq_ignore_ascii_case(r)) {
                 continue;
             }
@@ -337,6 +339,40 @@ pub(crate) fn register_schemas(case: &Case, registry: &MemoryRegistry) {
             }
         }
     }
+}
+
+/// The key or value format a case's CREATE statements give `topic`: `KEY_FORMAT` or
+/// `VALUE_FORMAT`, else `FORMAT`.
+fn declared_format(case: &Case, topic: &str, side: &str) -> Option<String> {
+    let mut variables = BTreeMap::new();
+    let own = if side == "key" {
+        "KEY_FORMAT"
+    } else {
+        "VALUE_FORMAT"
+    };
+    for text in &case.statements {
+        let Ok(statements) = brook_sql::parse_statements(text, &mut variables) else {
+            continue;
+        };
+        for s in statements {
+            let (name, properties) = match &s.kind {
+                StatementKind::CreateSource(c) => (&c.name, &c.properties),
+                StatementKind::CreateAsSelect(c) => (&c.name, &c.properties),
+                _ => continue,
+            };
+            let topic_of = properties
+                .get("KAFKA_TOPIC")
+                .map(|t| t.as_property_text())
+                .unwrap_or_else(|| name.clone());
+            if topic_of != topic {
+                continue;
+            }
+            if let Some(format) = properties.get(own).or_else(|| properties.get("FORMAT")) {
+                return Some(format.as_property_text());
+            }
+        }
+    }
+    None
 }
 
 fn source_of<'a>(sources: &'a [SourceDef], topic: &str) -> Option<&'a SourceDef> {

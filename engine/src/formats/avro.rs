@@ -33,11 +33,20 @@ impl AvroCodec {
         subject: String,
         columns: Vec<(String, DataType)>,
         unwrapped: bool,
+        full_name: Option<&str>,
     ) -> Result<Self, String> {
+        // `com.mycompany.MySchema` names the record MySchema in namespace com.mycompany.
+        let (namespace, name) = match full_name {
+            Some(full) => match full.rsplit_once('.') {
+                Some((namespace, name)) => (Some(namespace), name),
+                None => (None, full),
+            },
+            None => (Some(NAMESPACE), "KsqlDataSourceSchema"),
+        };
         let json = if unwrapped {
-            nullable(avro_type(&columns[0].1, "KsqlDataSourceSchema"))
+            nullable(avro_type(&columns[0].1, name))
         } else {
-            record("KsqlDataSourceSchema", &columns)
+            record(name, namespace, &columns)
         };
         let schema_text = json.to_string();
         let schema =
@@ -114,12 +123,20 @@ fn nullable(t: Json) -> Json {
     json!(["null", t])
 }
 
-fn record(name: &str, columns: &[(String, DataType)]) -> Json {
+/// The namespace of the records ksqlDB registers.
+const NAMESPACE: &str = "io.confluent.ksql.avro_schemas";
+
+fn record(name: &str, namespace: Option<&str>, columns: &[(String, DataType)]) -> Json {
     let fields: Vec<Json> = columns
         .iter()
         .map(|(n, t)| json!({"name": n, "type": nullable(avro_type(t, &format!("{name}_{n}"))), "default": null}))
         .collect();
-    json!({"type": "record", "name": name, "namespace": "io.confluent.ksql.avro_schemas", "fields": fields})
+    match namespace {
+        Some(namespace) => {
+            json!({"type": "record", "name": name, "namespace": namespace, "fields": fields})
+        }
+        None => json!({"type": "record", "name": name, "fields": fields}),
+    }
 }
 
 /// The Avro schema of a ksqlDB type; `name` names nested records uniquely.
@@ -143,7 +160,7 @@ fn avro_type(t: &DataType, name: &str) -> Json {
         DataType::Map(_, v) => {
             json!({"type": "map", "values": nullable(avro_type(v, &format!("{name}_MapValue")))})
         }
-        DataType::Struct(fields) => record(name, fields),
+        DataType::Struct(fields) => record(name, Some(NAMESPACE), fields),
         DataType::Named(_) => json!("null"),
     }
 }
@@ -294,7 +311,8 @@ mod tests {
                 DataType::Map(Box::new(DataType::String), Box::new(DataType::Int)),
             ),
         ];
-        let codec = AvroCodec::new(registry.clone(), "t-value".into(), columns, false).unwrap();
+        let codec =
+            AvroCodec::new(registry.clone(), "t-value".into(), columns, false, None).unwrap();
         let row = vec![
             Value::BigInt(7),
             Value::Decimal(-12345, 2),
@@ -310,5 +328,19 @@ mod tests {
             registry.latest("t-value").unwrap().map(|(id, _)| id),
             Some(1)
         );
+    }
+
+    #[test]
+    fn a_full_schema_name_names_the_registered_record() {
+        let registry: Arc<dyn SchemaRegistry> = Arc::new(MemoryRegistry::default());
+        let columns = vec![("V".to_string(), DataType::Int)];
+        let named = Some("com.acme.Reading");
+        let codec = AvroCodec::new(registry.clone(), "r-value".into(), columns, false, named)
+            .expect("a codec");
+        codec.encode(&[Value::Int(3)]).expect("encodes");
+        let (_, text) = registry.latest("r-value").unwrap().expect("registered");
+        let schema: Json = serde_json::from_str(&text).unwrap();
+        assert_eq!(schema["name"], json!("Reading"));
+        assert_eq!(schema["namespace"], json!("com.acme"));
     }
 }

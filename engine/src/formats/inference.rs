@@ -16,6 +16,13 @@ pub fn avro_columns(schema: &str, single: &str) -> Result<Vec<(String, DataType)
     }
 }
 
+/// An Avro schema as the one column `name` (a record becomes a STRUCT).
+pub fn avro_single_column(schema: &str, name: &str) -> Result<Vec<(String, DataType)>, String> {
+    let json: Json =
+        serde_json::from_str(schema).map_err(|e| format!("invalid Avro schema: {e}"))?;
+    Ok(vec![(name.to_string(), avro_type(&json)?)])
+}
+
 fn fields(record: &Json) -> Result<Vec<(String, DataType)>, String> {
     record["fields"]
         .as_array()

@@ -66,7 +66,14 @@ impl ColumnsCodec {
         let registry = context.registry.as_ref().ok_or_else(no_registry);
         let avro = (format.kind == FormatKind::Avro && !columns.is_empty()).then(|| {
             registry.clone().and_then(|r| {
-                AvroCodec::new(r.clone(), subject.clone(), columns.clone(), unwrapped).map(Arc::new)
+                AvroCodec::new(
+                    r.clone(),
+                    subject.clone(),
+                    columns.clone(),
+                    unwrapped,
+                    format.avro_full_name.as_deref(),
+                )
+                .map(Arc::new)
             })
         });
         let json_schema = (format.kind == FormatKind::JsonSr && !columns.is_empty()).then(|| {
