@@ -2230,34 +2230,24 @@ impl Session {
             )));
         }
         let running = |f: &dyn Fn(&RunningQuery) -> bool| -> Vec<String> {
-            state
+            let mut ids: Vec<String> = state
                 .queries
                 .values()
                 .filter(|q| f(q))
                 .map(|q| q.id.clone())
-                .collect()
+                .collect();
+            ids.sort();
+            ids
         };
-        let readers = running(&|q| q.source == drop.name);
+        // Every source a query reads counts (the sides of a join too), as in ksqlDB.
+        let readers = running(&|q| q.explained.sources.contains(&drop.name));
         let writers = running(&|q| q.sink == drop.name);
         if !readers.is_empty() || !writers.is_empty() {
-            let mut parts = Vec::new();
-            if !readers.is_empty() {
-                parts.push(format!(
-                    "The following queries read from this source: [{}].",
-                    readers.join(", ")
-                ));
-            }
-            if !writers.is_empty() {
-                parts.push(format!(
-                    "The following queries write into this source: [{}].",
-                    writers.join(", ")
-                ));
-            }
             return Err(EngineError::new(format!(
-                "Cannot drop {}.\n{}\nYou need to terminate them before dropping {}.",
+                "Cannot drop {0}.\nThe following queries read from this source: [{1}].\nThe following queries write into this source: [{2}].\nYou need to terminate them before dropping {0}.",
                 drop.name,
-                parts.join("\n"),
-                drop.name
+                readers.join(", "),
+                writers.join(", ")
             )));
         }
         if drop.delete_topic && source.is_source {

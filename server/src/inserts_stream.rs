@@ -2,7 +2,9 @@
 //! newline-delimited JSON: first `{"target": "NAME", "properties": {...}}`, then one
 //! object of column values per row. Each row is acknowledged in order, once written, with
 //! `{"status":"ok","seq":n}`, or `{"status":"error","seq":n,"error_code":...,"message":...}`;
-//! a bad row does not end the stream.
+//! a bad row does not end the stream. Acks come a JSON object a line, or, when the client
+//! sends `Accept: application/json`, as the elements of one JSON array, as ksqlDB writes
+//! them.
 
 use crate::errors;
 use crate::AppState;
@@ -17,7 +19,12 @@ use std::sync::Arc;
 
 const DELIMITED: &str = "application/vnd.ksqlapi.delimited.v1";
 
-pub async fn inserts_stream(State(state): State<Arc<AppState>>, body: Body) -> Response {
+pub async fn inserts_stream(
+    State(state): State<Arc<AppState>>,
+    headers: axum::http::HeaderMap,
+    body: Body,
+) -> Response {
+    let json_array = crate::query_stream::accepts(&headers, "application/json");
     let mut chunks = body.into_data_stream();
     let mut pending: Vec<u8> = Vec::new();
     // The first line names the target.
@@ -60,7 +67,7 @@ pub async fn inserts_stream(State(state): State<Arc<AppState>>, body: Body) -> R
     for (k, v) in errors::properties(&request, "properties") {
         session.properties.insert(k, v);
     }
-    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(64);
+    let (tx, rx) = tokio::sync::mpsc::channel::<Value>(64);
     tokio::spawn(async move {
         let mut seq: u64 = 0;
         let mut ended = false;
@@ -84,12 +91,36 @@ pub async fn inserts_stream(State(state): State<Arc<AppState>>, body: Body) -> R
             }
         }
     });
-    let acks = futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv()
-            .await
-            .map(|b| (Ok::<Bytes, std::io::Error>(b), rx))
+    // (receiver, acks written so far, whether the answer is complete)
+    let acks = futures::stream::unfold((rx, 0usize, false), move |(mut rx, n, done)| async move {
+        if done {
+            return None;
+        }
+        let ack = rx.recv().await;
+        let text = match (&ack, json_array) {
+            (Some(ack), false) => format!("{ack}\n"),
+            (Some(ack), true) if n == 0 => format!("[{ack}"),
+            (Some(ack), true) => format!(",{ack}"),
+            (None, true) if n == 0 => "[]".to_string(),
+            (None, true) => "]".to_string(),
+            (None, false) => return None,
+        };
+        let done = ack.is_none();
+        Some((
+            Ok::<Bytes, std::io::Error>(Bytes::from(text)),
+            (rx, n + 1, done),
+        ))
     });
-    ([(header::CONTENT_TYPE, DELIMITED)], Body::from_stream(acks)).into_response()
+    let content_type = if json_array {
+        "application/json"
+    } else {
+        DELIMITED
+    };
+    (
+        [(header::CONTENT_TYPE, content_type)],
+        Body::from_stream(acks),
+    )
+        .into_response()
 }
 
 /// Inserts the row of one line and acknowledges it; false once the client is gone.
@@ -98,7 +129,7 @@ async fn insert_line(
     target: &str,
     line: &[u8],
     seq: &mut u64,
-    acks: &tokio::sync::mpsc::Sender<Bytes>,
+    acks: &tokio::sync::mpsc::Sender<Value>,
 ) -> bool {
     if line.iter().all(u8::is_ascii_whitespace) {
         return true;
@@ -121,5 +152,5 @@ async fn insert_line(
         }
     };
     *seq += 1;
-    acks.send(Bytes::from(format!("{ack}\n"))).await.is_ok()
+    acks.send(ack).await.is_ok()
 }

@@ -206,7 +206,7 @@ fn answer(state: Arc<AppState>, admitted: Admitted, layout: Layout) -> Response 
 }
 
 /// Whether the request's Accept header names `media`.
-fn accepts(headers: &axum::http::HeaderMap, media: &str) -> bool {
+pub(crate) fn accepts(headers: &axum::http::HeaderMap, media: &str) -> bool {
     headers
         .get(header::ACCEPT)
         .and_then(|a| a.to_str().ok())

@@ -383,6 +383,27 @@ fn statements_queries_and_errors_over_http() {
         status, 400,
         "a stream written by a query cannot be dropped: {body}"
     );
+    let refused: Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(refused["@type"], json!("statement_error"), "{body}");
+    assert_eq!(
+        refused["message"],
+        json!(format!(
+            "Cannot drop HOME_VIEWS.\nThe following queries read from this source: [].\nThe following queries write into this source: [{query_id}].\nYou need to terminate them before dropping HOME_VIEWS."
+        )),
+        "{body}"
+    );
+    // The stream a query reads names that query as its reader.
+    let (status, body) = http.post(
+        "/ksql",
+        &json!({"ksql": "DROP STREAM pageviews;"}).to_string(),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.contains(&format!(
+            "The following queries read from this source: [{query_id}]."
+        )),
+        "{body}"
+    );
     let (status, body) = http.post(
         "/ksql",
         &json!({"ksql": format!("TERMINATE {query_id}; DROP STREAM home_views; SHOW QUERIES;")})
@@ -1007,6 +1028,23 @@ fn metadata_statements_status_inserts_print_and_http2() {
         .is_some_and(|m| m.contains("NO_SUCH")));
     let (status, _) = http.post("/inserts-stream", "{\"target\": \"nothing\"}\n");
     assert_eq!(status, 400);
+    // A client that asks for JSON reads one array of the same acks.
+    let mut response = http
+        .agent
+        .post(format!("{}/inserts-stream", http.base))
+        .header("Accept", "application/json")
+        .send(
+            "{\"target\": \"clicks\"}\n\
+             {\"USER_ID\": \"cy\", \"URL\": \"/d\", \"N\": 4}\n\
+             {\"NOPE\": 5}\n",
+        )
+        .expect("an inserts-stream answer");
+    let text = response.body_mut().read_to_string().expect("body");
+    let acks: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    assert_eq!(acks[0], json!({"status": "ok", "seq": 0}), "{text}");
+    assert_eq!(acks[1]["status"], json!("error"), "{text}");
+    assert_eq!(acks[1]["seq"], json!(1), "{text}");
+    assert_eq!(acks.as_array().map(Vec::len), Some(2), "{text}");
 
     // The inserted rows reach the table; /query-stream with Accept: application/json
     // answers with one JSON array.
@@ -1020,7 +1058,7 @@ fn metadata_statements_status_inserts_print_and_http2() {
         let body: Value = serde_json::from_str(&response.body_mut().read_to_string().ok()?).ok()?;
         let mut rows: Vec<Value> = body.as_array()?[1..].to_vec();
         rows.sort_by_key(|r| r.to_string());
-        (rows == vec![json!(["ann", 2]), json!(["bob", 1])]).then_some(body)
+        (rows == vec![json!(["ann", 2]), json!(["bob", 1]), json!(["cy", 1])]).then_some(body)
     });
     let array = counted.expect("the table counts the inserted rows");
     assert_eq!(array[0]["columnNames"], json!(["USER_ID", "C"]));
