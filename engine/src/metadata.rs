@@ -1,6 +1,8 @@
 //! What `SHOW FUNCTIONS` and `DESCRIBE FUNCTION` tell of the function library.
 
 use brook_planner::functions::{aggregates, names};
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
 
 /// Table functions: one input row gives several output rows.
 const TABLE_FUNCTIONS: &[&str] = &["EXPLODE", "CUBE_EXPLODE"];
@@ -86,11 +88,74 @@ fn sample_types() -> Vec<brook_sql::ast::DataType> {
     ]
 }
 
-/// A scalar function's signatures with up to three arguments, as its registry entry
-/// resolves them: the argument types it takes as they are (not by widening) and what it
-/// returns for them.
+/// What ksqlDB's function reference says of a function: its description and the names
+/// of the arguments of its documented signatures (`scripts/function-docs.py` writes them
+/// from the reference pages).
+#[derive(Debug, Default, serde::Deserialize)]
+struct FunctionDoc {
+    description: String,
+    signatures: Vec<Vec<String>>,
+}
+
+fn docs() -> &'static BTreeMap<String, FunctionDoc> {
+    static DOCS: OnceLock<BTreeMap<String, FunctionDoc>> = OnceLock::new();
+    DOCS.get_or_init(|| {
+        serde_json::from_str(include_str!("metadata/function_docs.json")).unwrap_or_default()
+    })
+}
+
+/// A function's description as the reference gives it, or what kind of function it is.
+pub fn description(name: &str) -> String {
+    let upper = name.to_uppercase();
+    match docs().get(&upper) {
+        Some(doc) if !doc.description.is_empty() => doc.description.clone(),
+        _ => format!(
+            "The {} function {upper}.",
+            function_kind(&upper).unwrap_or("SCALAR").to_lowercase()
+        ),
+    }
+}
+
+/// Names for the `arity` arguments of a signature: those of the documented signature
+/// with as many arguments, else the longest one's, numbered past its end.
+pub fn argument_names(name: &str, arity: usize) -> Vec<String> {
+    let documented = docs()
+        .get(&name.to_uppercase())
+        .map(|d| d.signatures.as_slice())
+        .unwrap_or_default();
+    let chosen = documented
+        .iter()
+        .find(|s| s.len() == arity)
+        .or_else(|| documented.iter().max_by_key(|s| s.len()));
+    (0..arity)
+        .map(|i| {
+            chosen
+                .and_then(|s| s.get(i).cloned())
+                .unwrap_or_else(|| format!("arg{}", i + 1))
+        })
+        .collect()
+}
+
+/// A function's signatures with up to three arguments, as its registry entry resolves
+/// them: the argument types it takes as they are (not by widening) and what it returns
+/// for them. Aggregates are tried on one column argument.
 pub fn signatures(name: &str) -> Vec<(Vec<brook_sql::ast::DataType>, brook_sql::ast::DataType)> {
-    let Some(function) = brook_planner::functions::lookup(&name.to_uppercase()) else {
+    let upper = name.to_uppercase();
+    if aggregates::is_aggregate(&upper) {
+        let mut found: Vec<_> = sample_types()
+            .into_iter()
+            .filter_map(|t| {
+                let args = vec![t];
+                aggregates::resolve(&upper, &args, &[])
+                    .ok()
+                    .filter(|a| a.arg_types == args)
+                    .map(|a| (args, a.returns))
+            })
+            .collect();
+        found.dedup();
+        return found;
+    }
+    let Some(function) = brook_planner::functions::lookup(&upper) else {
         return Vec::new();
     };
     let types = sample_types();
@@ -107,4 +172,33 @@ pub fn signatures(name: &str) -> Vec<(Vec<brook_sql::ast::DataType>, brook_sql::
         }
     }
     found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn functions_are_described_as_the_reference_describes_them() {
+        assert_eq!(description("ucase"), "Converts a string to uppercase.");
+        assert_eq!(argument_names("SUBSTRING", 3), ["str", "pos", "len"]);
+        assert_eq!(argument_names("SUBSTRING", 2), ["str", "pos"]);
+        // Past what the reference documents, arguments are numbered.
+        assert_eq!(argument_names("ABS", 2), ["col1", "arg2"]);
+    }
+
+    #[test]
+    fn aggregates_list_their_signatures() {
+        use brook_sql::ast::DataType;
+        let sum = signatures("SUM");
+        assert!(
+            sum.contains(&(vec![DataType::Int], DataType::Int)),
+            "{sum:?}"
+        );
+        assert!(
+            sum.contains(&(vec![DataType::Double], DataType::Double)),
+            "{sum:?}"
+        );
+        assert!(!signatures("COUNT").is_empty());
+    }
 }

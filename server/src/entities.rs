@@ -106,21 +106,30 @@ pub fn listing(statement_text: &str, listing: &Listing) -> Value {
             "@type": "describe_function",
             "statementText": statement_text,
             "name": name,
-            "description": "",
-            "author": "",
-            "version": "",
+            "description": brook_engine::metadata::description(name),
+            "author": "Brook",
+            "version": crate::VERSION,
             "path": "internal",
             "functions": brook_engine::metadata::signatures(name)
                 .iter()
-                .map(|(args, returns)| json!({
-                    "arguments": args
-                        .iter()
-                        .map(|t| json!({"name": "", "type": t.to_string(), "description": ""}))
-                        .collect::<Vec<_>>(),
-                    "returnType": returns.to_string(),
-                    "argumentTypes": args.iter().map(|t| t.to_string()).collect::<Vec<_>>(),
-                    "description": "",
-                }))
+                .map(|(args, returns)| {
+                    let names = brook_engine::metadata::argument_names(name, args.len());
+                    let shown: Vec<String> = args.iter().map(|t| t.to_string()).collect();
+                    json!({
+                        "arguments": names
+                            .iter()
+                            .zip(&shown)
+                            .map(|(n, t)| json!({"name": n, "type": t, "description": format!("{n}, a {t}"), "isVariadic": false}))
+                            .collect::<Vec<_>>(),
+                        "returnType": returns.to_string(),
+                        "argumentTypes": shown,
+                        "description": format!(
+                            "{}({}) returns {returns}",
+                            name.to_uppercase(),
+                            names.iter().zip(&shown).map(|(n, t)| format!("{n} {t}")).collect::<Vec<_>>().join(", ")
+                        ),
+                    })
+                })
                 .collect::<Vec<_>>(),
             "type": kind,
             "warnings": [],

@@ -911,6 +911,21 @@ fn metadata_statements_status_inserts_print_and_http2() {
         entities[5]
     );
     assert_eq!(entities[5]["functions"][0]["returnType"], json!("STRING"));
+    // What the function reference says of it, and its argument's documented name.
+    assert_eq!(
+        entities[5]["description"],
+        json!("Converts a string to uppercase."),
+        "{}",
+        entities[5]
+    );
+    assert_eq!(
+        entities[5]["functions"][0]["arguments"][0]["name"],
+        json!("col1")
+    );
+    assert_eq!(entities[5]["author"], json!("Brook"));
+    assert!(entities[5]["version"]
+        .as_str()
+        .is_some_and(|v| !v.is_empty()));
     assert_eq!(entities[6]["@type"], json!("type_list"));
     assert_eq!(
         entities[6]["types"]["ADDRESS"]["type"],

@@ -188,6 +188,9 @@ fn tabular(out: &mut impl Write, entity: &Value) {
         ),
         "describe_function" => {
             let _ = writeln!(out, "Name        : {}", cell(&entity["name"]));
+            let _ = writeln!(out, "Author      : {}", cell(&entity["author"]));
+            let _ = writeln!(out, "Version     : {}", cell(&entity["version"]));
+            let _ = writeln!(out, "Overview    : {}", cell(&entity["description"]));
             let _ = writeln!(out, "Type        : {}", cell(&entity["type"]));
             let overloads: Vec<Vec<String>> = entity["functions"]
                 .as_array()
