@@ -460,13 +460,28 @@ impl Pipeline {
                 .map(|(t, _)| t)
                 .collect();
         }
+        // A stream record without a value has no value columns (nor ROWTIME, which ksqlDB
+        // reads from the value) to compute a new key from: a PARTITION BY expression that
+        // reads them is NULL for it; one of the old key columns only is computed.
+        let keys = self.plan.source.key_columns().count();
+        let valueless: Option<BooleanArray> = (self.plan.source.kind == SourceKind::Stream
+            && tombstone.iter().any(|t| *t))
+        .then(|| tombstone.iter().map(|t| Some(*t)).collect());
         let outputs = self
             .plan
             .projection
             .iter()
-            .map(|p| match &p.expr.kind {
-                ExprKind::Explode(array) => evaluate(array, &columns, len),
-                _ => evaluate(&p.expr, &columns, len),
+            .map(|p| {
+                let out = match &p.expr.kind {
+                    ExprKind::Explode(array) => evaluate(array, &columns, len),
+                    _ => evaluate(&p.expr, &columns, len),
+                }?;
+                match &valueless {
+                    Some(mask) if p.key && !p.expr.reads_only_first(keys) => {
+                        arrow::compute::nullif(&out, mask).map_err(|e| e.to_string())
+                    }
+                    _ => Ok(out),
+                }
             })
             .collect::<Result<Vec<_>, _>>()?;
         let rowtime_index =

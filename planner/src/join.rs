@@ -439,7 +439,15 @@ pub fn plan_join(catalog: &Catalog, query: &ast::Query, sink: Option<&str>) -> R
     for (i, join) in query.joins.iter().enumerate() {
         let on = qualify(&join.on, &sides[..=i + 1]).map_err(|e| {
             if e.message.contains("is ambiguous") {
-                e
+                // ksqlDB finds a join condition's ambiguity while preparing the statement.
+                let at = e
+                    .position
+                    .map(|p| format!("{}: ", brook_sql::located(p)))
+                    .unwrap_or_default();
+                PlanError::new(format!(
+                    "Exception while preparing statement: {at}{}",
+                    e.message
+                ))
             } else {
                 in_clause(e, "JOIN ON")
             }

@@ -230,6 +230,19 @@ pub fn plan_query(catalog: &Catalog, query: &ast::Query, sink: Option<&str>) -> 
                     Some(a) => a.clone(),
                     None => derived_name(expr, &mut generated, &row),
                 };
+                // A struct field named like a column of the source or of the result becomes
+                // NAME_1, NAME_2, ..., as ksqlDB names it.
+                let taken = |n: &str| {
+                    projection.iter().any(|p: &Projection| p.name == n)
+                        || row.iter().any(|c| c.name == n)
+                };
+                let name = match (alias, expr) {
+                    (None, Expr::Field { .. }) if taken(&name) => (1..)
+                        .map(|n| format!("{name}_{n}"))
+                        .find(|candidate| !taken(candidate))
+                        .unwrap_or(name),
+                    _ => name,
+                };
                 if sink.is_some() && alias.is_some() && RESERVED_COLUMNS.contains(&name.as_str()) {
                     return Err(PlanError::new(format!(
                         "`{name}` is a reserved column name. You cannot use it as an alias for a column."
@@ -667,8 +680,42 @@ impl Catalog {
         create: &ast::CreateAsSelect,
         sql: &str,
     ) -> Result<(Dataflow, SourceDef)> {
-        let flow = plan_dataflow(self, &create.query, Some(&create.name))?;
+        let flow = plan_dataflow(self, &create.query, Some(&create.name)).map_err(|e| {
+            // ksqlDB checks the TIMESTAMP column against the result's columns first.
+            missing_timestamp_column(create).unwrap_or(e)
+        })?;
         let sink = sink_source(create, &flow, sql)?;
         Ok((flow, sink))
     }
+}
+
+/// The refusal of a TIMESTAMP property that names none of the columns a query selects by
+/// name (a `*` may select it: that is checked with the result's schema).
+fn missing_timestamp_column(create: &ast::CreateAsSelect) -> Option<PlanError> {
+    let ts = create
+        .properties
+        .get("TIMESTAMP")
+        .map(|v| v.as_property_text().to_uppercase())?;
+    let mut names = Vec::new();
+    for item in &create.query.select {
+        match item {
+            SelectItem::Wildcard { .. } => return None,
+            SelectItem::Expr { alias: Some(a), .. } => names.push(a.clone()),
+            SelectItem::Expr {
+                expr: Expr::Column { name, .. },
+                ..
+            } => names.push(name.clone()),
+            SelectItem::Expr {
+                expr: Expr::Field { field, .. },
+                ..
+            } => names.push(field.clone()),
+            // A generated name (KSQL_COL_n) is only known once planned.
+            SelectItem::Expr { .. } => return None,
+        }
+    }
+    (!names.contains(&ts)).then(|| {
+        PlanError::new(format!(
+            "The TIMESTAMP column set in the WITH clause does not exist in the schema: '{ts}'"
+        ))
+    })
 }

@@ -148,6 +148,59 @@ impl TypedExpr {
         matches!(self.kind, ExprKind::Literal(Value::Null))
     }
 
+    /// Whether every row column this expression reads is one of the first `n` (a lambda's
+    /// parameters count as columns past the row).
+    pub fn reads_only_first(&self, n: usize) -> bool {
+        let all = |items: &[TypedExpr]| items.iter().all(|e| e.reads_only_first(n));
+        match &self.kind {
+            ExprKind::Column(i) => *i < n,
+            ExprKind::Literal(_) => true,
+            ExprKind::Arithmetic { left, right, .. } | ExprKind::Compare { left, right, .. } => {
+                left.reads_only_first(n) && right.reads_only_first(n)
+            }
+            ExprKind::Concat(a, b) | ExprKind::And(a, b) | ExprKind::Or(a, b) => {
+                a.reads_only_first(n) && b.reads_only_first(n)
+            }
+            ExprKind::Not(e)
+            | ExprKind::Negate(e)
+            | ExprKind::Cast(e)
+            | ExprKind::Explode(e)
+            | ExprKind::IsNull { expr: e, .. }
+            | ExprKind::StructField { expr: e, .. } => e.reads_only_first(n),
+            ExprKind::Like { expr, pattern, .. } => {
+                expr.reads_only_first(n) && pattern.reads_only_first(n)
+            }
+            ExprKind::InList { expr, list, .. } => expr.reads_only_first(n) && all(list),
+            ExprKind::Case { whens, otherwise } => {
+                whens
+                    .iter()
+                    .all(|(w, t)| w.reads_only_first(n) && t.reads_only_first(n))
+                    && otherwise.as_ref().is_none_or(|o| o.reads_only_first(n))
+            }
+            ExprKind::ArrayIndex { expr, index } => {
+                expr.reads_only_first(n) && index.reads_only_first(n)
+            }
+            ExprKind::MapLookup { expr, key } => {
+                expr.reads_only_first(n) && key.reads_only_first(n)
+            }
+            ExprKind::MakeArray(items) | ExprKind::MakeStruct(items) => all(items),
+            ExprKind::MakeMap(entries) => entries
+                .iter()
+                .all(|(k, v)| k.reads_only_first(n) && v.reads_only_first(n)),
+            ExprKind::Lambda {
+                input,
+                init,
+                bodies,
+                ..
+            } => {
+                input.reads_only_first(n)
+                    && init.as_ref().is_none_or(|i| i.reads_only_first(n))
+                    && all(bodies)
+            }
+            ExprKind::Function { args, .. } => all(args),
+        }
+    }
+
     /// This expression converted to `to`: NULL literals are retyped, others cast.
     pub fn coerce(self, to: &DataType) -> TypedExpr {
         if &self.data_type == to {

@@ -120,12 +120,14 @@ pub fn format_double(d: f64) -> String {
         return if s.contains('.') { s } else { format!("{s}.0") };
     }
     let s = format!("{d:e}");
-    let (mantissa, exponent) = s.split_once('e').unwrap_or((&s, "0"));
-    let mantissa = if mantissa.contains('.') {
-        mantissa.to_string()
+    // Java writes at least two significant digits, the pair nearest the value: the
+    // smallest double is 4.9E-324, where the shortest digits would be 5.
+    let s = if s.split_once('e').is_some_and(|(m, _)| !m.contains('.')) {
+        format!("{d:.1e}")
     } else {
-        format!("{mantissa}.0")
+        s
     };
+    let (mantissa, exponent) = s.split_once('e').unwrap_or((&s, "0"));
     format!("{mantissa}E{exponent}")
 }
 
@@ -141,6 +143,13 @@ mod double_tests {
         assert_eq!(format_double(1e7), "1.0E7");
         assert_eq!(format_double(1.5e-4), "1.5E-4");
         assert_eq!(format_double(123456.789), "123456.789");
+        assert_eq!(format_double(f64::from_bits(1)), "4.9E-324");
+        assert_eq!(format_double(-f64::from_bits(1)), "-4.9E-324");
+        assert_eq!(format_double(2e-5), "2.0E-5");
+        assert_eq!(
+            format_double(1.7976931348623157e308),
+            "1.7976931348623157E308"
+        );
     }
 }
 

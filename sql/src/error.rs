@@ -18,9 +18,20 @@ impl fmt::Display for Position {
 pub struct ParseError {
     pub position: Position,
     pub message: String,
+    pub kind: ParseErrorKind,
+}
+
+/// How ksqlDB words an error of its grammar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParseErrorKind {
+    /// `Syntax Error at line L:C: ...`
+    Syntax,
     /// The text parses but says something the grammar's rules refuse (a `KEY` column in
-    /// a table): ksqlDB gives these as `Line: L, Col: C: ...`, not as syntax errors.
-    pub semantic: bool,
+    /// a table): `Line: L, Col: C: ...`.
+    Semantic,
+    /// A literal its type cannot hold: `Failed to prepare statement: line L:C: ...`, the
+    /// column one past the literal's first character, as ksqlDB counts it.
+    Literal,
 }
 
 impl ParseError {
@@ -28,13 +39,20 @@ impl ParseError {
         Self {
             position,
             message: message.into(),
-            semantic: false,
+            kind: ParseErrorKind::Syntax,
         }
     }
 
     pub fn semantic(position: Position, message: impl Into<String>) -> Self {
         Self {
-            semantic: true,
+            kind: ParseErrorKind::Semantic,
+            ..Self::new(position, message)
+        }
+    }
+
+    pub fn literal(position: Position, message: impl Into<String>) -> Self {
+        Self {
+            kind: ParseErrorKind::Literal,
             ..Self::new(position, message)
         }
     }
@@ -42,10 +60,18 @@ impl ParseError {
 
 impl fmt::Display for ParseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.semantic {
-            write!(f, "{}: {}", located(self.position), self.message)
-        } else {
-            write!(f, "Syntax Error at {}: {}", self.position, self.message)
+        match self.kind {
+            ParseErrorKind::Semantic => write!(f, "{}: {}", located(self.position), self.message),
+            ParseErrorKind::Syntax => {
+                write!(f, "Syntax Error at {}: {}", self.position, self.message)
+            }
+            ParseErrorKind::Literal => write!(
+                f,
+                "Failed to prepare statement: line {}:{}: {}",
+                self.position.line,
+                self.position.column + 1,
+                self.message
+            ),
         }
     }
 }

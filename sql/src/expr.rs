@@ -53,7 +53,11 @@ pub(crate) fn convert_expr(e: &sp::Expr) -> Result<Expr, ExprError> {
             },
             _ => return Err(unsupported(e)),
         },
-        sp::Expr::Value(v) => Expr::Literal(convert_value(&v.value)?),
+        // A literal's own place, for the errors of literals no type can hold.
+        sp::Expr::Value(v) => Expr::Literal(convert_value(&v.value).map_err(|e| ExprError {
+            position: e.position.or(Some(position_of(v.span))),
+            ..e
+        })?),
         sp::Expr::Nested(inner) => convert_expr(inner)?,
         sp::Expr::BinaryOp { left, op, right } => {
             if *op == sp::BinaryOperator::Arrow {

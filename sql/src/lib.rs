@@ -14,7 +14,7 @@ mod split;
 mod types;
 mod variables;
 
-pub use error::{located, ParseError, Position};
+pub use error::{located, ParseError, ParseErrorKind, Position};
 pub use keywords::KEYWORDS;
 pub use parser::{parse_statement, parse_statements, parse_statements_at};
 pub use split::{split_statements, StatementText};

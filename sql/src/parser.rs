@@ -754,7 +754,13 @@ impl StatementParser<'_> {
                 .position
                 .map(|p| absolute(self.base, p))
                 .unwrap_or(position);
-            ParseError::new(at, e.message)
+            if e.message.starts_with("Invalid numeric literal")
+                || e.message.starts_with("Number overflows DOUBLE")
+            {
+                ParseError::literal(at, e.message)
+            } else {
+                ParseError::new(at, e.message)
+            }
         })?;
         // Places in the script, as messages give them, not in the statement.
         let base = self.base;

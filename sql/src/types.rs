@@ -109,9 +109,12 @@ fn parse_inner(parser: &mut Parser, pending_gt: &mut bool) -> Result<DataType, P
 }
 
 fn decimal(precision: u64, scale: u64) -> Result<DataType, String> {
-    if !(1..=38).contains(&precision) {
+    // ksqlDB's decimals are Java's BigDecimal: any precision may be declared. Brook holds
+    // 38 digits; a value with more is refused where it is read.
+    if !(1..=u8::MAX as u64).contains(&precision) {
         return Err(format!(
-            "DECIMAL precision must be between 1 and 38: {precision}"
+            "DECIMAL precision must be between 1 and {}: {precision}",
+            u8::MAX
         ));
     }
     if scale > precision {
