@@ -77,9 +77,9 @@ pub fn key_lookup(
             Err("Pull queries on tables without a WHERE clause need table scans (ksql.query.pull.table.scan.enabled).".into())
         };
     };
-    // Ranges follow the store's byte order, which is a STRING key's order only.
-    let ranged = source.window.is_none()
-        && matches!(keys.as_slice(), [k] if k.data_type == DataType::String);
+    // Ranges follow the store's byte order, which is a STRING key's order only (a
+    // windowed key is its key's bytes, then its window).
+    let ranged = matches!(keys.as_slice(), [k] if k.data_type == DataType::String);
     match pinned_keys(filter, &keys, ranged) {
         Ok(Lookup::Range { .. }) if !access.ranges => match access.scans {
             true => Ok(Lookup::Scan),
