@@ -6,7 +6,7 @@ use crate::arrays::value_at;
 use crate::error::EngineError;
 use crate::eval::evaluate;
 use crate::formats::{FormatContext, RecordCodec};
-use crate::kafka::{EmbeddedBroker, KafkaSettings, Topics};
+use crate::kafka::{EmbeddedBroker, Holds, KafkaSettings, TopicSettings, Topics};
 use crate::processing_log::ProcessingLog;
 use crate::runtime::backend::{Backend, KafkaBackend, NewQuery, QueryHandle};
 use crate::runtime::driver::Driver;
@@ -1215,13 +1215,19 @@ impl Session {
         )? {
             return Ok(done);
         }
+        let settings = TopicSettings::new(Holds::of(create.kind), source.retention_ms, None)?;
         match engine.backend.partitions(&source.topic).await? {
             Some(_) => {}
             None => match source.partitions {
                 Some(partitions) => {
                     engine
                         .backend
-                        .create_topic(&source.topic, partitions, source.replicas.unwrap_or(-1))
+                        .create_topic(
+                            &source.topic,
+                            partitions,
+                            source.replicas.unwrap_or(-1),
+                            &settings,
+                        )
                         .await?
                 }
                 None => {
@@ -1454,9 +1460,27 @@ impl Session {
             }
             Some(_) => {}
             None => {
+                let holds = match &flow {
+                    brook_planner::plan::Dataflow::Aggregate(plan) if plan.window.is_some() => {
+                        Holds::WindowedTable {
+                            window_retention: plan.window.as_ref().and_then(|w| w.retention),
+                        }
+                    }
+                    _ => Holds::of(create.kind),
+                };
+                let inherited = match sink.retention_ms {
+                    Some(_) => None,
+                    None => engine.backend.retention_ms(&source_topic).await?,
+                };
+                let settings = TopicSettings::new(holds, sink.retention_ms, inherited)?;
                 engine
                     .backend
-                    .create_topic(&sink.topic, partitions, sink.replicas.unwrap_or(-1))
+                    .create_topic(
+                        &sink.topic,
+                        partitions,
+                        sink.replicas.unwrap_or(-1),
+                        &settings,
+                    )
                     .await?
             }
         }

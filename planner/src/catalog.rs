@@ -44,6 +44,8 @@ pub struct SourceDef {
     /// Partitions asked for in `WITH (PARTITIONS=n)`, used when the topic must be created.
     pub partitions: Option<i32>,
     pub replicas: Option<i32>,
+    /// `WITH (RETENTION_MS=n)`: the `retention.ms` of a topic the statement creates.
+    pub retention_ms: Option<i64>,
     /// `CREATE SOURCE ...`: read-only.
     pub is_source: bool,
     /// The statement that created it.
@@ -226,6 +228,7 @@ impl Catalog {
             timestamp_format: props.timestamp_format.clone(),
             partitions: props.partitions,
             replicas: props.replicas,
+            retention_ms: props.retention_ms,
             is_source: create.is_source,
             sql: sql.to_string(),
             window: props.window,
@@ -325,6 +328,7 @@ pub struct WithClause {
     pub wrap_single_value: Option<bool>,
     pub partitions: Option<i32>,
     pub replicas: Option<i32>,
+    pub retention_ms: Option<i64>,
     pub timestamp: Option<String>,
     pub timestamp_format: Option<String>,
     pub key_schema_id: Option<u32>,
@@ -376,6 +380,7 @@ impl WithClause {
                 "WRAP_SINGLE_VALUE" => out.wrap_single_value = Some(boolean(key, value)?),
                 "PARTITIONS" => out.partitions = Some(positive(key, value)?),
                 "REPLICAS" => out.replicas = Some(positive(key, value)?),
+                "RETENTION_MS" => out.retention_ms = Some(retention(key, value)?),
                 "TIMESTAMP" => out.timestamp = Some(text.to_uppercase()),
                 "TIMESTAMP_FORMAT" => out.timestamp_format = Some(text),
                 "KEY_SCHEMA_ID" => out.key_schema_id = Some(schema_id(key, value)?),
@@ -526,16 +531,37 @@ fn boolean(key: &str, value: &Literal) -> Result<bool> {
     }
 }
 
+/// A whole number, written as one or quoted.
+fn integer(value: &Literal) -> Option<i64> {
+    match value {
+        Literal::Integer(i) => Some(*i),
+        Literal::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// A topic's `retention.ms`: milliseconds, or -1 for no limit (Kafka's own rule).
+fn retention(key: &str, value: &Literal) -> Result<i64> {
+    let n = integer(value);
+    match n {
+        Some(n) if n >= -1 => Ok(n),
+        Some(_) => Err(PlanError::new(format!(
+            "Invalid value {} for configuration {key}: a retention is a number of milliseconds, or -1 for no limit",
+            value.as_property_text()
+        ))),
+        None => Err(PlanError::new(format!(
+            "Invalid value {} for configuration {key}: Not a number of type LONG",
+            value.as_property_text()
+        ))),
+    }
+}
+
 fn schema_id(key: &str, value: &Literal) -> Result<u32> {
     positive(key, value).map(|n| n as u32)
 }
 
 fn positive(key: &str, value: &Literal) -> Result<i32> {
-    let n = match value {
-        Literal::Integer(i) => Some(*i),
-        Literal::String(s) => s.trim().parse().ok(),
-        _ => None,
-    };
+    let n = integer(value);
     match n {
         Some(n) if n > 0 && n <= i32::MAX as i64 => Ok(n as i32),
         _ => Err(PlanError::new(format!(

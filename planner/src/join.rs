@@ -1142,6 +1142,7 @@ pub fn plan_join(catalog: &Catalog, query: &ast::Query, sink: Option<&str>) -> R
         timestamp_format: None,
         partitions: first.partitions,
         replicas: first.replicas,
+        retention_ms: first.retention_ms,
         is_source: false,
         sql: String::new(),
         window: first.window,

@@ -647,6 +647,7 @@ pub fn sink_source(create: &ast::CreateAsSelect, flow: &Dataflow, sql: &str) -> 
         timestamp_format: props.timestamp_format.clone(),
         partitions: props.partitions,
         replicas: props.replicas,
+        retention_ms: props.retention_ms,
         is_source: false,
         sql: sql.to_string(),
         window: match flow {

@@ -1127,3 +1127,72 @@ fn metadata_statements_status_inserts_print_and_http2() {
     assert!(server.terminate().success(), "{stderr}");
     let _ = std::fs::remove_dir_all(state);
 }
+
+/// Topics that statements create get ksqlDB's settings: a stream's deletes old records, a
+/// table's compacts, a windowed table's does both; `RETENTION_MS` sets the retention, and
+/// without it a query's topic keeps its source's (a source that keeps everything gives
+/// outputs that keep everything, whatever the broker's default).
+#[test]
+fn created_topics_take_their_cleanup_policy_and_retention() {
+    let b = broker();
+    let place = Place::new("topics");
+    let (_server, http) = place.start("topic-settings");
+    let input = unique("kept_forever");
+    b.create_topic_with(&input, 1, &[("retention.ms", "-1")]);
+    let [copy, hourly, per_user, windowed, declared] =
+        ["COPY", "HOURLY", "PER_USER", "WINDOWED", "DECLARED"].map(unique);
+    let statements = format!(
+        "CREATE STREAM clicks (u STRING KEY, page STRING) WITH (kafka_topic = '{input}', value_format = 'JSON');
+         CREATE STREAM copy WITH (kafka_topic = '{copy}') AS SELECT * FROM clicks;
+         CREATE STREAM hourly WITH (kafka_topic = '{hourly}', retention_ms = 3600000) AS SELECT * FROM clicks;
+         CREATE TABLE per_user WITH (kafka_topic = '{per_user}') AS SELECT u, COUNT(*) AS n FROM clicks GROUP BY u;
+         CREATE TABLE windowed WITH (kafka_topic = '{windowed}') AS SELECT u, COUNT(*) AS n FROM clicks
+           WINDOW TUMBLING (SIZE 1 MINUTE, RETENTION 2 HOURS) GROUP BY u;
+         CREATE STREAM declared (u STRING KEY, page STRING) WITH (kafka_topic = '{declared}', partitions = 1, retention_ms = 86400000, value_format = 'JSON');"
+    );
+    let (status, body) = http.ksql(&statements);
+    assert_eq!(status, 200, "{body}");
+    let setting = |topic: &str, name: &str| b.topic_config(topic, name);
+    for (topic, policy, retention) in [
+        (&copy, "delete", Some("-1")),
+        (&hourly, "delete", Some("3600000")),
+        (&windowed, "compact,delete", Some("-1")),
+        (&declared, "delete", Some("86400000")),
+    ] {
+        assert_eq!(
+            setting(topic, "cleanup.policy").as_deref(),
+            Some(policy),
+            "{topic}"
+        );
+        assert_eq!(
+            setting(topic, "retention.ms").as_deref(),
+            retention,
+            "{topic}"
+        );
+    }
+    assert_eq!(
+        setting(&per_user, "cleanup.policy").as_deref(),
+        Some("compact")
+    );
+    // A non-windowed table compacts: a retention is refused, and no topic is made.
+    let refused = unique("REFUSED");
+    let (status, body) = http.ksql(&format!(
+        "CREATE TABLE refused WITH (kafka_topic = '{refused}', retention_ms = 5) AS SELECT u, COUNT(*) AS n FROM clicks GROUP BY u;"
+    ));
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        body["message"],
+        "Invalid config variable in the WITH clause: RETENTION_MS. Non-windowed tables do not support retention.",
+        "{body}"
+    );
+    assert!(!b.topic_names().contains(&refused));
+    let (status, body) = http.ksql(
+        "CREATE STREAM bad (u STRING KEY) WITH (kafka_topic = 'bad_retention', partitions = 1, retention_ms = 'soon', value_format = 'JSON');",
+    );
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        body["message"],
+        "Invalid value soon for configuration RETENTION_MS: Not a number of type LONG",
+        "{body}"
+    );
+}

@@ -1,7 +1,7 @@
 //! Creating, describing and deleting topics.
 
 use super::{EmbeddedBroker, KafkaSettings};
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::error::RDKafkaErrorCode;
 use std::sync::Arc;
@@ -141,6 +141,28 @@ impl Topics {
         Err(format!(
             "topic {topic} was created but does not appear in metadata"
         ))
+    }
+
+    /// One of a topic's settings as the broker describes it (`retention.ms`, ...): `None`
+    /// when the broker has no value for it. The embedded broker keeps no settings.
+    pub async fn setting(&self, topic: &str, name: &str) -> Result<Option<String>, String> {
+        if self.embedded.is_some() {
+            return Ok(None);
+        }
+        let results = self
+            .admin
+            .describe_configs(
+                [&ResourceSpecifier::Topic(topic)],
+                &AdminOptions::new().request_timeout(Some(TIMEOUT)),
+            )
+            .await
+            .map_err(|e| format!("cannot read the settings of topic {topic}: {e}"))?;
+        let resource = results
+            .into_iter()
+            .next()
+            .ok_or_else(|| format!("cannot read the settings of topic {topic}: no answer"))?
+            .map_err(|e| format!("cannot read the settings of topic {topic}: {e}"))?;
+        Ok(resource.get(name).and_then(|e| e.value.clone()))
     }
 
     pub async fn delete(&self, topic: &str) -> Result<(), String> {

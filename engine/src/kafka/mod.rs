@@ -3,10 +3,12 @@
 mod admin;
 mod embedded;
 mod producer;
+mod topic_settings;
 
 pub use admin::Topics;
 pub use embedded::EmbeddedBroker;
 pub use producer::SharedProducer;
+pub use topic_settings::{Holds, TopicSettings};
 
 use rdkafka::ClientConfig;
 use std::collections::BTreeMap;

@@ -2,7 +2,7 @@
 
 use crate::dataflow::Operators;
 use crate::formats::FormatContext;
-use crate::kafka::{KafkaSettings, Topics};
+use crate::kafka::{KafkaSettings, TopicSettings, Topics};
 use crate::pipeline::InputRecord;
 use crate::processing_log::ProcessingLog;
 use crate::runtime::driver::Driver;
@@ -137,13 +137,31 @@ impl Backend {
         topic: &str,
         partitions: i32,
         replicas: i32,
+        settings: &TopicSettings,
     ) -> Result<(), String> {
         match self {
-            Backend::Kafka(k) => k.topics.create(topic, partitions, replicas, &[]).await,
+            Backend::Kafka(k) => {
+                let config = settings.config();
+                let config: Vec<(&str, &str)> =
+                    config.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                k.topics.create(topic, partitions, replicas, &config).await
+            }
             Backend::Driver(d) => {
                 d.create_topic(topic, partitions);
                 Ok(())
             }
+        }
+    }
+
+    /// A topic's `retention.ms`, when the broker tells it (the driver keeps no settings).
+    pub async fn retention_ms(&self, topic: &str) -> Result<Option<i64>, String> {
+        match self {
+            Backend::Kafka(k) => Ok(k
+                .topics
+                .setting(topic, "retention.ms")
+                .await?
+                .and_then(|v| v.trim().parse().ok())),
+            Backend::Driver(_) => Ok(None),
         }
     }
 
