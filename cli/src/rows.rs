@@ -14,7 +14,7 @@ pub async fn print_push_query(mut push: PushQuery) -> Result<(), String> {
     let mut count = 0u64;
     while let Some(row) = push.rows.recv().await {
         let row = row?;
-        table.print_row(&mut out, &row.iter().map(cell).collect::<Vec<_>>());
+        table.print_row(&mut out, &row.columns.iter().map(cell).collect::<Vec<_>>());
         count += 1;
     }
     let _ = writeln!(out, "{}", table.rule());

@@ -5,8 +5,10 @@ use crate::aggregation::Aggregation;
 use crate::formats::FormatContext;
 use crate::join::Join;
 use crate::pipeline::{InputRecord, Output, Pipeline, RecordError};
+use crate::serving::PushRow;
 use brook_planner::catalog::SourceDef;
 use brook_planner::plan::{Dataflow, Projection};
+use brook_planner::value::Value;
 use brook_state::Store;
 
 #[allow(clippy::large_enum_variant)] // one per query
@@ -100,8 +102,31 @@ impl Operators {
     /// Processes records of one task, in order. A failure of the store fails the batch.
     /// Whether a push query shows the output row: a stream's records without a value are
     /// not rows, as ksqlDB ignores them; a table's are deletions, shown with NULLs.
-    pub fn shows(&self, output: &Output, row: usize) -> bool {
-        self.emits_table() || !output.tombstone.get(row).copied().unwrap_or(false)
+    /// A row of `output` as a push query shows it: a stream's records that carry a value;
+    /// a table's changes, its deletes as tombstones with their key columns only.
+    pub fn push_row(&self, output: &Output, row: usize) -> Option<PushRow> {
+        let tombstone = output.tombstone.get(row).copied().unwrap_or(false);
+        if tombstone && !self.emits_table() {
+            return None;
+        }
+        let mut columns = output.row(self.projection(), row);
+        if tombstone {
+            for (value, p) in columns.iter_mut().zip(self.projection()) {
+                if !p.key {
+                    *value = Value::Null;
+                }
+            }
+        }
+        Some(PushRow { columns, tombstone })
+    }
+
+    /// Runs the operators as a push query: a table's rows that do not match the WHERE
+    /// clause are left out rather than deleted, as ksqlDB's push queries leave them.
+    pub fn for_push(mut self) -> Self {
+        if let Operators::Stateless(p) = &mut self {
+            p.unmatched_delete = false;
+        }
+        self
     }
 
     pub fn process(

@@ -100,6 +100,9 @@ pub struct Pipeline {
     /// Where each row column comes from: (is key, index in that side), or a header.
     sources: Vec<Slot>,
     timestamp_column: Option<usize>,
+    /// Whether a table's row that stops matching the WHERE clause deletes its key
+    /// downstream (persistent queries); push queries leave such rows out.
+    pub unmatched_delete: bool,
 }
 
 #[derive(Clone)]
@@ -144,6 +147,7 @@ impl Pipeline {
             codec,
             sources,
             timestamp_column,
+            unmatched_delete: true,
         }
     }
 
@@ -433,7 +437,8 @@ impl Pipeline {
         mut tombstone: Vec<bool>,
     ) -> Result<Output, String> {
         let mut len = tombstone.len();
-        if let (Some(f), SourceKind::Table) = (&self.plan.filter, self.plan.source.kind) {
+        let table = self.plan.source.kind == SourceKind::Table;
+        if let (Some(f), true) = (&self.plan.filter, table && self.unmatched_delete) {
             // A table row that stops matching deletes its key downstream: it becomes a
             // tombstone rather than disappearing.
             let mask = null_as_false(evaluate(f, &columns, len)?.as_boolean());
@@ -442,11 +447,12 @@ impl Pipeline {
             }
         } else if let Some(f) = &self.plan.filter {
             let mask = evaluate(f, &columns, len)?;
-            // A stream record without a value matches no condition.
+            // A stream record without a value matches no condition; a table's tombstone
+            // still deletes its key.
             let mask: BooleanArray = null_as_false(mask.as_boolean())
                 .iter()
                 .zip(&tombstone)
-                .map(|(m, t)| Some(m == Some(true) && !t))
+                .map(|(m, t)| Some(if *t { table } else { m == Some(true) }))
                 .collect();
             columns = columns
                 .iter()

@@ -1908,7 +1908,7 @@ impl Session {
         let push = engine.backend.start_push(
             id,
             &group_id,
-            crate::dataflow::Operators::new(flow, &engine.formats),
+            crate::dataflow::Operators::new(flow, &engine.formats).for_push(),
             &self.properties_in_effect(),
         )?;
         Ok(StatementResult::Rows(push))

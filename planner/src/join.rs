@@ -567,6 +567,12 @@ pub fn plan_join(catalog: &Catalog, query: &ast::Query, sink: Option<&str>) -> R
                             "{word} OUTER JOIN on a foreign key is not supported"
                         )));
                     }
+                    let left_windowed = sides[left_side].source.window.is_some();
+                    if left_windowed || right_source.window.is_some() {
+                        return Err(PlanError::new(
+                            "Foreign-key table-table joins are not supported on windowed tables.",
+                        ));
+                    }
                     foreign_key = true;
                 }
                 if join.within.is_some() {

@@ -11,7 +11,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use brook_engine::serving::PushQuery;
+use brook_engine::serving::{PushQuery, PushRow};
 use brook_engine::{Session, StatementResult};
 use serde_json::json;
 use std::sync::Arc;
@@ -116,7 +116,7 @@ fn statement_type(kind: &brook_sql::ast::StatementKind) -> &'static str {
 }
 
 /// How a row is written.
-type Line = Arc<dyn Fn(&[brook_planner::value::Value]) -> String + Send + Sync>;
+type Line = Arc<dyn Fn(&PushRow) -> String + Send + Sync>;
 
 /// How an answer ends, given whether the query reached its LIMIT.
 type End = fn(bool) -> String;
@@ -233,14 +233,14 @@ pub async fn query_stream(
         Layout {
             content_type: "application/json",
             first: format!("[{header_line}"),
-            line: Arc::new(|row| format!(",\n{}", json_row(row))),
+            line: Arc::new(|row| format!(",\n{}", json_row(&row.columns))),
             end: Some(|_| "]\n".to_string()),
         }
     } else {
         Layout {
             content_type: DELIMITED,
             first: format!("{header_line}\n"),
-            line: Arc::new(|row| format!("{}\n", json_row(row))),
+            line: Arc::new(|row| format!("{}\n", json_row(&row.columns))),
             end: None,
         }
     };
@@ -284,7 +284,7 @@ pub async fn query(
             json!(brook_engine::formats::protobuf::schema_text(&push.columns));
         Arc::new(move |row| {
             use base64::Engine as _;
-            let element = match codec.encode(row) {
+            let element = match codec.encode(&row.columns) {
                 Ok(bytes) => {
                     json!({"row": {"protobufBytes": base64::engine::general_purpose::STANDARD.encode(bytes)}})
                 }
@@ -295,7 +295,14 @@ pub async fn query(
             format!(",\n{element}")
         })
     } else {
-        Arc::new(|row| format!(",\n{}", json!({"row": {"columns": json_row(row)}})))
+        // A table's delete says so, as ksqlDB's `row.tombstone`; other rows leave it out.
+        Arc::new(|row| {
+            let element = match row.tombstone {
+                true => json!({"row": {"columns": json_row(&row.columns), "tombstone": true}}),
+                false => json!({"row": {"columns": json_row(&row.columns)}}),
+            };
+            format!(",\n{element}")
+        })
     };
     // A pull query's answer over a table ends without a final message, as ksqlDB's does.
     let end: End = if push.pull {

@@ -1196,3 +1196,55 @@ fn created_topics_take_their_cleanup_policy_and_retention() {
         "{body}"
     );
 }
+
+/// `/query` over a table flags its deletes (`row.tombstone`) and gives them their key
+/// columns only; rows the WHERE clause does not match are left out.
+#[test]
+fn table_push_queries_flag_tombstones_over_http() {
+    let b = broker();
+    let place = Place::new("tombstones");
+    let (_server, http) = place.start("tombstones");
+    let topic = unique("users");
+    b.create_topic(&topic, 1);
+    let now = brook_tests::recent_timestamp();
+    let value =
+        |name: &str, age: i64| Some(json!({"NAME": name, "AGE": age}).to_string().into_bytes());
+    b.produce(
+        &topic,
+        &[
+            (Some(b"u1".to_vec()), value("alice", 30), now),
+            (Some(b"u2".to_vec()), value("bob", 40), now + 1),
+            (Some(b"u2".to_vec()), None, now + 2),
+            (Some(b"u3".to_vec()), value("carol", 50), now + 3),
+        ],
+    );
+    let (status, body) = http.ksql(&format!(
+        "CREATE TABLE users (id STRING PRIMARY KEY, name STRING, age INT) WITH (kafka_topic = '{topic}', value_format = 'JSON');"
+    ));
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = http.post(
+        "/query",
+        &json!({
+            "ksql": "SELECT name, id FROM users WHERE age > 35 EMIT CHANGES LIMIT 3;",
+            "streamsProperties": {"auto.offset.reset": "earliest"},
+        })
+        .to_string(),
+    );
+    assert_eq!(status, 200, "{body}");
+    let parsed: Value = serde_json::from_str(&body).expect("a JSON array");
+    let rows: Vec<&Value> = parsed
+        .as_array()
+        .expect("an array")
+        .iter()
+        .filter_map(|e| e.get("row"))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            &json!({"columns": ["bob", "u2"]}),
+            &json!({"columns": [null, "u2"], "tombstone": true}),
+            &json!({"columns": ["carol", "u3"]}),
+        ],
+        "{body}"
+    );
+}

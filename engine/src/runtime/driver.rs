@@ -67,7 +67,7 @@ struct DriverPush {
 }
 
 /// Where a push query's rows go.
-pub type PushRows = tokio::sync::mpsc::Sender<Result<Vec<brook_planner::value::Value>, String>>;
+pub type PushRows = tokio::sync::mpsc::Sender<crate::serving::Row>;
 
 pub struct Driver {
     state: Mutex<State>,
@@ -242,11 +242,10 @@ impl Driver {
             if push.limit.is_some_and(|l| push.sent >= l) {
                 return false;
             }
-            if !push.operators.shows(&output, row) {
+            let Some(shown) = push.operators.push_row(&output, row) else {
                 continue;
-            }
-            let values = output.row(push.operators.projection(), row);
-            if push.rows.try_send(Ok(values)).is_err() {
+            };
+            if push.rows.try_send(Ok(shown)).is_err() {
                 return false;
             }
             push.sent += 1;

@@ -11,5 +11,5 @@ pub(crate) use lookup::combinations;
 pub use lookup::{check_like, key_lookup, Access, Lookup};
 pub use print::print_topic;
 pub use pull::{run_pull, table_rows, KeySelection};
-pub use push::{start_push_query, PushCloser, PushQuery, RowReceiver};
+pub use push::{start_push_query, PushCloser, PushQuery, PushRow, Row, RowReceiver};
 pub use view::TableViews;

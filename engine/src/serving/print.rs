@@ -75,7 +75,7 @@ pub async fn print_topic(
                 .iter()
                 .step_by(interval as usize)
                 .take(limit.map_or(usize::MAX, |l| l as usize))
-                .map(|r| Ok(vec![Value::String(print_line(r))]))
+                .map(|r| Ok(vec![Value::String(print_line(r))].into()))
                 .collect();
             let rx = super::push::filled_channel(lines);
             Ok(PushQuery::with_columns(id, columns, rx, limit))
@@ -118,7 +118,7 @@ pub async fn print_topic(
                             return;
                         }
                         let line = vec![Value::String(print_line(&record))];
-                        if !tx.send(Ok(line)).await {
+                        if !tx.send(Ok(line.into())).await {
                             return;
                         }
                         sent += 1;

@@ -29,7 +29,24 @@ pub(crate) fn client_timeout(properties: &BTreeMap<String, String>) -> Result<Du
 }
 
 /// A row, or why the query failed.
-pub type Row = Result<Vec<Value>, String>;
+pub type Row = Result<PushRow, String>;
+
+/// One row of a query's answer. A table's change that deletes its key is a tombstone:
+/// only its key columns (and window bounds) have values, as ksqlDB's `row.tombstone`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PushRow {
+    pub columns: Vec<Value>,
+    pub tombstone: bool,
+}
+
+impl From<Vec<Value>> for PushRow {
+    fn from(columns: Vec<Value>) -> Self {
+        Self {
+            columns,
+            tombstone: false,
+        }
+    }
+}
 
 /// The query's end of its rows: a bounded buffer, so a slow client slows the query down,
 /// until the client has taken nothing for the timeout and the query ends.
@@ -182,7 +199,7 @@ impl PushQuery {
         rows: Vec<Vec<Value>>,
         table: bool,
     ) -> Self {
-        let rx = filled_channel(rows.into_iter().map(Ok).collect());
+        let rx = filled_channel(rows.into_iter().map(|r| Ok(r.into())).collect());
         let mut query = Self::new(id, operators, rx);
         query.pull = table;
         if table {
@@ -253,10 +270,10 @@ pub fn start_push_query(
                 if limit.is_some_and(|l| sent >= l) {
                     return;
                 }
-                if !operators.shows(&output, row) {
+                let Some(shown) = operators.push_row(&output, row) else {
                     continue;
-                }
-                if !tx.send(Ok(output.row(operators.projection(), row))).await {
+                };
+                if !tx.send(Ok(shown)).await {
                     return;
                 }
                 sent += 1;
