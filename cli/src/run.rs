@@ -234,27 +234,20 @@ fn print_listing(listing: &brook_engine::Listing) {
                 }
             }
         }
-        Listing::Source(d) => {
-            println!(
-                "Name: {} ({}) | topic {} | {} / {}",
-                d.summary.name,
-                d.kind.keyword(),
-                d.summary.topic,
-                d.summary.key_format,
-                d.summary.value_format
-            );
-            for (name, t, key) in &d.columns {
-                println!(" {name} | {t}{}", if *key { " KEY" } else { "" });
-            }
-        }
+        Listing::Source(d) => print_source(d),
         Listing::Properties(items) | Listing::Variables(items) | Listing::Types(items) => {
             for (k, v) in items {
                 println!("{k} = {v}");
             }
         }
-        Listing::Topics(topics) => {
+        Listing::Topics { topics, consumers } => {
             for (name, partitions, replicas) in topics {
-                println!("{name} | {partitions} partition(s) | replication {replicas}");
+                let read = consumers
+                    .as_ref()
+                    .map(|c| c.get(name).copied().unwrap_or_default())
+                    .map(|c| format!(" | {} consumer(s) in {} group(s)", c.consumers, c.groups))
+                    .unwrap_or_default();
+                println!("{name} | {partitions} partition(s) | replication {replicas}{read}");
             }
         }
         Listing::Functions(functions) => {
@@ -318,9 +311,27 @@ fn print_listing(listing: &brook_engine::Listing) {
                 println!("{} | {} | {}", p.class, p.kind.name(), p.version);
             }
         }
-        Listing::Query(q) => {
-            println!("{} | {}", q.id, q.statement);
-            println!("{}", q.execution_plan);
-        }
+        Listing::Query(q) => print_query(q),
+        Listing::QueryDescriptions(queries) => queries.iter().for_each(print_query),
+        Listing::SourceDescriptions(sources) => sources.iter().for_each(print_source),
+    }
+}
+
+fn print_query(q: &brook_engine::QueryDescription) {
+    println!("{} | {}", q.id, q.statement);
+    println!("{}", q.execution_plan);
+}
+
+fn print_source(d: &brook_engine::SourceDescription) {
+    println!(
+        "Name: {} ({}) | topic {} | {} / {}",
+        d.summary.name,
+        d.kind.keyword(),
+        d.summary.topic,
+        d.summary.key_format,
+        d.summary.value_format
+    );
+    for (name, t, key) in &d.columns {
+        println!(" {name} | {t}{}", if *key { " KEY" } else { "" });
     }
 }

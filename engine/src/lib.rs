@@ -31,6 +31,6 @@ pub mod sink;
 
 pub use error::EngineError;
 pub use session::{
-    Engine, EngineConfig, Listing, QuerySummary, Session, SourceDescription, SourceSummary,
-    StatementResult,
+    Engine, EngineConfig, Listing, QueryDescription, QuerySummary, Session, SourceDescription,
+    SourceSummary, StatementResult,
 };

@@ -96,8 +96,15 @@ pub enum Listing {
     Variables(Vec<(String, String)>),
     /// `DESCRIBE source`.
     Source(Box<SourceDescription>),
-    /// `SHOW TOPICS`: name, partitions, replicas.
-    Topics(Vec<(String, i32, i32)>),
+    /// `DESCRIBE STREAMS|TABLES`, `SHOW STREAMS|TABLES EXTENDED`.
+    SourceDescriptions(Vec<SourceDescription>),
+    /// `SHOW QUERIES EXTENDED`: each query as EXPLAIN describes it.
+    QueryDescriptions(Vec<QueryDescription>),
+    /// `SHOW TOPICS`: name, partitions, replicas; with EXTENDED, who reads each.
+    Topics {
+        topics: Vec<(String, i32, i32)>,
+        consumers: Option<BTreeMap<String, crate::kafka::TopicConsumers>>,
+    },
     /// `SHOW FUNCTIONS`: name and kind (SCALAR, AGGREGATE, TABLE).
     Functions(Vec<crate::metadata::FunctionEntry>),
     /// `DESCRIBE FUNCTION`.
@@ -209,6 +216,8 @@ pub struct Engine {
     usage_written_at: std::sync::Mutex<Option<i64>>,
     /// Where this process serves its API (host:port), once it listens.
     host: std::sync::OnceLock<String>,
+    /// `ALTER SYSTEM` properties: over the server's configuration, under a session's.
+    system: std::sync::RwLock<BTreeMap<String, String>>,
 }
 
 /// The compacted topic usage records go to.
@@ -419,6 +428,7 @@ impl Engine {
             transient_ids: AtomicU64::new(0),
             metrics: Arc::new(crate::metrics::Metrics::new()),
             started_at: chrono::Utc::now().timestamp_millis(),
+            system: std::sync::RwLock::new(BTreeMap::new()),
             usage_written_at: std::sync::Mutex::new(None),
             host: std::sync::OnceLock::new(),
         })
@@ -521,6 +531,22 @@ impl Engine {
             source,
             &self.formats,
         ))
+    }
+
+    /// The properties `ALTER SYSTEM` set.
+    pub fn system_properties(&self) -> BTreeMap<String, String> {
+        self.system
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Sets a property for every query and session of this process from now on.
+    pub fn alter_system(&self, name: &str, value: &str) {
+        self.system
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.to_string(), value.to_string());
     }
 
     /// The running persistent queries: id, status.
@@ -743,8 +769,10 @@ impl Session {
     }
 
     /// The query settings in effect: the server's, overridden by the session's.
+    /// The server's configuration, under `ALTER SYSTEM`'s properties, under the session's.
     fn properties_in_effect(&self) -> BTreeMap<String, String> {
         let mut properties = self.engine.config.properties.clone();
+        properties.extend(self.engine.system_properties());
         properties.extend(self.properties.clone());
         properties
     }
@@ -820,6 +848,12 @@ impl Session {
                 self.properties.remove(name);
                 status(format!("Successfully unset property '{name}'"))
             }
+            StatementKind::AlterSystem { name, value } => {
+                crate::settings::check(name, value).map_err(EngineError::new)?;
+                self.engine.alter_system(name, value);
+                let shown = if is_secret(name) { "[hidden]" } else { value };
+                status(format!("System property {name} was set to {shown}."))
+            }
             StatementKind::Define { name, value } => {
                 self.variables.insert(name.clone(), value.clone());
                 status(format!("Defined variable {name}"))
@@ -849,6 +883,9 @@ impl Session {
                 self.set_running(query_id.as_deref(), *running).await
             }
             StatementKind::Describe { name, extended } => self.describe(name, *extended).await,
+            StatementKind::DescribeAll { kind, extended } => {
+                self.describe_all(*kind, *extended).await
+            }
             StatementKind::DescribeFunction { name } => {
                 let kind = crate::metadata::function_kind(name).ok_or_else(|| {
                     EngineError::new(format!("Can't find any functions with the name '{name}'"))
@@ -963,7 +1000,14 @@ impl Session {
                         .collect(),
                 }
             }
-            ast::ShowKind::Queries => Listing::Queries(
+            ast::ShowKind::Queries { extended: true } => Listing::QueryDescriptions(
+                state
+                    .queries
+                    .values()
+                    .map(|q| self.query_description(&state, q))
+                    .collect(),
+            ),
+            ast::ShowKind::Queries { extended: false } => Listing::Queries(
                 state
                     .queries
                     .values()
@@ -971,7 +1015,11 @@ impl Session {
                     .collect(),
             ),
             ast::ShowKind::Properties => Listing::Properties(
-                self.properties
+                self.engine
+                    .system_properties()
+                    .into_iter()
+                    .chain(self.properties.clone())
+                    .collect::<BTreeMap<_, _>>()
                     .iter()
                     .map(|(k, v)| {
                         let shown = if is_secret(k) {
@@ -989,15 +1037,20 @@ impl Session {
                     .map(|(k, v)| (k.clone(), v.clone()))
                     .collect(),
             ),
-            ast::ShowKind::Topics { all } => {
+            ast::ShowKind::Topics { all, extended } => {
                 drop(state);
                 let topics = self.engine.backend.list_topics().await?;
-                Listing::Topics(
-                    topics
+                let consumers = match extended {
+                    true => Some(self.engine.backend.topic_consumers().await?),
+                    false => None,
+                };
+                Listing::Topics {
+                    topics: topics
                         .into_iter()
                         .filter(|(name, _, _)| all || !name.starts_with('_'))
                         .collect(),
-                )
+                    consumers,
+                }
             }
             ast::ShowKind::Functions => Listing::Functions(crate::metadata::functions()),
             ast::ShowKind::Types => Listing::Types(
@@ -1027,12 +1080,52 @@ impl Session {
     }
 
     async fn describe(&self, name: &str, extended: bool) -> Result<StatementResult> {
-        let state = self.engine.state.lock().await;
-        let Some(source) = state.catalog.sources.get(name) else {
-            return Err(EngineError::new(format!(
-                "Could not find STREAM/TABLE '{name}' in the Metastore"
-            )));
+        let description = {
+            let state = self.engine.state.lock().await;
+            let Some(source) = state.catalog.sources.get(name) else {
+                return Err(EngineError::new(format!(
+                    "Could not find STREAM/TABLE '{name}' in the Metastore"
+                )));
+            };
+            self.description(&state, source, extended)
         };
+        let mut described = self.with_layouts(vec![description]).await?;
+        let description = described
+            .pop()
+            .ok_or_else(|| EngineError::new("no description"))?;
+        Ok(StatementResult::Listing(Listing::Source(Box::new(
+            description,
+        ))))
+    }
+
+    /// `DESCRIBE STREAMS|TABLES [EXTENDED]`: every stream's or table's description, by name.
+    async fn describe_all(&self, kind: SourceKind, extended: bool) -> Result<StatementResult> {
+        let descriptions = {
+            let state = self.engine.state.lock().await;
+            let mut sources: Vec<&SourceDef> = state
+                .catalog
+                .sources
+                .values()
+                .filter(|s| s.kind == kind)
+                .collect();
+            sources.sort_by(|a, b| a.name.cmp(&b.name));
+            sources
+                .into_iter()
+                .map(|s| self.description(&state, s, extended))
+                .collect()
+        };
+        Ok(StatementResult::Listing(Listing::SourceDescriptions(
+            self.with_layouts(descriptions).await?,
+        )))
+    }
+
+    /// What DESCRIBE tells of a source, but its topic's layout.
+    fn description(
+        &self,
+        state: &EngineState,
+        source: &SourceDef,
+        extended: bool,
+    ) -> SourceDescription {
         let summary_of = |q: &RunningQuery| state.query_summary(q);
         let columns = source
             .key_columns()
@@ -1045,7 +1138,7 @@ impl Session {
                 )
             })
             .collect();
-        let description = SourceDescription {
+        SourceDescription {
             summary: SourceSummary::of(source),
             kind: source.kind,
             columns,
@@ -1055,33 +1148,52 @@ impl Session {
             read_queries: state
                 .queries
                 .values()
-                .filter(|q| q.source == name)
+                .filter(|q| q.source == source.name)
                 .map(summary_of)
                 .collect(),
             write_queries: state
                 .queries
                 .values()
-                .filter(|q| q.sink == name)
+                .filter(|q| q.sink == source.name)
                 .map(summary_of)
                 .collect(),
             statistics: self.engine.metrics.topic_statistics(&source.topic),
             partitions: 0,
             replication: 0,
-        };
-        drop(state);
-        let mut description = description;
-        if let Some((partitions, replication)) = self
-            .engine
-            .backend
-            .layout(&description.summary.topic)
-            .await?
-        {
-            description.partitions = partitions;
-            description.replication = replication;
         }
-        Ok(StatementResult::Listing(Listing::Source(Box::new(
-            description,
-        ))))
+    }
+
+    /// Descriptions with their topics' partitions and replicas, as the broker has them.
+    async fn with_layouts(
+        &self,
+        mut descriptions: Vec<SourceDescription>,
+    ) -> Result<Vec<SourceDescription>> {
+        let topics = self.engine.backend.list_topics().await?;
+        for d in &mut descriptions {
+            if let Some((_, partitions, replication)) =
+                topics.iter().find(|(name, _, _)| *name == d.summary.topic)
+            {
+                d.partitions = *partitions;
+                d.replication = *replication;
+            }
+        }
+        Ok(descriptions)
+    }
+
+    /// What EXPLAIN tells of a running query.
+    fn query_description(&self, state: &EngineState, q: &RunningQuery) -> QueryDescription {
+        QueryDescription {
+            id: q.id.clone(),
+            statement: q.sql.clone(),
+            sources: q.explained.sources.clone(),
+            sinks: vec![q.sink.clone()],
+            fields: q.explained.fields.clone(),
+            execution_plan: q.explained.plan.clone(),
+            state: Some(state.query_summary(q).state),
+            errors: q.handle.health().map(|h| h.failures()).unwrap_or_default(),
+            host: self.engine.host.get().cloned(),
+            restores: q.handle.health().map(|h| h.restores()).unwrap_or_default(),
+        }
     }
 
     /// `EXPLAIN query_id` describes a running query; `EXPLAIN statement` plans the
@@ -1093,18 +1205,7 @@ impl Session {
                 let q = state.queries.get(id).ok_or_else(|| {
                     EngineError::new(format!("Query with id:{id} does not exist, use SHOW QUERIES to view the full set of running queries."))
                 })?;
-                QueryDescription {
-                    id: q.id.clone(),
-                    statement: q.sql.clone(),
-                    sources: q.explained.sources.clone(),
-                    sinks: vec![q.sink.clone()],
-                    fields: q.explained.fields.clone(),
-                    execution_plan: q.explained.plan.clone(),
-                    state: Some(state.query_summary(q).state),
-                    errors: q.handle.health().map(|h| h.failures()).unwrap_or_default(),
-                    host: self.engine.host.get().cloned(),
-                    restores: q.handle.health().map(|h| h.restores()).unwrap_or_default(),
-                }
+                self.query_description(&state, q)
             }
             ast::ExplainTarget::Statement(statement) => {
                 let (query, sink) = match &statement.kind {
@@ -1257,7 +1358,7 @@ impl Session {
     /// statement does not say how to write.
     fn apply_wrap_default(&self, props: &ast::Properties, source: &mut SourceDef) {
         let unwrap = self
-            .properties
+            .properties_in_effect()
             .get("ksql.persistence.wrap.single.values")
             .is_some_and(|v| v.eq_ignore_ascii_case("false"));
         if unwrap && !props.contains_key("WRAP_SINGLE_VALUE") && source.value_columns().count() == 1
@@ -1384,10 +1485,11 @@ impl Session {
             ("KEY_FORMAT", "ksql.persistence.default.format.key"),
             ("VALUE_FORMAT", "ksql.persistence.default.format.value"),
         ];
+        let properties = self.properties_in_effect();
         let missing: Vec<(&str, String)> = defaults
             .iter()
             .filter(|(k, _)| !named(k))
-            .filter_map(|(k, p)| self.properties.get(*p).map(|v| (*k, v.clone())))
+            .filter_map(|(k, p)| properties.get(*p).map(|v| (*k, v.clone())))
             .collect();
         for (k, v) in missing {
             out.properties
@@ -1422,10 +1524,13 @@ impl Session {
             }
         }
         if let brook_planner::plan::Dataflow::Aggregate(plan) = &mut flow {
-            plan.configure(&self.properties);
+            plan.configure(&self.properties_in_effect());
         }
         if !create.properties.contains_key("KAFKA_TOPIC") {
-            if let Some(prefix) = self.properties.get("ksql.output.topic.name.prefix") {
+            if let Some(prefix) = self
+                .properties_in_effect()
+                .get("ksql.output.topic.name.prefix")
+            {
                 sink.topic = format!("{prefix}{}", sink.topic);
             }
         }
@@ -1896,7 +2001,7 @@ impl Session {
             (flow, scalable)
         };
         if let brook_planner::plan::Dataflow::Aggregate(plan) = &mut flow {
-            plan.configure(&self.properties);
+            plan.configure(&self.properties_in_effect());
         }
         let n = engine.transient_ids.fetch_add(1, Ordering::Relaxed);
         let id = if scalable {
@@ -1918,17 +2023,17 @@ impl Session {
     /// `ksql.query.push.v2.enabled`): a stateless query from the latest offsets over what a
     /// persistent query writes. Brook runs it as any push query; only its id says so.
     fn is_scalable_push(&self, query: &ast::Query, flow: &brook_planner::plan::Dataflow) -> bool {
+        let properties = self.properties_in_effect();
         let enabled = |name: &str, default: &str| {
-            self.properties
+            properties
                 .get(name)
                 .map(String::as_str)
                 .unwrap_or(default)
                 .eq_ignore_ascii_case("true")
         };
-        let latest = self
-            .properties
+        let latest = properties
             .get("auto.offset.reset")
-            .or_else(|| self.properties.get("ksql.streams.auto.offset.reset"))
+            .or_else(|| properties.get("ksql.streams.auto.offset.reset"))
             .is_none_or(|v| v.eq_ignore_ascii_case("latest"));
         enabled("ksql.query.push.v2.enabled", "false")
             && latest
@@ -1991,8 +2096,9 @@ impl Session {
         let operators = crate::dataflow::Operators::new(flow, &engine.formats);
         let records = match source.kind {
             SourceKind::Table => {
+                let properties = self.properties_in_effect();
                 let enabled = |name: &str| {
-                    self.properties
+                    properties
                         .get(name)
                         .is_none_or(|v| !v.eq_ignore_ascii_case("false"))
                 };

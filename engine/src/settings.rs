@@ -21,9 +21,26 @@ pub fn positive(
     }
 }
 
+/// Refuses a value Brook knows to be wrong for the property it is given to (a
+/// `processing.guarantee` Kafka Streams does not have, say); other properties pass.
+pub fn check(name: &str, value: &str) -> Result<(), String> {
+    let properties: BTreeMap<String, String> = [(name.to_string(), value.to_string())].into();
+    crate::runtime::Guarantee::from_properties(&properties)?;
+    crate::runtime::standby_replicas(&properties)?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
-    use super::positive;
+    use super::{check, positive};
+
+    #[test]
+    fn known_properties_refuse_wrong_values() {
+        assert!(check("processing.guarantee", "exactly_once_v2").is_ok());
+        assert!(check("ksql.streams.processing.guarantee", "twice").is_err());
+        assert!(check("num.standby.replicas", "-1").is_err());
+        assert!(check("any.other", "anything").is_ok());
+    }
 
     #[test]
     fn positive_settings_take_their_default_and_refuse_the_rest() {

@@ -42,6 +42,7 @@ pub fn is_command(kind: &StatementKind) -> bool {
             | StatementKind::CreateType { .. }
             | StatementKind::DropType { .. }
             | StatementKind::Alter { .. }
+            | StatementKind::AlterSystem { .. }
             | StatementKind::Terminate { .. }
             | StatementKind::SetRunning { .. }
             | StatementKind::CreateConnector(_)
@@ -49,7 +50,7 @@ pub fn is_command(kind: &StatementKind) -> bool {
     )
 }
 
-fn unique_token() -> String {
+pub(crate) fn unique_token() -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())

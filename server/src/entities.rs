@@ -31,33 +31,24 @@ pub fn listing(statement_text: &str, listing: &Listing) -> Value {
                 "warnings": [],
             })
         }
-        Listing::Source(d) => {
-            let fields = fields(&d.columns);
-            json!({
-                "@type": "sourceDescription",
-                "statementText": statement_text,
-                "sourceDescription": {
-                    "name": d.summary.name,
-                    "windowType": null,
-                    "readQueries": d.read_queries.iter().map(query).collect::<Vec<_>>(),
-                    "writeQueries": d.write_queries.iter().map(query).collect::<Vec<_>>(),
-                    "fields": fields,
-                    "type": match d.kind { SourceKind::Stream => "STREAM", SourceKind::Table => "TABLE" },
-                    "timestamp": d.timestamp_column.clone().unwrap_or_default(),
-                    "statistics": if d.extended { d.statistics.statistics.clone() } else { String::new() },
-                    "errorStats": error_stats(d),
-                    "extended": d.extended,
-                    "keyFormat": d.summary.key_format,
-                    "valueFormat": d.summary.value_format,
-                    "topic": d.summary.topic,
-                    "partitions": d.partitions,
-                    "replication": d.replication,
-                    "statement": d.statement,
-                    "sourceConstraints": [],
-                },
-                "warnings": [],
-            })
-        }
+        Listing::Source(d) => json!({
+            "@type": "sourceDescription",
+            "statementText": statement_text,
+            "sourceDescription": source_description(d),
+            "warnings": [],
+        }),
+        Listing::SourceDescriptions(descriptions) => json!({
+            "@type": "source_descriptions",
+            "statementText": statement_text,
+            "sourceDescriptions": descriptions.iter().map(source_description).collect::<Vec<_>>(),
+            "warnings": [],
+        }),
+        Listing::QueryDescriptions(descriptions) => json!({
+            "@type": "queryDescriptionList",
+            "statementText": statement_text,
+            "queryDescriptions": descriptions.iter().map(query_description).collect::<Vec<_>>(),
+            "warnings": [],
+        }),
         Listing::Queries(queries) => {
             let items: Vec<Value> = queries.iter().map(query).collect();
             json!({
@@ -81,18 +72,33 @@ pub fn listing(statement_text: &str, listing: &Listing) -> Value {
                 "warnings": [],
             })
         }
-        Listing::Topics(topics) => json!({
-            "@type": "kafka_topics",
-            "statementText": statement_text,
-            "topics": topics
+        Listing::Topics { topics, consumers } => {
+            let items: Vec<Value> = topics
                 .iter()
-                .map(|(name, partitions, replicas)| json!({
-                    "name": name,
-                    "replicaInfo": vec![replicas; (*partitions).max(0) as usize],
-                }))
-                .collect::<Vec<_>>(),
-            "warnings": [],
-        }),
+                .map(|(name, partitions, replicas)| {
+                    let mut item = json!({
+                        "name": name,
+                        "replicaInfo": vec![replicas; (*partitions).max(0) as usize],
+                    });
+                    if let Some(consumers) = consumers {
+                        let c = consumers.get(name).copied().unwrap_or_default();
+                        item["consumerCount"] = json!(c.consumers);
+                        item["consumerGroupCount"] = json!(c.groups);
+                    }
+                    item
+                })
+                .collect();
+            let entity = match consumers {
+                Some(_) => "kafka_topics_extended",
+                None => "kafka_topics",
+            };
+            json!({
+                "@type": entity,
+                "statementText": statement_text,
+                "topics": items,
+                "warnings": [],
+            })
+        }
         Listing::Functions(functions) => json!({
             "@type": "function_names",
             "statementText": statement_text,
@@ -149,33 +155,7 @@ pub fn listing(statement_text: &str, listing: &Listing) -> Value {
         Listing::Query(q) => json!({
             "@type": "queryDescription",
             "statementText": statement_text,
-            "queryDescription": {
-                "id": q.id,
-                "statementText": q.statement,
-                "windowType": null,
-                "fields": fields(&q.fields),
-                "sources": q.sources,
-                "sinks": q.sinks,
-                "topology": "",
-                "executionPlan": q.execution_plan,
-                "overriddenProperties": {},
-                "ksqlHostQueryStatus": match (&q.host, &q.state) {
-                    (Some(host), Some(state)) => json!({host.clone(): state}),
-                    _ => json!({}),
-                },
-                "queryType": if q.id.is_empty() { "" } else { "PERSISTENT" },
-                "state": q.state,
-                "queryErrors": q.errors.iter().map(query_error).collect::<Vec<_>>(),
-                // Brook's own: how far each store's latest restore from its changelog
-                // came in this process.
-                "restores": q.restores.iter().map(|(changelog, partition, r)| json!({
-                    "changelog": changelog,
-                    "partition": partition,
-                    "restored": r.restored,
-                    "toRestore": r.to_restore,
-                    "done": r.done,
-                })).collect::<Vec<_>>(),
-            },
+            "queryDescription": query_description(q),
             "warnings": [],
         }),
         Listing::Connectors(connectors) => {
@@ -294,4 +274,58 @@ fn fields(columns: &[(String, DataType, bool)]) -> Vec<Value> {
             field
         })
         .collect()
+}
+
+/// A stream's or table's description, as DESCRIBE gives it.
+fn source_description(d: &brook_engine::SourceDescription) -> Value {
+    json!({
+        "name": d.summary.name,
+        "windowType": null,
+        "readQueries": d.read_queries.iter().map(query).collect::<Vec<_>>(),
+        "writeQueries": d.write_queries.iter().map(query).collect::<Vec<_>>(),
+        "fields": fields(&d.columns),
+        "type": match d.kind { SourceKind::Stream => "STREAM", SourceKind::Table => "TABLE" },
+        "timestamp": d.timestamp_column.clone().unwrap_or_default(),
+        "statistics": if d.extended { d.statistics.statistics.clone() } else { String::new() },
+        "errorStats": error_stats(d),
+        "extended": d.extended,
+        "keyFormat": d.summary.key_format,
+        "valueFormat": d.summary.value_format,
+        "topic": d.summary.topic,
+        "partitions": d.partitions,
+        "replication": d.replication,
+        "statement": d.statement,
+        "sourceConstraints": [],
+    })
+}
+
+/// A query's description, as EXPLAIN gives it.
+fn query_description(q: &brook_engine::QueryDescription) -> Value {
+    json!({
+        "id": q.id,
+        "statementText": q.statement,
+        "windowType": null,
+        "fields": fields(&q.fields),
+        "sources": q.sources,
+        "sinks": q.sinks,
+        "topology": "",
+        "executionPlan": q.execution_plan,
+        "overriddenProperties": {},
+        "ksqlHostQueryStatus": match (&q.host, &q.state) {
+            (Some(host), Some(state)) => json!({host.clone(): state}),
+            _ => json!({}),
+        },
+        "queryType": if q.id.is_empty() { "" } else { "PERSISTENT" },
+        "state": q.state,
+        "queryErrors": q.errors.iter().map(query_error).collect::<Vec<_>>(),
+        // Brook's own: how far each store's latest restore from its changelog came in
+        // this process.
+        "restores": q.restores.iter().map(|(changelog, partition, r)| json!({
+            "changelog": changelog,
+            "partition": partition,
+            "restored": r.restored,
+            "toRestore": r.to_restore,
+            "done": r.done,
+        })).collect::<Vec<_>>(),
+    })
 }

@@ -148,6 +148,10 @@ pub fn command_id(kind: &StatementKind) -> Option<String> {
         StatementKind::CreateType { name, .. } => format!("type/{name}/create"),
         StatementKind::DropType { name, .. } => format!("type/{name}/drop"),
         StatementKind::Alter { kind, name, .. } => format!("{}/{name}/alter", noun(*kind)),
+        // Each change of the cluster's properties is a command of its own.
+        StatementKind::AlterSystem { .. } => {
+            format!("cluster/{}/alter", crate::command_topic::unique_token())
+        }
         StatementKind::Terminate { query_id } => {
             format!("terminate/{}/execute", query_id.as_deref().unwrap_or("ALL"))
         }

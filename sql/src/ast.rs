@@ -28,6 +28,11 @@ pub enum StatementKind {
     Unset {
         name: String,
     },
+    /// `ALTER SYSTEM 'name'='value'`: a property for every query of the service.
+    AlterSystem {
+        name: String,
+        value: String,
+    },
     Define {
         name: String,
         value: String,
@@ -58,6 +63,12 @@ pub enum StatementKind {
     /// `DESCRIBE source [EXTENDED]`
     Describe {
         name: String,
+        extended: bool,
+    },
+    /// `DESCRIBE STREAMS|TABLES [EXTENDED]`, and `SHOW STREAMS|TABLES EXTENDED` (which is
+    /// `DESCRIBE ... EXTENDED`): every stream's or table's description.
+    DescribeAll {
+        kind: SourceKind,
         extended: bool,
     },
     /// `DESCRIBE FUNCTION name`
@@ -116,12 +127,17 @@ impl StatementKind {
 pub enum ShowKind {
     Streams,
     Tables,
-    Queries,
+    /// `SHOW QUERIES [EXTENDED]`: EXTENDED describes each query as EXPLAIN does.
+    Queries {
+        extended: bool,
+    },
     Properties,
     Variables,
     /// `SHOW [ALL] TOPICS`: ALL includes internal topics (named with a leading `_`).
     Topics {
         all: bool,
+        /// EXTENDED also counts each topic's consumers and consumer groups.
+        extended: bool,
     },
     Functions,
     Types,

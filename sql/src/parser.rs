@@ -340,15 +340,23 @@ impl StatementParser<'_> {
             } else if self.eat_word("TABLES") {
                 ShowKind::Tables
             } else if self.eat_word("QUERIES") {
-                ShowKind::Queries
+                ShowKind::Queries {
+                    extended: self.is_word("EXTENDED"),
+                }
             } else if self.eat_word("PROPERTIES") {
                 ShowKind::Properties
             } else if self.eat_word("VARIABLES") {
                 ShowKind::Variables
             } else if self.eat_word("TOPICS") {
-                ShowKind::Topics { all: false }
+                ShowKind::Topics {
+                    all: false,
+                    extended: self.is_word("EXTENDED"),
+                }
             } else if self.eat_words(&["ALL", "TOPICS"]) {
-                ShowKind::Topics { all: true }
+                ShowKind::Topics {
+                    all: true,
+                    extended: self.is_word("EXTENDED"),
+                }
             } else if self.eat_word("FUNCTIONS") {
                 ShowKind::Functions
             } else if self.eat_word("TYPES") {
@@ -368,8 +376,18 @@ impl StatementParser<'_> {
                     "STREAMS, TABLES, QUERIES, PROPERTIES, VARIABLES, TOPICS, FUNCTIONS, TYPES, CONNECTORS, CONNECTOR PLUGINS or USAGE",
                 );
             };
-            self.eat_word("EXTENDED");
-            return Ok(StatementKind::Show(kind));
+            let extended = self.eat_word("EXTENDED");
+            return Ok(match kind {
+                ShowKind::Streams if extended => StatementKind::DescribeAll {
+                    kind: SourceKind::Stream,
+                    extended,
+                },
+                ShowKind::Tables if extended => StatementKind::DescribeAll {
+                    kind: SourceKind::Table,
+                    extended,
+                },
+                kind => StatementKind::Show(kind),
+            });
         }
         if self.eat_word("EXPLAIN") {
             // EXPLAIN of a statement is parsed in parse_statement.
@@ -406,8 +424,14 @@ impl StatementParser<'_> {
                 let name = self.identifier()?;
                 return Ok(StatementKind::DescribeConnector { name });
             }
-            if self.is_word("STREAMS") || self.is_word("TABLES") {
-                return self.error("the name of a stream or table");
+            for (word, kind) in [
+                ("STREAMS", SourceKind::Stream),
+                ("TABLES", SourceKind::Table),
+            ] {
+                if self.eat_word(word) {
+                    let extended = self.eat_word("EXTENDED");
+                    return Ok(StatementKind::DescribeAll { kind, extended });
+                }
             }
             let name = self.identifier()?;
             let extended = self.eat_word("EXTENDED");
@@ -868,6 +892,12 @@ impl StatementParser<'_> {
     }
 
     fn alter(&mut self) -> Result<StatementKind, ParseError> {
+        if self.eat_word("SYSTEM") {
+            let name = self.string_literal()?;
+            self.expect_token(&Token::Eq)?;
+            let value = self.string_literal()?;
+            return Ok(StatementKind::AlterSystem { name, value });
+        }
         let kind = self.source_kind()?;
         let name = self.identifier()?;
         let mut columns = Vec::new();

@@ -206,6 +206,13 @@ fn drop_set_unset_define_undefine() {
         }
     );
     assert_eq!(
+        parse("ALTER SYSTEM 'auto.offset.reset'='earliest'"),
+        StatementKind::AlterSystem {
+            name: "auto.offset.reset".into(),
+            value: "earliest".into()
+        }
+    );
+    assert_eq!(
         parse("UNSET 'auto.offset.reset'"),
         StatementKind::Unset {
             name: "auto.offset.reset".into()
@@ -490,11 +497,25 @@ fn listings_and_terminate() {
     );
     assert_eq!(
         parse("LIST TABLES EXTENDED"),
-        StatementKind::Show(ShowKind::Tables)
+        StatementKind::DescribeAll {
+            kind: SourceKind::Table,
+            extended: true
+        }
+    );
+    assert_eq!(
+        parse("DESCRIBE STREAMS"),
+        StatementKind::DescribeAll {
+            kind: SourceKind::Stream,
+            extended: false
+        }
+    );
+    assert_eq!(
+        parse("SHOW QUERIES EXTENDED"),
+        StatementKind::Show(ShowKind::Queries { extended: true })
     );
     assert_eq!(
         parse("SHOW QUERIES"),
-        StatementKind::Show(ShowKind::Queries)
+        StatementKind::Show(ShowKind::Queries { extended: false })
     );
     assert_eq!(parse("SHOW USAGE"), StatementKind::Show(ShowKind::Usage));
     assert_eq!(
@@ -536,9 +557,13 @@ fn describe() {
         parse("DESCRIBE FUNCTION abs"),
         StatementKind::DescribeFunction { name: "ABS".into() }
     );
-    assert!(parse_err("DESCRIBE STREAMS")
-        .to_string()
-        .contains("stream or table"));
+    assert_eq!(
+        parse("DESCRIBE TABLES EXTENDED"),
+        StatementKind::DescribeAll {
+            kind: SourceKind::Table,
+            extended: true
+        }
+    );
 }
 
 #[test]
@@ -555,7 +580,10 @@ fn explain_show_and_print() {
     assert!(matches!(inner.kind, StatementKind::Query(_)));
     assert_eq!(
         parse("SHOW ALL TOPICS"),
-        StatementKind::Show(ShowKind::Topics { all: true })
+        StatementKind::Show(ShowKind::Topics {
+            all: true,
+            extended: false
+        })
     );
     assert_eq!(
         parse("LIST FUNCTIONS"),

@@ -1248,3 +1248,84 @@ fn table_push_queries_flag_tombstones_over_http() {
         "{body}"
     );
 }
+
+/// The listings' EXTENDED forms: `SHOW STREAMS EXTENDED` and `DESCRIBE TABLES` describe
+/// every source, `SHOW QUERIES EXTENDED` every query (as EXPLAIN), and `SHOW TOPICS
+/// EXTENDED` counts each topic's consumers and consumer groups.
+#[test]
+fn extended_listings_describe_every_source_query_and_topic() {
+    let b = broker();
+    let place = Place::new("extended");
+    let (_server, http) = place.start("extended");
+    let topic = unique("clicks");
+    b.create_topic(&topic, 2);
+    let (status, body) = http.ksql(&format!(
+        "CREATE STREAM clicks (u STRING KEY, page STRING) WITH (kafka_topic = '{topic}', value_format = 'JSON');
+         CREATE TABLE per_user AS SELECT u, COUNT(*) AS n FROM clicks GROUP BY u;"
+    ));
+    assert_eq!(status, 200, "{body}");
+    let query_id = body[1]["commandStatus"]["queryId"]
+        .as_str()
+        .expect("a query id")
+        .to_string();
+
+    let (status, body) = http.ksql("SHOW STREAMS EXTENDED;");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body[0]["@type"], "source_descriptions", "{body}");
+    let described = &body[0]["sourceDescriptions"];
+    let clicks = described
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|d| d["name"] == "CLICKS")
+        .unwrap_or_else(|| panic!("CLICKS is not described: {body}"));
+    assert_eq!(clicks["extended"], true);
+    assert_eq!(clicks["topic"], topic.as_str());
+    assert_eq!(clicks["partitions"], 2);
+    assert_eq!(clicks["readQueries"][0]["id"], query_id.as_str(), "{body}");
+
+    let (status, body) = http.ksql("DESCRIBE TABLES;");
+    assert_eq!(status, 200, "{body}");
+    let tables = body[0]["sourceDescriptions"]
+        .as_array()
+        .expect("descriptions");
+    assert!(
+        tables
+            .iter()
+            .all(|d| d["type"] == "TABLE" && d["extended"] == false),
+        "{body}"
+    );
+    assert!(tables.iter().any(|d| d["name"] == "PER_USER"), "{body}");
+
+    let (status, body) = http.ksql("SHOW QUERIES EXTENDED;");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body[0]["@type"], "queryDescriptionList", "{body}");
+    let query = body[0]["queryDescriptions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|q| q["id"] == query_id.as_str())
+        .unwrap_or_else(|| panic!("{query_id} is not described: {body}"));
+    assert_eq!(query["sinks"], json!(["PER_USER"]), "{body}");
+    assert_eq!(query["sources"], json!(["CLICKS"]), "{body}");
+
+    // Once the query's consumer has its partitions, the topic counts them.
+    let counted = wait_for(Duration::from_secs(60), || {
+        let (_, body) = http.ksql("SHOW TOPICS EXTENDED;");
+        let entry = body[0]["topics"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|t| t["name"] == topic.as_str())
+            .cloned()?;
+        (body[0]["@type"] == "kafka_topics_extended" && entry["consumerCount"] == 2)
+            .then_some(entry)
+    });
+    let entry = counted.unwrap_or_else(|| {
+        panic!(
+            "the topic's consumers were not counted: {}",
+            http.ksql("SHOW TOPICS EXTENDED;").1
+        )
+    });
+    assert_eq!(entry["consumerGroupCount"], 1, "{entry}");
+}

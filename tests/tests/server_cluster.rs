@@ -149,6 +149,39 @@ fn two_servers_share_statements_and_queries() {
     });
     assert!(gone.is_some(), "{}", servers[0].stderr());
 
+    // ALTER SYSTEM sent to one server sets the property on both, for what runs next: a
+    // query started through the other names its topic with the new prefix.
+    let (status, answer) = post(
+        &bases[0],
+        "ALTER SYSTEM 'ksql.output.topic.name.prefix'='sys_';",
+    );
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        answer[0]["commandStatus"]["message"],
+        "System property ksql.output.topic.name.prefix was set to sys_.",
+        "{answer}"
+    );
+    let altered = wait_for(Duration::from_secs(30), || {
+        let (_, properties) = post(&bases[1], "SHOW PROPERTIES;");
+        properties[0]["properties"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|p| p["name"] == "ksql.output.topic.name.prefix" && p["value"] == "sys_")
+            .then_some(())
+    });
+    assert!(altered.is_some(), "{}", servers[1].stderr());
+    let (status, answer) = post(
+        &bases[1],
+        "CREATE STREAM prefixed AS SELECT id, amount FROM orders;",
+    );
+    assert_eq!(status, 200, "{answer}");
+    assert!(
+        b.topic_names().contains(&"sys_PREFIXED".to_string()),
+        "{:?}",
+        b.topic_names()
+    );
+
     for server in servers {
         let stderr = server.stderr();
         assert!(server.terminate().success(), "{stderr}");

@@ -106,80 +106,45 @@ fn tabular(out: &mut impl Write, entity: &Value) {
             &strings(&["Variable Name", "Value"]),
             &rows(&entity["variables"], &["name", "value"]),
         ),
-        "sourceDescription" => {
-            let d = &entity["sourceDescription"];
-            let _ = writeln!(out, "Name                 : {}", cell(&d["name"]));
-            let _ = writeln!(out, "Type                 : {}", cell(&d["type"]));
-            let _ = writeln!(out, "Kafka topic          : {}", cell(&d["topic"]));
-            let _ = writeln!(out, "Key format           : {}", cell(&d["keyFormat"]));
-            let _ = writeln!(out, "Value format         : {}", cell(&d["valueFormat"]));
-            let fields: Vec<Vec<String>> = d["fields"]
+        "sourceDescription" => source_description(out, &entity["sourceDescription"]),
+        "source_descriptions" => {
+            for d in entity["sourceDescriptions"]
                 .as_array()
                 .into_iter()
                 .flatten()
-                .map(|f| {
-                    let key = if f["type"] == "KEY" { " (key)" } else { "" };
-                    vec![
-                        cell(&f["name"]),
-                        format!("{}{key}", cell(&f["schema"]["type"])),
-                    ]
-                })
-                .collect();
-            print_table(out, &strings(&["Field", "Type"]), &fields);
-            if d["extended"] == true {
-                let _ = writeln!(
-                    out,
-                    "Partitions           : {}, replication: {}",
-                    cell(&d["partitions"]),
-                    cell(&d["replication"])
-                );
-                for (title, queries) in [
-                    ("Queries that read from this source", &d["readQueries"]),
-                    ("Queries that write from this source", &d["writeQueries"]),
-                ] {
-                    let _ = writeln!(out, "\n{title}\n-----------------------------------");
-                    for q in queries.as_array().into_iter().flatten() {
-                        let _ = writeln!(
-                            out,
-                            "{} ({}) : {}",
-                            cell(&q["id"]),
-                            cell(&q["state"]),
-                            cell(&q["queryString"])
-                        );
-                    }
-                }
-                let _ = writeln!(out, "\nLocal runtime statistics\n------------------------");
-                let _ = writeln!(out, "{}", cell(&d["statistics"]));
-                let _ = writeln!(out, "{}", cell(&d["errorStats"]));
-                let _ = writeln!(
-                    out,
-                    "(Statistics of the local KSQL server interaction with the Kafka topic {})",
-                    cell(&d["topic"])
-                );
+            {
+                source_description(out, d);
+                let _ = writeln!(out);
             }
         }
         "warning_entity" => {
             let _ = writeln!(out, "Warning: {}", cell(&entity["message"]));
         }
-        "kafka_topics" => {
+        "kafka_topics" | "kafka_topics_extended" => {
+            let extended = entity["@type"] == "kafka_topics_extended";
             let topics: Vec<Vec<String>> = entity["topics"]
                 .as_array()
                 .into_iter()
                 .flatten()
                 .map(|t| {
                     let replicas = t["replicaInfo"].as_array().cloned().unwrap_or_default();
-                    vec![
+                    let mut row = vec![
                         cell(&t["name"]),
                         replicas.len().to_string(),
                         replicas.first().map(cell).unwrap_or_default(),
-                    ]
+                    ];
+                    if extended {
+                        row.push(cell(&t["consumerCount"]));
+                        row.push(cell(&t["consumerGroupCount"]));
+                    }
+                    row
                 })
                 .collect();
-            print_table(
-                out,
-                &strings(&["Kafka Topic", "Partitions", "Partition Replicas"]),
-                &topics,
-            );
+            let mut header = strings(&["Kafka Topic", "Partitions", "Partition Replicas"]);
+            if extended {
+                header.extend(strings(&["Consumers", "ConsumerGroups"]));
+            }
+            print_table(out, &header, &topics);
         }
         "function_names" => print_table(
             out,
@@ -314,18 +279,12 @@ fn tabular(out: &mut impl Write, entity: &Value) {
                 ),
             );
         }
-        "queryDescription" => {
-            let q = &entity["queryDescription"];
-            let _ = writeln!(out, "ID                   : {}", cell(&q["id"]));
-            let _ = writeln!(out, "SQL                  : {}", cell(&q["statementText"]));
-            let _ = writeln!(out, "Sources              : {}", cell(&q["sources"]));
-            let _ = writeln!(out, "Sinks                : {}", cell(&q["sinks"]));
-            let _ = writeln!(out, "State                : {}", cell(&q["state"]));
-            let _ = writeln!(
-                out,
-                "\nExecution plan\n--------------\n{}",
-                cell(&q["executionPlan"])
-            );
+        "queryDescription" => query_description(out, &entity["queryDescription"]),
+        "queryDescriptionList" => {
+            for q in entity["queryDescriptions"].as_array().into_iter().flatten() {
+                query_description(out, q);
+                let _ = writeln!(out);
+            }
         }
         _ => {
             let _ = writeln!(
@@ -335,4 +294,71 @@ fn tabular(out: &mut impl Write, entity: &Value) {
             );
         }
     }
+}
+
+/// A stream's or table's description, as DESCRIBE shows it.
+fn source_description(out: &mut impl Write, d: &Value) {
+    let _ = writeln!(out, "Name                 : {}", cell(&d["name"]));
+    let _ = writeln!(out, "Type                 : {}", cell(&d["type"]));
+    let _ = writeln!(out, "Kafka topic          : {}", cell(&d["topic"]));
+    let _ = writeln!(out, "Key format           : {}", cell(&d["keyFormat"]));
+    let _ = writeln!(out, "Value format         : {}", cell(&d["valueFormat"]));
+    let fields: Vec<Vec<String>> = d["fields"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|f| {
+            let key = if f["type"] == "KEY" { " (key)" } else { "" };
+            vec![
+                cell(&f["name"]),
+                format!("{}{key}", cell(&f["schema"]["type"])),
+            ]
+        })
+        .collect();
+    print_table(out, &strings(&["Field", "Type"]), &fields);
+    if d["extended"] == true {
+        let _ = writeln!(
+            out,
+            "Partitions           : {}, replication: {}",
+            cell(&d["partitions"]),
+            cell(&d["replication"])
+        );
+        for (title, queries) in [
+            ("Queries that read from this source", &d["readQueries"]),
+            ("Queries that write from this source", &d["writeQueries"]),
+        ] {
+            let _ = writeln!(out, "\n{title}\n-----------------------------------");
+            for q in queries.as_array().into_iter().flatten() {
+                let _ = writeln!(
+                    out,
+                    "{} ({}) : {}",
+                    cell(&q["id"]),
+                    cell(&q["state"]),
+                    cell(&q["queryString"])
+                );
+            }
+        }
+        let _ = writeln!(out, "\nLocal runtime statistics\n------------------------");
+        let _ = writeln!(out, "{}", cell(&d["statistics"]));
+        let _ = writeln!(out, "{}", cell(&d["errorStats"]));
+        let _ = writeln!(
+            out,
+            "(Statistics of the local KSQL server interaction with the Kafka topic {})",
+            cell(&d["topic"])
+        );
+    }
+}
+
+/// A query's description, as EXPLAIN shows it.
+fn query_description(out: &mut impl Write, q: &Value) {
+    let _ = writeln!(out, "ID                   : {}", cell(&q["id"]));
+    let _ = writeln!(out, "SQL                  : {}", cell(&q["statementText"]));
+    let _ = writeln!(out, "Sources              : {}", cell(&q["sources"]));
+    let _ = writeln!(out, "Sinks                : {}", cell(&q["sinks"]));
+    let _ = writeln!(out, "State                : {}", cell(&q["state"]));
+    let _ = writeln!(
+        out,
+        "\nExecution plan\n--------------\n{}",
+        cell(&q["executionPlan"])
+    );
 }

@@ -4,10 +4,19 @@ use super::{EmbeddedBroker, KafkaSettings};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::error::RDKafkaErrorCode;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Who reads a topic, as SHOW TOPICS EXTENDED tells it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TopicConsumers {
+    /// Partitions assigned to a consumer, over every group.
+    pub consumers: i32,
+    pub groups: i32,
+}
 
 pub struct Topics {
     admin: Arc<AdminClient<DefaultClientContext>>,
@@ -143,6 +152,43 @@ impl Topics {
         ))
     }
 
+    /// Per topic, how many partitions are assigned to consumers of groups and how many
+    /// groups read it (ksqlDB's consumerCount and consumerGroupCount): from every consumer
+    /// group the brokers know, by their members' assignments.
+    pub async fn consumers(&self) -> Result<BTreeMap<String, TopicConsumers>, String> {
+        if self.embedded.is_some() {
+            return Ok(BTreeMap::new());
+        }
+        let admin = self.admin.clone();
+        // The group list lives in librdkafka's memory: it is read where it is fetched.
+        tokio::task::spawn_blocking(move || {
+            let groups = admin
+                .inner()
+                .fetch_group_list(None, TIMEOUT)
+                .map_err(|e| format!("cannot list consumer groups: {e}"))?;
+            let mut counts: BTreeMap<String, TopicConsumers> = BTreeMap::new();
+            for group in groups
+                .groups()
+                .iter()
+                .filter(|g| g.protocol_type() == "consumer")
+            {
+                let mut read = std::collections::BTreeSet::new();
+                for member in group.members() {
+                    for (topic, partitions) in assigned(member.assignment().unwrap_or_default()) {
+                        counts.entry(topic.clone()).or_default().consumers += partitions;
+                        read.insert(topic);
+                    }
+                }
+                for topic in read {
+                    counts.entry(topic).or_default().groups += 1;
+                }
+            }
+            Ok(counts)
+        })
+        .await
+        .map_err(|e| format!("cannot list consumer groups: {e}"))?
+    }
+
     /// One of a topic's settings as the broker describes it (`retention.ms`, ...): `None`
     /// when the broker has no value for it. The embedded broker keeps no settings.
     pub async fn setting(&self, topic: &str, name: &str) -> Result<Option<String>, String> {
@@ -187,5 +233,59 @@ impl Topics {
             }
         }
         Ok(())
+    }
+}
+
+/// The topics and partition counts of a consumer's assignment, in Kafka's consumer
+/// protocol (version, then per topic its name and partitions, then user data); what does
+/// not parse is no assignment.
+fn assigned(bytes: &[u8]) -> Vec<(String, i32)> {
+    fn take<'a>(bytes: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+        let (head, rest) = (bytes.get(..n)?, bytes.get(n..)?);
+        *bytes = rest;
+        Some(head)
+    }
+    fn int(bytes: &mut &[u8]) -> Option<i32> {
+        Some(i32::from_be_bytes(take(bytes, 4)?.try_into().ok()?))
+    }
+    let parse = |mut bytes: &[u8]| -> Option<Vec<(String, i32)>> {
+        take(&mut bytes, 2)?;
+        let topics = int(&mut bytes)?;
+        let mut out = Vec::new();
+        for _ in 0..topics.max(0) {
+            let len = i16::from_be_bytes(take(&mut bytes, 2)?.try_into().ok()?);
+            let name = String::from_utf8(take(&mut bytes, len.max(0) as usize)?.to_vec()).ok()?;
+            let partitions = int(&mut bytes)?;
+            take(&mut bytes, 4 * partitions.max(0) as usize)?;
+            out.push((name, partitions.max(0)));
+        }
+        Some(out)
+    };
+    parse(bytes).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::assigned;
+
+    #[test]
+    fn assignments_are_read_from_the_consumer_protocol() {
+        let mut bytes = vec![0, 1, 0, 0, 0, 2];
+        let topics: [(&str, Vec<i32>); 2] = [("orders", vec![0, 3]), ("users", vec![1])];
+        for (topic, partitions) in topics {
+            bytes.extend((topic.len() as i16).to_be_bytes());
+            bytes.extend(topic.as_bytes());
+            bytes.extend((partitions.len() as i32).to_be_bytes());
+            for p in partitions {
+                bytes.extend(p.to_be_bytes());
+            }
+        }
+        bytes.extend((-1i32).to_be_bytes());
+        assert_eq!(
+            assigned(&bytes),
+            vec![("orders".to_string(), 2), ("users".to_string(), 1)]
+        );
+        assert!(assigned(&bytes[..9]).is_empty());
+        assert!(assigned(&[]).is_empty());
     }
 }

@@ -153,6 +153,16 @@ impl Backend {
         }
     }
 
+    /// Who reads each topic: consumers and consumer groups (none in the driver).
+    pub async fn topic_consumers(
+        &self,
+    ) -> Result<std::collections::BTreeMap<String, crate::kafka::TopicConsumers>, String> {
+        match self {
+            Backend::Kafka(k) => k.topics.consumers().await,
+            Backend::Driver(_) => Ok(Default::default()),
+        }
+    }
+
     /// A topic's `retention.ms`, when the broker tells it (the driver keeps no settings).
     pub async fn retention_ms(&self, topic: &str) -> Result<Option<i64>, String> {
         match self {
