@@ -139,6 +139,8 @@ pub struct QueryDescription {
     /// Name, type, and whether it is a key column.
     pub fields: Vec<(String, DataType, bool)>,
     pub execution_plan: String,
+    /// The plan as Kafka Streams describes a topology.
+    pub topology: String,
     pub state: Option<String>,
     /// The query's latest failures, oldest first.
     pub errors: Vec<crate::runtime::QueryFailure>,
@@ -240,6 +242,7 @@ struct Explained {
     sources: Vec<String>,
     fields: Vec<(String, DataType, bool)>,
     plan: String,
+    topology: String,
 }
 
 impl Explained {
@@ -252,6 +255,7 @@ impl Explained {
                 .map(|p| (p.name.clone(), p.expr.data_type.clone(), p.key))
                 .collect(),
             plan: brook_planner::explain::execution_plan(flow, sink),
+            topology: brook_planner::explain::topology(flow, sink),
         }
     }
 }
@@ -1189,6 +1193,7 @@ impl Session {
             sinks: vec![q.sink.clone()],
             fields: q.explained.fields.clone(),
             execution_plan: q.explained.plan.clone(),
+            topology: q.explained.topology.clone(),
             state: Some(state.query_summary(q).state),
             errors: q.handle.health().map(|h| h.failures()).unwrap_or_default(),
             host: self.engine.host.get().cloned(),
@@ -1220,7 +1225,8 @@ impl Session {
                 };
                 let flow =
                     brook_planner::plan::plan_dataflow(&state.catalog, query, sink.as_deref())?;
-                let explained = Explained::of(&flow, None);
+                let target = sink.as_ref().and_then(|n| state.catalog.sources.get(n));
+                let explained = Explained::of(&flow, target);
                 QueryDescription {
                     id: String::new(),
                     statement: statement.text.clone(),
@@ -1228,6 +1234,7 @@ impl Session {
                     sinks: sink.into_iter().collect(),
                     fields: explained.fields,
                     execution_plan: explained.plan,
+                    topology: explained.topology,
                     state: None,
                     errors: Vec::new(),
                     host: None,

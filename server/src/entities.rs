@@ -308,7 +308,7 @@ fn query_description(q: &brook_engine::QueryDescription) -> Value {
         "fields": fields(&q.fields),
         "sources": q.sources,
         "sinks": q.sinks,
-        "topology": "",
+        "topology": q.topology,
         "executionPlan": q.execution_plan,
         "overriddenProperties": {},
         "ksqlHostQueryStatus": match (&q.host, &q.state) {

@@ -999,10 +999,27 @@ fn metadata_statements_status_inserts_print_and_http2() {
         plan.contains(&format!("[ SOURCE ] | STREAM CLICKS | Topic: {topic}")),
         "{plan}"
     );
+    // The topology, as Kafka Streams describes one: grouped by the key it has, the
+    // aggregation needs no repartition topic.
+    let topology = running["topology"].as_str().expect("a topology");
+    assert_eq!(
+        topology,
+        format!(
+            "Topologies:\n   Sub-topology: 0\n    Source: KSTREAM-SOURCE-0000000000 (topics: [{topic}])\n      --> Aggregate-Aggregate\n    Processor: Aggregate-Aggregate (stores: [Aggregate-Aggregate-Materialize])\n      --> Project\n      <-- KSTREAM-SOURCE-0000000000\n    Processor: Project (stores: [])\n      --> KSTREAM-SINK-0000000001\n      <-- Aggregate-Aggregate\n    Sink: KSTREAM-SINK-0000000001 (topic: PER_USER)\n      <-- Project\n"
+        ),
+        "{topology}"
+    );
     let plan = explained[1]["queryDescription"]["executionPlan"]
         .as_str()
         .expect("a plan");
     assert!(plan.contains("[ FILTER ]"), "{plan}");
+    let topology = explained[1]["queryDescription"]["topology"]
+        .as_str()
+        .expect("a topology");
+    assert!(
+        topology.contains("Processor: WhereFilter (stores: [])\n      --> Project"),
+        "{topology}"
+    );
     assert_eq!(
         explained[1]["queryDescription"]["fields"][0]["name"],
         json!("URL")
