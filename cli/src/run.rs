@@ -222,7 +222,11 @@ fn print_listing(listing: &brook_engine::Listing) {
                     s.topic,
                     s.key_format,
                     s.value_format,
-                    if s.windowed { " | windowed" } else { "" }
+                    if s.window.is_some() {
+                        " | windowed"
+                    } else {
+                        ""
+                    }
                 );
             }
         }

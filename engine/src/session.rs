@@ -141,6 +141,8 @@ pub struct QueryDescription {
     pub execution_plan: String,
     /// The plan as Kafka Streams describes a topology.
     pub topology: String,
+    /// TUMBLING, HOPPING or SESSION for a query whose output is windowed.
+    pub window: Option<&'static str>,
     pub state: Option<String>,
     /// The query's latest failures, oldest first.
     pub errors: Vec<crate::runtime::QueryFailure>,
@@ -175,7 +177,9 @@ pub struct SourceSummary {
     pub topic: String,
     pub key_format: String,
     pub value_format: String,
-    pub windowed: bool,
+    pub kind: SourceKind,
+    /// A windowed source's window type: TUMBLING, HOPPING or SESSION.
+    pub window: Option<&'static str>,
 }
 
 impl SourceSummary {
@@ -185,7 +189,8 @@ impl SourceSummary {
             topic: s.topic.clone(),
             key_format: s.key_format.kind.name().to_string(),
             value_format: s.value_format.kind.name().to_string(),
-            windowed: s.window.is_some(),
+            kind: s.kind,
+            window: s.window.map(|w| w.kind.name()),
         }
     }
 }
@@ -243,6 +248,8 @@ struct Explained {
     fields: Vec<(String, DataType, bool)>,
     plan: String,
     topology: String,
+    /// The window type of its output's keys.
+    window: Option<&'static str>,
 }
 
 impl Explained {
@@ -256,6 +263,7 @@ impl Explained {
                 .collect(),
             plan: brook_planner::explain::execution_plan(flow, sink),
             topology: brook_planner::explain::topology(flow, sink),
+            window: flow.output_window().map(|w| w.kind.name()),
         }
     }
 }
@@ -1194,6 +1202,7 @@ impl Session {
             fields: q.explained.fields.clone(),
             execution_plan: q.explained.plan.clone(),
             topology: q.explained.topology.clone(),
+            window: q.explained.window,
             state: Some(state.query_summary(q).state),
             errors: q.handle.health().map(|h| h.failures()).unwrap_or_default(),
             host: self.engine.host.get().cloned(),
@@ -1235,6 +1244,7 @@ impl Session {
                     fields: explained.fields,
                     execution_plan: explained.plan,
                     topology: explained.topology,
+                    window: explained.window,
                     state: None,
                     errors: Vec::new(),
                     host: None,

@@ -495,6 +495,15 @@ pub enum Dataflow {
 }
 
 impl Dataflow {
+    /// How the query's output keys are windowed: by its WINDOW clause, or as its source's.
+    pub fn output_window(&self) -> Option<crate::catalog::SourceWindow> {
+        match self {
+            Dataflow::Aggregate(a) => a.window.as_ref().map(crate::catalog::SourceWindow::of),
+            Dataflow::Stateless(p) => p.source.window,
+            Dataflow::Join(j) => j.inputs[0].pre.source.window,
+        }
+    }
+
     /// The source the query reads.
     pub fn source(&self) -> &SourceDef {
         match self {
@@ -650,11 +659,7 @@ pub fn sink_source(create: &ast::CreateAsSelect, flow: &Dataflow, sql: &str) -> 
         retention_ms: props.retention_ms,
         is_source: false,
         sql: sql.to_string(),
-        window: match flow {
-            Dataflow::Aggregate(a) => a.window.as_ref().map(crate::catalog::SourceWindow::of),
-            Dataflow::Stateless(p) => p.source.window,
-            Dataflow::Join(j) => j.inputs[0].pre.source.window,
-        },
+        window: flow.output_window(),
     };
     if let Dataflow::Aggregate(a) = flow {
         // ksqlDB keeps aggregate states in the value format: DELIMITED holds only primitives.

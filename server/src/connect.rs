@@ -67,7 +67,7 @@ pub fn connector_description(
         "status": status_body(status),
         "sources": sources.iter().map(|s| json!({
             "name": s.name,
-            "type": if s.windowed { "TABLE" } else { "STREAM" },
+            "type": s.kind.keyword(),
             "topic": s.topic,
             "keyFormat": s.key_format,
             "valueFormat": s.value_format,

@@ -20,7 +20,7 @@ pub fn listing(statement_text: &str, listing: &Listing) -> Value {
                         "topic": s.topic,
                         "keyFormat": s.key_format,
                         "valueFormat": s.value_format,
-                        "isWindowed": s.windowed,
+                        "isWindowed": s.window.is_some(),
                     })
                 })
                 .collect();
@@ -280,7 +280,7 @@ fn fields(columns: &[(String, DataType, bool)]) -> Vec<Value> {
 fn source_description(d: &brook_engine::SourceDescription) -> Value {
     json!({
         "name": d.summary.name,
-        "windowType": null,
+        "windowType": d.summary.window,
         "readQueries": d.read_queries.iter().map(query).collect::<Vec<_>>(),
         "writeQueries": d.write_queries.iter().map(query).collect::<Vec<_>>(),
         "fields": fields(&d.columns),
@@ -304,7 +304,7 @@ fn query_description(q: &brook_engine::QueryDescription) -> Value {
     json!({
         "id": q.id,
         "statementText": q.statement,
-        "windowType": null,
+        "windowType": q.window,
         "fields": fields(&q.fields),
         "sources": q.sources,
         "sinks": q.sinks,

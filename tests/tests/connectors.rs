@@ -575,6 +575,7 @@ fn connector_statements_and_connect_rest_api_and_restarts() {
     assert_eq!(described[0]["@type"], "connector_description");
     assert_eq!(described[0]["topics"], json!([topic]));
     assert_eq!(described[0]["sources"][0]["name"], "REST_IN");
+    assert_eq!(described[0]["sources"][0]["type"], "STREAM");
     assert_eq!(described[0]["status"]["tasks"][0]["state"], "RUNNING");
     let (code, refused) = http.ksql("CREATE SINK CONNECTOR jdbc WITH ('connector.class' = 'io.confluent.connect.jdbc.JdbcSinkConnector', 'topics' = 'x');");
     assert_eq!(code, 400);

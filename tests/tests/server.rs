@@ -1278,10 +1278,15 @@ fn extended_listings_describe_every_source_query_and_topic() {
     b.create_topic(&topic, 2);
     let (status, body) = http.ksql(&format!(
         "CREATE STREAM clicks (u STRING KEY, page STRING) WITH (kafka_topic = '{topic}', value_format = 'JSON');
-         CREATE TABLE per_user AS SELECT u, COUNT(*) AS n FROM clicks GROUP BY u;"
+         CREATE TABLE per_user AS SELECT u, COUNT(*) AS n FROM clicks GROUP BY u;
+         CREATE TABLE per_minute AS SELECT u, COUNT(*) AS n FROM clicks WINDOW TUMBLING (SIZE 1 MINUTE) GROUP BY u;"
     ));
     assert_eq!(status, 200, "{body}");
     let query_id = body[1]["commandStatus"]["queryId"]
+        .as_str()
+        .expect("a query id")
+        .to_string();
+    let windowed_id = body[2]["commandStatus"]["queryId"]
         .as_str()
         .expect("a query id")
         .to_string();
@@ -1299,7 +1304,16 @@ fn extended_listings_describe_every_source_query_and_topic() {
     assert_eq!(clicks["extended"], true);
     assert_eq!(clicks["topic"], topic.as_str());
     assert_eq!(clicks["partitions"], 2);
-    assert_eq!(clicks["readQueries"][0]["id"], query_id.as_str(), "{body}");
+    let readers: Vec<&str> = clicks["readQueries"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|q| q["id"].as_str())
+        .collect();
+    assert!(
+        readers.contains(&query_id.as_str()) && readers.contains(&windowed_id.as_str()),
+        "{body}"
+    );
 
     let (status, body) = http.ksql("DESCRIBE TABLES;");
     assert_eq!(status, 200, "{body}");
@@ -1312,7 +1326,14 @@ fn extended_listings_describe_every_source_query_and_topic() {
             .all(|d| d["type"] == "TABLE" && d["extended"] == false),
         "{body}"
     );
-    assert!(tables.iter().any(|d| d["name"] == "PER_USER"), "{body}");
+    let window_of = |name: &str| {
+        tables
+            .iter()
+            .find(|d| d["name"] == name)
+            .map(|d| d["windowType"].clone())
+    };
+    assert_eq!(window_of("PER_USER"), Some(Value::Null), "{body}");
+    assert_eq!(window_of("PER_MINUTE"), Some(json!("TUMBLING")), "{body}");
 
     let (status, body) = http.ksql("SHOW QUERIES EXTENDED;");
     assert_eq!(status, 200, "{body}");
@@ -1325,8 +1346,17 @@ fn extended_listings_describe_every_source_query_and_topic() {
         .unwrap_or_else(|| panic!("{query_id} is not described: {body}"));
     assert_eq!(query["sinks"], json!(["PER_USER"]), "{body}");
     assert_eq!(query["sources"], json!(["CLICKS"]), "{body}");
+    assert_eq!(query["windowType"], Value::Null, "{body}");
+    let windowed = body[0]["queryDescriptions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|q| q["id"] == windowed_id.as_str())
+        .unwrap_or_else(|| panic!("{windowed_id} is not described: {body}"));
+    assert_eq!(windowed["windowType"], "TUMBLING", "{body}");
 
-    // Once the query's consumer has its partitions, the topic counts them.
+    // Once the queries' consumers have their partitions, the topic counts them: two
+    // groups, each with the topic's two partitions.
     let counted = wait_for(Duration::from_secs(60), || {
         let (_, body) = http.ksql("SHOW TOPICS EXTENDED;");
         let entry = body[0]["topics"]
@@ -1335,7 +1365,7 @@ fn extended_listings_describe_every_source_query_and_topic() {
             .flatten()
             .find(|t| t["name"] == topic.as_str())
             .cloned()?;
-        (body[0]["@type"] == "kafka_topics_extended" && entry["consumerCount"] == 2)
+        (body[0]["@type"] == "kafka_topics_extended" && entry["consumerCount"] == 4)
             .then_some(entry)
     });
     let entry = counted.unwrap_or_else(|| {
@@ -1344,5 +1374,5 @@ fn extended_listings_describe_every_source_query_and_topic() {
             http.ksql("SHOW TOPICS EXTENDED;").1
         )
     });
-    assert_eq!(entry["consumerGroupCount"], 1, "{entry}");
+    assert_eq!(entry["consumerGroupCount"], 2, "{entry}");
 }
