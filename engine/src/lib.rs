@@ -31,6 +31,6 @@ pub mod sink;
 
 pub use error::EngineError;
 pub use session::{
-    Engine, EngineConfig, Listing, QueryDescription, QuerySummary, Session, SourceDescription,
-    SourceSummary, StatementResult,
+    Engine, EngineConfig, HostQuery, HostStatus, Listing, QueryDescription, QuerySummary, Session,
+    SourceDescription, SourceSummary, StatementResult,
 };

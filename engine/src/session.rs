@@ -129,6 +129,28 @@ pub enum Listing {
     Usage(Vec<crate::metrics::usage::UsageTotal>),
 }
 
+/// A persistent query's consumer group: the query, the group, the topics it reads and the
+/// stores its tasks keep.
+struct ConsumerGroup {
+    id: String,
+    group: String,
+    inputs: Vec<String>,
+    stores: Vec<String>,
+}
+
+/// A server of the service, as `/clusterStatus` tells it: per query, the stores it keeps
+/// and the input partitions it runs.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HostStatus {
+    pub queries: BTreeMap<String, HostQuery>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HostQuery {
+    pub stores: Vec<String>,
+    pub partitions: Vec<(String, i32)>,
+}
+
 /// What EXPLAIN tells of a query (one that runs, or a statement not run: no id).
 #[derive(Debug, Clone, PartialEq)]
 pub struct QueryDescription {
@@ -250,6 +272,8 @@ struct Explained {
     topology: String,
     /// The window type of its output's keys.
     window: Option<&'static str>,
+    /// The state stores its tasks keep.
+    stores: Vec<String>,
 }
 
 impl Explained {
@@ -264,6 +288,7 @@ impl Explained {
             plan: brook_planner::explain::execution_plan(flow, sink),
             topology: brook_planner::explain::topology(flow, sink),
             window: flow.output_window().map(|w| w.kind.name()),
+            stores: brook_planner::explain::state_stores(flow),
         }
     }
 }
@@ -545,6 +570,52 @@ impl Engine {
         ))
     }
 
+    /// The consumer group of each persistent query on Kafka.
+    async fn consumer_groups(&self) -> Vec<ConsumerGroup> {
+        let state = self.state.lock().await;
+        state
+            .queries
+            .values()
+            .filter_map(|q| match &q.handle {
+                QueryHandle::Kafka(p) => Some(ConsumerGroup {
+                    id: q.id.clone(),
+                    group: p.group_id.clone(),
+                    inputs: p.inputs.clone(),
+                    stores: q.explained.stores.clone(),
+                }),
+                QueryHandle::Driver => None,
+            })
+            .collect()
+    }
+
+    /// The servers of the service and what each runs, as the brokers know them: every
+    /// member of a persistent query's consumer group names its server's address (its client
+    /// id), with the partitions it has; this server is always there.
+    pub async fn cluster_status(&self) -> Result<BTreeMap<String, HostStatus>, String> {
+        let groups = self.consumer_groups().await;
+        let mut hosts: BTreeMap<String, HostStatus> = BTreeMap::new();
+        if let Some(host) = self.host.get() {
+            hosts.entry(host.clone()).or_default();
+        }
+        for ConsumerGroup {
+            id, group, stores, ..
+        } in groups
+        {
+            for member in self.backend.group_members(&group).await? {
+                // Only servers name themselves by their address; other clients keep
+                // librdkafka's default id.
+                if !member.client_id.contains(':') {
+                    continue;
+                }
+                let host = hosts.entry(member.client_id).or_default();
+                let running = host.queries.entry(id.clone()).or_default();
+                running.stores = stores.clone();
+                running.partitions.extend(member.partitions);
+            }
+        }
+        Ok(hosts)
+    }
+
     /// The properties `ALTER SYSTEM` set.
     pub fn system_properties(&self) -> BTreeMap<String, String> {
         self.system
@@ -577,19 +648,12 @@ impl Engine {
         let Backend::Kafka(kafka) = &self.backend else {
             return Ok(vec![]);
         };
-        let groups: Vec<(String, String, Vec<String>)> = {
-            let state = self.state.lock().await;
-            state
-                .queries
-                .values()
-                .filter_map(|q| match &q.handle {
-                    QueryHandle::Kafka(p) => {
-                        Some((p.id.clone(), p.group_id.clone(), p.inputs.clone()))
-                    }
-                    QueryHandle::Driver => None,
-                })
-                .collect()
-        };
+        let groups: Vec<(String, String, Vec<String>)> = self
+            .consumer_groups()
+            .await
+            .into_iter()
+            .map(|g| (g.id, g.group, g.inputs))
+            .collect();
         let settings = kafka.settings.clone();
         tokio::task::spawn_blocking(move || {
             groups
@@ -1987,6 +2051,7 @@ impl Session {
                 flow,
                 sink,
                 metrics: engine.metrics.query(&query_id),
+                host: engine.host.get().cloned(),
             },
             &self.properties_in_effect(),
             &engine.formats,

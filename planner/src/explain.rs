@@ -244,6 +244,22 @@ fn stage(sub: &mut SubTopology, plan: &QueryPlan, from: String) -> String {
     last
 }
 
+/// The state stores a query's tasks keep, by the names its topology gives them.
+pub fn state_stores(flow: &Dataflow) -> Vec<String> {
+    match flow {
+        Dataflow::Stateless(_) => vec![],
+        Dataflow::Aggregate(a) => {
+            let mut stores: Vec<String> = a.join.iter().map(|_| JOIN_STORE.into()).collect();
+            stores.push(AGGREGATE_STORE.into());
+            stores
+        }
+        Dataflow::Join(_) => vec![JOIN_STORE.into()],
+    }
+}
+
+const JOIN_STORE: &str = "Join-changelog";
+const AGGREGATE_STORE: &str = "Aggregate-Aggregate-Materialize";
+
 /// What a query runs, in the shape of Kafka Streams' topology description: each
 /// sub-topology from its source topics through its processors (with their state stores)
 /// to its sink, split where records move through a repartition topic. Internal topics and
@@ -260,7 +276,7 @@ pub fn topology(flow: &Dataflow, sink: Option<&SourceDef>) -> String {
             main.add("Project", Node::Processor(vec![]), &[last])
         }
         Dataflow::Aggregate(a) => {
-            let store = "Aggregate-Aggregate-Materialize".to_string();
+            let store = AGGREGATE_STORE.to_string();
             let input = match &a.join {
                 Some(j) => join_nodes(&mut main, &mut subs, &mut names, j),
                 None => {
@@ -340,11 +356,7 @@ fn join_nodes(
             sides.push(main.add(&source, Node::Source(vec![topic]), &[]));
         }
     }
-    main.add(
-        "Join",
-        Node::Processor(vec!["Join-changelog".into()]),
-        &sides,
-    )
+    main.add("Join", Node::Processor(vec![JOIN_STORE.into()]), &sides)
 }
 
 #[cfg(test)]

@@ -218,6 +218,7 @@ fn routes() -> routes::Routes<Arc<AppState>> {
     routes::Routes::new()
         .route("/info", get(info))
         .route("/healthcheck", get(healthcheck))
+        .route("/clusterStatus", get(cluster_status))
         .route("/ksql", post(ksql::handle))
         .route("/query-stream", post(query_stream::query_stream))
         .route("/query", post(query_stream::query))
@@ -249,6 +250,11 @@ pub async fn serve(
     mode: Mode,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), String> {
+    // Queries the command topic starts carry the address they are served at, so it is
+    // known before they start (a port of 0 is known only once listening).
+    if listener.address.port() != 0 {
+        engine.set_host(advertised(listener.address));
+    }
     let mut app = router(engine.clone(), mode).await?;
     if let Some(auth) = listener.basic_auth {
         app = app.layer(axum::middleware::from_fn_with_state(
@@ -321,10 +327,12 @@ async fn info(
     axum::extract::State(state): axum::extract::State<Arc<AppState>>,
 ) -> Json<serde_json::Value> {
     let engine = &state.engine;
+    // The brokers' cluster id; null while they cannot be reached.
+    let cluster = engine.cluster_id().await.ok();
     Json(json!({
         "KsqlServerInfo": {
             "version": VERSION,
-            "kafkaClusterId": "",
+            "kafkaClusterId": cluster,
             "ksqlServiceId": engine.config().service_id,
             "serverStatus": "RUNNING"
         }
@@ -393,7 +401,7 @@ async fn ready(
     axum::extract::State(state): axum::extract::State<Arc<AppState>>,
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
-    match state.engine.check_brokers().await {
+    match brokers_answer(&state).await {
         Ok(_) => Json(json!({"isHealthy": true})).into_response(),
         Err(e) => (
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
@@ -403,14 +411,112 @@ async fn ready(
     }
 }
 
-async fn healthcheck() -> Json<serde_json::Value> {
-    Json(json!({
-        "isHealthy": true,
-        "details": {
-            "metastore": {"isHealthy": true},
-            "kafka": {"isHealthy": true}
-        }
-    }))
+/// How long a health check waits for the brokers: probes (Kubernetes' among them) give
+/// up after a few seconds, and a broker that takes longer is not healthy.
+const HEALTH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Whether the brokers answer within the health check's time.
+async fn brokers_answer(state: &AppState) -> Result<(), String> {
+    match tokio::time::timeout(HEALTH_TIMEOUT, state.engine.check_brokers()).await {
+        Ok(answer) => answer,
+        Err(_) => Err(format!(
+            "the brokers did not answer within {} s",
+            HEALTH_TIMEOUT.as_secs()
+        )),
+    }
+}
+
+/// `GET /healthcheck`: ksqlDB's checks. The metastore is this process's catalog, there
+/// as long as the process answers; Kafka is healthy when the brokers answer. An unhealthy
+/// server answers 503, as ksqlDB's does.
+async fn healthcheck(
+    axum::extract::State(state): axum::extract::State<Arc<AppState>>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let kafka = brokers_answer(&state).await;
+    let healthy = kafka.is_ok();
+    let mut kafka_check = json!({"isHealthy": healthy});
+    if let Err(e) = &kafka {
+        kafka_check["message"] = json!(e);
+    }
+    let status = match healthy {
+        true => axum::http::StatusCode::OK,
+        false => axum::http::StatusCode::SERVICE_UNAVAILABLE,
+    };
+    (
+        status,
+        Json(json!({
+            "isHealthy": healthy,
+            "details": {
+                "metastore": {"isHealthy": true},
+                "kafka": kafka_check,
+            }
+        })),
+    )
+        .into_response()
+}
+
+/// `GET /clusterStatus`: every server of the service, as its queries' consumer groups
+/// know them, with the stores and partitions each runs. Lag reporting between servers is
+/// not kept: `hostStoreLags` is empty, as ksqlDB's is without `ksql.lag.reporting.enable`.
+async fn cluster_status(
+    axum::extract::State(state): axum::extract::State<Arc<AppState>>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let hosts = match state.engine.cluster_status().await {
+        Ok(hosts) => hosts,
+        Err(e) => return errors::generic(errors::SERVER_ERROR, e),
+    };
+    let now = chrono::Utc::now().timestamp_millis();
+    let status: serde_json::Map<String, serde_json::Value> = hosts
+        .into_iter()
+        .map(|(host, s)| {
+            let queries: serde_json::Map<String, serde_json::Value> = s
+                .queries
+                .into_iter()
+                .map(|(id, q)| {
+                    let partitions: Vec<serde_json::Value> = q
+                        .partitions
+                        .iter()
+                        .map(|(topic, partition)| json!({"topic": topic, "partition": partition}))
+                        .collect();
+                    (
+                        id,
+                        json!({
+                            "activeStores": q.stores,
+                            "activePartitions": partitions,
+                            "standByStores": [],
+                            "standByPartitions": [],
+                        }),
+                    )
+                })
+                .collect();
+            (
+                host,
+                json!({
+                    "hostAlive": true,
+                    "lastStatusUpdateMs": now,
+                    "activeStandbyPerQuery": queries,
+                    "hostStoreLags": {"stateStoreLags": {}, "updateTimeMs": 0},
+                }),
+            )
+        })
+        .collect();
+    Json(json!({ "clusterStatus": status })).into_response()
+}
+
+/// The address other servers and clients reach this one at: the listener's, with the
+/// machine's name for an address that listens on every interface (as ksqlDB advertises).
+fn advertised(address: SocketAddr) -> String {
+    if !address.ip().is_unspecified() {
+        return address.to_string();
+    }
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_string());
+    format!("{host}:{}", address.port())
 }
 
 #[cfg(test)]

@@ -66,6 +66,10 @@ fn statements_queries_and_errors_over_http() {
     let info: Value = serde_json::from_str(&info).expect("json");
     assert_eq!(info["KsqlServerInfo"]["ksqlServiceId"], json!(service));
     assert_eq!(info["KsqlServerInfo"]["serverStatus"], json!("RUNNING"));
+    assert_eq!(
+        info["KsqlServerInfo"]["kafkaClusterId"],
+        json!(b.cluster_id())
+    );
     let (status, health) = http.get("/healthcheck").expect("healthcheck");
     assert_eq!(status, 200);
     assert_eq!(
@@ -1375,4 +1379,42 @@ fn extended_listings_describe_every_source_query_and_topic() {
         )
     });
     assert_eq!(entry["consumerGroupCount"], 2, "{entry}");
+}
+
+/// `/healthcheck` checks the brokers: with them gone it answers 503 and says why, and it
+/// is healthy again once they are back.
+#[test]
+fn healthcheck_follows_the_brokers() {
+    let own = brook_tests::OwnBroker::start();
+    let place = Place::new("health");
+    let (_server, http) = start_server(
+        "health",
+        &own.broker,
+        &place.listen,
+        &place.service,
+        &place.state_arg,
+    );
+    let health = || {
+        let (status, body) = http.get("/healthcheck")?;
+        Some((status, serde_json::from_str::<Value>(&body).ok()?))
+    };
+    let (status, body) = health().expect("/healthcheck");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["details"]["kafka"]["isHealthy"], true, "{body}");
+    own.stop();
+    let down = wait_for(Duration::from_secs(120), || {
+        health().filter(|(status, _)| *status == 503)
+    });
+    let (_, body) = down.expect("/healthcheck did not notice the brokers were gone");
+    assert_eq!(body["isHealthy"], false, "{body}");
+    assert_eq!(body["details"]["kafka"]["isHealthy"], false, "{body}");
+    assert!(body["details"]["kafka"]["message"].is_string(), "{body}");
+    own.resume();
+    let up = wait_for(Duration::from_secs(120), || {
+        health().filter(|(status, _)| *status == 200)
+    });
+    assert!(
+        up.is_some(),
+        "/healthcheck did not recover with the brokers"
+    );
 }

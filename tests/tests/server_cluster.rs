@@ -134,6 +134,37 @@ fn two_servers_share_statements_and_queries() {
     wanted.sort();
     assert_eq!(ids, wanted, "every result once");
 
+    // /clusterStatus on either server: both servers, the query's four partitions shared
+    // between them.
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let shared = wait_for(Duration::from_secs(30), || {
+        let body = agent
+            .get(format!("{}/clusterStatus", bases[1]))
+            .call()
+            .ok()?
+            .body_mut()
+            .read_to_string()
+            .ok()?;
+        let status: Value = serde_json::from_str(&body).ok()?;
+        let hosts = status["clusterStatus"].as_object()?;
+        let partitions: Vec<i64> = listens
+            .iter()
+            .map(|l| {
+                hosts.get(l)?["activeStandbyPerQuery"][&query_id]["activePartitions"]
+                    .as_array()
+                    .map(|p| p.len() as i64)
+            })
+            .collect::<Option<Vec<i64>>>()?;
+        (partitions.iter().sum::<i64>() == 4 && partitions.iter().all(|n| *n > 0)).then_some(status)
+    });
+    assert!(
+        shared.is_some(),
+        "/clusterStatus does not show the query shared by both servers"
+    );
+
     // Statements sent to the second server reach the first.
     let (status, answer) = post(
         &bases[1],

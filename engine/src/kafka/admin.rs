@@ -18,6 +18,13 @@ pub struct TopicConsumers {
     pub groups: i32,
 }
 
+/// A consumer group's member, as the brokers know it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupMember {
+    pub client_id: String,
+    pub partitions: Vec<(String, i32)>,
+}
+
 pub struct Topics {
     admin: Arc<AdminClient<DefaultClientContext>>,
     /// The embedded broker creates topics itself; it has no CreateTopics request.
@@ -175,7 +182,8 @@ impl Topics {
                 let mut read = std::collections::BTreeSet::new();
                 for member in group.members() {
                     for (topic, partitions) in assigned(member.assignment().unwrap_or_default()) {
-                        counts.entry(topic.clone()).or_default().consumers += partitions;
+                        counts.entry(topic.clone()).or_default().consumers +=
+                            partitions.len() as i32;
                         read.insert(topic);
                     }
                 }
@@ -187,6 +195,38 @@ impl Topics {
         })
         .await
         .map_err(|e| format!("cannot list consumer groups: {e}"))?
+    }
+
+    /// The members of a consumer group: each one's client id and the partitions assigned
+    /// to it (none while the group rebalances).
+    pub async fn group_members(&self, group: &str) -> Result<Vec<GroupMember>, String> {
+        if self.embedded.is_some() {
+            return Ok(Vec::new());
+        }
+        let admin = self.admin.clone();
+        let name = group.to_string();
+        tokio::task::spawn_blocking(move || {
+            let groups = admin
+                .inner()
+                .fetch_group_list(Some(&name), TIMEOUT)
+                .map_err(|e| format!("cannot describe consumer group {name}: {e}"))?;
+            let members = groups
+                .groups()
+                .iter()
+                .filter(|g| g.name() == name)
+                .flat_map(|g| g.members())
+                .map(|m| GroupMember {
+                    client_id: m.client_id().to_string(),
+                    partitions: assigned(m.assignment().unwrap_or_default())
+                        .into_iter()
+                        .flat_map(|(t, ps)| ps.into_iter().map(move |p| (t.clone(), p)))
+                        .collect(),
+                })
+                .collect();
+            Ok(members)
+        })
+        .await
+        .map_err(|e| format!("cannot describe consumer group {group}: {e}"))?
     }
 
     /// One of a topic's settings as the broker describes it (`retention.ms`, ...): `None`
@@ -236,10 +276,10 @@ impl Topics {
     }
 }
 
-/// The topics and partition counts of a consumer's assignment, in Kafka's consumer
-/// protocol (version, then per topic its name and partitions, then user data); what does
-/// not parse is no assignment.
-fn assigned(bytes: &[u8]) -> Vec<(String, i32)> {
+/// The topics and partitions of a consumer's assignment, in Kafka's consumer protocol
+/// (version, then per topic its name and partitions, then user data); what does not parse
+/// is no assignment.
+fn assigned(bytes: &[u8]) -> Vec<(String, Vec<i32>)> {
     fn take<'a>(bytes: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
         let (head, rest) = (bytes.get(..n)?, bytes.get(n..)?);
         *bytes = rest;
@@ -248,16 +288,18 @@ fn assigned(bytes: &[u8]) -> Vec<(String, i32)> {
     fn int(bytes: &mut &[u8]) -> Option<i32> {
         Some(i32::from_be_bytes(take(bytes, 4)?.try_into().ok()?))
     }
-    let parse = |mut bytes: &[u8]| -> Option<Vec<(String, i32)>> {
+    let parse = |mut bytes: &[u8]| -> Option<Vec<(String, Vec<i32>)>> {
         take(&mut bytes, 2)?;
         let topics = int(&mut bytes)?;
         let mut out = Vec::new();
         for _ in 0..topics.max(0) {
             let len = i16::from_be_bytes(take(&mut bytes, 2)?.try_into().ok()?);
             let name = String::from_utf8(take(&mut bytes, len.max(0) as usize)?.to_vec()).ok()?;
-            let partitions = int(&mut bytes)?;
-            take(&mut bytes, 4 * partitions.max(0) as usize)?;
-            out.push((name, partitions.max(0)));
+            let count = int(&mut bytes)?;
+            let partitions = (0..count.max(0))
+                .map(|_| int(&mut bytes))
+                .collect::<Option<Vec<i32>>>()?;
+            out.push((name, partitions));
         }
         Some(out)
     };
@@ -283,7 +325,10 @@ mod tests {
         bytes.extend((-1i32).to_be_bytes());
         assert_eq!(
             assigned(&bytes),
-            vec![("orders".to_string(), 2), ("users".to_string(), 1)]
+            vec![
+                ("orders".to_string(), vec![0, 3]),
+                ("users".to_string(), vec![1])
+            ]
         );
         assert!(assigned(&bytes[..9]).is_empty());
         assert!(assigned(&[]).is_empty());

@@ -5,7 +5,7 @@ mod embedded;
 mod producer;
 mod topic_settings;
 
-pub use admin::{TopicConsumers, Topics};
+pub use admin::{GroupMember, TopicConsumers, Topics};
 pub use embedded::EmbeddedBroker;
 pub use producer::SharedProducer;
 pub use topic_settings::{Holds, TopicSettings};

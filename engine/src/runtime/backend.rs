@@ -43,6 +43,9 @@ pub struct NewQuery<'a> {
     pub sink: &'a SourceDef,
     /// What its tasks count through.
     pub metrics: crate::metrics::QueryMetrics,
+    /// Where this process serves its API, when it does: its consumers carry it as their
+    /// client id, so that every server of the service can tell who runs what.
+    pub host: Option<String>,
 }
 
 /// A persistent query as the backend runs it.
@@ -150,6 +153,17 @@ impl Backend {
                 d.create_topic(topic, partitions);
                 Ok(())
             }
+        }
+    }
+
+    /// The members of a consumer group (none in the driver, which has no groups).
+    pub async fn group_members(
+        &self,
+        group: &str,
+    ) -> Result<Vec<crate::kafka::GroupMember>, String> {
+        match self {
+            Backend::Kafka(k) => k.topics.group_members(group).await,
+            Backend::Driver(_) => Ok(Vec::new()),
         }
     }
 
@@ -287,6 +301,7 @@ impl Backend {
             flow,
             sink,
             metrics,
+            host,
         } = query;
         match self {
             Backend::Kafka(k) => PersistentQuery::start(
@@ -306,6 +321,7 @@ impl Backend {
                     formats: formats.clone(),
                     state_dir: k.state_dir.join(id),
                     metrics,
+                    host,
                 },
                 sql.to_string(),
             )

@@ -60,6 +60,8 @@ pub struct QuerySpec {
     pub formats: FormatContext,
     pub state_dir: std::path::PathBuf,
     pub metrics: crate::metrics::QueryMetrics,
+    /// Where this process serves its API: the client id of the query's consumer.
+    pub host: Option<String>,
     /// Warm copies of the tasks this process does not run (`num.standby.replicas`).
     pub standbys: Option<Arc<super::Standbys>>,
 }
@@ -413,6 +415,9 @@ impl Runner {
             crate::kafka::Prefetch::Throughput,
         );
         config.set("isolation.level", guarantee.isolation_level());
+        if let Some(host) = &spec.host {
+            config.set("client.id", host);
+        }
         if operators.join().is_some() {
             // The same partition of every input goes to the same member only with the
             // range assignor: the join's co-partitioning must not hang on a default.
