@@ -247,6 +247,8 @@ pub struct Engine {
     host: std::sync::OnceLock<String>,
     /// `ALTER SYSTEM` properties: over the server's configuration, under a session's.
     system: std::sync::RwLock<BTreeMap<String, String>>,
+    /// Set by TERMINATE CLUSTER: no statement runs any more.
+    terminated: std::sync::atomic::AtomicBool,
 }
 
 /// The compacted topic usage records go to.
@@ -363,6 +365,11 @@ impl Engine {
         Ok(())
     }
 
+    /// Deletes a topic of the service (its command topic, once the cluster is terminated).
+    pub async fn delete_topic(&self, topic: &str) -> Result<()> {
+        Ok(self.backend.delete_topic(topic).await?)
+    }
+
     /// An engine on Kafka (or the embedded broker the config names).
     pub async fn start(config: EngineConfig) -> Result<Arc<Self>> {
         let max_answer = crate::settings::positive(
@@ -466,6 +473,7 @@ impl Engine {
             metrics: Arc::new(crate::metrics::Metrics::new()),
             started_at: chrono::Utc::now().timestamp_millis(),
             system: std::sync::RwLock::new(BTreeMap::new()),
+            terminated: std::sync::atomic::AtomicBool::new(false),
             usage_written_at: std::sync::Mutex::new(None),
             host: std::sync::OnceLock::new(),
         })
@@ -568,6 +576,44 @@ impl Engine {
             source,
             &self.formats,
         ))
+    }
+
+    /// Ends the service (ksqlDB's TERMINATE CLUSTER): every persistent query stops and
+    /// its internal topics are deleted, the topics queries wrote are deleted where
+    /// `delete` says so, the catalog is emptied, and the engine takes no more statements.
+    /// Returns the topics deleted.
+    pub async fn terminate_cluster(&self, delete: impl Fn(&str) -> bool) -> Result<Vec<String>> {
+        let mut state = self.state.lock().await;
+        self.terminated.store(true, Ordering::SeqCst);
+        let mut written = Vec::new();
+        let ids: Vec<String> = state.queries.keys().cloned().collect();
+        for id in &ids {
+            if let Some(mut query) = state.queries.remove(id) {
+                query.handle.stop().await;
+                self.backend.forget_query(id);
+                self.metrics.forget_query(id);
+                if let Some(sink) = state.catalog.sources.get(&query.sink) {
+                    written.push(sink.topic.clone());
+                }
+            }
+        }
+        let internal = format!("_confluent-ksql-{}query_", self.config.service_id);
+        let mut deleted = Vec::new();
+        for (topic, _, _) in self.backend.list_topics().await? {
+            let generated = written.contains(&topic) && delete(&topic);
+            if topic.starts_with(&internal) || generated {
+                self.backend.delete_topic(&topic).await?;
+                deleted.push(topic);
+            }
+        }
+        state.catalog.sources.clear();
+        state.catalog.types.clear();
+        Ok(deleted)
+    }
+
+    /// Whether TERMINATE CLUSTER ended the service here.
+    pub fn is_terminated(&self) -> bool {
+        self.terminated.load(Ordering::SeqCst)
     }
 
     /// The consumer group of each persistent query on Kafka.
@@ -859,6 +905,11 @@ impl Session {
     }
 
     pub async fn execute(&mut self, statement: &Statement) -> Result<StatementResult> {
+        if self.engine.is_terminated() {
+            return Err(EngineError::new(
+                "The cluster has been terminated: it takes no more statements.",
+            ));
+        }
         let status = |message: String| {
             Ok(StatementResult::Status {
                 message,

@@ -91,9 +91,11 @@ pub(crate) fn parse_command(offset: i64, bytes: &[u8]) -> Result<Command, String
     }
     let statement = value.get("statement");
     let failed = value.get("failed");
-    if statement.is_none_or(|s| !s.is_string()) && failed.is_none_or(|f| !f.is_u64()) {
+    let terminates = value.get("terminateCluster").is_some_and(|t| t.is_object());
+    if statement.is_none_or(|s| !s.is_string()) && failed.is_none_or(|f| !f.is_u64()) && !terminates
+    {
         return Err(format!(
-            "command topic record {offset} holds neither a statement nor a failure marker"
+            "command topic record {offset} holds neither a statement, a failure marker nor TERMINATE CLUSTER"
         ));
     }
     Ok(Command { offset, value })
@@ -110,6 +112,15 @@ impl Command {
 
 /// Runs a recorded statement in a session of its own, with its properties.
 async fn execute(engine: &Arc<Engine>, command: &Command) -> Outcome {
+    if let Some(terminate) = command.value.get("terminateCluster") {
+        let patterns: Vec<String> = terminate["deleteTopicList"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p.as_str().map(str::to_string))
+            .collect();
+        return crate::terminate::terminate_cluster(engine, &patterns).await;
+    }
     let text = command.value["statement"].as_str().unwrap_or_default();
     let mut session = Session::new(engine.clone());
     if let Some(props) = command.value["streamsProperties"].as_object() {
@@ -175,22 +186,34 @@ impl CommandTopic {
         position: brook_sql::Position,
         properties: &BTreeMap<String, String>,
     ) -> Result<Outcome, String> {
+        self.write(json!({
+            "statement": statement,
+            // Where the statement was in its request, for the places messages give.
+            "position": {"line": position.line, "column": position.column},
+            "streamsProperties": properties,
+        }))
+        .await
+    }
+
+    /// Writes TERMINATE CLUSTER with the topic patterns to delete, then waits until this
+    /// server's runner has executed it.
+    pub async fn terminate_cluster(&self, patterns: &[String]) -> Result<Outcome, String> {
+        self.write(json!({"terminateCluster": {"deleteTopicList": patterns}}))
+            .await
+    }
+
+    /// Writes a command, then waits until this server's runner has executed it.
+    async fn write(&self, mut command: serde_json::Value) -> Result<Outcome, String> {
         let request = unique_token();
         let (done, outcome) = oneshot::channel();
         self.pending
             .lock()
             .map_err(|_| "a lock was poisoned")?
             .insert(request.clone(), done);
-        let value = json!({
-            "version": COMMAND_VERSION,
-            "statement": statement,
-            // Where the statement was in its request, for the places messages give.
-            "position": {"line": position.line, "column": position.column},
-            "streamsProperties": properties,
-            "origin": self.origin,
-            "request": request,
-        })
-        .to_string();
+        command["version"] = json!(COMMAND_VERSION);
+        command["origin"] = json!(self.origin);
+        command["request"] = json!(request);
+        let value = command.to_string();
         let written = self
             .producer
             .get()
@@ -258,10 +281,23 @@ impl CommandTopic {
                             continue;
                         }
                     };
-                if command.value.get("statement").is_none() {
+                let terminates = command.value.get("terminateCluster").is_some();
+                if command.value.get("statement").is_none() && !terminates {
                     continue;
                 }
                 let outcome = execute(&engine, &command).await;
+                if terminates {
+                    // The service is gone: so is its command topic, and nothing more
+                    // is read from it.
+                    if let Err(e) = engine.delete_topic(&topic).await {
+                        tracing::warn!("cannot delete the command topic {topic}: {e}");
+                    }
+                    let request = command.value["request"].as_str().unwrap_or_default();
+                    if let Some(waiting) = pending.lock().ok().and_then(|mut p| p.remove(request)) {
+                        let _ = waiting.send(outcome);
+                    }
+                    return;
+                }
                 let mine = command.value["origin"].as_str() == Some(origin.as_str());
                 if !mine {
                     if let Err(e) = &outcome {
@@ -322,10 +358,11 @@ impl CommandTopic {
             .collect();
         let mut replayed = 0;
         let mut next = 0;
-        for command in commands
-            .iter()
-            .filter(|c| c.value.get("statement").is_some())
-        {
+        // A TERMINATE CLUSTER whose server went before it deleted the topic ends the
+        // service again.
+        for command in commands.iter().filter(|c| {
+            c.value.get("statement").is_some() || c.value.get("terminateCluster").is_some()
+        }) {
             let sequence = command.sequence();
             next = sequence + 1;
             if failed.contains(&sequence) {

@@ -118,6 +118,10 @@ pub async fn execute(
     statement: &brook_sql::ast::Statement,
 ) -> Result<Result<StatementResult, brook_engine::EngineError>, String> {
     let is_command = crate::command_topic::is_command(&statement.kind);
+    // A terminated cluster has no command topic to write to; the session says why.
+    if state.engine.is_terminated() {
+        return Ok(session.execute(statement).await);
+    }
     Ok(match &state.commands {
         crate::Commands::Recorded(commands) if is_command => {
             // One command of this server at a time, each run by the command runner.

@@ -17,6 +17,7 @@ mod query_stream;
 mod rest_proxy;
 mod routes;
 mod security;
+mod terminate;
 
 pub use limits::Limits;
 pub use observability::serve_metrics;
@@ -220,6 +221,7 @@ fn routes() -> routes::Routes<Arc<AppState>> {
         .route("/healthcheck", get(healthcheck))
         .route("/clusterStatus", get(cluster_status))
         .route("/ksql", post(ksql::handle))
+        .route("/ksql/terminate", post(terminate::handle))
         .route("/query-stream", post(query_stream::query_stream))
         .route("/query", post(query_stream::query))
         .route("/close-query", post(query_stream::close_query))

@@ -221,3 +221,102 @@ fn two_servers_share_statements_and_queries() {
         let _ = std::fs::remove_dir_all(dir);
     }
 }
+
+/// `POST /ksql/terminate`: the service's queries stop, their internal topics and the
+/// topics they wrote that the request names are deleted (others stay), the command topic
+/// goes, and the server takes no more statements.
+#[test]
+fn terminate_cluster_cleans_up_the_service() {
+    let b = broker();
+    let service = unique("ended");
+    let dir = std::env::temp_dir().join(unique("brook-state"));
+    let listen = format!("127.0.0.1:{}", free_port());
+    let server = BrookRun::serve(
+        "terminate",
+        &b.bootstrap,
+        &listen,
+        &service,
+        &dir.display().to_string(),
+    );
+    let base = format!("http://{listen}");
+    let input = unique("orders");
+    let [kept, dropped] = [unique("KEPT"), unique("DROPPED")];
+    let (status, answer) = post(
+        &base,
+        &format!(
+            "CREATE STREAM orders (id STRING KEY, amount INT) WITH (kafka_topic='{input}', value_format='JSON', partitions=2);
+             CREATE STREAM kept WITH (kafka_topic='{kept}') AS SELECT * FROM orders;
+             CREATE TABLE totals WITH (kafka_topic='{dropped}') AS SELECT id, SUM(amount) AS total FROM orders GROUP BY id;"
+        ),
+    );
+    assert_eq!(status, 200, "{answer}");
+    let internal = format!("_confluent-ksql-{service}query_");
+    let command_topic = format!("_confluent-ksql-{service}_command_topic");
+    let has_internal = || b.topic_names().iter().any(|t| t.starts_with(&internal));
+    assert!(
+        wait_for(Duration::from_secs(30), || has_internal().then_some(())).is_some(),
+        "the aggregation has no internal topics: {:?}",
+        b.topic_names()
+    );
+
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(90)))
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let terminate = |body: Value| {
+        let mut response = agent
+            .post(format!("{base}/ksql/terminate"))
+            .header("Content-Type", "application/json")
+            .send(body.to_string())
+            .expect("request");
+        let status = response.status().as_u16();
+        let text = response.body_mut().read_to_string().expect("body");
+        (
+            status,
+            serde_json::from_str::<Value>(&text).unwrap_or(Value::String(text)),
+        )
+    };
+    // A pattern that is no regular expression is refused, and nothing happens.
+    let (status, answer) = terminate(json!({"deleteTopicList": ["("]}));
+    assert_eq!(status, 400, "{answer}");
+    let (status, answer) = post(&base, "SHOW QUERIES;");
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(names(&answer, "queries", "id").len(), 2, "{answer}");
+
+    let (status, answer) =
+        terminate(json!({"deleteTopicList": [format!("{}.*", &dropped[..7]), input]}));
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        answer[0]["commandId"], "cluster/TerminateCluster/terminate",
+        "{answer}"
+    );
+    assert_eq!(answer[0]["commandStatus"]["status"], "SUCCESS", "{answer}");
+    let gone = wait_for(Duration::from_secs(30), || {
+        let topics = b.topic_names();
+        (!topics.contains(&dropped) && !topics.contains(&command_topic) && !has_internal())
+            .then_some(topics)
+    });
+    let topics = gone.unwrap_or_else(|| {
+        panic!(
+            "topics left after TERMINATE CLUSTER: {:?}; stderr:\n{}",
+            b.topic_names(),
+            server.stderr()
+        )
+    });
+    // The topic a query wrote but the list does not name stays, and so does the input,
+    // which no query wrote.
+    assert!(topics.contains(&kept), "{topics:?}");
+    assert!(topics.contains(&input), "{topics:?}");
+    let (status, answer) = post(&base, "SHOW STREAMS;");
+    assert_eq!(status, 400, "{answer}");
+    assert!(
+        answer["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("terminated")),
+        "{answer}"
+    );
+    let stderr = server.stderr();
+    assert!(server.terminate().success(), "{stderr}");
+    let _ = std::fs::remove_dir_all(dir);
+}
