@@ -239,7 +239,11 @@ fn print_listing(listing: &brook_engine::Listing) {
             }
         }
         Listing::Source(d) => print_source(d),
-        Listing::Properties(items) | Listing::Variables(items) | Listing::Types(items) => {
+        Listing::Properties {
+            properties: items, ..
+        }
+        | Listing::Variables(items)
+        | Listing::Types(items) => {
             for (k, v) in items {
                 println!("{k} = {v}");
             }

@@ -92,7 +92,12 @@ pub enum Listing {
         sources: Vec<SourceSummary>,
     },
     Queries(Vec<QuerySummary>),
-    Properties(Vec<(String, String)>),
+    /// `SHOW PROPERTIES`: name and value, and the names the session set over the
+    /// service's values.
+    Properties {
+        properties: Vec<(String, String)>,
+        overwritten: Vec<String>,
+    },
     Variables(Vec<(String, String)>),
     /// `DESCRIBE source`.
     Source(Box<SourceDescription>),
@@ -165,6 +170,8 @@ pub struct QueryDescription {
     pub topology: String,
     /// TUMBLING, HOPPING or SESSION for a query whose output is windowed.
     pub window: Option<&'static str>,
+    /// The properties its session set.
+    pub overridden: BTreeMap<String, String>,
     pub state: Option<String>,
     /// The query's latest failures, oldest first.
     pub errors: Vec<crate::runtime::QueryFailure>,
@@ -191,6 +198,8 @@ pub struct SourceDescription {
     /// Its topic's partitions and replication factor, when the topic exists.
     pub partitions: i32,
     pub replication: i32,
+    /// The streams and tables queries write from it: it cannot be dropped before them.
+    pub constraints: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -259,11 +268,12 @@ pub fn usage_topic(service_id: &str) -> String {
 struct RunningQuery {
     id: String,
     sql: String,
-    source: String,
     sink: String,
     handle: QueryHandle,
     /// What EXPLAIN shows of it.
     explained: Explained,
+    /// The properties its session set (SET, the request's), which EXPLAIN shows.
+    properties: BTreeMap<String, String>,
 }
 
 /// A query's sources, output columns and execution plan.
@@ -1141,8 +1151,9 @@ impl Session {
                     .map(|q| state.query_summary(q))
                     .collect(),
             ),
-            ast::ShowKind::Properties => Listing::Properties(
-                self.engine
+            ast::ShowKind::Properties => Listing::Properties {
+                properties: self
+                    .engine
                     .system_properties()
                     .into_iter()
                     .chain(self.properties.clone())
@@ -1157,7 +1168,8 @@ impl Session {
                         (k.clone(), shown)
                     })
                     .collect(),
-            ),
+                overwritten: self.properties.keys().cloned().collect(),
+            },
             ast::ShowKind::Variables => Listing::Variables(
                 self.variables
                     .iter()
@@ -1275,8 +1287,16 @@ impl Session {
             read_queries: state
                 .queries
                 .values()
-                .filter(|q| q.source == source.name)
+                .filter(|q| q.explained.sources.contains(&source.name))
                 .map(summary_of)
+                .collect(),
+            constraints: state
+                .queries
+                .values()
+                .filter(|q| q.explained.sources.contains(&source.name) && q.sink != source.name)
+                .map(|q| q.sink.clone())
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
                 .collect(),
             write_queries: state
                 .queries
@@ -1318,6 +1338,14 @@ impl Session {
             execution_plan: q.explained.plan.clone(),
             topology: q.explained.topology.clone(),
             window: q.explained.window,
+            overridden: q
+                .properties
+                .iter()
+                .map(|(k, v)| {
+                    let shown = if is_secret(k) { "[hidden]" } else { v };
+                    (k.clone(), shown.to_string())
+                })
+                .collect(),
             state: Some(state.query_summary(q).state),
             errors: q.handle.health().map(|h| h.failures()).unwrap_or_default(),
             host: self.engine.host.get().cloned(),
@@ -1360,6 +1388,7 @@ impl Session {
                     execution_plan: explained.plan,
                     topology: explained.topology,
                     window: explained.window,
+                    overridden: BTreeMap::new(),
                     state: None,
                     errors: Vec::new(),
                     host: None,
@@ -1785,14 +1814,7 @@ impl Session {
             }
             _ => {}
         }
-        let result = self.launch(
-            &mut state,
-            query_id,
-            sql,
-            flow,
-            &sink,
-            &create.query.from.name,
-        )?;
+        let result = self.launch(&mut state, query_id, sql, flow, &sink)?;
         state.catalog.sources.insert(sink.name.clone(), sink);
         Ok(result)
     }
@@ -1956,14 +1978,7 @@ impl Session {
         if let brook_planner::plan::Dataflow::Join(plan) = &mut flow {
             self.prepare_join(plan, &query_id).await?;
         }
-        self.launch(
-            &mut state,
-            query_id,
-            sql,
-            flow,
-            &target,
-            &insert.query.from.name,
-        )
+        self.launch(&mut state, query_id, sql, flow, &target)
     }
 
     /// Creates a join query's internal topics: its repartition topics and the changelog of
@@ -2086,7 +2101,6 @@ impl Session {
         sql: &str,
         flow: brook_planner::plan::Dataflow,
         sink: &SourceDef,
-        source: &str,
     ) -> Result<StatementResult> {
         let engine = &self.engine;
         let flow_for_explain = flow.clone();
@@ -2113,8 +2127,8 @@ impl Session {
                 explained: Explained::of(&flow_for_explain, Some(sink)),
                 id: query_id.clone(),
                 sql: sql.to_string(),
-                source: source.to_string(),
                 sink: sink.name.clone(),
+                properties: self.properties.clone(),
                 handle,
             },
         );

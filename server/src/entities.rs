@@ -58,7 +58,10 @@ pub fn listing(statement_text: &str, listing: &Listing) -> Value {
                 "warnings": [],
             })
         }
-        Listing::Properties(properties) => {
+        Listing::Properties {
+            properties,
+            overwritten,
+        } => {
             let items: Vec<Value> = properties
                 .iter()
                 .map(|(name, value)| json!({"name": name, "scope": "KSQL", "value": value}))
@@ -67,7 +70,7 @@ pub fn listing(statement_text: &str, listing: &Listing) -> Value {
                 "@type": "properties",
                 "statementText": statement_text,
                 "properties": items,
-                "overwrittenProperties": [],
+                "overwrittenProperties": overwritten,
                 "defaultProperties": [],
                 "warnings": [],
             })
@@ -295,7 +298,7 @@ fn source_description(d: &brook_engine::SourceDescription) -> Value {
         "partitions": d.partitions,
         "replication": d.replication,
         "statement": d.statement,
-        "sourceConstraints": [],
+        "sourceConstraints": d.constraints,
     })
 }
 
@@ -310,7 +313,7 @@ fn query_description(q: &brook_engine::QueryDescription) -> Value {
         "sinks": q.sinks,
         "topology": q.topology,
         "executionPlan": q.execution_plan,
-        "overriddenProperties": {},
+        "overriddenProperties": q.overridden,
         "ksqlHostQueryStatus": match (&q.host, &q.state) {
             (Some(host), Some(state)) => json!({host.clone(): state}),
             _ => json!({}),

@@ -356,6 +356,11 @@ fn statements_queries_and_errors_over_http() {
         json!([{"name": "ssl.key.password", "scope": "KSQL", "value": "[hidden]"}]),
         "secrets are not shown back"
     );
+    assert_eq!(
+        shown[1]["overwrittenProperties"],
+        json!(["ssl.key.password"]),
+        "{body}"
+    );
     let (status, body) = http.post("/ksql", &json!({"ksql": "DESCRIBE pageviews;"}).to_string());
     assert_eq!(status, 200, "{body}");
     let described: Value = serde_json::from_str(&body).expect("json");
@@ -1283,6 +1288,7 @@ fn extended_listings_describe_every_source_query_and_topic() {
     let (status, body) = http.ksql(&format!(
         "CREATE STREAM clicks (u STRING KEY, page STRING) WITH (kafka_topic = '{topic}', value_format = 'JSON');
          CREATE TABLE per_user AS SELECT u, COUNT(*) AS n FROM clicks GROUP BY u;
+         SET 'auto.offset.reset' = 'earliest';
          CREATE TABLE per_minute AS SELECT u, COUNT(*) AS n FROM clicks WINDOW TUMBLING (SIZE 1 MINUTE) GROUP BY u;"
     ));
     assert_eq!(status, 200, "{body}");
@@ -1290,7 +1296,7 @@ fn extended_listings_describe_every_source_query_and_topic() {
         .as_str()
         .expect("a query id")
         .to_string();
-    let windowed_id = body[2]["commandStatus"]["queryId"]
+    let windowed_id = body[3]["commandStatus"]["queryId"]
         .as_str()
         .expect("a query id")
         .to_string();
@@ -1308,6 +1314,12 @@ fn extended_listings_describe_every_source_query_and_topic() {
     assert_eq!(clicks["extended"], true);
     assert_eq!(clicks["topic"], topic.as_str());
     assert_eq!(clicks["partitions"], 2);
+    // What queries write from it holds it: DROP refuses until they are gone.
+    assert_eq!(
+        clicks["sourceConstraints"],
+        json!(["PER_MINUTE", "PER_USER"]),
+        "{body}"
+    );
     let readers: Vec<&str> = clicks["readQueries"]
         .as_array()
         .into_iter()
@@ -1358,6 +1370,13 @@ fn extended_listings_describe_every_source_query_and_topic() {
         .find(|q| q["id"] == windowed_id.as_str())
         .unwrap_or_else(|| panic!("{windowed_id} is not described: {body}"));
     assert_eq!(windowed["windowType"], "TUMBLING", "{body}");
+    // The properties each query's session set.
+    assert_eq!(
+        windowed["overriddenProperties"],
+        json!({"auto.offset.reset": "earliest"}),
+        "{body}"
+    );
+    assert_eq!(query["overriddenProperties"], json!({}), "{body}");
 
     // Once the queries' consumers have their partitions, the topic counts them: two
     // groups, each with the topic's two partitions.

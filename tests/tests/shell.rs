@@ -189,6 +189,24 @@ fn shell_runs_statements_from_the_command_line_and_files() {
     assert_eq!(rows, ["[\"s1\",20.5]", "[\"s1\",20.5]"], "{out}");
     assert!(out.contains("Limit Reached"), "{out}");
 
+    // SPOOL copies each statement (as `ksql> ...`) and what it printed to a file, until
+    // SPOOL OFF.
+    let spooled = dir.join("spool.txt");
+    let (ok, out, err) = shell(&[
+        &setup.url,
+        "-e",
+        &format!(
+            "SPOOL {}; SHOW STREAMS; SPOOL OFF; SHOW TABLES;",
+            spooled.display()
+        ),
+    ]);
+    assert!(ok, "{out}\n{err}");
+    let text = std::fs::read_to_string(&spooled).expect("the spool file");
+    assert!(text.contains("ksql> SHOW STREAMS;"), "{text}");
+    assert!(text.contains("| READINGS"), "{text}");
+    assert!(!text.contains("SHOW TABLES"), "{text}");
+    assert!(out.contains("| READINGS"), "{out}");
+
     // A failing statement stops the run with its message and a failure status.
     let (ok, _, err) = shell(&[&setup.url, "-e", "SELECT nope FROM readings;"]);
     assert!(!ok);

@@ -54,6 +54,31 @@ struct Shell {
     sources: Arc<Mutex<Vec<String>>>,
     /// Set by Ctrl-C while a query streams.
     interrupted: Arc<AtomicBool>,
+    /// `SPOOL file`: where statements and what they print are copied, until `SPOOL OFF`.
+    spool: Option<(PathBuf, std::fs::File)>,
+}
+
+/// What the shell prints: to stdout, and to the spool file while one is open.
+struct Output {
+    spool: Option<std::fs::File>,
+}
+
+impl Write for Output {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        std::io::stdout().write_all(bytes)?;
+        if let Some(file) = &mut self.spool {
+            file.write_all(bytes)?;
+        }
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stdout().flush()?;
+        if let Some(file) = &mut self.spool {
+            file.flush()?;
+        }
+        Ok(())
+    }
 }
 
 pub async fn run(args: ShellArgs) -> ExitCode {
@@ -95,6 +120,7 @@ pub async fn run(args: ShellArgs) -> ExitCode {
             format: args.output,
             sources: Arc::default(),
             interrupted,
+            spool: None,
         };
         let script = match (&args.execute, &args.file) {
             (Some(text), _) => Some(text.clone()),
@@ -181,7 +207,7 @@ impl Shell {
                         return ExitCode::SUCCESS;
                     }
                     if let Err(e) = self.run_text(&line) {
-                        println!("{e}");
+                        let _ = writeln!(self.output(), "{e}");
                     }
                 }
                 Err(rustyline::error::ReadlineError::Interrupted) => continue,
@@ -210,8 +236,36 @@ impl Shell {
             .map(str::to_uppercase)
             .collect();
         let words: Vec<&str> = words.iter().map(String::as_str).collect();
-        let mut out = std::io::stdout();
+        if let Some((_, file)) = &mut self.spool {
+            // The statement, prefixed as ksqlDB's CLI spools it, then what it printed.
+            let _ = writeln!(file, "ksql> {};", text.trim());
+        }
+        let mut out = self.output();
         match words.as_slice() {
+            ["SPOOL", target] => {
+                let target = text.split_whitespace().nth(1).unwrap_or(target);
+                if target.eq_ignore_ascii_case("OFF") {
+                    return match self.spool.take() {
+                        Some((path, _)) => {
+                            println!("Spooling stopped: {}", path.display());
+                            Ok(())
+                        }
+                        None => Err("Not spooling: SPOOL <file> starts".into()),
+                    };
+                }
+                if let Some((path, _)) = &self.spool {
+                    return Err(format!(
+                        "Already spooling to {}: SPOOL OFF first",
+                        path.display()
+                    ));
+                }
+                let path = PathBuf::from(target.trim_matches('\''));
+                let file = std::fs::File::create(&path)
+                    .map_err(|e| format!("cannot spool to {}: {e}", path.display()))?;
+                println!("Spooling to {}", path.display());
+                self.spool = Some((path, file));
+                return Ok(());
+            }
             ["OUTPUT", format] => {
                 self.format = match *format {
                     "JSON" => Format::Json,
@@ -284,7 +338,7 @@ impl Shell {
             .client
             .query(&format!("{sql};"), &self.local.properties)
             .map_err(|e| failure_text(&e))?;
-        let mut out = std::io::stdout();
+        let mut out = self.output();
         if self.format == Format::Json {
             let _ = writeln!(
                 out,
@@ -371,6 +425,16 @@ impl Shell {
         Ok(())
     }
 
+    /// Where output goes: stdout, and the spool file while one is open.
+    fn output(&self) -> Output {
+        Output {
+            spool: self
+                .spool
+                .as_ref()
+                .and_then(|(_, file)| file.try_clone().ok()),
+        }
+    }
+
     /// Lists the server's streams and tables again, for Tab completion.
     fn refresh_sources(&self) {
         let Ok(entities) = self.client.ksql(
@@ -414,6 +478,7 @@ fn print_help() {
         "Statements end with ';' and may span lines. Besides ksqlDB's SQL:
   OUTPUT JSON | OUTPUT TABULAR;   how answers are shown
   RUN SCRIPT '/path/file.sql';    runs a file's statements
+  SPOOL <file> | SPOOL OFF;       copies statements and their output to a file
   SET / UNSET / DEFINE / UNDEFINE stay in this shell and go with every request
   Ctrl-C                          ends a running query (not the shell)
   exit, quit, Ctrl-D              leave"
