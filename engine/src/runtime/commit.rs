@@ -169,6 +169,69 @@ impl TaskProducer {
     }
 }
 
+/// ksqlDB's default `commit.interval.ms`.
+const COMMIT_INTERVAL_MS: u64 = 2000;
+
+/// Input offsets a task may commit (their records' outputs and changelog records are
+/// acknowledged) but has not yet. At least once, a busy task commits them every
+/// `commit.interval.ms` (or `ksql.streams.commit.interval.ms`; ksqlDB's default is 2 s)
+/// rather than after every batch; an idle one commits them at once.
+pub struct PendingCommits {
+    interval: std::time::Duration,
+    last: std::time::Instant,
+    next: Positions,
+    records: usize,
+}
+
+impl PendingCommits {
+    pub fn new(properties: &BTreeMap<String, String>) -> Result<Self, String> {
+        let value = properties
+            .get("commit.interval.ms")
+            .or_else(|| properties.get("ksql.streams.commit.interval.ms"))
+            .map(|v| v.trim());
+        let ms = match value {
+            None | Some("") => COMMIT_INTERVAL_MS,
+            Some(text) => text.parse::<u64>().map_err(|_| {
+                format!("commit.interval.ms must be a whole number of milliseconds, not '{text}'")
+            })?,
+        };
+        Ok(Self {
+            interval: std::time::Duration::from_millis(ms),
+            last: std::time::Instant::now(),
+            next: Positions::new(),
+            records: 0,
+        })
+    }
+
+    /// Offsets after `records` more records that may be committed.
+    pub fn add(&mut self, next: Positions, records: usize) {
+        advance(&mut self.next, next);
+        self.records += records;
+    }
+
+    /// Partitions this consumer lost: their new owner reads them from the last commit.
+    pub fn forget(&mut self, revoked: &[(String, i32)]) {
+        for (topic, partition) in revoked {
+            self.next.remove(&(topic.clone(), *partition));
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.next.is_empty() && self.records == 0
+    }
+
+    /// What to commit now, with the number of records it covers: everything pending
+    /// once the interval has passed since the last commit, or at once when `idle`.
+    pub fn due(&mut self, idle: bool) -> Option<(Positions, usize)> {
+        if self.is_empty() || !(idle || self.last.elapsed() >= self.interval) {
+            return None;
+        }
+        self.last = std::time::Instant::now();
+        let records = std::mem::take(&mut self.records);
+        Some((std::mem::take(&mut self.next), records))
+    }
+}
+
 /// Each input partition's next offset to read.
 pub type Positions = BTreeMap<(String, i32), i64>;
 
@@ -234,6 +297,30 @@ pub fn process_id(state_dir: &std::path::Path) -> Result<String, String> {
 
 #[cfg(test)]
 mod tests {
+    use super::PendingCommits;
+
+    #[test]
+    fn pending_commits_wait_for_the_interval_unless_idle() {
+        let props = |v: &str| [("commit.interval.ms".to_string(), v.to_string())].into();
+        let mut pending = PendingCommits::new(&props("60000")).unwrap();
+        assert!(pending.due(true).is_none(), "nothing to commit");
+        pending.add([(("t".to_string(), 0), 5)].into(), 5);
+        pending.add(
+            [(("t".to_string(), 0), 9), (("t".to_string(), 1), 2)].into(),
+            6,
+        );
+        assert!(pending.due(false).is_none(), "within the interval");
+        pending.forget(&[("t".to_string(), 1)]);
+        let (next, records) = pending.due(true).expect("idle: at once");
+        assert_eq!(next, [(("t".to_string(), 0), 9)].into());
+        assert_eq!(records, 11);
+        assert!(pending.is_empty());
+        let mut every_batch = PendingCommits::new(&props("0")).unwrap();
+        every_batch.add([(("t".to_string(), 0), 1)].into(), 1);
+        assert!(every_batch.due(false).is_some());
+        assert!(PendingCommits::new(&props("soon")).is_err());
+    }
+
     use super::*;
 
     #[test]

@@ -3,14 +3,13 @@
 //! every output of it (and of every batch before it) is acknowledged, so at-least-once
 //! holds whatever the overlap.
 
-use super::commit::{advance, offsets_of, positions, Positions};
+use super::commit::{advance, positions, Positions};
 use super::supervisor::TaskError;
 use crate::pipeline::InputRecord;
 use futures::channel::oneshot::Canceled;
 use futures::FutureExt;
 use rdkafka::producer::future_producer::OwnedDeliveryResult;
 use rdkafka::producer::DeliveryFuture;
-use rdkafka::TopicPartitionList;
 use std::collections::VecDeque;
 use std::future::Future;
 
@@ -38,9 +37,9 @@ pub struct Settled {
 }
 
 impl Settled {
-    /// The offsets to commit.
-    pub fn offsets(&self) -> Result<TopicPartitionList, TaskError> {
-        offsets_of(&self.next)
+    /// The next offset of each input partition the settled batches reached.
+    pub fn into_positions(self) -> Positions {
+        self.next
     }
 
     /// Adds what later batches settled.
@@ -189,8 +188,7 @@ mod tests {
     }
 
     fn committed(settled: &Settled) -> Vec<(i32, i64)> {
-        settled
-            .offsets()
+        crate::runtime::commit::offsets_of(&settled.next)
             .unwrap()
             .elements()
             .iter()

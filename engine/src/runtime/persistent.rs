@@ -2,7 +2,7 @@
 //! Offsets are committed only after the broker acknowledged everything the records
 //! produced, so a crash repeats work but never loses it.
 
-use super::commit::{next_offsets, Guarantee, TaskProducer};
+use super::commit::{next_offsets, offsets_of, positions, Guarantee, PendingCommits, TaskProducer};
 use super::in_flight::{InFlight, Settled, MAX_IN_FLIGHT};
 use super::merge::Merger;
 use super::placement::Placement;
@@ -104,6 +104,8 @@ struct Runner {
     /// are being delivered while it goes on (stateful tasks wait for theirs, since their
     /// stores take a batch's changes only once its changelog records are acknowledged).
     in_flight: Option<InFlight>,
+    /// At least once: offsets to commit once `commit.interval.ms` has passed, or when idle.
+    pending: PendingCommits,
 }
 
 /// A join input read from its source topic and written to its repartition topic, keyed
@@ -467,6 +469,7 @@ impl Runner {
             .then(|| InFlight::new(&spec.sink.topic));
         Ok(Runner {
             in_flight,
+            pending: PendingCommits::new(properties).map_err(TaskError::fatal)?,
             subscribed,
             purger,
             placement,
@@ -573,6 +576,9 @@ impl Runner {
                 Some(Duration::from_millis(100))
             } else if delivering {
                 Some(Duration::from_millis(10))
+            } else if !self.pending.is_empty() {
+                // Offsets wait for the commit interval: an idle moment commits them.
+                Some(Duration::from_millis(100))
             } else {
                 None
             };
@@ -588,6 +594,10 @@ impl Runner {
                 break;
             };
             let revoked = self.rebalances.take_revoked();
+            self.pending.forget(&revoked);
+            if fetched.is_empty() {
+                self.commit_due(true, CommitMode::Async).await?;
+            }
             if let Some(in_flight) = &mut self.in_flight {
                 in_flight.forget(&revoked);
                 let settled = in_flight.settle(fetched.is_empty()).await?;
@@ -788,28 +798,34 @@ impl Runner {
                 CommitMode::Async
             };
             let done = batch.len() + forwarded.len();
-            let offsets = next_offsets(batch.iter().chain(&forwarded))?;
-            let (producer, consumer) = (&mut self.producer, &self.consumer);
-            let started = Instant::now();
-            tokio::task::block_in_place(|| producer.commit(consumer, &offsets, mode))?;
-            self.metrics.committed_in(started.elapsed());
             self.metrics.consumed(batch.iter().chain(&forwarded));
             if exactly_once {
+                // The transaction holds the batch's outputs, changelog records and offsets.
+                let offsets = next_offsets(batch.iter().chain(&forwarded))?;
+                let (producer, consumer) = (&mut self.producer, &self.consumer);
+                let started = Instant::now();
+                tokio::task::block_in_place(|| producer.commit(consumer, &offsets, mode))?;
+                self.metrics.committed_in(started.elapsed());
                 self.flush_stores(&sent)?;
+                self.health.add_committed(done as u64);
+                self.purger.committed(&offsets).await;
+            } else {
+                self.pending
+                    .add(positions(batch.iter().chain(&forwarded)), done);
+                self.commit_due(false, mode).await?;
             }
-            self.health.add_committed(done as u64);
             let (keys, bytes) = [&self.states, &self.source_states]
                 .into_iter()
                 .flatten()
                 .map(|s| s.size())
                 .fold((0, 0), |(k, b), (k2, b2)| (k + k2, b + b2));
             self.metrics.state(keys, bytes);
-            self.purger.committed(&offsets).await;
         }
         if let Some(in_flight) = &mut self.in_flight {
             let settled = in_flight.settle_all().await?;
             self.committed(settled).await?;
         }
+        self.commit_due(true, CommitMode::Sync).await?;
         // Records held back were not processed: their offsets stay uncommitted; under
         // exactly-once every processed record's offset is committed with its transaction.
         if merger.is_some() || self.producer.guarantee() == Guarantee::ExactlyOnce {
@@ -826,17 +842,29 @@ impl Runner {
         Ok(())
     }
 
-    /// Commits what batches in flight settled: their outputs are all acknowledged.
+    /// Takes what batches in flight settled (their outputs are all acknowledged) into the
+    /// offsets to commit, and commits them if they are due.
     async fn committed(&mut self, settled: Settled) -> Result<(), TaskError> {
         if settled.records == 0 {
             return Ok(());
         }
-        let offsets = settled.offsets()?;
+        let records = settled.records;
+        self.pending.add(settled.into_positions(), records);
+        self.commit_due(false, CommitMode::Async).await
+    }
+
+    /// Commits the pending offsets if the commit interval has passed, or at once when the
+    /// task is `idle`; the repartition topics are purged up to them.
+    async fn commit_due(&mut self, idle: bool, mode: CommitMode) -> Result<(), TaskError> {
+        let Some((next, records)) = self.pending.due(idle) else {
+            return Ok(());
+        };
+        let offsets = offsets_of(&next)?;
         let started = Instant::now();
         let (producer, consumer) = (&mut self.producer, &self.consumer);
-        tokio::task::block_in_place(|| producer.commit(consumer, &offsets, CommitMode::Async))?;
+        tokio::task::block_in_place(|| producer.commit(consumer, &offsets, mode))?;
         self.metrics.committed_in(started.elapsed());
-        self.health.add_committed(settled.records as u64);
+        self.health.add_committed(records as u64);
         self.purger.committed(&offsets).await;
         Ok(())
     }
