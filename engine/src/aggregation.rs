@@ -31,7 +31,7 @@ const EXPIRY: u8 = 4;
 
 /// An aggregate row as stored: the grouping key's values, each aggregate's state, and the
 /// time of the record that last changed it.
-#[derive(serde::Serialize, serde::Deserialize)]
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
 struct Stored {
     keys: Vec<Value>,
     states: Vec<Value>,
@@ -72,6 +72,11 @@ pub struct Aggregation {
     late: std::sync::atomic::AtomicU64,
     pre: Pipeline,
     converter: Option<RowConverter>,
+    /// The aggregate rows the batch at hand changed, decoded: each is read and decoded
+    /// once per batch and written back (encoded, into the store and so its changelog)
+    /// once at the batch's end, not once per record. Off for session windows and EMIT
+    /// FINAL, whose range reads must see each write at once.
+    rows: Option<std::sync::Mutex<std::collections::HashMap<Vec<u8>, Stored>>>,
 }
 
 use crate::internal_format::encode;
@@ -145,7 +150,12 @@ impl Aggregation {
             .map(|p| SortField::new(arrow_type(&p.expr.data_type)))
             .collect();
         let converter = RowConverter::new(fields).ok();
+        let sessions = matches!(
+            plan.window.as_ref().map(|w| w.kind),
+            Some(WindowKind::Session { .. })
+        );
         Self {
+            rows: (!plan.emit_final && !sessions).then(Default::default),
             join: plan
                 .join
                 .as_ref()
@@ -402,14 +412,32 @@ impl Aggregation {
         self.apply(changes_in, store, errors)
     }
 
-    /// Applies group changes in order: streams through their windows, tables by taking
-    /// old values away and adding new ones.
+    /// Applies group changes in order, then writes the aggregate rows they changed back
+    /// to the store (whether or not they all applied, as each write used to go).
     fn apply(
         &self,
         changes_in: Vec<(Repartitioned, i64)>,
         store: &mut Store,
         errors: &mut Vec<RecordError>,
     ) -> Result<Output, String> {
+        let applied = self.apply_changes(changes_in, store, errors);
+        self.write_back(store);
+        let changes = applied?;
+        if let Some(stream_time) = changes.1 {
+            store.put(STREAM_TIME, &encode(&stream_time));
+            self.expire(store, stream_time)?;
+        }
+        self.project(changes.0)
+    }
+
+    /// Applies group changes in order: streams through their windows, tables by taking
+    /// old values away and adding new ones. Returns the changes and the stream time.
+    fn apply_changes(
+        &self,
+        changes_in: Vec<(Repartitioned, i64)>,
+        store: &mut Store,
+        errors: &mut Vec<RecordError>,
+    ) -> Result<(Vec<Change>, Option<i64>), String> {
         let groups: Vec<&Vec<Value>> = changes_in.iter().map(|(c, _)| &c.group).collect();
         let keys = self.group_bytes(&groups)?;
         let mut stream_time: i64 = match store.get(STREAM_TIME).map_err(|e| e.to_string())? {
@@ -460,11 +488,43 @@ impl Aggregation {
                 self.release_closed(store, stream_time, &mut changes)?;
             }
         }
-        if stream_time != i64::MIN {
-            store.put(STREAM_TIME, &encode(&stream_time));
-            self.expire(store, stream_time)?;
+        Ok((changes, (stream_time != i64::MIN).then_some(stream_time)))
+    }
+
+    /// An aggregate row: the batch's copy if it changed it, else the store's.
+    fn stored(&self, store: &Store, store_key: &[u8]) -> Result<Option<Stored>, String> {
+        if let Some(rows) = &self.rows {
+            let rows = rows.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(row) = rows.get(store_key) {
+                return Ok(Some(row.clone()));
+            }
         }
-        self.project(changes)
+        match store.get(store_key).map_err(|e| e.to_string())? {
+            Some(bytes) => Ok(Some(decode::<Stored>(&bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Keeps an aggregate row's new value: in the batch's rows, or in the store.
+    fn keep(&self, store: &mut Store, store_key: &[u8], row: Stored) {
+        match &self.rows {
+            Some(rows) => {
+                rows.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(store_key.to_vec(), row);
+            }
+            None => store.put_owned(store_key.to_vec(), encode(&row)),
+        }
+    }
+
+    /// Writes the rows the batch changed to the store.
+    fn write_back(&self, store: &mut Store) {
+        if let Some(rows) = &self.rows {
+            let rows = std::mem::take(&mut *rows.lock().unwrap_or_else(|p| p.into_inner()));
+            for (key, row) in rows {
+                store.put_owned(key, encode(&row));
+            }
+        }
     }
 
     /// A table row's old values leave a group and (or) its new ones join it: one change.
@@ -576,11 +636,8 @@ impl Aggregation {
             }
             let store_key = prefixed(AGGREGATES, &window_key(key, w));
             // A window's time is the latest of its records'.
-            let (states, latest) = match store.get(&store_key).map_err(|e| e.to_string())? {
-                Some(bytes) => {
-                    let stored = decode::<Stored>(&bytes)?;
-                    (stored.states, stored.rowtime.max(rowtime))
-                }
+            let (states, latest) = match self.stored(store, &store_key)? {
+                Some(stored) => (stored.states, stored.rowtime.max(rowtime)),
                 None => {
                     // A new window: it is deleted once past its retention.
                     store.put(&expiry_key(&store_key, w.start), &[]);
@@ -689,10 +746,9 @@ impl Aggregation {
     }
 
     fn load(&self, store: &Store, store_key: &[u8]) -> Result<Vec<Value>, String> {
-        match store.get(store_key).map_err(|e| e.to_string())? {
-            Some(bytes) => Ok(decode::<Stored>(&bytes)?.states),
-            None => Ok(self.initial()),
-        }
+        Ok(self
+            .stored(store, store_key)?
+            .map_or_else(|| self.initial(), |row| row.states))
     }
 
     fn add(
@@ -721,11 +777,10 @@ impl Aggregation {
         changes: &mut Vec<Change>,
     ) {
         let previous = match &self.plan.having {
-            Some(_) => store
-                .get(store_key)
+            Some(_) => self
+                .stored(store, store_key)
                 .ok()
                 .flatten()
-                .and_then(|b| decode::<Stored>(&b).ok())
                 .map(|old| self.results(&old.states)),
             None => None,
         };
@@ -734,15 +789,14 @@ impl Aggregation {
             states: states.to_vec(),
             rowtime,
         };
-        let bytes = encode(&stored);
-        store.put(store_key, &bytes);
-        if self.plan.emit_final {
-            if let Some(w) = window {
-                // Held back, ordered by window end, until the window closes.
-                store.put(&held_key(store_key, w), &bytes);
-                return;
-            }
+        if let (true, Some(w)) = (self.plan.emit_final, window) {
+            // Held back, ordered by window end, until the window closes.
+            let bytes = encode(&stored);
+            store.put(store_key, &bytes);
+            store.put(&held_key(store_key, w), &bytes);
+            return;
         }
+        self.keep(store, store_key, stored);
         changes.push(Change {
             keys: group.to_vec(),
             results: self.results(states),
@@ -967,6 +1021,40 @@ mod tests {
             key: Some(key.as_bytes().to_vec()),
             value: Some(b"{\"V\": 1}".to_vec()),
         }
+    }
+
+    #[test]
+    fn a_batch_keeps_its_rows_decoded_and_emits_every_update() {
+        let a = aggregation(
+            "CREATE STREAM s (k STRING KEY, v BIGINT) WITH (kafka_topic='t', value_format='JSON');
+             CREATE TABLE c AS SELECT k, COUNT(*) AS n, SUM(v) AS total FROM s
+               WINDOW TUMBLING (SIZE 10 MILLISECONDS) GROUP BY k HAVING COUNT(*) > 1;",
+        );
+        let mut store = Store::memory();
+        let mut errors = Vec::new();
+        let records: Vec<InputRecord> = (0..6)
+            .map(|i| record(i, if i % 2 == 0 { "a" } else { "b" }, 1))
+            .collect();
+        let out = a
+            .process(&records, &mut store, &mut errors)
+            .expect("process");
+        // HAVING holds from each key's second record on: four updates, each one shown.
+        assert_eq!(out.len, 4);
+        // Two rows changed: the store (and so the changelog) has each once.
+        let rows = store
+            .pending()
+            .filter(|(k, _)| k.first() == Some(&AGGREGATES))
+            .count();
+        assert_eq!(rows, 2);
+        // The next batch starts from what the first wrote.
+        store.flush(None).unwrap();
+        let out = a
+            .process(&[record(6, "a", 2)], &mut store, &mut errors)
+            .expect("process");
+        assert_eq!(out.len, 1);
+        let total = crate::arrays::value_at(&out.columns[2], &brook_sql::ast::DataType::BigInt, 0);
+        assert_eq!(total, Value::BigInt(4));
+        assert!(errors.is_empty());
     }
 
     #[test]

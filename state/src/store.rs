@@ -99,6 +99,15 @@ impl Store {
         self.pending.insert(key, Some(value.to_vec()));
     }
 
+    /// `put` of a key and value the caller gives away: no copies outside a namespace.
+    pub fn put_owned(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        let key = match self.namespace.is_empty() {
+            true => key,
+            false => [self.namespace.as_slice(), &key].concat(),
+        };
+        self.pending.insert(key, Some(value));
+    }
+
     pub fn delete(&mut self, key: &[u8]) {
         let key = self.full(key).into_owned();
         self.pending.insert(key, None);
